@@ -1,0 +1,1 @@
+"""The `fakelens` command: one module per sub-command, each light to import."""

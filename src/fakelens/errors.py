@@ -1,0 +1,50 @@
+"""The project's exception types: every user-facing failure names the file and the cause."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class FakelensError(Exception):
+    """Base of every error fakelens raises on purpose; the CLI prints these without a traceback."""
+
+
+class MediaError(FakelensError):
+    """A video or audio file cannot be read as asked (missing, empty, truncated, no stream...)."""
+
+    def __init__(self, path: str | Path, cause: str):
+        self.path = str(path)
+        self.cause = cause
+        super().__init__(f"{self.path}: {cause}")
+
+
+class FormatError(FakelensError):
+    """A dataset, label or submission file is malformed; names the file, the row/line and the problem."""
+
+    def __init__(self, path: str | Path, problem: str, line: int | None = None, item: str | None = None):
+        self.path = str(path)
+        self.problem = problem
+        self.line = line
+        self.item = item
+        where = self.path
+        if line is not None:
+            where += f", line {line}"
+        if item is not None:
+            where += f", {item}"
+        super().__init__(f"{where}: {problem}")
+
+
+class ConfigError(FakelensError):
+    """A configuration key or value is wrong (unknown keys get a suggestion)."""
+
+
+class SubmissionError(FormatError):
+    """A submission would be rejected by the organisers (missing/extra ids, bad scores or segments)."""
+
+
+class BudgetError(FakelensError):
+    """A model exceeds the configured parameter budget."""
+
+
+class MissingDependencyError(FakelensError):
+    """An optional dependency is not installed; the message gives the install command."""

@@ -1,0 +1,177 @@
+"""Core types shared by every stage: what a video is, its label, its fake segments, a prediction.
+
+Times are seconds everywhere. Format readers produce `VideoRecord`s; nothing downstream reads raw JSON.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+
+class Label(str, Enum):
+    """Video-level label. UNKNOWN is a test video whose label is not shipped."""
+
+    REAL = "real"
+    FAKE = "fake"
+    UNKNOWN = "unknown"
+
+    @property
+    def as_int(self) -> int:
+        """1 = fake, 0 = real; raises for UNKNOWN."""
+        if self is Label.UNKNOWN:
+            raise ValueError("label is unknown")
+        return int(self is Label.FAKE)
+
+
+class Modality(str, Enum):
+    """Which stream of a video was manipulated."""
+
+    NONE = "none"
+    VISUAL = "visual"
+    AUDIO = "audio"
+    BOTH = "both"
+
+    @classmethod
+    def from_flags(cls, visual: bool, audio: bool) -> "Modality":
+        if visual and audio:
+            return cls.BOTH
+        if visual:
+            return cls.VISUAL
+        if audio:
+            return cls.AUDIO
+        return cls.NONE
+
+    @property
+    def visual(self) -> bool:
+        return self in (Modality.VISUAL, Modality.BOTH)
+
+    @property
+    def audio(self) -> bool:
+        return self in (Modality.AUDIO, Modality.BOTH)
+
+
+@dataclass(frozen=True, order=True)
+class Segment:
+    """A time interval [start, end) in seconds."""
+
+    start: float
+    end: float
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.start) and math.isfinite(self.end)):
+            raise ValueError(f"segment bounds must be finite, got [{self.start}, {self.end}]")
+        if self.start < 0 or self.end <= self.start:
+            raise ValueError(f"segment needs 0 <= start < end, got [{self.start}, {self.end}]")
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+    def iou(self, other: "Segment") -> float:
+        """Temporal IoU with the official definition: overlap / (max end - min start)."""
+        inter = max(0.0, min(self.end, other.end) - max(self.start, other.start))
+        union = max(self.end, other.end) - min(self.start, other.start)
+        return inter / union if union > 0 else 0.0
+
+    def to_list(self) -> list[float]:
+        return [self.start, self.end]
+
+
+def frame_labels(segments: Iterable[Segment], fps: float, n_frames: int) -> np.ndarray:
+    """Per-frame 0/1 labels: frames int(start*fps) to int(end*fps) (exclusive) are fake.
+
+    Returns an int64 array of shape (n_frames,).
+    """
+    labels = np.zeros(n_frames, dtype=np.int64)  # (n_frames,)
+    for seg in segments:
+        a = max(0, int(seg.start * fps))
+        b = min(n_frames, int(seg.end * fps))
+        if b > a:
+            labels[a:b] = 1
+    return labels
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    """One video of a dataset, as every format reader produces it.
+
+    `segments` are the fake time segments of any modality; `visual_segments` and
+    `audio_segments` are the per-modality ones where the dataset ships them.
+    """
+
+    id: str
+    path: Path | None
+    label: Label
+    segments: tuple[Segment, ...] = ()
+    modality: Modality = Modality.NONE
+    split: str | None = None
+    original: str | None = None
+    source: str = ""
+    visual_segments: tuple[Segment, ...] = ()
+    audio_segments: tuple[Segment, ...] = ()
+    duration: float | None = None
+    fps: float | None = None
+    n_frames: int | None = None
+    audio_model: str | None = None
+
+    @property
+    def is_fake(self) -> bool:
+        return self.label is Label.FAKE
+
+    @property
+    def has_label(self) -> bool:
+        return self.label is not Label.UNKNOWN
+
+    def frame_labels(self, fps: float, n_frames: int) -> np.ndarray:
+        """0/1 per frame from the fake segments; for a fake video without segments every frame is fake."""
+        if self.is_fake and not self.segments:
+            return np.ones(n_frames, dtype=np.int64)  # (n_frames,)
+        return frame_labels(self.segments, fps, n_frames)
+
+
+@dataclass(frozen=True, order=True)
+class Proposal:
+    """A temporal localization proposal: a fake segment with a confidence."""
+
+    confidence: float
+    start: float
+    end: float
+
+    def to_list(self) -> list[float]:
+        return [self.confidence, self.start, self.end]
+
+
+@dataclass
+class Prediction:
+    """What the inference pipeline returns for one video.
+
+    `score` is P(fake) for the whole video. `frame_times`/`frame_scores` are the per-frame (or
+    per-window) fakeness over time. `fallback` names the documented fallback used, if any
+    (e.g. "no_face: full frame"); it is None for a normal prediction.
+    """
+
+    id: str
+    score: float
+    proposals: tuple[Proposal, ...] = ()
+    frame_times: np.ndarray | None = None  # (T,) seconds
+    frame_scores: np.ndarray | None = None  # (T,) P(fake) per frame
+    audio_times: np.ndarray | None = None  # (A,) seconds
+    audio_scores: np.ndarray | None = None  # (A,) P(fake) per audio window
+    fallback: str | None = None
+    extras: dict[str, float] = field(default_factory=dict)
+
+
+def segments_from_pairs(pairs: Sequence[Sequence[float]]) -> tuple[Segment, ...]:
+    """[[start, end], ...] -> sorted tuple of Segments (raises ValueError on a bad pair)."""
+    out = []
+    for pair in pairs:
+        if len(pair) != 2:
+            raise ValueError(f"a segment is [start, end], got {list(pair)!r}")
+        out.append(Segment(float(pair[0]), float(pair[1])))
+    return tuple(sorted(out))
