@@ -28,15 +28,20 @@ def write_video(
     audio_codec: str | None = None,
     crf: int = 23,
     rotation: int = 0,
+    gop: int | None = None,
 ) -> Path:
     """Encode `frames` (each uint8 RGB (H, W, 3)) at `fps`, plus mono float32 `audio` in [-1, 1].
 
     The file is written atomically. `audio_codec` defaults to AAC for mp4 and FLAC otherwise.
-    `rotation` (degrees) is stored as display-matrix side data, as phones do.
+    `rotation` (clockwise degrees a player must turn the stored frames, as the old `rotate` tag)
+    is stored as display-matrix side data, as phones do; `fakelens.io.video.probe` reads it back.
+    `gop` puts a keyframe every `gop` frames (the encoder's default when None).
     """
     import av
 
     path = Path(path)
+    if rotation % 90:
+        raise ValueError(f"rotation must be a multiple of 90 degrees, got {rotation}")
     rate = Fraction(fps).limit_denominator(1001)
     if audio_codec is None:
         audio_codec = "aac" if path.suffix.lower() in (".mp4", ".m4v", ".mov") else "flac"
@@ -54,9 +59,17 @@ def write_video(
             vstream.height = h - (h % 2) if _PIX_FMT.get(codec, "yuv420p") == "yuv420p" else h
             vstream.pix_fmt = _PIX_FMT.get(codec, "yuv420p")
             if codec in ("h264", "libx264"):
-                vstream.options = {"crf": str(crf), "preset": "veryfast"}
-            if rotation:
-                vstream.metadata["rotate"] = str(rotation)
+                options = {"crf": str(crf), "preset": "veryfast"}
+                if gop is not None:
+                    # gop_size alone gives x264 keyint gop-1 here; pin it and disable scene cuts.
+                    options["x264-params"] = f"keyint={gop}:min-keyint={gop}:scenecut=0"
+                vstream.options = options
+            if gop is not None:
+                vstream.codec_context.gop_size = int(gop)
+            if rotation % 360:
+                # FFmpeg 8 ignores the legacy `rotate` tag; PyAV 18 writes the display matrix.
+                # PyAV's angle is counter-clockwise, `rotation` is clockwise (as the old tag was).
+                vstream.set_display_rotation(-(rotation % 360))
             if audio is not None:
                 astream = container.add_stream(audio_codec, rate=sample_rate)
                 astream.layout = "mono"

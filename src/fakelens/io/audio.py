@@ -1,0 +1,100 @@
+"""Decode a media file's audio track to mono float32 at a chosen rate with PyAV.
+
+Sample i of the result is at time i / sample_rate seconds on the same clock as the video frames
+(origin = the first video frame when there is a video stream), so audio and frames line up.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from fakelens.errors import MediaError
+from fakelens.io.video import TIME_TOLERANCE, _parse_hms, open_media
+
+
+def has_audio(path: str | Path) -> bool:
+    """True when the file has at least one audio stream."""
+    with open_media(path) as container:
+        return bool(container.streams.audio)
+
+
+def _stream_seconds(stream, value) -> float | None:
+    if value is None or not stream.time_base:
+        return None
+    return float(value * stream.time_base)
+
+
+def read_audio(
+    path: str | Path,
+    sample_rate: int = 16000,
+    start: float | None = None,
+    end: float | None = None,
+) -> np.ndarray:
+    """(S,) float32 mono samples in [-1, 1] at `sample_rate`, optionally only [start, end) seconds.
+
+    Codec padding past the stream's stated duration is cut (AAC pads its last frame).
+    """
+    import av
+
+    path = Path(path)
+    if sample_rate <= 0:
+        raise ValueError(f"sample_rate must be positive, got {sample_rate}")
+    with open_media(path) as container:
+        if not container.streams.audio:
+            raise MediaError(path, "has no audio stream")
+        stream = container.streams.audio[0]
+        a_start = _stream_seconds(stream, stream.start_time) or 0.0
+        origin = a_start
+        if container.streams.video:
+            v = container.streams.video[0]
+            v_start = _stream_seconds(v, v.start_time)
+            origin = v_start if v_start is not None else a_start
+        duration = _stream_seconds(stream, stream.duration)
+        if duration is None and "DURATION" in stream.metadata:
+            duration = _parse_hms(stream.metadata["DURATION"])
+        if duration is None and container.duration:
+            duration = container.duration / 1_000_000 - a_start
+        end_time = a_start - origin + duration if duration else None  # on the output clock
+
+        lo = 0.0 if start is None else float(start)
+        hi = end_time if end is None else float(end)
+        if lo < -TIME_TOLERANCE:
+            raise MediaError(path, f"audio start {lo:.3f} s is negative")
+        if end_time is not None and hi is not None and hi > end_time + TIME_TOLERANCE:
+            raise MediaError(path, f"audio end {hi:.3f} s is past the audio's end ({end_time:.3f} s)")
+        if hi is not None and hi <= lo:
+            raise MediaError(path, f"audio range [{lo:.3f}, {hi:.3f}] s is empty")
+        lo = max(lo, 0.0)
+
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+        chunks: list[np.ndarray] = []
+        first_time: float | None = None  # output-clock time of the first kept input sample
+        margin = 0.05  # seconds kept on each side so the resampler's edges fall outside the cut
+        for frame in container.decode(stream):
+            t0 = (float(frame.pts * frame.time_base) if frame.pts is not None else None)
+            if t0 is not None:
+                t0 -= origin
+                t1 = t0 + frame.samples / frame.sample_rate
+                if t1 < lo - margin:
+                    continue
+                if hi is not None and t0 > hi + margin:
+                    break
+            if first_time is None:
+                first_time = t0 if t0 is not None else a_start - origin
+            for out in resampler.resample(frame):
+                chunks.append(out.to_ndarray().reshape(-1))  # (samples,) packed mono flt
+        for out in resampler.resample(None):
+            chunks.append(out.to_ndarray().reshape(-1))
+
+    samples = np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)  # (S,)
+    first_time = first_time or 0.0
+    # The decoded run starts at first_time on the output clock: cut [lo, hi) out of it, padding
+    # with silence where the audio starts after lo (a late audio track).
+    i0 = round((lo - first_time) * sample_rate)
+    if i0 < 0:
+        samples = np.concatenate([np.zeros(-i0, np.float32), samples])
+        i0 = 0
+    n = len(samples) - i0 if hi is None else round((hi - lo) * sample_rate)
+    return np.clip(samples[i0 : i0 + n], -1.0, 1.0)  # (S,)

@@ -1,0 +1,541 @@
+"""Probe videos and decode frames at given times with PyAV: the one decode path of fakelens.
+
+Times are seconds from the first video frame (the stream's start time is subtracted), so frame k
+of a constant-rate video is shown during [k / fps, (k + 1) / fps). Frames come back as uint8 RGB
+rotated for display (phones store a display matrix instead of rotating pixels), optionally
+downscaled inside libswscale while converting, never after.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from fakelens.errors import MediaError
+
+# A requested time may overshoot [0, duration] by this much (float rounding) and is clamped.
+TIME_TOLERANCE = 1e-3
+# Frame times are compared with this slack, far below any frame interval, far above float error.
+_EPS = 1e-6
+# Counting packets to get an exact frame count (mkv/webm store none) reads the whole file: only
+# below this size; above it n_frames is estimated as round(duration * fps).
+COUNT_MAX_BYTES = 256 * 1024 * 1024
+# The "auto" strategy (see `choose_strategy`) compares decoded-frame counts. A sequential pass
+# decodes every frame up to the last wanted one; each seek re-decodes from the keyframe before
+# its target, and pays a fixed overhead (flush, seek, no frame threading) of SEEK_OVERHEAD_FRAMES
+# frames' worth. FACTS.md: for 32 samples of a 10 s clip one pass is 4-7x faster than 32 seeks.
+SEEK_OVERHEAD_FRAMES = 4
+# Frames decoded after a seek cost this much more than in the frame-threaded sequential pass.
+SEEK_FRAME_FACTOR = 1.5
+# Without a usable keyframe index (mkv/webm load their cues lazily) a seek is assumed to cost
+# this many frames: about half of x264's default 250-frame GOP, plus the overhead.
+SEEK_COST_FRAMES = 150
+STRATEGIES = ("auto", "sequential", "seek")
+
+# First bytes of containers, to tell "truncated/corrupt media" from "not a media file".
+_MAGIC = (
+    (4, b"ftyp", "MP4/MOV"),
+    (4, b"moov", "MP4/MOV"),
+    (4, b"mdat", "MP4/MOV"),
+    (4, b"free", "MP4/MOV"),
+    (4, b"wide", "MP4/MOV"),
+    (0, b"\x1a\x45\xdf\xa3", "Matroska/WebM"),
+    (0, b"RIFF", "RIFF (AVI/WAV)"),
+    (0, b"OggS", "Ogg"),
+    (0, b"FLV", "FLV"),
+    (0, b"fLaC", "FLAC"),
+    (0, b"ID3", "MP3"),
+    (0, b"\x00\x00\x01\xba", "MPEG-PS"),
+    (0, b"\x47", "MPEG-TS"),
+)
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What `probe` learns about a video: timing, displayed size, rotation, audio presence."""
+
+    path: Path
+    duration: float  # seconds (video stream)
+    fps: float
+    n_frames: int
+    width: int  # as displayed, i.e. after rotation
+    height: int
+    rotation: int  # clockwise degrees to apply for display: 0/90/180/270 (the old `rotate` tag)
+    has_audio: bool
+    audio_rate: int | None
+    codec: str
+    start_time: float = 0.0  # seconds: pts of the first frame, subtracted from every frame time
+    n_frames_estimated: bool = False  # True when n_frames = round(duration * fps), not counted
+
+    def frame_time(self, index):
+        """Nominal time (seconds) of frame `index` (int or array), assuming a constant frame rate."""
+        return index / self.fps
+
+
+@dataclass
+class Frames:
+    """Decoded frames with where they came from."""
+
+    frames: np.ndarray  # (N, H, W, 3) uint8 RGB, rotation applied
+    times: np.ndarray  # (N,) float64 seconds: actual presentation times of the returned frames
+    indices: np.ndarray  # (N,) int64 frame indices, round(time * fps)
+    scale: float  # returned width / displayed width (1.0 if not resized)
+    strategy: str = ""  # "sequential" or "seek": how they were decoded ("auto" resolved)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+
+# --------------------------------------------------------------------------------------------
+# Opening files and turning PyAV failures into MediaError
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise MediaError(path, "file does not exist")
+    if not path.is_file():
+        raise MediaError(path, "is not a regular file")
+    if path.stat().st_size == 0:
+        raise MediaError(path, "file is empty (0 bytes)")
+
+
+def _sniff(path: Path) -> str | None:
+    """Container family guessed from the first bytes, or None when they look like no media."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return None
+    for offset, magic, name in _MAGIC:
+        if head[offset : offset + len(magic)] == magic:
+            return name
+    return None
+
+
+def _describe(path: Path, exc: BaseException) -> str:
+    """A human cause for a PyAV/FFmpeg failure."""
+    import av
+
+    detail = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    if isinstance(exc, av.error.InvalidDataError) or "Invalid data" in detail:
+        kind = _sniff(path)
+        if kind is None:
+            return f"not a media file FFmpeg can read ({detail})"
+        return f"looks like a media file ({kind}) but is truncated or corrupt ({detail})"
+    if isinstance(exc, EOFError):
+        return "unexpected end of file: truncated or corrupt"
+    return f"cannot be decoded: truncated or corrupt ({type(exc).__name__}: {detail})"
+
+
+@contextlib.contextmanager
+def media_errors(path: str | Path) -> Iterator[None]:
+    """Turn PyAV/FFmpeg exceptions raised inside the block into MediaError(path, cause)."""
+    import av
+
+    try:
+        yield
+    except MediaError:
+        raise
+    except (av.error.FFmpegError, EOFError, OSError) as exc:
+        raise MediaError(path, _describe(Path(path), exc)) from exc
+
+
+@contextlib.contextmanager
+def open_media(path: str | Path):
+    """Open `path` for reading with PyAV after checking it exists and is not empty.
+
+    Yields the input container; any PyAV error inside the block becomes a MediaError.
+    """
+    import av
+
+    path = Path(path)
+    _check_file(path)
+    with media_errors(path):
+        container = av.open(str(path), mode="r")
+        try:
+            yield container
+        finally:
+            container.close()
+
+
+def _video_stream(container, path: Path):
+    if not container.streams.video:
+        raise MediaError(path, "has no video stream")
+    return container.streams.video[0]
+
+
+# --------------------------------------------------------------------------------------------
+# Probe
+
+
+def _parse_hms(value: str) -> float | None:
+    """'HH:MM:SS.nnnnnnnnn' (Matroska DURATION tag) -> seconds."""
+    try:
+        h, m, s = value.strip().split(":")
+        return int(h) * 3600 + int(m) * 60 + float(s)
+    except ValueError:
+        return None
+
+
+def _display_rotation(frame) -> int:
+    """Clockwise degrees to rotate `frame` for display, from its display matrix.
+
+    PyAV's `frame.rotation` is av_display_rotation_get (counter-clockwise); FFmpeg's own
+    autorotate uses its negation, which is also what the legacy `rotate` tag stored.
+    """
+    rot = frame.rotation
+    if rot is None or (isinstance(rot, float) and math.isnan(rot)):
+        return 0
+    return int(round(-rot / 90.0)) * 90 % 360
+
+
+def probe(path: str | Path) -> VideoInfo:
+    """Read a video's timing, displayed size, rotation and audio presence.
+
+    Decodes the first frame (rotation lives in its display matrix, and a file that cannot decode
+    one frame fails here). mkv/webm store no frame count: packets are counted when the file is
+    below COUNT_MAX_BYTES (a demux pass, no decoding), else n_frames = round(duration * fps) and
+    `n_frames_estimated` is set. A file whose packets stop well before its stated duration is
+    reported as truncated.
+    """
+    path = Path(path)
+    with open_media(path) as container:
+        vs = _video_stream(container, path)
+        tb = vs.time_base
+        rate = vs.average_rate or vs.guessed_rate or vs.base_rate
+        if not rate or rate <= 0:
+            raise MediaError(path, "video stream has no frame rate")
+        fps = float(rate)
+        start = float(vs.start_time * tb) if vs.start_time is not None and tb else 0.0
+
+        duration = None
+        if vs.duration is not None and tb:
+            duration = float(vs.duration * tb)
+        if not duration and "DURATION" in vs.metadata:
+            duration = _parse_hms(vs.metadata["DURATION"])
+        if not duration and vs.frames:
+            duration = vs.frames / fps
+        if not duration and container.duration:
+            duration = container.duration / 1_000_000 - start
+        if not duration or duration <= 0:
+            raise MediaError(path, "cannot determine the video duration")
+
+        vs.thread_type = "SLICE"  # one frame: skip the frame-threading pipeline start-up
+        first = next(container.decode(vs), None)
+        if first is None:
+            raise MediaError(path, "video stream has no decodable frame: truncated or corrupt")
+        rotation = _display_rotation(first)
+        coded_w, coded_h = first.width, first.height
+        codec = vs.codec_context.name
+
+        estimated = False
+        n_frames = int(vs.frames or 0)
+        if n_frames <= 0:
+            if path.stat().st_size <= COUNT_MAX_BYTES:
+                container.seek(0)
+                n_frames, end = _count_packets(container, vs)
+                if end is not None and end - start < duration - max(0.5, 2.0 / fps):
+                    raise MediaError(
+                        path,
+                        f"truncated: the header says {duration:.3f} s of video but packets stop "
+                        f"at {end - start:.3f} s",
+                    )
+            else:
+                n_frames, estimated = max(1, round(duration * fps)), True
+
+        audio = container.streams.audio
+        audio_rate = int(audio[0].codec_context.sample_rate or audio[0].rate or 0) if audio else None
+    if rotation in (90, 270):
+        coded_w, coded_h = coded_h, coded_w
+    return VideoInfo(
+        path=path, duration=duration, fps=fps, n_frames=n_frames, width=coded_w, height=coded_h,
+        rotation=rotation, has_audio=bool(audio), audio_rate=audio_rate or None, codec=codec,
+        start_time=start, n_frames_estimated=estimated,
+    )
+
+
+def _count_packets(container, vs) -> tuple[int, float | None]:
+    """Number of video packets and the end time (seconds) of the last one, without decoding."""
+    n, end = 0, None
+    tb = vs.time_base
+    for packet in container.demux(vs):
+        if packet.size == 0:  # the flush packet demux yields at the end
+            continue
+        n += 1
+        if packet.pts is not None and tb:
+            t = float((packet.pts + (packet.duration or 0)) * tb)
+            end = t if end is None else max(end, t)
+    return n, end
+
+
+# --------------------------------------------------------------------------------------------
+# Times
+
+
+def sample_times(info: VideoInfo, n: int) -> np.ndarray:
+    """(n,) times of n evenly spaced frames: the frame at the centre of each of n equal chunks.
+
+    n >= n_frames gives every frame once. Times are nominal frame times (index / fps).
+    """
+    if n <= 0:
+        raise ValueError(f"n must be positive, got {n}")
+    if n >= info.n_frames:
+        idx = np.arange(info.n_frames)  # (n_frames,)
+    else:
+        idx = np.floor((np.arange(n) + 0.5) * info.n_frames / n).astype(np.int64)  # (n,)
+    return idx / info.fps  # (n,) seconds
+
+
+def _check_times(info: VideoInfo, times: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Times as a float64 array, tiny overshoot clamped into [0, duration], else MediaError."""
+    t = np.asarray(times, dtype=np.float64).reshape(-1)  # (N,)
+    if not np.all(np.isfinite(t)):
+        raise MediaError(info.path, f"requested times must be finite numbers, got {t[~np.isfinite(t)][:3]}")
+    bad = (t < -TIME_TOLERANCE) | (t > info.duration + TIME_TOLERANCE)
+    if bad.any():
+        raise MediaError(
+            info.path,
+            f"requested time {t[bad][0]:.3f} s is outside the video [0, {info.duration:.3f}] s",
+        )
+    return np.clip(t, 0.0, info.duration)
+
+
+# --------------------------------------------------------------------------------------------
+# Decoding
+
+
+def _output_size(
+    info_hw: tuple[int, int], size: tuple[int, int] | None, max_side: int | None
+) -> tuple[int, int, float]:
+    """(out_h, out_w, scale) for displayed size `info_hw` = (H, W) and the requested resize."""
+    h, w = info_hw
+    if size is not None and max_side is not None:
+        raise ValueError("give size or max_side, not both")
+    if size is not None:
+        oh, ow = int(size[0]), int(size[1])
+        if oh <= 0 or ow <= 0:
+            raise ValueError(f"size must be positive (H, W), got {size}")
+        return oh, ow, ow / w
+    if max_side is not None:
+        if max_side <= 0:
+            raise ValueError(f"max_side must be positive, got {max_side}")
+        if max(h, w) > max_side:
+            f = max_side / max(h, w)
+            oh, ow = max(1, round(h * f)), max(1, round(w * f))
+            return oh, ow, ow / w
+    return h, w, 1.0
+
+
+class _Converter:
+    """Frame -> (H, W, 3) uint8 RGB for display: resize in libswscale, then rotate."""
+
+    def __init__(self, rotation: int, out_h: int, out_w: int):
+        self.k = -(rotation // 90)  # np.rot90 turns counter-clockwise; rotation is clockwise
+        # libswscale works on the stored (coded) orientation: swap for quarter turns.
+        self.cw, self.ch = (out_h, out_w) if rotation in (90, 270) else (out_w, out_h)
+
+    def __call__(self, frame) -> np.ndarray:
+        if frame.width == self.cw and frame.height == self.ch:
+            rgb = frame.to_ndarray(format="rgb24")  # (h, w, 3) stored orientation
+        else:
+            rgb = frame.reformat(width=self.cw, height=self.ch, format="rgb24").to_ndarray()
+        if self.k % 4:
+            rgb = np.ascontiguousarray(np.rot90(rgb, self.k))  # (H, W, 3) displayed
+        return rgb
+
+
+def _set_threads(vs, mode: str) -> None:
+    # Frame threading speeds up a long sequential pass but makes every seek pay its pipeline
+    # start-up (FACTS.md), so seeks use slice threading only.
+    vs.thread_type = "AUTO" if mode == "sequential" else "SLICE"
+
+
+def _frame_time(frame, vs, start: float, last: float | None, fps: float) -> float:
+    if frame.pts is not None:
+        return float(frame.pts * vs.time_base) - start
+    return 0.0 if last is None else last + 1.0 / fps
+
+
+def choose_strategy(info: VideoInfo, times: Sequence[float] | np.ndarray, stream=None) -> str:
+    """The "auto" rule: "seek" when it should decode fewer frames than one sequential pass.
+
+    With the demuxer's keyframe index (`stream.index_entries` of an open PyAV video stream,
+    complete for mp4/mov) the frames each strategy decodes are counted: sequential = every frame
+    up to the last wanted one; seek = for each wanted frame the distance from its keyframe, times
+    SEEK_FRAME_FACTOR, plus SEEK_OVERHEAD_FRAMES per seek. Without an index (mkv/webm load cues
+    lazily): seek iff len(times) * SEEK_COST_FRAMES < n_frames (long videos or few samples).
+    """
+    t = np.unique(np.asarray(times, dtype=np.float64))  # (U,) sorted
+    if len(t) == 0:
+        return "sequential"
+    entries = stream.index_entries if stream is not None else None
+    if entries is None or len(entries) < 0.9 * info.n_frames or not stream.time_base:
+        return "seek" if len(t) * SEEK_COST_FRAMES < info.n_frames else "sequential"
+    ts = [int((x + info.start_time) / stream.time_base) for x in t]
+    pos = np.array([entries.search_timestamp(x, backward=True, any_frame=True) for x in ts])  # (U,)
+    key = np.array([entries.search_timestamp(x, backward=True, any_frame=False) for x in ts])  # (U,)
+    pos, key = np.maximum(pos, 0), np.maximum(key, 0)  # before the first entry: from the start
+    sequential = pos.max() + 2  # one frame past the last target shows it is the last <= t
+    seek = SEEK_FRAME_FACTOR * (pos - key + 2).sum() + SEEK_OVERHEAD_FRAMES * len(t)
+    return "seek" if seek < sequential else "sequential"
+
+
+def read_frames(
+    path: str | Path,
+    times: Sequence[float] | np.ndarray | None = None,
+    *,
+    n: int | None = None,
+    size: tuple[int, int] | None = None,
+    max_side: int | None = None,
+    strategy: str = "auto",
+    info: VideoInfo | None = None,
+) -> Frames:
+    """Frames displayed at `times` (seconds), or at `n` evenly spaced times (`sample_times`).
+
+    For each time the frame shown then is returned: the last one whose presentation time <= t
+    (the first frame for t before it). Output order follows `times`. `size=(H, W)` or `max_side`
+    downscales during the RGB conversion. `strategy`: "sequential" decodes once and converts only
+    wanted frames; "seek" seeks to each wanted time and decodes forward from the keyframe;
+    "auto" picks the one expected to decode fewer frames (`choose_strategy`).
+    """
+    path = Path(path)
+    if (times is None) == (n is None):
+        raise ValueError("give exactly one of times or n")
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")
+    info = info if info is not None else probe(path)
+    req = sample_times(info, n) if n is not None else _check_times(info, times)  # (N,)
+    out_h, out_w, scale = _output_size((info.height, info.width), size, max_side)
+    uniq = np.unique(req)  # sorted (U,)
+    convert = _Converter(info.rotation, out_h, out_w)
+
+    with open_media(path) as container:
+        vs = _video_stream(container, path)
+        if strategy == "auto":
+            strategy = choose_strategy(info, uniq, vs)
+        _set_threads(vs, strategy)
+        picker = _Picker(convert)
+        if strategy == "sequential":
+            _pick_sequential(container, vs, info, uniq, picker)
+        else:
+            _pick_seek(container, vs, info, uniq, picker)
+    ftimes = [t_frame for t_frame, _ in picker.out]  # (U,) one per unique requested time
+    images = [rgb for _, rgb in picker.out]
+
+    pos = np.searchsorted(uniq, req)  # (N,) request -> unique slot
+    u_times = np.asarray(ftimes, dtype=np.float64)  # (U,)
+    frames = (np.stack(images)[pos] if images else np.zeros((0, out_h, out_w, 3), np.uint8))  # (N, H, W, 3)
+    f_times = u_times[pos] if len(u_times) else np.zeros(0)  # (N,)
+    indices = np.round(f_times * info.fps).astype(np.int64)  # (N,)
+    return Frames(frames=frames, times=f_times, indices=indices, scale=scale, strategy=strategy)
+
+
+def _truncated(info: VideoInfo, t: float, last: float | None) -> MediaError:
+    where = "no frame" if last is None else f"the last frame at {last:.3f} s"
+    return MediaError(
+        info.path, f"truncated or corrupt: frame for {t:.3f} s requested but decoding ended with {where}"
+    )
+
+
+class _Picker:
+    """Collects (time, RGB) per target, converting each distinct frame once, right when picked."""
+
+    def __init__(self, convert: _Converter):
+        self.convert = convert
+        self.out: list[tuple[float, np.ndarray]] = []
+        self._cache: dict[float, np.ndarray] = {}
+
+    def add(self, t_frame: float, frame) -> None:
+        if t_frame not in self._cache:
+            self._cache[t_frame] = self.convert(frame)  # (H, W, 3)
+        self.out.append((t_frame, self._cache[t_frame]))
+
+
+def _assign_forward(frames_iter, vs, info: VideoInfo, targets: list[float], picker: _Picker) -> None:
+    """Walk decoded frames, giving `picker` the frame shown at each target (ascending times).
+
+    Consumes targets from the front; stops decoding once the last target is settled.
+    """
+    prev = None
+    prev_t = None
+    for frame in frames_iter:
+        t_f = _frame_time(frame, vs, info.start_time, prev_t, info.fps)
+        while targets and targets[0] < t_f - _EPS:
+            targets.pop(0)
+            if prev is not None:
+                picker.add(prev_t, prev)
+            else:  # before the first frame: show the first frame
+                picker.add(t_f, frame)
+        prev, prev_t = frame, t_f
+        if not targets:
+            break
+    # Decoding ended: remaining targets are shown the last frame, unless the stream stopped
+    # clearly short of them (more than 1.5 frame intervals before the target): a truncated file.
+    while targets:
+        t = targets[0]
+        if prev is None or t - prev_t > 1.5 / info.fps + _EPS:
+            raise _truncated(info, t, prev_t)
+        targets.pop(0)
+        picker.add(prev_t, prev)
+
+
+def _pick_sequential(container, vs, info: VideoInfo, uniq: np.ndarray, picker: _Picker) -> None:
+    """One decode pass from the start, stopping after the last wanted time."""
+    _assign_forward(container.decode(vs), vs, info, [float(t) for t in uniq], picker)
+
+
+def _pick_seek(container, vs, info: VideoInfo, uniq: np.ndarray, picker: _Picker) -> None:
+    """One seek per wanted time (to the keyframe before it), then decode forward to it."""
+    tb = vs.time_base
+    for t in uniq:
+        t = float(t)
+        back = 0.0
+        while True:
+            target = max(0.0, t - back) + info.start_time
+            container.seek(int(Fraction(target).limit_denominator(10**9) / tb), stream=vs,
+                           backward=True, any_frame=False)
+            frames_iter = container.decode(vs)
+            first = next(frames_iter, None)
+            if first is None:
+                raise _truncated(info, t, None)
+            t0 = _frame_time(first, vs, info.start_time, None, info.fps)
+            # The demuxer may land after the wanted time (sparse index): seek further back.
+            if t0 > t + _EPS and t0 > _EPS and target > info.start_time:
+                back = max(1.0, 2 * back)
+                continue
+            break
+        _assign_forward(itertools.chain([first], frames_iter), vs, info, [t], picker)
+
+
+def iter_frames(
+    path: str | Path,
+    *,
+    max_side: int | None = None,
+    size: tuple[int, int] | None = None,
+    every: int = 1,
+) -> Iterator[tuple[float, np.ndarray]]:
+    """Stream (time in seconds, (H, W, 3) uint8 RGB) for every `every`-th frame, in order.
+
+    Memory stays bounded: one frame is converted at a time.
+    """
+    path = Path(path)
+    if every < 1:
+        raise ValueError(f"every must be >= 1, got {every}")
+    info = probe(path)
+    out_h, out_w, _ = _output_size((info.height, info.width), size, max_side)
+    convert = _Converter(info.rotation, out_h, out_w)
+    with open_media(path) as container:
+        vs = _video_stream(container, path)
+        _set_threads(vs, "sequential")
+        last = None
+        for i, frame in enumerate(container.decode(vs)):
+            last = _frame_time(frame, vs, info.start_time, last, info.fps)
+            if i % every == 0:
+                yield last, convert(frame)

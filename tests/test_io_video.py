@@ -1,0 +1,243 @@
+"""Video probing and frame decoding: frame identity, timing, strategies, resize, rotation, errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import wave
+
+import numpy as np
+import pytest
+
+from fakelens.errors import MediaError
+from fakelens.io.encode import write_video
+from fakelens.io.video import (
+    SEEK_COST_FRAMES,
+    choose_strategy,
+    iter_frames,
+    probe,
+    read_frames,
+    sample_times,
+)
+
+
+def red(frames: np.ndarray) -> np.ndarray:
+    """(N,) mean red value per frame: the fixture encodes frame i as red = (i * 10) % 256."""
+    return frames[..., 0].reshape(len(frames), -1).mean(axis=1)
+
+
+def test_probe_lossless_mkv_counts_frames(make_video):
+    path = make_video("v.mkv", n_frames=20, fps=10.0, size=(48, 64))
+    info = probe(path)
+    assert (info.n_frames, info.fps, info.width, info.height) == (20, 10.0, 64, 48)
+    assert info.duration == pytest.approx(2.0)
+    assert info.codec == "ffv1" and info.rotation == 0
+    assert not info.has_audio and info.audio_rate is None and not info.n_frames_estimated
+
+
+def test_probe_h264_with_audio(make_video):
+    info = probe(make_video("v.mp4", n_frames=20, fps=10.0, audio_seconds=2.0))
+    assert (info.n_frames, info.codec, info.has_audio, info.audio_rate) == (20, "h264", True, 16000)
+    assert info.duration == pytest.approx(2.0)
+
+
+def test_frame_identity_and_times_to_indices(make_video):
+    path = make_video("v.mkv", n_frames=20, fps=10.0)
+    # The frame shown at t is the last one with pts <= t; 2.0 = duration shows the last frame.
+    times = [0.0, 0.05, 0.1, 0.99, 1.0, 1.95, 2.0]
+    got = read_frames(path, times)
+    want = np.array([0, 0, 1, 9, 10, 19, 19])
+    np.testing.assert_array_equal(got.indices, want)
+    np.testing.assert_allclose(got.times, want / 10.0)
+    np.testing.assert_array_equal(got.frames[..., 0].max(axis=(1, 2)), want * 10)
+    np.testing.assert_array_equal(got.frames[..., 0].min(axis=(1, 2)), want * 10)
+    assert got.frames.shape == (7, 48, 64, 3) and got.frames.dtype == np.uint8 and got.scale == 1.0
+
+
+def test_unsorted_and_repeated_times_keep_request_order(make_video):
+    path = make_video("v.mkv", n_frames=20, fps=10.0)
+    got = read_frames(path, [1.5, 0.2, 1.5, 0.0])
+    np.testing.assert_array_equal(got.indices, [15, 2, 15, 0])
+    np.testing.assert_array_equal(red(got.frames), [150, 20, 150, 0])
+
+
+def test_sample_times_evenly_spaced_and_all_frames(make_video):
+    info = probe(make_video("v.mkv", n_frames=20, fps=10.0))
+    np.testing.assert_allclose(sample_times(info, 4), [0.2, 0.7, 1.2, 1.7])  # centres of 4 chunks of 5
+    np.testing.assert_allclose(sample_times(info, 1), [1.0])
+    np.testing.assert_allclose(sample_times(info, 50), np.arange(20) / 10.0)
+    got = read_frames(info.path, n=4, info=info)
+    np.testing.assert_array_equal(got.indices, [2, 7, 12, 17])
+    np.testing.assert_array_equal(red(got.frames), [20, 70, 120, 170])
+
+
+@pytest.mark.parametrize("name", ["v.mkv", "v.mp4"])
+def test_sequential_and_seek_give_identical_frames(tmp_path, name):
+    # 8-frame GOPs so seeks land mid-video and decode forward from a keyframe.
+    frames = [np.full((32, 48, 3), (i * 10, 80, 160), np.uint8) for i in range(24)]  # (H, W, 3)
+    path = write_video(tmp_path / name, frames, 10.0, codec="ffv1" if name.endswith("mkv") else "h264", gop=8)
+    times = [0.0, 0.35, 0.8, 0.85, 1.25, 2.3, 2.4]
+    seq = read_frames(path, times, strategy="sequential")
+    seek = read_frames(path, times, strategy="seek")
+    auto = read_frames(path, times, strategy="auto")
+    np.testing.assert_array_equal(seq.indices, [0, 3, 8, 8, 12, 23, 23])
+    for other in (seek, auto):
+        np.testing.assert_array_equal(seq.frames, other.frames)
+        np.testing.assert_array_equal(seq.indices, other.indices)
+        np.testing.assert_array_equal(seq.times, other.times)
+    np.testing.assert_allclose(red(seq.frames), seq.indices * 10, atol=4)  # lossy h264 is close
+
+
+def test_auto_strategy_without_index_uses_frame_count(make_video):
+    info = probe(make_video("v.mkv", n_frames=20, fps=10.0))  # mkv: no keyframe index at open
+    assert choose_strategy(info, np.arange(32) / 10) == "sequential"
+    long = dataclasses.replace(info, n_frames=32 * SEEK_COST_FRAMES + 1)
+    assert choose_strategy(long, np.arange(32)) == "seek"
+    assert choose_strategy(long, np.arange(33)) == "sequential"
+
+
+@pytest.mark.parametrize("gop, n, late_one", [(8, 12, "seek"), (None, 2, "sequential")])
+def test_auto_strategy_counts_frames_from_keyframe_index(tmp_path, gop, n, late_one):
+    import av
+
+    frames = [np.full((16, 16, 3), 5 * i, np.uint8) for i in range(48)]  # (H, W, 3)
+    path = write_video(tmp_path / "v.mp4", frames, 10.0, gop=gop)
+    info = probe(path)
+    with av.open(str(path)) as c:
+        vs = c.streams.video[0]
+        # One late frame: 4 frames past a keyframe with 8-frame GOPs, 46 past the only one.
+        assert choose_strategy(info, [4.6], vs) == late_one
+        assert choose_strategy(info, sample_times(info, n), vs) == "sequential"
+    assert read_frames(path, [4.6], info=info).strategy == late_one
+
+
+def test_resize_max_side_and_size(make_video):
+    path = make_video("v.mkv", n_frames=20, fps=10.0, size=(48, 64))
+    small = read_frames(path, [1.0], max_side=32)
+    assert small.frames.shape == (1, 24, 32, 3) and small.scale == pytest.approx(0.5)
+    assert red(small.frames)[0] == pytest.approx(100, abs=1)
+    same = read_frames(path, [1.0], max_side=100)
+    assert same.frames.shape == (1, 48, 64, 3) and same.scale == 1.0
+    fixed = read_frames(path, [1.0], size=(20, 40))
+    assert fixed.frames.shape == (1, 20, 40, 3) and fixed.scale == pytest.approx(40 / 64)
+    with pytest.raises(ValueError):
+        read_frames(path, [1.0], size=(20, 40), max_side=10)
+    with pytest.raises(ValueError):
+        read_frames(path, [1.0], n=3)
+
+
+def test_iter_frames_streams_every_frame(make_video):
+    path = make_video("v.mkv", n_frames=20, fps=10.0)
+    items = list(iter_frames(path))
+    assert len(items) == 20
+    assert [round(t, 6) for t, _ in items] == [i / 10 for i in range(20)]
+    assert [int(img[0, 0, 0]) for _, img in items] == [i * 10 for i in range(20)]
+    every = list(iter_frames(path, every=3, max_side=32))
+    assert len(every) == 7 and every[1][1].shape == (24, 32, 3)
+    assert [int(img[0, 0, 0]) for _, img in every] == [i * 10 for i in range(0, 20, 3)]
+
+
+def _marker_frames(n: int = 3) -> list[np.ndarray]:
+    """Asymmetric frames (H=32, W=48): a white 8x8 block at the top-left corner, red = i * 10."""
+    out = []
+    for i in range(n):
+        img = np.zeros((32, 48, 3), np.uint8)  # (H, W, 3)
+        img[..., 0] = i * 10
+        img[:8, :8] = 255
+        out.append(img)
+    return out
+
+
+@pytest.mark.parametrize("rotation", [90, 180, 270])
+def test_rotation_is_probed_and_applied(tmp_path, rotation):
+    frames = _marker_frames()
+    path = write_video(tmp_path / "r.mkv", frames, 10.0, codec="ffv1", rotation=rotation)
+    info = probe(path)
+    assert info.rotation == rotation
+    want = np.rot90(frames[1], -rotation // 90)  # turned clockwise for display
+    assert (info.height, info.width) == want.shape[:2]
+    got = read_frames(path, [0.1], info=info)
+    np.testing.assert_array_equal(got.frames[0], want)
+    for strategy in ("sequential", "seek"):
+        np.testing.assert_array_equal(read_frames(path, [0.1], strategy=strategy).frames[0], want)
+    _, first = next(iter_frames(path))
+    np.testing.assert_array_equal(first, np.rot90(frames[0], -rotation // 90))
+    small = read_frames(path, [0.1], max_side=24)
+    assert small.frames.shape[1:3] == tuple(s // 2 for s in want.shape[:2])
+
+
+def test_rotation_in_h264_mp4(tmp_path):
+    path = write_video(tmp_path / "r.mp4", _marker_frames(), 10.0, rotation=90)
+    info = probe(path)
+    assert (info.rotation, info.width, info.height) == (90, 32, 48)
+    img = read_frames(path, [0.0], info=info).frames[0]  # (48, 32, 3)
+    # Clockwise turn: the top-left marker ends at the top-right.
+    assert img[:8, -8:].mean() > 200 and img[:8, :8].mean() < 60
+
+
+# -- errors: each names the file and a human cause --------------------------------------------
+
+
+def _raises(path, match: str, fn=probe, *args, **kwargs) -> MediaError:
+    with pytest.raises(MediaError, match=match) as exc:
+        fn(path, *args, **kwargs)
+    assert str(path) in str(exc.value) and exc.value.path == str(path)
+    return exc.value
+
+
+def test_error_missing_file(tmp_path):
+    _raises(tmp_path / "nope.mp4", "does not exist")
+
+
+def test_error_zero_byte_file(tmp_path):
+    path = tmp_path / "empty.mp4"
+    path.write_bytes(b"")
+    _raises(path, "empty")
+
+
+def test_error_truncated_mp4(make_video):
+    path = make_video("v.mp4", n_frames=20)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])  # the index (moov) is written last: now gone
+    _raises(path, r"media file \(MP4/MOV\) but is truncated or corrupt")
+
+
+def test_error_truncated_mkv(make_video):
+    path = make_video("v.mkv", n_frames=20, fps=10.0)
+    info = probe(path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    _raises(path, "truncated: the header says 2.000 s")  # probe sees packets stop early
+    # Decoding with the old probe (header intact, e.g. moov-first mp4) stops short: caught too.
+    _raises(path, "truncated or corrupt: frame for 1.800 s", read_frames, [0.1, 1.8], info=info)
+
+
+def test_error_not_a_media_file(tmp_path):
+    path = tmp_path / "notes.mp4"
+    path.write_text("these are not the frames you are looking for\n" * 20)
+    _raises(path, "not a media file")
+
+
+def test_error_no_video_stream(tmp_path):
+    path = tmp_path / "tone.wav"
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(np.zeros(800, np.int16).tobytes())
+    _raises(path, "no video stream")
+    _raises(path, "no video stream", read_frames, [0.0])
+
+
+def test_error_times_outside_video(make_video):
+    path = make_video("v.mkv", n_frames=20, fps=10.0)
+    _raises(path, "-0.500 s is outside", read_frames, [0.0, -0.5])
+    _raises(path, "2.500 s is outside", read_frames, [2.5])
+    # Tiny float overshoot is clamped, not rejected.
+    got = read_frames(path, [-1e-9, 2.0 + 1e-9])
+    np.testing.assert_array_equal(got.indices, [0, 19])
+
+
+def test_silent_video_reads_frames(make_video):
+    path = make_video("v.mp4", n_frames=10)
+    assert not probe(path).has_audio
+    assert read_frames(path, n=2).frames.shape == (2, 48, 64, 3)
