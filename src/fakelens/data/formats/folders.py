@@ -1,0 +1,79 @@
+"""Folders: `real/` and `fake/` sub-folders of videos, optionally under split folders.
+
+Layouts: `<root>/real/`, `<root>/fake/` (records without a split) and/or `<root>/<split>/real/`,
+`<root>/<split>/fake/` (e.g. train/real, val/fake); folder names are matched case-insensitively.
+Videos (.mp4 .avi .mov .mkv .webm) are found recursively, hidden files skipped. Record id = the
+video's path relative to the root (`train/fake/method/a.mp4`), unique even when names repeat.
+Files are enumerated, so none can be missing. Fakes get Modality.VISUAL (the layout does not say
+which stream was manipulated), noted in the dataset.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fakelens.data.formats.base import (
+    FORMATS,
+    VIDEO_EXTENSIONS,
+    FormatReader,
+    RecordCollector,
+    find_videos,
+    rel_source,
+    subdirs,
+)
+from fakelens.errors import FormatError
+from fakelens.types import Label, Modality, VideoRecord
+
+LABEL_DIRS = {"real": Label.REAL, "fake": Label.FAKE}
+MODALITY_NOTE = "real/fake folders do not say which stream was manipulated: fakes are marked visual"
+
+
+def _label_dirs(folder: Path) -> list[tuple[Path, Label]]:
+    return [(d, LABEL_DIRS[d.name.lower()]) for d in subdirs(folder) if d.name.lower() in LABEL_DIRS]
+
+
+def _layout(root: Path) -> list[tuple[str | None, Path, Label]]:
+    """(split, folder, label) for every real/fake folder: at the root and one split level down."""
+    found: list[tuple[str | None, Path, Label]] = [(None, d, lab) for d, lab in _label_dirs(root)]
+    for sub in subdirs(root):
+        if sub.name.lower() not in LABEL_DIRS:
+            found.extend((sub.name, d, lab) for d, lab in _label_dirs(sub))
+    return found
+
+
+@FORMATS.register("folders")
+class FoldersReader(FormatReader):
+    """real/ and fake/ folders, optionally under split folders."""
+
+    name = "folders"
+    looks_for = f"real/ and fake/ folders of videos ({' '.join(VIDEO_EXTENSIONS)}), optionally under split folders (train/real, val/fake, ...)"
+
+    @classmethod
+    def detect(cls, path: Path) -> bool:
+        return path.is_dir() and bool(_layout(path))
+
+    @classmethod
+    def read(cls, path: Path, out: RecordCollector) -> None:
+        if not path.is_dir():
+            raise FormatError(path, "the folders format reads a folder holding real/ and fake/, not a file")
+        layout = _layout(path)
+        if not layout:
+            raise FormatError(path, "no real/ or fake/ folders here or in split folders")
+        n_videos = 0
+        for split, folder, label in layout:
+            if not out.wants(split):
+                out.skipped(split)
+                continue
+            videos = find_videos(folder)
+            n_videos += len(videos)
+            out.add_source(folder)
+            source = rel_source(folder, out.root)
+            if label is Label.FAKE and videos:
+                out.note(MODALITY_NOTE)
+            for v in videos:
+                rec = VideoRecord(id=v.relative_to(path).as_posix(), path=v, label=label,
+                                  modality=Modality.VISUAL if label is Label.FAKE else Modality.NONE,
+                                  split=split, source=source)
+                out.add(rec, v)
+        if out.split is None and n_videos == 0:
+            raise FormatError(path, f"real/ and fake/ folders hold no videos (looked for {' '.join(VIDEO_EXTENSIONS)})")
