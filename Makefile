@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml
 	# facenet-pytorch (MTCNN, weights inside the wheel) pins old torch/numpy in its metadata
 	# but runs with current ones: install it without its dependencies.
 	$(PY) -m pip install -q --no-deps facenet-pytorch==2.6.0
+	# The official AV-Deepfake1M scorer, used only as a test oracle (its Rust extension is loaded
+	# alone); --no-deps because its metadata pulls torchaudio, which breaks our torch.
+	$(PY) -m pip install -q --no-deps avdeepfake1m==0.0.4
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -23,8 +26,13 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 demo: $(STAMP)
-	$(FAKELENS) data synth $(DEMO)/data --preset demo
+	test -f $(DEMO)/data/synthetic.json || $(FAKELENS) data synth $(DEMO)/data --preset demo
 	$(FAKELENS) data inspect $(DEMO)/data
+	$(FAKELENS) preprocess $(DEMO)/data --out $(DEMO)/cache --frames 8 --size 64 --workers 2
+	rm -rf $(DEMO)/run
+	$(FAKELENS) train --config configs/demo.yaml --set data.cache=$(DEMO)/cache --out $(DEMO)/run
+	$(FAKELENS) predict $(DEMO)/run $(DEMO)/data --split test --format avdf1m-task1 --out $(DEMO)/prediction.txt
+	$(FAKELENS) evaluate $(DEMO)/prediction.txt --labels $(DEMO)/data --split test
 
 bench: $(STAMP)
 	$(PY) -m benchmarks

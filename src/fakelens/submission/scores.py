@@ -1,0 +1,149 @@
+"""Video-score submissions: DFDC `filename,label`, CSV competition `video_name,score`, and
+AV-Deepfake1M Task 1 `000001.mp4;0.9128` lines without a header. One row per video, score = P(fake).
+
+Scores are written with Python's shortest round-trip repr, so reading gives back the same floats.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from pathlib import Path
+from typing import Any, ClassVar, Sequence
+
+import numpy as np
+
+from fakelens.errors import FormatError, SubmissionError
+from fakelens.submission.base import SUBMISSION_FORMATS, Submission, SubmissionFormat, check_score
+
+
+def _parse_score(text: str, path: Path, line: int, item: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise SubmissionError(path, f"score {text!r} is not a number", line, item) from None
+    return check_score(value, path, line, item)
+
+
+def _finish(path: Path, fmt: str, ids: list[str], scores: list[float], lines: list[int | None]) -> Submission:
+    seen: dict[str, int | None] = {}
+    for name, line in zip(ids, lines):
+        if name in seen:
+            raise SubmissionError(path, f"id {name!r} appears twice (first at line {seen[name]})", line)
+        seen[name] = line
+    if not ids:
+        raise SubmissionError(path, "no rows")
+    return Submission(path, fmt, ids, scores=np.asarray(scores, dtype=np.float64), lines=lines)  # (V,)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise FormatError(path, f"not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except OSError as e:
+        raise FormatError(path, f"cannot read: {e.strerror or e}") from None
+
+
+class _HeaderCsv(SubmissionFormat):
+    """A two-column CSV with a fixed header: id, score."""
+
+    header: ClassVar[tuple[str, str]]
+
+    @classmethod
+    def detect(cls, path: Path, head: str) -> bool:
+        first = head.splitlines()[0] if head else ""
+        return [c.strip().strip('"').lower() for c in first.split(",")] == list(cls.header)
+
+    @classmethod
+    def read(cls, path: Path, strict: bool = True) -> Submission:
+        text = _read_text(path)
+        reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+        ids: list[str] = []
+        scores: list[float] = []
+        lines: list[int | None] = []
+        try:
+            header = next(reader, None)
+            if header is None or [c.strip().lower() for c in header] != list(cls.header):
+                raise SubmissionError(path, f"the header must be {','.join(cls.header)}, got "
+                                      f"{','.join(header) if header else 'nothing'}", 1)
+            for row in reader:
+                line = reader.line_num
+                if not row or all(not c.strip() for c in row):
+                    continue
+                if len(row) != 2:
+                    raise SubmissionError(path, f"expected 2 cells ({','.join(cls.header)}), got {len(row)}", line)
+                name = row[0].strip()
+                if not name:
+                    raise SubmissionError(path, f"empty {cls.header[0]}", line)
+                ids.append(name)
+                scores.append(_parse_score(row[1].strip(), path, line, repr(name)))
+                lines.append(line)
+        except csv.Error as e:
+            raise SubmissionError(path, f"malformed CSV: {e}", reader.line_num) from None
+        return _finish(path, cls.name, ids, scores, lines)
+
+    @classmethod
+    def render(cls, ids: Sequence[str], values: Sequence[Any]) -> bytes:
+        buf = io.StringIO(newline="")
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(cls.header)
+        w.writerows((name, repr(float(v))) for name, v in zip(ids, values))
+        return buf.getvalue().encode("utf-8")
+
+
+@SUBMISSION_FORMATS.register("dfdc")
+class DfdcSubmission(_HeaderCsv):
+    name = "dfdc"
+    description = "DFDC submission.csv with header filename,label (label = P(fake))"
+    default_filename = "submission.csv"
+    header = ("filename", "label")
+
+
+@SUBMISSION_FORMATS.register("csv")
+class CsvCompetitionSubmission(_HeaderCsv):
+    name = "csv"
+    description = "CSV competition submission.csv with header video_name,score"
+    default_filename = "submission.csv"
+    header = ("video_name", "score")
+
+
+_TASK1_LINE = re.compile(r"^[^;\n]+;[^;\n]+$")
+
+
+@SUBMISSION_FORMATS.register("avdf1m-task1")
+class Avdf1mTask1Submission(SubmissionFormat):
+    name = "avdf1m-task1"
+    description = "AV-Deepfake1M Task 1 prediction.txt, lines like 000001.mp4;0.9128, no header"
+    default_filename = "prediction.txt"
+
+    @classmethod
+    def detect(cls, path: Path, head: str) -> bool:
+        first = head.splitlines()[0].strip() if head else ""
+        return bool(_TASK1_LINE.match(first)) or (path.suffix.lower() == ".txt" and not head.strip())
+
+    @classmethod
+    def read(cls, path: Path, strict: bool = True) -> Submission:
+        ids: list[str] = []
+        scores: list[float] = []
+        lines: list[int | None] = []
+        for line, raw in enumerate(_read_text(path).splitlines(), start=1):
+            text = raw.strip()
+            if not text:
+                continue
+            parts = text.split(";")
+            if len(parts) != 2 or not parts[0].strip():
+                raise SubmissionError(path, f"expected 'file;score', got {text[:80]!r}", line)
+            name = parts[0].strip()
+            ids.append(name)
+            scores.append(_parse_score(parts[1].strip(), path, line, repr(name)))
+            lines.append(line)
+        return _finish(path, cls.name, ids, scores, lines)
+
+    @classmethod
+    def render(cls, ids: Sequence[str], values: Sequence[Any]) -> bytes:
+        for name in ids:
+            if ";" in name or "\n" in name:
+                raise SubmissionError(cls.default_filename, f"id {name!r} contains ';' or a newline")
+        return "".join(f"{name};{float(v)!r}\n" for name, v in zip(ids, values)).encode("utf-8")

@@ -1,0 +1,105 @@
+"""`fakelens evaluate` and `fakelens submission check` end to end on small files."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fakelens.cli import main as cli_main
+
+
+@pytest.fixture
+def run_cli(monkeypatch, capsys):
+    """Run `fakelens ...` with only this task's commands registered; returns (exit code, stdout, stderr)."""
+    monkeypatch.setattr(cli_main, "COMMANDS", [(None, "fakelens.cli.evaluate"),
+                                               ("submission", "fakelens.cli.submission")])
+
+    def run(*argv):
+        code = cli_main.main([str(a) for a in argv])
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run
+
+
+@pytest.fixture
+def dfdc(tmp_path):
+    meta = tmp_path / "metadata.json"
+    meta.write_text(json.dumps({"a.mp4": {"label": "FAKE"}, "b.mp4": {"label": "REAL"},
+                                "c.mp4": {"label": "FAKE"}, "d.mp4": {"label": "REAL"}}))
+    sub = tmp_path / "submission.csv"
+    sub.write_text("filename,label\na.mp4,0.9\nb.mp4,0.2\nc.mp4,0.4\nd.mp4,0.6\n")
+    return meta, sub
+
+
+@pytest.fixture
+def avdf(tmp_path):
+    meta = tmp_path / "val_metadata.json"
+    meta.write_text(json.dumps([
+        {"file": "000001.mp4", "modify_type": "visual_modified", "fake_segments": [[0.0, 2.0], [4.0, 6.0]]},
+        {"file": "000002.mp4", "modify_type": "real", "fake_segments": []},
+    ]))
+    pred = tmp_path / "prediction.json"
+    pred.write_text(json.dumps({"000001.mp4": [[0.9, 10.0, 11.0], [0.8, 0.0, 2.0], [0.7, 4.0, 6.0]],
+                                "000002.mp4": [[0.95, 1.0, 2.0]]}))
+    return meta, pred
+
+
+def test_evaluate_classification_json(run_cli, dfdc):
+    meta, sub = dfdc
+    code, out, _ = run_cli("evaluate", sub, "--labels", meta, "--json")
+    assert code == 0
+    res = json.loads(out)
+    c = res["classification"]
+    assert res["prediction_format"] == "dfdc" and res["labels_format"] == "dfdc"
+    assert c["auc"] == pytest.approx(0.75)  # (a>b, a>d, c>b, c<d) -> 3/4
+    assert c["tpr_at_fpr"]["n_negatives"] == 2 and c["tpr_at_fpr"]["zero_fp_only"] is True
+    assert any("zero false positives" in n for n in res["notes"])
+    assert c["at_threshold"]["accuracy"] == pytest.approx(0.5)
+
+
+def test_evaluate_table_and_roc_plot(run_cli, dfdc, tmp_path):
+    meta, sub = dfdc
+    code, out, _ = run_cli("evaluate", sub, "--labels", meta, "--plot", tmp_path / "roc.png")
+    assert code == 0 and "AUC" in out and "0.7500" in out and "log loss" in out
+    assert (tmp_path / "roc.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_evaluate_localization(run_cli, avdf, tmp_path):
+    meta, pred = avdf
+    code, out, _ = run_cli("evaluate", pred, "--labels", meta, "--json", "--plot", tmp_path / "pr.png")
+    assert code == 0
+    loc = json.loads(out)["localization"]
+    assert loc["preset"] == "avdf1m" and loc["ap"]["0.5"] == pytest.approx(0.5)  # see the hand cases
+    assert loc["score"] == pytest.approx(sum(loc["ap"].values()) / 8 + sum(loc["ar"].values()) / 10)
+    assert (tmp_path / "pr.png").stat().st_size > 0
+    code, out, _ = run_cli("evaluate", pred, "--labels", meta, "--preset", "lavdf")
+    assert code == 0 and "AR@100" in out and "AV-1M score" not in out
+
+
+def test_evaluate_missing_prediction_is_a_clear_error(run_cli, dfdc):
+    meta, sub = dfdc
+    sub.write_text("filename,label\na.mp4,0.9\nb.mp4,0.2\n")
+    code, _, err = run_cli("evaluate", sub, "--labels", meta)
+    assert code == 2 and "2 of 4 labelled videos have no prediction: 'c.mp4', 'd.mp4'" in err
+
+
+def test_submission_check(run_cli, dfdc, tmp_path):
+    _, sub = dfdc
+    sample = tmp_path / "sample_submission.csv"
+    sample.write_text("filename,label\na.mp4,0.5\nb.mp4,0.5\nc.mp4,0.5\nd.mp4,0.5\n")
+    code, out, _ = run_cli("submission", "check", sub, "--expect", sample)
+    assert code == 0 and "valid" in out and "4 ids" in out
+    sample.write_text("filename,label\na.mp4,0.5\nb.mp4,0.5\nc.mp4,0.5\ne.mp4,0.5\n")
+    code, _, err = run_cli("submission", "check", sub, "--expect", sample)
+    assert code == 2 and "expected ids missing: 'e.mp4'" in err and "not expected (first at line 5): 'd.mp4'" in err
+
+
+def test_submission_check_proposals(run_cli, avdf, tmp_path):
+    meta, pred = avdf
+    code, out, _ = run_cli("submission", "check", pred, "--expect", meta, "--json")
+    assert code == 0 and json.loads(out)["proposals"] == 4
+    pred.write_text(json.dumps({"000001.mp4": [[0.5, 3.0, 1.0]], "000002.mp4": [[0.5, 0.0, 1.0]]}))
+    code, _, err = run_cli("submission", "check", pred, "--expect", meta)
+    assert code == 2 and "line 1, '000001.mp4' row 0" in err and "0 <= start < end" in err
