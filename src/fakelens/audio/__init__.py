@@ -1,0 +1,1 @@
+"""Audio features: log-mel spectrograms aligned in seconds with the video frames."""

@@ -1,0 +1,92 @@
+"""`fakelens preprocess DATA --out CACHE`: face crops + log-mels per video into a resumable cache.
+
+Rerunning skips finished videos; `--shard I/N` processes a deterministic 1/N of the ids (a SLURM
+array or many machines writing into one cache folder) and `--merge` combines the shard indexes.
+The cache layout is documented in fakelens.data.cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "preprocess", help="detect, track and crop faces, compute log-mels, into a resumable cache",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("data", nargs="?", help="dataset folder or label file (any supported format); "
+                   "not needed with --merge")
+    p.add_argument("--out", required=True, help="cache folder (created; resumed when it exists)")
+    p.add_argument("--format", default=None, help="dataset format (default: detected)")
+    p.add_argument("--split", default=None, help="only this split (e.g. train, val)")
+    sampling = p.add_mutually_exclusive_group()
+    sampling.add_argument("--frames", type=int, default=None, metavar="N",
+                          help="N evenly spaced frames per video (default 32)")
+    sampling.add_argument("--fps", type=float, default=None, help="sample this many frames per second")
+    sampling.add_argument("--all", action="store_true", help="every frame")
+    p.add_argument("--size", type=int, default=224, help="side of the square face crops in pixels")
+    p.add_argument("--margin", type=float, default=1.3, help="crop side / face box side")
+    p.add_argument("--detector", default="mtcnn", help="face detector: mtcnn, haar, full_frame")
+    p.add_argument("--detect-max-side", type=int, default=640,
+                   help="detect on frames downscaled to this longest side (0 = full resolution)")
+    p.add_argument("--detect-every", type=int, default=1,
+                   help="run the detector on every k-th sampled frame; boxes in between are interpolated")
+    p.add_argument("--max-faces", type=int, default=1, help="face tracks kept per video (main first)")
+    p.add_argument("--full-frame-fallback", action="store_true",
+                   help="for videos without any face, store the whole frame (recorded as fallback)")
+    p.add_argument("--workers", type=int, default=0, help="worker processes (0 = this process)")
+    p.add_argument("--shard", default=None, metavar="I/N", help="process only shard I of N (0-based)")
+    p.add_argument("--merge", action="store_true", help="combine the finished shard indexes into index.jsonl")
+    p.add_argument("--allow-missing", action="store_true", help="skip listed videos missing on disk")
+    p.add_argument("--force", action="store_true", help="empty a cache made with other parameters and redo it")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from fakelens.cli.output import print_json, print_table
+    from fakelens.data.cache import CacheConfig, merge_shards, parse_shard, preprocess
+    from fakelens.errors import ConfigError
+    from fakelens.faces.detectors import FACE_DETECTORS
+
+    out = Path(args.out)
+    missing: list[str] = []
+    if args.merge:
+        if args.shard:
+            raise ConfigError("--merge combines finished shards: do not give --shard with it")
+        summary = merge_shards(out)
+    else:
+        if not args.data:
+            raise ConfigError("give the dataset to preprocess (DATA), or --merge")
+        from fakelens.data.formats import load_dataset
+
+        FACE_DETECTORS.get(args.detector)  # unknown names fail before any work
+        if args.all:
+            sampling = {"sampling": "all"}
+        elif args.fps is not None:
+            sampling = {"sampling": "fps", "sample_fps": args.fps}
+        else:
+            sampling = {"sampling": "frames", "n_frames": args.frames or 32}
+        cfg = CacheConfig(**sampling, size=args.size, margin=args.margin, detector=args.detector,
+                          detect_max_side=args.detect_max_side or None, detect_every=args.detect_every,
+                          max_faces=args.max_faces, fallback="full_frame" if args.full_frame_fallback else "none")
+        ds = load_dataset(args.data, format=args.format, allow_missing=args.allow_missing, split=args.split)
+        missing = list(ds.missing)
+        summary = preprocess(ds.records, out, cfg, workers=args.workers,
+                             shard=parse_shard(args.shard) if args.shard else None, force=args.force,
+                             progress=not args.no_progress and not args.json)
+    if args.json:
+        print_json({**summary.__dict__, "missing_on_disk": missing})
+        return 0
+    rows = [(status, n) for status, n in summary.by_status.items()]
+    rows += [(f"  decode_error: {cause}", n) for cause, n in sorted(summary.errors.items(), key=lambda x: -x[1])]
+    rows += [("already done (skipped)", summary.skipped), ("processed now", summary.processed)]
+    if missing:
+        rows.append(("missing on disk (not processed)", len(missing)))
+    title = f"preprocess {out}" + (f" shard {summary.shard[0]}/{summary.shard[1]}" if summary.shard else "")
+    print_table(title, ["videos", "count"], rows)
+    print(f"index: {summary.index}  ({summary.seconds:.1f} s)")
+    return 0

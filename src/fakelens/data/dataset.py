@@ -1,0 +1,320 @@
+"""Torch Datasets over a preprocessing cache (fakelens.data.cache): frames, clips, audio windows, both.
+
+Every item is a dict; tensors are made here, shapes below (S = crop side, T = clip frames,
+M = mel bands, W = mel frames). Labels are float32 scalars: 1 = fake, 0 = real, -1 = unknown
+(unlabeled test videos). Per-frame labels come from the record's fake segments with the official
+frame convention (`VideoRecord.frame_labels` at the sampled frames' video indices); a fake video
+without segments is fake in every frame. Per-modality labels use `visual_segments` /
+`audio_segments` where the dataset has them, else the video's modality (a fake of unknown
+modality counts for both streams).
+
+  FrameDataset  one frame per item, `frames_per_video` items per video, a random frame each epoch:
+      image (3, S, S), label (video), frame_label, visual_label, audio_label, time, index, id
+  ClipDataset   T consecutive sampled frames per video (random start when random=True):
+      video (T, 3, S, S), frame_labels (T,), label (clip: any fake frame), video_label,
+      visual_label, audio_label, times (T,), found (T,) bool, mask (T,) bool (False = padding), id
+  AudioDataset  a window of W mel frames per video:
+      audio (1, M, W), frame_labels (W,) audio-fake per mel frame, label (window), video_label,
+      times (W,), mask (W,), id
+  AVDataset     a face clip and the mel window that starts at its first frame:
+      everything of ClipDataset plus audio (1, M, W), audio_frame_labels (W,), audio_times (W,)
+
+Images are float32 in [0, 1] (uint8 with as_uint8=True, cheaper to collate). `transform(item)
+-> item` runs last (augmentations). Random choices use torch's generator, so DataLoader worker
+seeding and torch.manual_seed make them reproducible.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from fakelens.data.cache import load_config, load_npz, read_index, record_from_row
+from fakelens.errors import FakelensError
+from fakelens.registry import Registry
+from fakelens.types import Modality, Segment, VideoRecord, frame_labels
+
+Transform = Callable[[dict[str, Any]], dict[str, Any]]
+UNKNOWN = -1.0
+
+
+def _video_label(rec: VideoRecord) -> float:
+    return float(rec.label.as_int) if rec.has_label else UNKNOWN
+
+
+def _stream_segments(rec: VideoRecord, stream: str) -> tuple[Segment, ...] | None:
+    """Fake segments of one stream; None means 'the whole video is fake in this stream'."""
+    own = rec.visual_segments if stream == "visual" else rec.audio_segments
+    if own:
+        return own
+    if not rec.is_fake:
+        return ()
+    touched = rec.modality is Modality.NONE or getattr(rec.modality, stream)
+    if not touched:
+        return ()
+    if rec.visual_segments or rec.audio_segments:  # per-stream segments given, none for this stream
+        return ()
+    return rec.segments if rec.segments else None
+
+
+def _labels_at_indices(segments: tuple[Segment, ...] | None, rec: VideoRecord, fps: float,
+                       indices: np.ndarray) -> np.ndarray:
+    """(T,) float32 0/1 at video frame `indices`, or -1 when the label is unknown."""
+    if not rec.has_label:
+        return np.full(len(indices), UNKNOWN, np.float32)
+    if segments is None:
+        return np.ones(len(indices), np.float32)
+    n = int(indices.max()) + 1 if len(indices) else 0
+    return frame_labels(segments, fps, n)[indices].astype(np.float32)  # (T,)
+
+
+def _labels_at_times(segments: tuple[Segment, ...] | None, rec: VideoRecord, times: np.ndarray) -> np.ndarray:
+    """(W,) float32 0/1 for instants `times` (start <= t < end), or -1 when the label is unknown."""
+    if not rec.has_label:
+        return np.full(len(times), UNKNOWN, np.float32)
+    if segments is None:
+        return np.ones(len(times), np.float32)
+    out = np.zeros(len(times), np.float32)  # (W,)
+    for s in segments:
+        out[(times >= s.start) & (times < s.end)] = 1.0
+    return out
+
+
+def _any(labels: np.ndarray) -> float:
+    return UNKNOWN if len(labels) and labels[0] == UNKNOWN else float(labels.max(initial=0.0))
+
+
+class CacheDataset(Dataset):
+    """Rows of a cache index filtered by split/status and by what the item needs (face, audio)."""
+
+    need_face = False
+    need_audio = False
+
+    def __init__(self, cache_dir: str | Path, split: str | Sequence[str] | None = None, *,
+                 statuses: Sequence[str] | None = None, labeled_only: bool = False,
+                 transform: Transform | None = None, as_uint8: bool = False):
+        self.cache_dir = Path(cache_dir)
+        self.config = load_config(self.cache_dir)
+        splits = {split} if isinstance(split, str) else (set(split) if split is not None else None)
+        rows = []
+        for row in read_index(self.cache_dir):
+            if row["status"] == "decode_error" or not row.get("npz"):
+                continue
+            if statuses is not None and row["status"] not in statuses:
+                continue
+            if splits is not None and row.get("split") not in splits:
+                continue
+            if self.need_face and not row.get("has_face"):
+                continue
+            if self.need_audio and not row.get("has_audio"):
+                continue
+            if labeled_only and row["label"] == "unknown":
+                continue
+            rows.append(row)
+        if not rows:
+            raise FakelensError(f"{self.cache_dir}: no cached videos match (split={split}, statuses={statuses}, "
+                                f"needs face={self.need_face}, audio={self.need_audio})")
+        self.rows = rows
+        self.records = [record_from_row(r) for r in rows]
+        self.transform = transform
+        self.as_uint8 = as_uint8
+
+    keys: tuple[str, ...] = ("faces", "times", "indices", "found", "fps")  # npz members an item needs
+
+    def _load(self, v: int) -> dict[str, np.ndarray]:
+        return load_npz(self.cache_dir, self.rows[v], self.keys)
+
+    def _images(self, faces: np.ndarray) -> torch.Tensor:
+        """(..., S, S, 3) uint8 -> (..., 3, S, S) uint8 or float32 in [0, 1]."""
+        t = torch.from_numpy(np.ascontiguousarray(faces)).movedim(-1, -3)
+        return t.contiguous() if self.as_uint8 else t.float().div_(255.0)
+
+    def _finish(self, item: dict[str, Any]) -> dict[str, Any]:
+        return self.transform(item) if self.transform is not None else item
+
+    @property
+    def labels(self) -> np.ndarray:
+        """(V,) video labels of the rows (1 fake, 0 real, -1 unknown), for samplers and class weights."""
+        return np.array([_video_label(r) for r in self.records], np.float32)
+
+
+def _scalar(x: float) -> torch.Tensor:
+    return torch.tensor(x, dtype=torch.float32)
+
+
+def _frame_fields(rec: VideoRecord, fps: float, indices: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-frame labels (any stream, visual, audio) at video frame indices, each (T,)."""
+    return {
+        "frame_labels": _labels_at_indices(rec.segments if rec.segments else None if rec.is_fake else (),
+                                           rec, fps, indices),
+        "visual": _labels_at_indices(_stream_segments(rec, "visual"), rec, fps, indices),
+        "audio": _labels_at_indices(_stream_segments(rec, "audio"), rec, fps, indices),
+    }
+
+
+class FrameDataset(CacheDataset):
+    """Single face frames: `frames_per_video` items per video, each a random (or evenly spaced) frame."""
+
+    need_face = True
+
+    def __init__(self, cache_dir: str | Path, split: str | Sequence[str] | None = None, *,
+                 frames_per_video: int = 1, random: bool = True, **kwargs):
+        super().__init__(cache_dir, split, **kwargs)
+        self.k = int(frames_per_video)
+        self.random = random
+
+    def __len__(self) -> int:
+        return len(self.rows) * self.k
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        v, j = divmod(i, self.k)
+        z = self._load(v)
+        n = z["faces"].shape[1]
+        t = int(torch.randint(n, ()).item()) if self.random else min(n - 1, int((j + 0.5) * n / self.k))
+        rec = self.records[v]
+        lab = _frame_fields(rec, float(z["fps"]), z["indices"][t : t + 1])
+        return self._finish({
+            "image": self._images(z["faces"][0, t]),  # (3, S, S)
+            "label": _scalar(_video_label(rec)),
+            "frame_label": _scalar(lab["frame_labels"][0]),
+            "visual_label": _scalar(lab["visual"][0]),
+            "audio_label": _scalar(lab["audio"][0]),
+            "time": _scalar(float(z["times"][t])),
+            "index": int(z["indices"][t]),
+            "id": rec.id,
+        })
+
+
+class ClipDataset(CacheDataset):
+    """T consecutive sampled face frames per video; shorter videos are padded with their last frame."""
+
+    need_face = True
+
+    def __init__(self, cache_dir: str | Path, split: str | Sequence[str] | None = None, *,
+                 clip_frames: int = 16, random: bool = True, **kwargs):
+        super().__init__(cache_dir, split, **kwargs)
+        self.clip_frames = int(clip_frames)
+        self.random = random
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def _start(self, n: int) -> int:
+        span = max(0, n - self.clip_frames)
+        return int(torch.randint(span + 1, ()).item()) if self.random else span // 2
+
+    def _clip(self, v: int, z: dict[str, np.ndarray]) -> dict[str, Any]:
+        n = z["faces"].shape[1]
+        s = self._start(n)
+        pick = np.minimum(np.arange(s, s + self.clip_frames), n - 1)  # (T,) padded with the last frame
+        mask = np.arange(s, s + self.clip_frames) < n  # (T,)
+        rec = self.records[v]
+        lab = _frame_fields(rec, float(z["fps"]), z["indices"][pick])
+        fl = lab["frame_labels"]
+        return {
+            "video": self._images(z["faces"][0, pick]),  # (T, 3, S, S)
+            "frame_labels": torch.from_numpy(fl),  # (T,)
+            "label": _scalar(_any(fl[mask])),
+            "video_label": _scalar(_video_label(rec)),
+            "visual_label": _scalar(_any(lab["visual"][mask])),
+            "audio_label": _scalar(_any(lab["audio"][mask])),
+            "times": torch.from_numpy(z["times"][pick].astype(np.float32)),  # (T,)
+            "found": torch.from_numpy(z["found"][0, pick]),  # (T,)
+            "mask": torch.from_numpy(mask),  # (T,)
+            "id": rec.id,
+        }
+
+    def __getitem__(self, v: int) -> dict[str, Any]:
+        return self._finish(self._clip(v, self._load(v)))
+
+
+def _mel_window(z: dict[str, np.ndarray], start_time: float, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mel frames from the first centre >= start_time: (M, W) float32 padded with the floor, times (W,), mask (W,)."""
+    from fakelens.audio.features import LOG_FLOOR
+
+    mel, mt = z["mel"], z["mel_times"]
+    hop = float(mt[1] - mt[0]) if len(mt) > 1 else 0.01
+    a = int(np.searchsorted(mt, start_time - 1e-9))
+    out = np.full((mel.shape[0], width), np.log(LOG_FLOOR), np.float32)  # (M, W)
+    piece = mel[:, a : a + width].astype(np.float32)
+    out[:, : piece.shape[1]] = piece
+    times = (mt[a] if a < len(mt) else start_time) + hop * np.arange(width)  # (W,)
+    mask = np.arange(width) < piece.shape[1]
+    return out, times, mask
+
+
+class AudioDataset(CacheDataset):
+    """Windows of `window_seconds` of log-mel per video (random start when random=True)."""
+
+    need_audio = True
+    keys = ("mel", "mel_times")
+
+    def __init__(self, cache_dir: str | Path, split: str | Sequence[str] | None = None, *,
+                 window_seconds: float = 1.0, random: bool = True, **kwargs):
+        super().__init__(cache_dir, split, **kwargs)
+        hop = self.config.hop_seconds if self.config is not None else 0.01
+        self.width = max(1, int(round(window_seconds / hop)))  # W
+        self.random = random
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, v: int) -> dict[str, Any]:
+        z = self._load(v)
+        mt = z["mel_times"]
+        span = max(0, len(mt) - self.width)
+        a = int(torch.randint(span + 1, ()).item()) if self.random else span // 2
+        mel, times, mask = _mel_window(z, float(mt[a]), self.width)
+        rec = self.records[v]
+        fl = _labels_at_times(_stream_segments(rec, "audio"), rec, times)
+        return self._finish({
+            "audio": torch.from_numpy(mel)[None],  # (1, M, W)
+            "frame_labels": torch.from_numpy(fl),  # (W,)
+            "label": _scalar(_any(fl[mask])),
+            "video_label": _scalar(_video_label(rec)),
+            "times": torch.from_numpy(times.astype(np.float32)),  # (W,)
+            "mask": torch.from_numpy(mask),  # (W,)
+            "id": rec.id,
+        })
+
+
+class AVDataset(ClipDataset):
+    """A face clip plus the mel window starting at its first frame.
+
+    The window has a fixed W = audio_seconds / hop frames so items batch; by default
+    audio_seconds = clip_frames x the median sampled-frame interval of the dataset.
+    """
+
+    need_face = True
+    need_audio = True
+    keys = CacheDataset.keys + AudioDataset.keys
+
+    def __init__(self, cache_dir: str | Path, split: str | Sequence[str] | None = None, *,
+                 clip_frames: int = 16, audio_seconds: float | None = None, random: bool = True, **kwargs):
+        super().__init__(cache_dir, split, clip_frames=clip_frames, random=random, **kwargs)
+        if audio_seconds is None:
+            dts = [r["duration"] / max(1, r["counts"]["frames"]) for r in self.rows]
+            audio_seconds = clip_frames * float(np.median(dts))
+        hop = self.config.hop_seconds if self.config is not None else 0.01
+        self.audio_seconds = float(audio_seconds)
+        self.width = max(1, int(round(audio_seconds / hop)))  # W
+
+    def __getitem__(self, v: int) -> dict[str, Any]:
+        z = self._load(v)
+        item = self._clip(v, z)
+        mel, times, mask = _mel_window(z, float(item["times"][0]), self.width)
+        rec = self.records[v]
+        item["audio"] = torch.from_numpy(mel)[None]  # (1, M, W)
+        item["audio_frame_labels"] = torch.from_numpy(_labels_at_times(_stream_segments(rec, "audio"), rec, times))
+        item["audio_times"] = torch.from_numpy(times.astype(np.float32))  # (W,)
+        item["audio_mask"] = torch.from_numpy(mask)  # (W,)
+        return self._finish(item)
+
+
+CACHE_DATASETS: Registry[type[CacheDataset]] = Registry("cache dataset")
+for _name, _cls in (("frames", FrameDataset), ("clips", ClipDataset), ("audio", AudioDataset), ("av", AVDataset)):
+    CACHE_DATASETS.register(_name)(_cls)

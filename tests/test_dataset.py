@@ -1,0 +1,141 @@
+"""Torch datasets over a preprocessing cache: documented item shapes, labels from segments, loader."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from fakelens.data.cache import CacheConfig, load_npz, preprocess, read_index
+from fakelens.data.dataset import CACHE_DATASETS, AudioDataset, AVDataset, ClipDataset, FrameDataset
+from fakelens.types import frame_labels, segments_from_pairs
+
+T = 8  # sampled frames per video in the test cache
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    from fakelens.data.synthetic import generate, preset
+
+    return generate(tmp_path_factory.mktemp("synth") / "tiny", preset("tiny"), progress=False)
+
+
+@pytest.fixture(scope="module")
+def cache(tiny, tmp_path_factory) -> Path:
+    from fakelens.data.formats import load_dataset
+
+    out = tmp_path_factory.mktemp("cache") / "c"
+    preprocess(load_dataset(tiny).records, out, CacheConfig(n_frames=T, size=32, detector="haar"), progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def meta(tiny) -> dict:
+    return {e["file"]: e for s in ("train", "val", "test") for e in json.loads((tiny / f"{s}_metadata.json").read_text())}
+
+
+def _expected(meta_entry: dict, key: str, indices: np.ndarray) -> np.ndarray:
+    segs = segments_from_pairs(meta_entry[key])
+    return frame_labels(segs, 25.0, int(indices.max()) + 1)[indices].astype(np.float32)
+
+
+@pytest.mark.parametrize("name", CACHE_DATASETS.names())
+def test_every_dataset_builds_and_batches(name, cache):
+    ds = CACHE_DATASETS.get(name)(cache)
+    loader = torch.utils.data.DataLoader(ds, batch_size=3, shuffle=False)
+    batch = next(iter(loader))
+    assert batch["label"].shape == (3,) and batch["label"].dtype == torch.float32
+    assert len(batch["id"]) == 3
+
+
+def test_frame_dataset(cache, meta):
+    ds = FrameDataset(cache, frames_per_video=3, random=False)
+    assert len(ds) == 8 * 3
+    item = ds[4]  # second video, second frame
+    assert item["image"].shape == (3, 32, 32) and item["image"].dtype == torch.float32
+    assert 0.0 <= item["image"].min() and item["image"].max() <= 1.0
+    row = ds.rows[1]
+    z = load_npz(cache, row)
+    t = int(np.flatnonzero(z["indices"] == item["index"])[0])
+    np.testing.assert_allclose(item["image"].permute(1, 2, 0).numpy() * 255, z["faces"][0, t], atol=1e-3)
+    assert item["label"] == (1.0 if meta[row["id"]]["modify_type"] != "real" else 0.0)
+    assert item["frame_label"] == _expected(meta[row["id"]], "fake_segments", np.array([item["index"]]))[0]
+    raw = FrameDataset(cache, as_uint8=True)[0]["image"]
+    assert raw.dtype == torch.uint8 and raw.shape == (3, 32, 32)
+
+
+def test_clip_labels_come_from_segments(cache, meta):
+    ds = ClipDataset(cache, clip_frames=T, random=False)
+    mixed = 0
+    for i in range(len(ds)):
+        item = ds[i]
+        assert item["video"].shape == (T, 3, 32, 32) and item["mask"].all()
+        m = meta[item["id"]]
+        idx = np.round(item["times"].numpy() * 25).astype(np.int64)
+        fl = _expected(m, "fake_segments", idx)
+        np.testing.assert_array_equal(item["frame_labels"].numpy(), fl)
+        assert item["label"] == fl.max()
+        assert item["visual_label"] == _expected(m, "visual_fake_segments", idx).max()
+        assert item["audio_label"] == _expected(m, "audio_fake_segments", idx).max()
+        assert item["video_label"] == float(m["modify_type"] != "real")
+        mixed += 0 < fl.sum() < T
+    assert mixed >= 1  # some clip holds real and fake frames: labels really are per frame
+
+
+def test_short_videos_are_padded_and_masked(cache):
+    item = ClipDataset(cache, clip_frames=T + 3, random=False)[0]
+    assert item["video"].shape == (T + 3, 3, 32, 32)
+    assert item["mask"].tolist() == [True] * T + [False] * 3
+    assert torch.equal(item["video"][-1], item["video"][T - 1])
+
+
+def test_audio_windows_and_labels(cache, meta):
+    ds = AudioDataset(cache, window_seconds=0.5, random=False)
+    for i in range(len(ds)):
+        item = ds[i]
+        assert item["audio"].shape == (1, 80, 50) and item["audio"].dtype == torch.float32
+        times = item["times"].numpy()
+        np.testing.assert_allclose(np.diff(times), 0.01, atol=1e-5)
+        segs = segments_from_pairs(meta[item["id"]]["audio_fake_segments"])
+        want = np.array([any(s.start <= t < s.end for s in segs) for t in times], np.float32)
+        edge = np.array([any(min(abs(t - s.start), abs(t - s.end)) < 1e-4 for s in segs) for t in times])
+        np.testing.assert_array_equal(item["frame_labels"].numpy()[~edge], want[~edge])  # float32 times
+        assert item["label"] == want.max()
+
+
+def test_av_items_are_aligned(cache):
+    ds = AVDataset(cache, clip_frames=4, random=True)
+    torch.manual_seed(0)
+    item = ds[2]
+    assert item["video"].shape == (4, 3, 32, 32) and item["audio"].shape == (1, 80, ds.width)
+    assert abs(float(item["audio_times"][0]) - float(item["times"][0])) <= 0.01
+    span = float(item["times"][-1] - item["times"][0])
+    assert ds.width * 0.01 >= span  # the window covers the clip
+    torch.manual_seed(0)
+    again = ds[2]
+    assert torch.equal(item["times"], again["times"])  # seeded through torch
+
+
+def test_split_filter_transform_and_labels(cache):
+    train = FrameDataset(cache, "train", transform=lambda it: {**it, "flipped": it["image"].flip(-1)})
+    assert len(train) == 4 and {r["split"] for r in train.rows} == {"train"}
+    item = train[0]
+    assert torch.equal(item["flipped"], item["image"].flip(-1))
+    assert set(train.labels.tolist()) <= {0.0, 1.0}
+    with pytest.raises(Exception, match="no cached videos"):
+        FrameDataset(cache, "nonexistent")
+
+
+def test_rows_without_faces_or_audio_are_left_out(cache, tmp_path):
+    import shutil
+
+    out = tmp_path / "c"
+    shutil.copytree(cache, out)
+    rows = read_index(out)
+    rows[0]["has_audio"] = False
+    rows[1]["has_face"] = False
+    (out / "index.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert len(AudioDataset(out)) == 7 and len(ClipDataset(out)) == 7 and len(AVDataset(out)) == 6

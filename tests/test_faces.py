@@ -1,0 +1,145 @@
+"""Face detectors (every registered one), square crops, and extract_faces on a composited face video."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fakelens.faces.detectors import FACE_DETECTORS, build_detector
+from fakelens.faces.extract import crop_square, extract_faces
+from fakelens.faces.tracking import box_iou
+
+# MTCNN box of the astronaut's face (FACTS.md): x 181-268, y 62-172.
+ASTRONAUT_FACE = np.array([181, 62, 268, 172], np.float32)
+
+
+@pytest.fixture(scope="module")
+def astronaut():
+    from skimage.data import astronaut
+
+    return astronaut()  # (512, 512, 3) uint8
+
+
+@pytest.fixture(scope="module")
+def detectors():
+    return {}
+
+
+def _detector(cache, name):
+    if name not in cache:
+        cache[name] = build_detector(name)
+    return cache[name]
+
+
+@pytest.mark.parametrize("name", FACE_DETECTORS.names())
+def test_detector_finds_real_face_and_nothing_on_blank(name, astronaut, detectors):
+    det = _detector(detectors, name)
+    blank = np.full_like(astronaut, 90)
+    out = det.detect(np.stack([astronaut, blank]))
+    assert len(out) == 2 and all(o.dtype == np.float32 and o.shape[1] == 5 for o in out)
+    if name == "full_frame":
+        assert out[0].tolist() == [[0, 0, 512, 512, 1.0]] == out[1].tolist()
+        return
+    assert len(out[0]) >= 1
+    best = out[0][np.argmax(box_iou(out[0][:, :4], ASTRONAUT_FACE[None])[:, 0])]
+    assert box_iou(best[None, :4], ASTRONAUT_FACE[None])[0, 0] > 0.6
+    assert 0 < best[4] <= 1
+    assert len(out[1]) == 0
+
+
+def test_unknown_detector_suggests():
+    with pytest.raises(KeyError, match="mtcnn"):
+        build_detector("mtcn")
+
+
+def test_missing_facenet_names_install_command(monkeypatch):
+    import sys
+
+    from fakelens.errors import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "facenet_pytorch", None)  # import fails
+    with pytest.raises(MissingDependencyError, match="pip install --no-deps facenet-pytorch==2.6.0"):
+        build_detector("mtcnn")
+
+
+def test_crop_square_margin_and_padding():
+    frame = np.zeros((100, 200, 3), np.uint8)
+    frame[40:60, 90:110] = 255  # 20x20 white square centred at (100, 50)
+    crop = crop_square(frame, [90, 40, 110, 60], margin=2.0, size=40)  # 40x40 region -> 40x40
+    assert crop.shape == (40, 40, 3)
+    assert crop[10:30, 10:30].min() == 255 and crop[:8].max() == 0
+    edge = crop_square(frame, [0, 0, 20, 20], margin=2.0, size=40)  # half outside: zero padding
+    assert edge.shape == (40, 40, 3) and edge[:10].max() == 0
+
+
+def _face_video(make_path, astronaut, n=12, faceless=False):
+    """A 320x240 h264 video of the astronaut's face sliding right (face box known per frame)."""
+    from fakelens.io.encode import write_video
+
+    face = astronaut[40:200, 160:290]  # (160, 130, 3) around the face
+    frames, boxes = [], []
+    for i in range(n):
+        f = np.full((240, 320, 3), 30, np.uint8)
+        x = 20 + 8 * i
+        if not faceless:
+            f[40:200, x : x + 130] = face
+        frames.append(f)
+        boxes.append(ASTRONAUT_FACE - np.array([160 - x, 40 - 40, 160 - x, 40 - 40], np.float32))
+    return write_video(make_path, frames, 10.0), np.stack(boxes)
+
+
+@pytest.mark.parametrize("detect_every", [1, 3])
+def test_extract_faces_tracks_the_face(tmp_path, astronaut, detectors, detect_every):
+    path, truth = _face_video(tmp_path / "face.mp4", astronaut)
+    clip = extract_faces(path, n_frames=6, detector=_detector(detectors, "mtcnn"), size=64,
+                         detect_max_side=160, detect_every=detect_every)
+    assert clip.status == "ok" and clip.fallback is None
+    assert clip.faces.shape == (1, 6, 64, 64, 3) and clip.faces.dtype == np.uint8
+    assert clip.boxes.shape == (1, 6, 4) and clip.found.all()
+    assert clip.n_detect_runs == (6 if detect_every == 1 else 3)
+    ious = [box_iou(clip.boxes[0, t][None], truth[clip.indices[t]][None])[0, 0] for t in range(6)]
+    assert min(ious) > 0.5, ious
+    np.testing.assert_allclose(clip.times, clip.indices / 10.0)
+    assert clip.main.shape == (6, 64, 64, 3)
+
+
+def test_faceless_video_is_reported_with_optional_fallback(tmp_path, astronaut, detectors):
+    path, _ = _face_video(tmp_path / "empty.mp4", astronaut, faceless=True)
+    det = _detector(detectors, "mtcnn")
+    clip = extract_faces(path, n_frames=4, detector=det, size=32)
+    assert clip.status == "no_face" and clip.faces.shape == (0, 4, 32, 32, 3) and clip.fallback is None
+    with pytest.raises(ValueError, match="no face"):
+        clip.main
+    fb = extract_faces(path, n_frames=4, detector=det, size=32, fallback="full_frame")
+    assert fb.status == "no_face" and fb.fallback == "full_frame"
+    assert fb.faces.shape == (1, 4, 32, 32, 3) and not fb.found.any()
+    assert fb.boxes[0, 0].tolist() == [0, 0, 320, 240]
+    # letterboxed: 320x240 in a 320x320 square -> top and bottom eighths are padding
+    assert fb.faces[0, 0, :3].max() == 0 and fb.faces[0, 0, 16].min() == 30
+
+
+def test_chunked_two_pass_equals_single_pass(tmp_path, astronaut):
+    path, _ = _face_video(tmp_path / "face.mkv", astronaut, n=8)
+    det = build_detector("haar")
+    one = extract_faces(path, n_frames=8, detector=det, size=48, detect_max_side=None)
+    two = extract_faces(path, n_frames=8, detector=det, size=48, detect_max_side=None,
+                        max_frames_bytes=2 * 3 * 320 * 240 * 3)  # 2 frames per chunk
+    assert one.status == two.status == "ok"
+    np.testing.assert_array_equal(one.faces, two.faces)
+    np.testing.assert_array_equal(one.boxes, two.boxes)
+
+
+def test_streaming_every_k_equals_reading_those_frames(tmp_path, astronaut, detectors):
+    path, truth = _face_video(tmp_path / "face.mkv", astronaut, n=12)
+    det = _detector(detectors, "mtcnn")
+    streamed = extract_faces(path, every=3, detector=det, size=48, detect_max_side=None, detect_every=2)
+    read = extract_faces(path, np.arange(0, 12, 3) / 10.0, detector=det, size=48, detect_max_side=None,
+                         detect_every=2)
+    assert streamed.status == read.status == "ok" and streamed.n_detect_runs == read.n_detect_runs == 3
+    np.testing.assert_array_equal(streamed.indices, [0, 3, 6, 9])
+    np.testing.assert_allclose(streamed.times, read.times)
+    np.testing.assert_allclose(streamed.boxes, read.boxes, atol=1e-3)
+    np.testing.assert_array_equal(streamed.faces, read.faces)
+    small = extract_faces(path, every=3, detector=det, size=48, detect_max_side=160)  # libswscale downscale
+    ious = [box_iou(small.boxes[0, t][None], truth[i][None])[0, 0] for t, i in enumerate(small.indices)]
+    assert min(ious) > 0.5, ious

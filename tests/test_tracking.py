@@ -1,0 +1,111 @@
+"""Tracking on synthetic box sequences: gaps, two faces, jitter, false positives, detect-every-k."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fakelens.faces.tracking import box_iou, link_detections, select_tracks, track_boxes, track_faces
+
+
+def det(*boxes, score=0.99):
+    return np.array([[*b, score] for b in boxes], np.float32).reshape(-1, 5)
+
+
+def moving_box(t, x0=100.0, vx=4.0, y=50.0, w=60.0, h=80.0):
+    x = x0 + vx * t
+    return [x, y, x + w, y + h]
+
+
+def test_box_iou():
+    a = np.array([[0, 0, 10, 10]], np.float32)
+    b = np.array([[5, 0, 15, 10], [20, 20, 30, 30], [0, 0, 10, 10]], np.float32)
+    np.testing.assert_allclose(box_iou(a, b), [[50 / 150, 0.0, 1.0]])
+
+
+def test_gap_is_interpolated_and_ends_are_held():
+    times = np.arange(12) / 10.0
+    dets = [det(moving_box(i)) for i in range(12)]
+    for i in (0, 1, 5, 6, 7, 11):
+        dets[i] = det()  # detector ran, found nothing
+    boxes, found, n_tracks = track_faces(dets, times, smooth_seconds=0)
+    assert boxes.shape == (1, 12, 4) and n_tracks == 1
+    assert found[0].tolist() == [False, False] + [True] * 9 + [False]
+    for i in (5, 6, 7):  # interpolated inside the track: on the true path (linear motion)
+        np.testing.assert_allclose(boxes[0, i], moving_box(i), atol=1e-3)
+    np.testing.assert_allclose(boxes[0, 0], moving_box(2), atol=1e-3)  # held before the span
+    np.testing.assert_allclose(boxes[0, 11], moving_box(10), atol=1e-3)  # held after
+
+
+def test_two_faces_are_two_tracks_main_is_longest_then_largest():
+    times = np.arange(10) / 10.0
+    big = [det(moving_box(i, x0=300, w=120, h=150), moving_box(i)) for i in range(10)]
+    boxes, found, n_tracks = track_faces(big, times, max_faces=2, smooth_seconds=0)
+    assert n_tracks == 2 and boxes.shape == (2, 10, 4)
+    assert boxes[0, 0, 0] == 300 and boxes[1, 0, 0] == 100  # same length: larger first
+    # the small face is seen more often: it becomes the main track
+    partial = [det(moving_box(i, x0=300, w=120, h=150), moving_box(i)) if i < 4 else det(moving_box(i))
+               for i in range(10)]
+    boxes, found, _ = track_faces(partial, times, max_faces=1, smooth_seconds=0)
+    assert boxes[0, 9, 0] == moving_box(9)[0] and found[0].all()
+
+
+def test_crossing_paths_keep_identity():
+    times = np.arange(20) / 25.0
+    dets = [det(moving_box(i, x0=100, vx=6), moving_box(i, x0=400, vx=-6)) for i in range(20)]
+    tracks = link_detections(dets)
+    assert len(tracks) == 2
+    for tr in tracks:
+        xs = np.array(tr.boxes)[:, 0]
+        assert np.all(np.diff(xs) == np.diff(xs)[0])  # each track moves one way
+
+
+def test_jitter_is_smoothed():
+    rng = np.random.default_rng(0)
+    times = np.arange(50) / 25.0
+    truth = np.array([moving_box(i, vx=2) for i in range(50)], np.float32)
+    noisy = truth + rng.normal(0, 4, truth.shape).astype(np.float32)
+    dets = [det(b) for b in noisy]
+    raw, _, _ = track_faces(dets, times, smooth_seconds=0)
+    smooth, _, _ = track_faces(dets, times, smooth_seconds=0.1)
+    err_raw = np.abs(raw[0] - truth)[5:-5].mean()
+    err_smooth = np.abs(smooth[0] - truth)[5:-5].mean()
+    assert err_smooth < 0.6 * err_raw, (err_raw, err_smooth)
+
+
+def test_false_positives_do_not_become_the_main_track():
+    times = np.arange(10) / 10.0
+    dets = [det(moving_box(i)) for i in range(10)]
+    dets[3] = np.concatenate([dets[3], det([500, 500, 520, 520], score=0.8)])
+    dets[7] = np.concatenate([dets[7], det([10, 400, 200, 600], score=0.8)])
+    boxes, found, n_tracks = track_faces(dets, times)
+    assert n_tracks == 3 and found[0].all()
+    assert box_iou(boxes[0, 3][None], np.array([moving_box(3)]))[0, 0] > 0.9
+
+
+def test_detect_every_k_frames_not_run_are_not_misses():
+    times = np.arange(13) / 25.0
+    dets = [det(moving_box(i)) if i % 4 == 0 else None for i in range(13)]
+    boxes, found, n_tracks = track_faces(dets, times, max_gap=0, smooth_seconds=0)
+    assert n_tracks == 1 and found[0].all()
+    np.testing.assert_allclose(boxes[0], [moving_box(i) for i in range(13)], atol=1e-3)
+
+
+def test_a_long_miss_rejoins_the_same_face():
+    times = np.arange(20) / 10.0
+    dets = [det(moving_box(i)) if not 5 <= i < 14 else det() for i in range(20)]
+    boxes, found, n_tracks = track_faces(dets, times, max_gap=3, smooth_seconds=0)
+    assert n_tracks == 1 and found[0].all()
+
+
+def test_no_detections_no_tracks():
+    boxes, found, n = track_faces([det(), None, det()], np.arange(3) / 10.0)
+    assert boxes.shape == (0, 3, 4) and found.shape == (0, 3) and n == 0
+    assert select_tracks([], 1) == []
+
+
+def test_track_boxes_uses_time_not_index():
+    from fakelens.faces.tracking import Track
+
+    tr = Track([0, 2], [np.array([0, 0, 10, 10.0]), np.array([30, 0, 40, 10.0])], [1.0, 1.0])
+    boxes, found = track_boxes(tr, np.array([0.0, 0.9, 1.0]), smooth_seconds=0)  # uneven times
+    np.testing.assert_allclose(boxes[1], [27, 0, 37, 10], atol=1e-4)
