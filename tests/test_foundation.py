@@ -93,3 +93,20 @@ def test_cli_help_runs(capsys):
         main(["--help"])
     assert e.value.code == 0
     assert "fakelens" in capsys.readouterr().out
+
+
+def test_atomic_writes_leave_normal_permissions(tmp_path):
+    import os
+
+    from fakelens.atomic import atomic_output, atomic_write_text
+
+    mask = os.umask(0o022)
+    try:
+        atomic_write_text(tmp_path / "a.txt", "x")
+        with atomic_output(tmp_path / "b.bin") as tmp:
+            tmp.write_bytes(b"y")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "b.bin").stat().st_mode & 0o777 == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.bin"]

@@ -16,6 +16,12 @@ import sys
 COMMANDS: list[tuple[str | None, str]] = [
     ("data", "fakelens.cli.data_inspect"),
     ("data", "fakelens.cli.data_synth"),
+    (None, "fakelens.cli.preprocess"),
+    ("model", "fakelens.cli.model"),
+    (None, "fakelens.cli.evaluate"),
+    (None, "fakelens.cli.train"),
+    (None, "fakelens.cli.predict"),
+    ("submission", "fakelens.cli.submission"),
 ]
 
 GROUP_HELP = {

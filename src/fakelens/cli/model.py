@@ -1,0 +1,141 @@
+"""`fakelens model list` and `fakelens model info NAME`: the registered models and backbones,
+and a model's parameters and MACs (true and as thop counts them) against the budget."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("list", help="registered models and available backbones",
+                              description="List the registered models and the backbones they can use.")
+    p.add_argument("--backbones", metavar="PATTERN", default=None,
+                   help="also list the 2D (timm) backbones matching a wildcard, e.g. 'efficientnet*'")
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    p.set_defaults(func=run_list)
+
+    p = subparsers.add_parser(
+        "info", help="parameters and FLOPs/MACs of a model, true and by thop, against the budget",
+        description="Count a model's parameters and MACs on its configured input (built on the meta "
+        "device: nothing is allocated or downloaded), with torch.utils.flop_counter and with thop "
+        "(the multimedia competition's counter), and check it against the parameter budget.")
+    p.add_argument("name", nargs="?", default=None, help="model name (default: the config's model.name)")
+    p.add_argument("--config", type=Path, default=None,
+                   help="YAML run config (its `model:` section and train.max_params) or a bare model config")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a model config key, e.g. --set backbone=xception41 (repeatable)")
+    p.add_argument("--max-params", type=int, default=None,
+                   help="parameter budget (default: the config's train.max_params, else 200,000,000)")
+    p.add_argument("--batch", type=int, default=1, help="batch size of the counted input (default 1)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=run_info)
+
+
+def _model_section(args: argparse.Namespace) -> tuple[dict[str, Any], int | None]:
+    """The model config mapping (YAML < NAME < --set) and the budget named in the YAML, if any."""
+    import yaml
+
+    from fakelens.config import merge_overrides
+    from fakelens.errors import ConfigError
+
+    data: dict[str, Any] = {}
+    max_params = None
+    if args.config is not None:
+        if not args.config.is_file():
+            raise ConfigError(f"{args.config}: config file not found")
+        try:
+            loaded = yaml.safe_load(args.config.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{args.config}: not valid YAML: {e}") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{args.config}: top level must be a mapping")
+        if isinstance(loaded.get("model"), dict):  # a full run config
+            data = dict(loaded["model"])
+            train = loaded.get("train")
+            if isinstance(train, dict) and train.get("max_params") is not None:
+                max_params = int(train["max_params"])
+        else:
+            data = loaded
+    if args.name:
+        data["name"] = args.name
+    if "name" not in data:
+        raise ConfigError("give a model NAME or a --config with model.name (`fakelens model list` shows them)")
+    overrides = [o[len("model."):] if o.startswith("model.") else o for o in args.overrides]
+    return merge_overrides(data, overrides), max_params
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from fakelens.cli.output import console, print_json, print_table
+    from fakelens.config import to_dict
+    from fakelens.models import resolve_config
+    from fakelens.train.budget import DEFAULT_MAX_PARAMS, count_config, describe, human
+
+    data, yaml_budget = _model_section(args)
+    if args.batch < 1:
+        from fakelens.errors import ConfigError
+
+        raise ConfigError(f"--batch must be >= 1, got {args.batch}")
+    cfg = resolve_config(data)
+    max_params = args.max_params or yaml_budget or DEFAULT_MAX_PARAMS
+    cost = count_config(cfg, batch=args.batch)
+    within = cost.params <= max_params
+    warnings = list(cost.disagreement) + list(cost.notes)
+    if cost.thop_params <= max_params < cost.params:
+        warnings.insert(0, f"thop's count ({human(cost.thop_params)}) passes the {human(max_params)} budget "
+                           f"but the true count ({human(cost.params)}) does not")
+    if args.json:
+        print_json({"model": describe(cfg), "config": to_dict(cfg), "cost": cost,
+                    "max_params": max_params, "within_budget": within, "warnings": warnings})
+        return 0
+    shapes = ", ".join(f"{k} {tuple(v)}" for k, v in cost.input_shapes.items())
+    verdict = (f"within budget ({cost.params / max_params:.1%} of {human(max_params)})" if within
+               else f"OVER BUDGET: {cost.params / 1e6:.1f}M > {human(max_params)}")
+    rows = [
+        ("model", describe(cfg)),
+        ("input", shapes),
+        ("params (true)", f"{cost.params:,} ({human(cost.params)})"),
+        ("params trainable", f"{cost.trainable_params:,}"),
+        ("params (thop)", f"{cost.thop_params:,} ({human(cost.thop_params)})"),
+        ("MACs (flop_counter)", f"{cost.macs:,} ({human(cost.macs)})"),
+        ("FLOPs (flop_counter)", f"{cost.flops:,} ({human(cost.flops)})"),
+        ("MACs (thop)", f"{cost.thop_macs:,} ({human(cost.thop_macs)})"),
+        ("budget", verdict),
+        ("counted on", cost.counted_on),
+    ]
+    print_table(f"fakelens model info {cfg.name}", ["quantity", "value"], rows)
+    err = console(stderr=True)
+    for w in warnings:
+        err.print(f"[bold red]warning:[/] {w}", highlight=False)
+    return 0
+
+
+def run_list(args: argparse.Namespace) -> int:
+    from fakelens.cli.output import print_json, print_table
+    from fakelens.models import BACKBONES, MODELS, POOLINGS, image_backbone_names, video_backbone_names
+
+    models = []
+    for name in MODELS.names():
+        spec = MODELS.get(name)
+        defaults = ", ".join(f"{k}={v}" for k, v in spec.defaults.items())
+        models.append({"name": name, "inputs": list(spec.inputs), "defaults": defaults, "summary": spec.summary})
+    timm_count = len(image_backbone_names()) - len(BACKBONES)
+    backbones = {
+        "frame/av/audio (2D)": BACKBONES.names() + [f"any of {timm_count} timm models (see --backbones PATTERN)"],
+        "clip3d (torchvision video)": video_backbone_names(),
+        "pooling": POOLINGS.names(),
+    }
+    matches = image_backbone_names(args.backbones) if args.backbones else None
+    if args.json:
+        out: dict[str, Any] = {"models": models, "backbones": backbones}
+        if matches is not None:
+            out["matching_backbones"] = matches
+        print_json(out)
+        return 0
+    print_table("models", ["name", "inputs", "defaults", "summary"],
+                [(m["name"], ", ".join(m["inputs"]), m["defaults"], m["summary"]) for m in models])
+    print_table("backbones", ["used by", "names"], [(k, ", ".join(v)) for k, v in backbones.items()])
+    if matches is not None:
+        print_table(f"2D backbones matching {args.backbones!r} ({len(matches)})", ["name"], [(m,) for m in matches])
+    return 0

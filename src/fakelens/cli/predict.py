@@ -1,0 +1,98 @@
+"""`fakelens predict RUN_OR_CHECKPOINT DATA --format FMT --out FILE`: score videos, write a submission.
+
+One pipeline: decode sampled frames/audio -> faces (same parameters as the training cache) ->
+model -> per-frame / per-clip scores -> video score by a named aggregation (--aggregate) ->
+temporal proposals (avdf1m-task2). The submission is validated by the format's writer; the ids
+are the dataset's expected ids (its test listing) or, for labelled data, every video.
+
+Failures are listed with their reason in FILE.failures.json. By default any failure stops the
+command before a submission is written; --on-error prior gives failed videos the training-set
+prior P(fake) instead (recorded in the failures report), never a silent 0.5.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("predict", help="score videos with a trained run and write a validated submission",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", metavar="RUN_OR_CHECKPOINT", help="a `fakelens train` run folder or a .ckpt file")
+    p.add_argument("data", metavar="DATA", help="dataset folder or label/metadata file, or a folder of videos")
+    p.add_argument("--format", required=True, dest="fmt",
+                   help="submission format: dfdc, csv, avdf1m-task1, avdf1m-task2, lavdf")
+    p.add_argument("--out", required=True, help="submission file to write")
+    p.add_argument("--data-format", default=None, help="dataset format of DATA (default: detected)")
+    p.add_argument("--split", default=None, help="only this split of DATA (e.g. test)")
+    p.add_argument("--aggregate", default=None, help="video score strategy: mean, max, median, topk_mean, "
+                   "confident_mean (default: the run's predict.aggregate)")
+    p.add_argument("--level", choices=["frames", "clips"], default=None,
+                   help="aggregate per-frame or per-clip scores (default: the run's predict.level)")
+    p.add_argument("--on-error", choices=["raise", "prior"], default="raise",
+                   help="failed videos: stop (default) or give them the training prior, recorded")
+    p.add_argument("--no-face", choices=["error", "full_frame"], default=None,
+                   help="a video without a face: a failure, or score the full frame (recorded)")
+    p.add_argument("--batch-size", type=int, default=8, help="clips per forward pass")
+    p.add_argument("--workers", type=int, default=0, help="processes decoding and finding faces (0 = this one)")
+    p.add_argument("--predictions", default=None, metavar="JSON",
+                   help="also write per-video scores, frame scores and proposals to this JSON file")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from fakelens.atomic import atomic_write_text
+    from fakelens.cli.output import _jsonable, print_json, print_table
+    from fakelens.data.formats import load_dataset
+    from fakelens.errors import FakelensError
+    from fakelens.inference.pipeline import Predictor, failures_report, load_run
+    from fakelens.submission import SUBMISSION_FORMATS, write_submission
+    from fakelens.types import Proposal
+
+    SUBMISSION_FORMATS.get(args.fmt)  # unknown formats fail before any work
+    out = Path(args.out)
+    failures_path = out.with_name(out.name + ".failures.json")
+    run_ = load_run(args.run)
+    predictor = Predictor(run_, aggregate_name=args.aggregate, level=args.level, no_face=args.no_face,
+                          batch_size=args.batch_size)
+    ds = load_dataset(args.data, format=args.data_format, split=args.split)
+    if not ds.records:
+        raise FakelensError(f"{args.data}: no videos{f' in split {args.split!r}' if args.split else ''}")
+    expected = ds.expected_ids if ds.expected_ids else [r.id for r in ds.records]
+    result = predictor.predict(ds.records, on_error=args.on_error, workers=args.workers,
+                               progress=not args.no_progress and not args.json)
+    if result.failures:
+        atomic_write_text(failures_path, json.dumps(failures_report(result, run_.prior), indent=2) + "\n")
+    if result.failures and args.on_error == "raise":
+        lines = "\n".join(f"  {f.id}: {f.reason}" for f in result.failures[:20])
+        more = f"\n  ... and {len(result.failures) - 20} more" if len(result.failures) > 20 else ""
+        raise FakelensError(f"{len(result.failures)} of {len(ds.records)} videos failed (listed in {failures_path}); "
+                            f"no submission written. Fix them, or pass --on-error prior to give them the training "
+                            f"prior {run_.prior:.4f}:\n{lines}{more}")
+    # Failed videos (prior fallback) have no proposals: the writer gives them one short proposal at the prior.
+    fallback_proposal = Proposal(run_.prior, 0.0, 0.04) if result.failures else None
+    report = write_submission(args.fmt, out, result.predictions, expected, fallback_proposal=fallback_proposal)
+    if args.predictions:
+        atomic_write_text(Path(args.predictions), json.dumps(_jsonable(result.predictions)) + "\n")
+    n = len(result.predictions)
+    summary = {
+        "submission": str(out), "format": args.fmt, "videos": n, "failed": len(result.failures),
+        "failures_report": str(failures_path) if result.failures else None,
+        "aggregate": predictor.aggregate_name, "level": predictor.level, "checkpoint": str(run_.checkpoint),
+        "seconds": {k: round(v, 3) for k, v in result.timings.items()},
+        "fallback_ids": list(getattr(report, "fallback_ids", []) or []),
+    }
+    if args.json:
+        print_json(summary)
+        return 0
+    rows = [["submission", str(out)], ["format", args.fmt], ["videos scored", n - len(result.failures)],
+            ["failed (prior fallback)", len(result.failures)], ["aggregation", f"{predictor.aggregate_name} "
+                                                                            f"over {predictor.level}"]]
+    rows += [[f"time: {k} (s)", v] for k, v in result.timings.items()]
+    print_table("predict", ["", "value"], rows)
+    return 0

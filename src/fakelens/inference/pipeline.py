@@ -1,0 +1,385 @@
+"""The one inference pipeline: decode sampled frames/audio -> faces -> model -> per-frame and per-clip
+scores -> video score (a named aggregation) -> Prediction with temporal proposals.
+
+Decoding, face extraction and log-mels are fakelens.data.cache.compute_features with the training
+cache's own parameters (saved in the checkpoint), so prediction sees exactly the crops training saw.
+Faces are cut into clips of the training clip length (the last one padded with its last frame, as
+the training dataset pads), batched through the model under torch.inference_mode().
+
+Failures are never silent: a video that cannot be decoded, has no face (unless the full-frame
+fallback is asked for) or lacks the audio the model needs is a `Failure` with its reason. Only
+with on_error="prior" does it get a score, the training-set prior P(fake), recorded in
+`Prediction.fallback`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from fakelens.errors import ConfigError, FakelensError, MediaError
+from fakelens.inference.aggregate import AGGREGATIONS, aggregate
+from fakelens.inference.postprocess import SUPPRESSIONS, proposals_from_scores
+from fakelens.types import Prediction, VideoRecord
+
+ON_ERROR = ("raise", "prior")
+NO_FACE = ("error", "full_frame")
+PRIOR_FALLBACK = "prior"  # Prediction.fallback of a failed video scored with the training prior
+FULL_FRAME_FALLBACK = "no_face: full frame"
+
+
+@dataclass
+class LoadedRun:
+    """A trained model with everything needed to feed it: configs, preprocessing, prior."""
+
+    cfg: Any  # fakelens.train.config.TrainConfig
+    cache: Any  # fakelens.data.cache.CacheConfig used to build the training cache
+    model: torch.nn.Module
+    task: Any  # fakelens.tasks.Task
+    prior: float
+    checkpoint: Path
+    audio_width: int | None  # mel frames per model audio input (from training), None without audio
+
+
+def resolve_checkpoint(run_or_checkpoint: str | Path) -> Path:
+    """A run folder -> its best checkpoint (last if no best was kept); a .ckpt file -> itself."""
+    p = Path(run_or_checkpoint)
+    if p.is_file():
+        return p
+    if p.is_dir():
+        for name in ("best.ckpt", "last.ckpt"):
+            if (p / "checkpoints" / name).is_file():
+                return p / "checkpoints" / name
+        raise FakelensError(f"{p}: no checkpoints/best.ckpt or checkpoints/last.ckpt (is it a `fakelens train` run?)")
+    raise FakelensError(f"{p}: no such run folder or checkpoint")
+
+
+def load_run(run_or_checkpoint: str | Path, device: str | torch.device = "cpu") -> LoadedRun:
+    """Rebuild the model of a run from its checkpoint alone (config, prior, cache parameters inside)."""
+    from fakelens.config import from_dict
+    from fakelens.data.cache import CacheConfig
+    from fakelens.models import create_model
+    from fakelens.tasks import build_task
+    from fakelens.train.config import TrainConfig
+
+    ckpt_path = resolve_checkpoint(run_or_checkpoint)
+    try:
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises many types for a corrupt or foreign file
+        raise FakelensError(f"{ckpt_path}: cannot read the checkpoint ({type(e).__name__}: {e})") from e
+    hp = ckpt.get("hyper_parameters") or {}
+    if "config" not in hp or "state_dict" not in ckpt:
+        raise FakelensError(f"{ckpt_path}: not a fakelens checkpoint (no config or weights inside)")
+    cfg = from_dict(TrainConfig, hp["config"])
+    if hp.get("cache_config") is None:
+        raise FakelensError(f"{ckpt_path}: the run was trained without a preprocessing cache, so its face/audio "
+                            "parameters are unknown; predict needs a run trained with `fakelens train`")
+    cache = CacheConfig(**hp["cache_config"])
+    model = create_model(dataclasses.replace(cfg.model, pretrained=False, audio_pretrained=None))
+    state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+    model.load_state_dict(state)
+    model.eval().to(device)
+    prior = hp.get("prior")
+    if prior is None:
+        raise FakelensError(f"{ckpt_path}: no training-set prior recorded")
+    return LoadedRun(cfg=cfg, cache=cache, model=model, task=build_task(cfg.task).to(device), prior=float(prior),
+                     checkpoint=ckpt_path, audio_width=hp.get("audio_width"))
+
+
+@dataclass
+class Failure:
+    """A video the pipeline could not score, and why."""
+
+    id: str
+    path: str | None
+    reason: str
+    fallback: str | None = None  # what it got instead (PRIOR_FALLBACK) or None when it got nothing
+
+
+@dataclass
+class PredictResult:
+    """Predictions in input order (failed videos included only when a fallback was used) and failures."""
+
+    predictions: list[Prediction]
+    failures: list[Failure] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  # total seconds per stage
+
+
+class _NoFace(FakelensError):
+    pass
+
+
+def _features_job(path: str, cache_dict: dict[str, Any]) -> Any:
+    """Worker-process entry: decode + faces + log-mel with the detector built once per process."""
+    from fakelens.data.cache import CacheConfig, compute_features
+
+    return compute_features(path, CacheConfig(**cache_dict), _WORKER_DETECTOR)
+
+
+_WORKER_DETECTOR: Any = None
+
+
+def _worker_init(detector: str) -> None:
+    global _WORKER_DETECTOR
+    from fakelens.faces.detectors import build_detector
+
+    torch.set_num_threads(1)
+    _WORKER_DETECTOR = build_detector(detector)
+
+
+class Predictor:
+    """Scores videos with a loaded run. Options default to the run's `predict` section."""
+
+    def __init__(self, run: LoadedRun, *, aggregate_name: str | None = None, level: str | None = None,
+                 no_face: str | None = None, batch_size: int = 8, device: str | torch.device = "cpu"):
+        p = run.cfg.predict
+        self.run = run
+        self.aggregate_name = aggregate_name or p.aggregate
+        AGGREGATIONS.get(self.aggregate_name)
+        self.level = level or p.level
+        if self.level not in ("frames", "clips"):
+            raise ConfigError(f"level must be 'frames' or 'clips', got {self.level!r}")
+        self.no_face = no_face or p.no_face
+        if self.no_face not in NO_FACE:
+            raise ConfigError(f"no_face must be one of {NO_FACE}, got {self.no_face!r}")
+        SUPPRESSIONS.get(p.suppression)
+        self.batch_size = max(1, int(batch_size))
+        self.device = torch.device(device)
+        self.inputs = tuple(run.model.input_names)
+        self.clip_frames = run.cfg.data.clip_frames
+        use_full = run.cache.fallback == "full_frame" or self.no_face == "full_frame"
+        self.cache_cfg = dataclasses.replace(run.cache, fallback="full_frame" if use_full else "none")
+        if "audio" in self.inputs and run.audio_width is None:
+            raise FakelensError(f"{run.checkpoint}: audio model without a recorded audio window length")
+        self._detector = None
+
+    # ------------------------------------------------------------------ features
+
+    def detector(self) -> Any:
+        if self._detector is None and "video" in self.inputs:
+            from fakelens.faces.detectors import build_detector
+
+            self._detector = build_detector(self.cache_cfg.detector)
+        return self._detector
+
+    def features(self, path: str | Path) -> Any:
+        """Decode, faces, log-mel of one video (fakelens.data.cache.compute_features)."""
+        from fakelens.data.cache import compute_features
+
+        return compute_features(path, self.cache_cfg, self.detector())
+
+    # ------------------------------------------------------------------ model
+
+    def _clips(self, feats: Any) -> list[dict[str, Any]]:
+        """Model inputs of one video, one dict per clip: tensors without batch dim, plus times/masks."""
+        from fakelens.data.dataset import _mel_window
+
+        clips: list[dict[str, Any]] = []
+        z = {"mel": feats.mel, "mel_times": feats.mel_times}
+        if "video" in self.inputs:
+            faces = feats.clip.main  # (T, S, S, 3) uint8
+            times = feats.clip.times  # (T,)
+            n = faces.shape[0]
+            for s in range(0, n, self.clip_frames):
+                pick = np.minimum(np.arange(s, s + self.clip_frames), n - 1)  # (C,) padded with the last frame
+                mask = np.arange(s, s + self.clip_frames) < n  # (C,)
+                video = torch.from_numpy(np.ascontiguousarray(faces[pick])).permute(0, 3, 1, 2).float() / 255.0  # (C,3,S,S)
+                item = {"video": video, "times": times[pick], "mask": mask}
+                if "audio" in self.inputs:
+                    mel, mt, mmask = _mel_window(z, float(times[pick[0]]), self.run.audio_width)
+                    item.update(audio=torch.from_numpy(mel)[None], audio_times=mt, audio_mask=mmask)  # (1, M, W)
+                clips.append(item)
+        else:
+            width = int(self.run.audio_width)
+            mt = feats.mel_times  # (M_total,)
+            for a in range(0, max(1, len(mt)), width):
+                mel, times, mmask = _mel_window(z, float(mt[a]), width)
+                clips.append({"audio": torch.from_numpy(mel)[None], "audio_times": times, "audio_mask": mmask})
+        return clips
+
+    @torch.inference_mode()
+    def _run_model(self, clips: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+        """Batched forward over the clips of one video -> numpy arrays per output, batch dim = clip."""
+        outs: dict[str, list[np.ndarray]] = {}
+        for i in range(0, len(clips), self.batch_size):
+            chunk = clips[i:i + self.batch_size]
+            inputs = {k: torch.stack([c[k] for c in chunk]).to(self.device) for k in self.inputs}
+            out = dict(self.run.model(**inputs))
+            out["video_logit"] = self.run.task.video_logit(out)  # (b,)
+            for k, v in out.items():
+                outs.setdefault(k, []).append(torch.sigmoid(v.float()).cpu().numpy())  # P(fake)
+        return {k: np.concatenate(v, axis=0) for k, v in outs.items()}
+
+    def predict_features(self, video_id: str, feats: Any) -> tuple[Prediction, float]:
+        """Score one video from its features; returns the Prediction and the model time (s)."""
+        if "video" in self.inputs and len(feats.clip.faces) == 0:
+            raise _NoFace("no face found in any sampled frame (use --no-face full_frame to score the whole frame)")
+        if "audio" in self.inputs and not feats.has_audio:
+            raise MediaError(video_id, f"the model needs audio: {feats.audio_message or 'no audio'}")
+        t0 = time.perf_counter()
+        clips = self._clips(feats)
+        probs = self._run_model(clips)
+        t_model = time.perf_counter() - t0
+
+        frame_times = frame_scores = audio_times = audio_scores = None
+        if "frame_logits" in probs:
+            keep = np.concatenate([c["mask"] for c in clips])  # (n_clips * C,)
+            frame_times = np.concatenate([c["times"] for c in clips])[keep]  # (T,)
+            frame_scores = probs["frame_logits"].reshape(-1)[keep]  # (T,)
+        if "time_logits" in probs:
+            audio_times, audio_scores = self._audio_steps(clips, probs["time_logits"])
+        clip_scores = probs["video_logit"]  # (n_clips,)
+        if self.level == "frames":
+            if frame_scores is None:
+                raise ConfigError(f"model {self.run.cfg.model.name!r} gives no per-frame scores: use level 'clips'")
+            score = aggregate(self.aggregate_name, frame_scores)
+        else:
+            score = aggregate(self.aggregate_name, clip_scores)
+        duration = float(feats.clip.duration) if "video" in self.inputs else float(
+            feats.mel_times[-1] + (feats.mel_times[1] - feats.mel_times[0] if len(feats.mel_times) > 1 else 0.01))
+        times, scores = self._timeline(clips, clip_scores, frame_times, frame_scores, audio_times, audio_scores)
+        p = self.run.cfg.predict
+        proposals = proposals_from_scores(times, scores, duration=duration, thresholds=p.thresholds,
+                                          suppression=p.suppression, iou_threshold=p.iou_threshold,
+                                          max_proposals=p.max_proposals)
+        extras = {"clips": float(len(clips))}
+        for head in ("visual_logit", "audio_logit"):
+            if head in probs:
+                extras[head.replace("_logit", "_score")] = float(probs[head].mean())
+        fallback = FULL_FRAME_FALLBACK if "video" in self.inputs and feats.clip.fallback else None
+        pred = Prediction(id=video_id, score=float(score), proposals=proposals, frame_times=frame_times,
+                          frame_scores=frame_scores, audio_times=audio_times, audio_scores=audio_scores,
+                          fallback=fallback, extras=extras)
+        return pred, t_model
+
+    def _audio_steps(self, clips: list[dict[str, Any]], steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(n_clips, F') per-step P(fake) -> (A,) times (s, step centres) and scores inside real audio."""
+        times, scores = [], []
+        for c, s in zip(clips, steps):
+            mt, mmask = c["audio_times"], c["audio_mask"]  # (W,), (W,)
+            stride = len(mt) / len(s)  # mel frames per step
+            idx = np.minimum(((np.arange(len(s)) + 0.5) * stride).astype(int), len(mt) - 1)  # (F',)
+            ok = mmask[idx]
+            times.append(mt[idx][ok])
+            scores.append(s[ok])
+        t = np.concatenate(times)
+        sc = np.concatenate(scores)
+        order = np.argsort(t, kind="stable")
+        t, sc = t[order], sc[order]
+        uniq = np.concatenate([[True], np.diff(t) > 1e-9])  # overlapping windows: keep the first
+        return t[uniq], sc[uniq]
+
+    @staticmethod
+    def _timeline(clips, clip_scores, frame_times, frame_scores, audio_times, audio_scores):
+        """Fakeness over time for proposals: per-frame scores, raised by the audio score at that time
+        when the model also hears (a fake of either stream is a fake segment); else audio steps;
+        else one value per clip at its centre."""
+        if frame_scores is not None:
+            order = np.argsort(frame_times, kind="stable")
+            t, s = frame_times[order], frame_scores[order]
+            keep = np.concatenate([[True], np.diff(t) > 1e-9])
+            t, s = t[keep], s[keep]
+            if audio_scores is not None and len(audio_scores):
+                s = np.maximum(s, np.interp(t, audio_times, audio_scores))
+            return t, s
+        if audio_scores is not None and len(audio_scores):
+            return audio_times, audio_scores
+        centres = []
+        for c in clips:
+            tt = c["times"][c["mask"]] if "times" in c else c["audio_times"][c["audio_mask"]]
+            centres.append(float(np.mean(tt)))
+        t = np.asarray(centres)
+        order = np.argsort(t, kind="stable")
+        return t[order], np.asarray(clip_scores)[order]
+
+    # ------------------------------------------------------------------ many videos
+
+    def _iter_features(self, records: Sequence[VideoRecord], workers: int) -> Iterator[tuple[VideoRecord, Any, float]]:
+        """(record, features or the exception, seconds) in input order."""
+        if workers <= 0:
+            for rec in records:
+                t0 = time.perf_counter()
+                try:
+                    if rec.path is None:
+                        raise MediaError(rec.id, "the dataset lists no file for this video")
+                    feats: Any = self.features(rec.path)
+                except MediaError as e:
+                    feats = e
+                yield rec, feats, time.perf_counter() - t0
+            return
+        from fakelens.config import to_dict
+
+        cache_dict = to_dict(self.cache_cfg)
+        import multiprocessing
+
+        # spawn, not fork: forking a process whose torch thread pools are running can deadlock.
+        with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, initargs=(self.cache_cfg.detector,),
+                                 mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [(rec, pool.submit(_features_job, str(rec.path), cache_dict) if rec.path is not None else None,
+                        time.perf_counter()) for rec in records]
+            for rec, fut, t0 in futures:
+                if fut is None:
+                    yield rec, MediaError(rec.id, "the dataset lists no file for this video"), 0.0
+                    continue
+                try:
+                    feats = fut.result()
+                except MediaError as e:
+                    feats = e
+                yield rec, feats, time.perf_counter() - t0
+
+    def predict(self, records: Sequence[VideoRecord], *, on_error: str = "raise", workers: int = 0,
+                progress: bool = False) -> PredictResult:
+        """Score every record. on_error="raise": failures are collected and returned (the caller
+        refuses to write a submission); "prior": failed videos get the training prior, recorded."""
+        if on_error not in ON_ERROR:
+            raise ConfigError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+        preds: list[Prediction] = []
+        failures: list[Failure] = []
+        totals = {"decode": 0.0, "faces": 0.0, "audio": 0.0, "model": 0.0, "features_wall": 0.0}
+        items: Iterable = self._iter_features(records, workers)
+        if progress:
+            from tqdm import tqdm
+
+            items = tqdm(items, total=len(records), desc="predict", unit="video")
+        for rec, feats, seconds in items:
+            totals["features_wall"] += seconds
+            try:
+                if isinstance(feats, BaseException):
+                    raise feats
+                tm = feats.timings
+                totals["decode"] += tm.get("probe", 0.0) + tm.get("decode", 0.0)
+                totals["faces"] += tm.get("detect", 0.0) + tm.get("track", 0.0) + tm.get("crop", 0.0)
+                totals["audio"] += tm.get("audio", 0.0)
+                pred, t_model = self.predict_features(rec.id, feats)
+                totals["model"] += t_model
+                pred.extras.update({f"t_{k}": float(v) for k, v in tm.items()})
+                pred.extras["t_model"] = t_model
+                preds.append(pred)
+            except (MediaError, _NoFace) as e:
+                reason = str(e)
+                if on_error == "prior":
+                    preds.append(Prediction(id=rec.id, score=self.run.prior, fallback=PRIOR_FALLBACK,
+                                            extras={"failed": 1.0}))
+                    failures.append(Failure(rec.id, None if rec.path is None else str(rec.path), reason,
+                                            PRIOR_FALLBACK))
+                else:
+                    failures.append(Failure(rec.id, None if rec.path is None else str(rec.path), reason))
+        return PredictResult(preds, failures, totals)
+
+
+def failures_report(result: PredictResult, prior: float) -> dict[str, Any]:
+    """JSON-ready report of the failed videos (written next to a submission)."""
+    return {
+        "n_failed": len(result.failures),
+        "fallback": None if not result.failures or result.failures[0].fallback is None else {
+            "name": PRIOR_FALLBACK, "score": prior,
+            "meaning": "training-set P(fake), given because --on-error prior was asked for"},
+        "failures": [dataclasses.asdict(f) for f in result.failures],
+    }

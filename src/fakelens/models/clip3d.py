@@ -1,0 +1,43 @@
+"""`clip3d`: a torchvision video network (r3d_18, mc3_18, r2plus1d_18, s3d, mvit, swin3d) over
+a face clip, for spatio-temporal artefacts (flicker, warping) a per-frame model cannot see."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+from torch import nn
+
+from fakelens.models.backbones import Normalize, build_video_backbone, check_video_backbone, video_backbone_crop
+from fakelens.models.config import ModelConfig
+from fakelens.models.factory import MODELS, ModelSpec
+from fakelens.models.frame import check_video
+
+
+class Clip3DModel(nn.Module):
+    """forward(video (B,T,3,H,W) in [0,1]) -> {"logit": (B,)}; normalised with the statistics
+    of the backbone's Kinetics weights. mvit_* need T=16 and 224 px; the others any size."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.net, mean, std, _ = build_video_backbone(cfg.backbone, cfg.pretrained)  # type: ignore[arg-type]
+        self.normalize = Normalize(mean, std)
+
+    def forward(self, video: torch.Tensor) -> dict[str, torch.Tensor]:
+        check_video(video)
+        x = self.normalize(video).transpose(1, 2)  # (B,3,T,H,W)
+        return {"logit": self.net(x).reshape(-1)}  # (B,)
+
+
+def _validate(cfg: ModelConfig) -> ModelConfig:
+    check_video_backbone(cfg.backbone, cfg.name)  # type: ignore[arg-type]
+    if cfg.image_size is None:
+        cfg = dataclasses.replace(cfg, image_size=video_backbone_crop(cfg.backbone))  # type: ignore[arg-type]
+    return cfg
+
+
+MODELS.register("clip3d")(ModelSpec(
+    build=Clip3DModel, inputs=("video",), validate=_validate,
+    summary="torchvision video model (r3d_18, mc3_18, r2plus1d_18, s3d, ...) on a face clip -> clip logit",
+    defaults={"backbone": "r3d_18", "num_frames": 16},
+))

@@ -1,0 +1,202 @@
+"""Training tasks: they turn a pure model's output dict into a video logit and a loss.
+
+Models stay pure (inputs -> logits); a task knows the targets and the loss:
+- `classification`: video label on the model's `logit` (BCE with logits, class balance by
+  `pos_weight`), optionally per-frame labels on `frame_logits` when the data has them;
+- `mil`: weak supervision, the video logit is a named pooling (max, top-k mean, log-sum-exp) of the
+  per-frame (or per-audio-window) logits, trained with the video label only, so the per-frame
+  scores are usable for localization;
+- `av`: audio-visual: fake / visual-fake / audio-fake heads, plus optional MIL terms that pool the
+  per-frame and per-audio-window logits against the visual and audio labels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from fakelens.registry import Registry
+from fakelens.tasks.pooling import POOLINGS, PoolingParams, pool
+
+
+@dataclass
+class TaskConfig:
+    """What the model is trained to predict and with which loss (the `task` section of a recipe)."""
+
+    name: str = "classification"  # a TASKS entry: classification | mil | av
+    pooling: str = "lse"  # MIL pooling (a POOLINGS entry) for `mil` and the MIL terms of `av`
+    topk: float = 0.25  # fraction of frames for topk_mean pooling
+    lse_r: float = 5.0  # sharpness of log-sum-exp pooling
+    frame_weight: float = 0.0  # weight of per-frame BCE when the batch carries `frame_labels`
+    visual_weight: float = 0.5  # av: weight of the visual-fake head loss
+    audio_weight: float = 0.5  # av: weight of the audio-fake head loss
+    mil_weight: float = 0.0  # av: weight of pooled frame/time logits vs the visual/audio labels
+
+    def __post_init__(self) -> None:
+        if self.name not in TASKS:
+            TASKS.get(self.name)  # raises with a suggestion
+        if self.pooling not in POOLINGS:
+            POOLINGS.get(self.pooling)
+        if not 0 < self.topk <= 1:
+            raise ValueError(f"task.topk must be in (0, 1], got {self.topk}")
+        if self.lse_r <= 0:
+            raise ValueError(f"task.lse_r must be > 0, got {self.lse_r}")
+        for key in ("frame_weight", "visual_weight", "audio_weight", "mil_weight"):
+            if getattr(self, key) < 0:
+                raise ValueError(f"task.{key} must be >= 0, got {getattr(self, key)}")
+
+
+Outputs = Mapping[str, torch.Tensor]
+Batch = Mapping[str, torch.Tensor]
+
+
+def _bce(logits: torch.Tensor, target: torch.Tensor, pos_weight: torch.Tensor | None = None,
+         mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean BCE-with-logits in float32 (stable under autocast); `mask` selects valid elements."""
+    logits = logits.float()
+    target = target.to(logits.dtype)
+    if mask is None:
+        return F.binary_cross_entropy_with_logits(logits, target, pos_weight=pos_weight)
+    per = F.binary_cross_entropy_with_logits(logits, target, pos_weight=pos_weight, reduction="none")
+    m = mask.to(per.dtype)
+    return (per * m).sum() / m.sum().clamp_min(1.0)
+
+
+def instance_mask(instances: torch.Tensor, batch: Batch) -> torch.Tensor | None:
+    """The batch's (B, T) validity `mask` (False = padding) when it lines up with these instances."""
+    mask = batch.get("mask")
+    return mask if mask is not None and mask.shape == instances.shape else None
+
+
+class Task(nn.Module):
+    """Base task: no parameters; `pos_weight` (n_real / n_fake) rebalances the video-level BCE."""
+
+    def __init__(self, cfg: TaskConfig, pos_weight: float | None = None):
+        super().__init__()
+        self.cfg = cfg
+        self.pooling_params = PoolingParams(topk=cfg.topk, r=cfg.lse_r)
+        pw = torch.tensor(float(pos_weight)) if pos_weight is not None else torch.tensor(float("nan"))
+        self.register_buffer("pos_weight", pw, persistent=False)  # () scalar, nan = unweighted
+
+    def _pw(self) -> torch.Tensor | None:
+        return None if torch.isnan(self.pos_weight) else self.pos_weight.float()
+
+    def video_logit(self, outputs: Outputs) -> torch.Tensor:
+        """(B,) logit that the whole video is fake."""
+        raise NotImplementedError
+
+    def frame_logits(self, outputs: Outputs) -> torch.Tensor | None:
+        """(B, T) per-frame fake logits if the model produces them."""
+        return outputs.get("frame_logits")
+
+    def time_logits(self, outputs: Outputs) -> torch.Tensor | None:
+        """(B, A) per-audio-window fake logits if the model produces them."""
+        return outputs.get("time_logits")
+
+    def loss(self, outputs: Outputs, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Scalar loss and its named parts (detached) for logging."""
+        raise NotImplementedError
+
+    def _frame_term(self, outputs: Outputs, batch: Batch) -> torch.Tensor | None:
+        """Per-frame supervision where the batch has frame labels and the config asks for it."""
+        frames = self.frame_logits(outputs)
+        if self.cfg.frame_weight <= 0 or frames is None or "frame_labels" not in batch:
+            return None
+        target = batch["frame_labels"]  # (B, T)
+        if target.shape != frames.shape:
+            raise ValueError(f"frame_labels shape {tuple(target.shape)} != frame_logits {tuple(frames.shape)}")
+        return _bce(frames, target, mask=instance_mask(frames, batch))
+
+
+TASKS: Registry[type[Task]] = Registry("task")
+
+
+@TASKS.register("classification")
+class ClassificationTask(Task):
+    """Video label on the model's `logit`; optional per-frame labels on `frame_logits`."""
+
+    def video_logit(self, outputs: Outputs) -> torch.Tensor:
+        return outputs["logit"]
+
+    def loss(self, outputs: Outputs, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        video = _bce(self.video_logit(outputs), batch["label"], self._pw())
+        parts = {"video": video.detach()}
+        total = video
+        frame = self._frame_term(outputs, batch)
+        if frame is not None:
+            total = total + self.cfg.frame_weight * frame
+            parts["frame"] = frame.detach()
+        return total, parts
+
+
+@TASKS.register("mil")
+class MILTask(Task):
+    """Weak supervision: video logit = pooling of the per-frame (or per-audio-window) logits."""
+
+    def _instances(self, outputs: Outputs) -> tuple[torch.Tensor, str]:
+        for key in ("frame_logits", "time_logits"):
+            if key in outputs:
+                return outputs[key], key
+        raise KeyError("the mil task needs a model that returns 'frame_logits' or 'time_logits'; "
+                       f"this one returns {sorted(outputs)}")
+
+    def video_logit(self, outputs: Outputs, mask: torch.Tensor | None = None) -> torch.Tensor:
+        inst, _ = self._instances(outputs)
+        return pool(self.cfg.pooling, inst, mask, self.pooling_params)  # (B,)
+
+    def loss(self, outputs: Outputs, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        inst, key = self._instances(outputs)
+        video = _bce(self.video_logit(outputs, instance_mask(inst, batch)), batch["label"], self._pw())
+        parts = {"video": video.detach()}
+        total = video
+        frame = self._frame_term(outputs, batch)
+        if frame is not None:
+            total = total + self.cfg.frame_weight * frame
+            parts["frame"] = frame.detach()
+        return total, parts
+
+
+@TASKS.register("av")
+class AVTask(Task):
+    """Audio-visual: overall fake, visual-fake and audio-fake heads; MIL terms give per-frame and
+    per-audio-window scores trained from the per-modality video labels."""
+
+    def video_logit(self, outputs: Outputs) -> torch.Tensor:
+        return outputs["logit"]
+
+    def loss(self, outputs: Outputs, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        cfg = self.cfg
+        fake = _bce(outputs["logit"], batch["label"], self._pw())
+        parts = {"video": fake.detach()}
+        total = fake
+        for head, label_key, weight in (("visual_logit", "visual_label", cfg.visual_weight),
+                                        ("audio_logit", "audio_label", cfg.audio_weight)):
+            if weight > 0:
+                if head not in outputs or label_key not in batch:
+                    raise KeyError(f"the av task with a {label_key} weight needs output {head!r} and batch "
+                                   f"key {label_key!r}; got outputs {sorted(outputs)}, batch {sorted(batch)}")
+                term = _bce(outputs[head], batch[label_key])
+                total = total + weight * term
+                parts[head.replace("_logit", "")] = term.detach()
+        if cfg.mil_weight > 0:
+            for inst_key, label_key in (("frame_logits", "visual_label"), ("time_logits", "audio_label")):
+                if inst_key in outputs and label_key in batch:
+                    inst = outputs[inst_key]
+                    pooled = pool(cfg.pooling, inst, instance_mask(inst, batch), self.pooling_params)
+                    term = _bce(pooled, batch[label_key])
+                    total = total + cfg.mil_weight * term
+                    parts[f"mil_{inst_key.split('_')[0]}"] = term.detach()
+        frame = self._frame_term(outputs, batch)
+        if frame is not None:
+            total = total + cfg.frame_weight * frame
+            parts["frame"] = frame.detach()
+        return total, parts
+
+
+def build_task(cfg: TaskConfig, pos_weight: float | None = None) -> Task:
+    """Build the named task; `pos_weight` = n_real / n_fake when class balance uses loss weights."""
+    return TASKS.get(cfg.name)(cfg, pos_weight)

@@ -1,0 +1,280 @@
+"""Named, configurable augmentations for training (torchvision.transforms.v2 where it has them).
+
+Video augmentations act on one sample's (T, 3, H, W) float tensor in [0, 1]; v2 samples the
+random parameters once per call, so the same flip, crop, blur, JPEG quality and erased box
+apply to all T frames of a video (a per-frame jitter would itself look like a deepfake artefact).
+Audio augmentations act on a (1, n_mels, F) log-mel in the same normalised scale as the features.
+Batch-level CutMix/MixUp (`BatchMix`) mixes videos and their (soft) binary labels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+import torch
+
+from fakelens.registry import Registry
+
+
+@dataclass
+class AugmentConfig:
+    """The `augment` section of a recipe: which named augmentations run, with their knobs."""
+
+    video: list[str] = field(default_factory=list)  # VIDEO_AUGMENTS names, applied in this order
+    audio: list[str] = field(default_factory=list)  # AUDIO_AUGMENTS names, applied in this order
+    p: float = 0.5  # probability of each listed augmentation
+    jpeg_quality: tuple[int, int] = (30, 95)
+    downscale: tuple[float, float] = (0.25, 0.75)  # resize factor range before scaling back up
+    blur_sigma: tuple[float, float] = (0.1, 2.0)
+    noise_std: float = 0.03
+    color_jitter: float = 0.2  # brightness/contrast/saturation strength (hue = strength / 4)
+    erase_scale: tuple[float, float] = (0.02, 0.2)  # cutout area fraction
+    crop_scale: tuple[float, float] = (0.7, 1.0)  # random resized crop area fraction
+    mix: str = "none"  # batch mixing: none | mixup | cutmix
+    mix_alpha: float = 0.4
+    spec_time_mask: float = 0.1  # SpecAugment: max fraction of time steps masked
+    spec_freq_mask: float = 0.15  # SpecAugment: max fraction of mel bins masked
+    spec_masks: int = 2  # number of time and of frequency masks
+    gain: float = 0.1  # max +/- shift of the normalised log-mel (a gain in dB, scaled)
+    audio_noise_std: float = 0.02
+
+    def __post_init__(self) -> None:
+        for name in self.video:
+            VIDEO_AUGMENTS.get(name)
+        for name in self.audio:
+            AUDIO_AUGMENTS.get(name)
+        if self.mix not in ("none", "mixup", "cutmix"):
+            raise ValueError(f"augment.mix must be none, mixup or cutmix, got {self.mix!r}")
+        if not 0 <= self.p <= 1:
+            raise ValueError(f"augment.p must be in [0, 1], got {self.p}")
+
+
+Transform = Callable[[torch.Tensor], torch.Tensor]
+VIDEO_AUGMENTS: Registry[Callable[[AugmentConfig], Transform]] = Registry("video augmentation")
+AUDIO_AUGMENTS: Registry[Callable[[AugmentConfig], Transform]] = Registry("audio augmentation")
+
+
+def _random_apply(t: Any, p: float) -> Transform:
+    from torchvision.transforms import v2
+
+    return v2.RandomApply([t], p=p)
+
+
+class _ToUint8Then:
+    """Run a uint8-only v2 transform (JPEG) on a float [0, 1] video."""
+
+    def __init__(self, inner: Any):
+        self.inner = inner
+
+    def __call__(self, video: torch.Tensor) -> torch.Tensor:
+        u8 = (video.clamp(0, 1) * 255).round().to(torch.uint8)  # (T, 3, H, W)
+        return self.inner(u8).to(video.dtype) / 255.0
+
+
+@VIDEO_AUGMENTS.register("hflip")
+def _hflip(cfg: AugmentConfig) -> Transform:
+    from torchvision.transforms import v2
+
+    return v2.RandomHorizontalFlip(p=cfg.p)
+
+
+@VIDEO_AUGMENTS.register("jpeg")
+def _jpeg(cfg: AugmentConfig) -> Transform:
+    from torchvision.transforms import v2
+
+    return _random_apply(_ToUint8Then(v2.JPEG(quality=list(cfg.jpeg_quality))), cfg.p)
+
+
+class _Downscale:
+    """Resize down by a random factor and back up: the blur of low-resolution uploads."""
+
+    def __init__(self, lo: float, hi: float):
+        self.lo, self.hi = lo, hi
+
+    def __call__(self, video: torch.Tensor) -> torch.Tensor:
+        from torchvision.transforms.v2 import functional as TF
+
+        h, w = video.shape[-2:]
+        f = float(torch.empty(()).uniform_(self.lo, self.hi))
+        small = TF.resize(video, [max(1, round(h * f)), max(1, round(w * f))], antialias=True)
+        return TF.resize(small, [h, w], antialias=False).clamp(0, 1)  # (T, 3, H, W)
+
+
+@VIDEO_AUGMENTS.register("downscale")
+def _downscale(cfg: AugmentConfig) -> Transform:
+    return _random_apply(_Downscale(*cfg.downscale), cfg.p)
+
+
+@VIDEO_AUGMENTS.register("blur")
+def _blur(cfg: AugmentConfig) -> Transform:
+    from torchvision.transforms import v2
+
+    return _random_apply(v2.GaussianBlur(kernel_size=5, sigma=tuple(cfg.blur_sigma)), cfg.p)
+
+
+@VIDEO_AUGMENTS.register("noise")
+def _noise(cfg: AugmentConfig) -> Transform:
+    from torchvision.transforms import v2
+
+    return _random_apply(v2.GaussianNoise(sigma=cfg.noise_std, clip=True), cfg.p)
+
+
+@VIDEO_AUGMENTS.register("color_jitter")
+def _color(cfg: AugmentConfig) -> Transform:
+    from torchvision.transforms import v2
+
+    s = cfg.color_jitter
+    return _random_apply(v2.ColorJitter(brightness=s, contrast=s, saturation=s, hue=min(0.5, s / 4)), cfg.p)
+
+
+@VIDEO_AUGMENTS.register("cutout")
+def _cutout(cfg: AugmentConfig) -> Transform:
+    from torchvision.transforms import v2
+
+    return v2.RandomErasing(p=cfg.p, scale=tuple(cfg.erase_scale), value=0.0)
+
+
+class _Crop:
+    """Random resized crop back to the input size (same box on every frame)."""
+
+    def __init__(self, scale: tuple[float, float]):
+        self.scale = tuple(scale)
+
+    def __call__(self, video: torch.Tensor) -> torch.Tensor:
+        from torchvision.transforms import v2
+
+        h, w = video.shape[-2:]
+        return v2.RandomResizedCrop((h, w), scale=self.scale, antialias=True)(video)
+
+
+@VIDEO_AUGMENTS.register("crop")
+def _crop(cfg: AugmentConfig) -> Transform:
+    return _random_apply(_Crop(cfg.crop_scale), cfg.p)
+
+
+class _SpecAugment:
+    """Time and frequency masking of a (1, n_mels, F) log-mel (SpecAugment), filled with its mean."""
+
+    def __init__(self, time_frac: float, freq_frac: float, n_masks: int, axis: str):
+        self.time_frac, self.freq_frac, self.n_masks, self.axis = time_frac, freq_frac, n_masks, axis
+
+    def __call__(self, mel: torch.Tensor) -> torch.Tensor:
+        out = mel.clone()
+        fill = mel.mean()
+        dim, frac = (-1, self.time_frac) if self.axis == "time" else (-2, self.freq_frac)
+        size = mel.shape[dim]
+        width_max = int(size * frac)
+        for _ in range(self.n_masks):
+            if width_max < 1:
+                break
+            width = int(torch.randint(0, width_max + 1, ()))
+            start = int(torch.randint(0, max(1, size - width + 1), ()))
+            out.narrow(dim, start, width).fill_(fill)
+        return out
+
+
+@AUDIO_AUGMENTS.register("time_mask")
+def _time_mask(cfg: AugmentConfig) -> Transform:
+    return _random_apply(_SpecAugment(cfg.spec_time_mask, cfg.spec_freq_mask, cfg.spec_masks, "time"), cfg.p)
+
+
+@AUDIO_AUGMENTS.register("freq_mask")
+def _freq_mask(cfg: AugmentConfig) -> Transform:
+    return _random_apply(_SpecAugment(cfg.spec_time_mask, cfg.spec_freq_mask, cfg.spec_masks, "freq"), cfg.p)
+
+
+class _Gain:
+    """A log-mel is log(power): a gain is an additive shift, the same for every bin."""
+
+    def __init__(self, amount: float):
+        self.amount = amount
+
+    def __call__(self, mel: torch.Tensor) -> torch.Tensor:
+        return mel + float(torch.empty(()).uniform_(-self.amount, self.amount))
+
+
+class _AudioNoise:
+    def __init__(self, std: float):
+        self.std = std
+
+    def __call__(self, mel: torch.Tensor) -> torch.Tensor:
+        return mel + self.std * torch.randn_like(mel)
+
+
+@AUDIO_AUGMENTS.register("gain")
+def _gain(cfg: AugmentConfig) -> Transform:
+    return _random_apply(_Gain(cfg.gain), cfg.p)
+
+
+@AUDIO_AUGMENTS.register("noise")
+def _audio_noise(cfg: AugmentConfig) -> Transform:
+    return _random_apply(_AudioNoise(cfg.audio_noise_std), cfg.p)
+
+
+class SampleAugment:
+    """Per-sample augmentation of a dataset item dict: `video` (T, 3, H, W) and/or `audio`
+    (1, n_mels, F) are replaced, every other key passes through. Picklable for loader workers."""
+
+    def __init__(self, cfg: AugmentConfig):
+        from torchvision.transforms import v2
+
+        self.cfg = cfg
+        self.video = v2.Compose([VIDEO_AUGMENTS.get(n)(cfg) for n in cfg.video]) if cfg.video else None
+        self.audio = v2.Compose([AUDIO_AUGMENTS.get(n)(cfg) for n in cfg.audio]) if cfg.audio else None
+
+    def __call__(self, sample: Mapping[str, Any]) -> dict[str, Any]:
+        out = dict(sample)
+        if self.video is not None and "video" in out:
+            video = out["video"]
+            if video.ndim != 4:
+                raise ValueError(f"video augmentation expects (T, 3, H, W), got {tuple(video.shape)}")
+            out["video"] = self.video(video).clamp(0, 1)
+        if self.audio is not None and "audio" in out:
+            out["audio"] = self.audio(out["audio"])
+        return out
+
+    @property
+    def active(self) -> bool:
+        return self.video is not None or self.audio is not None
+
+
+LABEL_KEYS = ("label", "visual_label", "audio_label", "frame_labels")
+
+
+class BatchMix:
+    """CutMix or MixUp over a collated batch (v2.CutMix/MixUp on the video as a tv_tensors.Video).
+
+    The 0/1 labels become soft targets (mixed P(fake)); video, frame, visual and audio labels are
+    passed to v2 as columns of one 2-D label tensor, so they are all mixed with the same weight. Audio is left alone: CutMix on pixels does not move the sound.
+    """
+
+    def __init__(self, mode: str, alpha: float):
+        from torchvision.transforms import v2
+
+        self.mode = mode
+        self.op = (v2.CutMix if mode == "cutmix" else v2.MixUp)(alpha=alpha, labels_getter=lambda inputs: inputs[1])
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
+        from torchvision import tv_tensors
+
+        if "video" not in batch:
+            raise ValueError(f"{self.mode} needs a 'video' in the batch")
+        b = batch["video"].shape[0]
+        keys = [k for k in LABEL_KEYS if k in batch]
+        cols = [batch[k].reshape(b, -1).float() for k in keys]  # each (B, n_k)
+        labels = torch.cat(cols, dim=1)  # (B, sum n_k)
+        video = tv_tensors.Video(batch["video"])  # (B, T, 3, H, W)
+        mixed_video, mixed = self.op(video, labels)
+        out = dict(batch)
+        out["video"] = mixed_video.as_subclass(torch.Tensor)
+        i = 0
+        for k, c in zip(keys, cols):
+            out[k] = mixed[:, i:i + c.shape[1]].reshape(batch[k].shape)
+            i += c.shape[1]
+        return out
+
+
+def build_batch_mix(cfg: AugmentConfig) -> BatchMix | None:
+    """The configured batch-level mixing, or None."""
+    return None if cfg.mix == "none" else BatchMix(cfg.mix, cfg.mix_alpha)

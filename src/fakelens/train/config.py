@@ -1,0 +1,122 @@
+"""The typed training config (one per run, saved as run_dir/config.yaml): data, model, task, optim,
+train and augment sections. Loaded with fakelens.config.load_config: defaults < YAML < --set."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from fakelens.config import load_config
+from fakelens.models import ModelConfig
+from fakelens.tasks.classification import TaskConfig
+from fakelens.train.augment import AugmentConfig
+
+
+@dataclass
+class DataConfig:
+    """Where the training samples come from: a cache written by `fakelens preprocess`."""
+
+    cache: str = ""  # cache directory (relative paths resolve against the working directory)
+    dataset: str = "clips"  # a CACHE_DATASETS entry giving the model's inputs: clips | audio | av
+    train_split: str = "train"
+    val_split: str = "val"  # a split of the cache; "" = carve validation out of train by original
+    val_fraction: float = 0.15  # used when carving validation out of train
+    split_seed: int = 0
+    balance: Literal["none", "pos_weight", "sampler"] = "pos_weight"  # class balance by loss or sampler
+    clip_frames: int = 8  # clips / av: consecutive cached frames per sample
+    audio_seconds: float | None = None  # audio / av: mel window length (None = the dataset's default)
+
+    def __post_init__(self) -> None:
+        if not 0 < self.val_fraction < 1:
+            raise ValueError(f"data.val_fraction must be in (0, 1), got {self.val_fraction}")
+        if self.clip_frames < 1:
+            raise ValueError(f"data.clip_frames must be >= 1, got {self.clip_frames}")
+
+
+@dataclass
+class OptimConfig:
+    """Optimizer and learning-rate schedule (AdamW + one-cycle by default)."""
+
+    name: str = "adamw"  # an OPTIMIZERS entry: adamw | adam | sgd
+    lr: float = 3e-4
+    weight_decay: float = 0.01
+    betas: tuple[float, float] = (0.9, 0.999)
+    momentum: float = 0.9  # sgd only
+    scheduler: str = "onecycle"  # a SCHEDULERS entry: onecycle | cosine | step | constant
+    warmup_fraction: float = 0.1  # one-cycle: fraction of the steps spent warming up
+    step_epochs: int = 10  # step: decay every this many epochs
+    gamma: float = 0.1  # step: decay factor
+    min_lr_ratio: float = 0.01  # cosine: final lr = lr * min_lr_ratio
+
+
+@dataclass
+class RunConfig:
+    """The `train` section: how long, how precise, on which devices, what to monitor."""
+
+    epochs: int = 10
+    batch_size: int = 8
+    precision: Literal["32", "bf16-mixed", "16-mixed"] = "32"
+    grad_clip: float = 1.0  # max gradient norm (0 = off)
+    accumulate_grad_batches: int = 1
+    seed: int = 0
+    max_params: int = 200_000_000  # budget check before training: larger models are refused
+    monitor: Literal["val_auc", "val_logloss"] = "val_auc"
+    patience: int = 5  # early stopping after this many validations without improvement (0 = off)
+    accelerator: str = "auto"  # auto | cpu | gpu
+    devices: str = "auto"  # "auto", a count ("2") or a list ("0,1")
+    strategy: str = "auto"  # auto | ddp | ...  (multi-node: also set num_nodes and launch with torchrun)
+    num_nodes: int = 1
+    num_workers: int = 2
+    nonfinite: Literal["skip", "stop"] = "skip"  # what a non-finite loss does
+    max_nonfinite: int = 20  # stop after this many skipped steps in a row
+    limit_train_batches: float = 1.0  # fraction (<= 1) or count (> 1) of batches per epoch
+    limit_val_batches: float = 1.0
+    log_every_n_steps: int = 10
+    val_every_n_epochs: int = 1
+    progress_bar: bool = True
+    deterministic: bool = False
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("train.epochs and train.batch_size must be >= 1")
+        if self.max_params < 1:
+            raise ValueError(f"train.max_params must be >= 1, got {self.max_params}")
+
+
+@dataclass
+class PredictConfig:
+    """How `fakelens predict` turns model outputs into a video score and proposals (defaults of its flags)."""
+
+    level: Literal["frames", "clips"] = "frames"  # aggregate per-frame scores, or per-clip scores
+    aggregate: str = "mean"  # an AGGREGATIONS entry: mean | max | median | topk_mean | confident_mean
+    suppression: str = "soft_nms"  # proposal suppression: nms | soft_nms | none
+    iou_threshold: float = 0.3
+    thresholds: list[float] = field(default_factory=lambda: [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])
+    max_proposals: int = 100
+    no_face: Literal["error", "full_frame"] = "error"  # a video without a face: fail, or score the full frame
+
+    def __post_init__(self) -> None:
+        from fakelens.inference.aggregate import AGGREGATIONS
+        from fakelens.inference.postprocess import SUPPRESSIONS
+
+        AGGREGATIONS.get(self.aggregate)
+        SUPPRESSIONS.get(self.suppression)
+
+
+@dataclass
+class TrainConfig:
+    """A whole training recipe (configs/*.yaml)."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    task: TaskConfig = field(default_factory=TaskConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: RunConfig = field(default_factory=RunConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    predict: PredictConfig = field(default_factory=PredictConfig)
+
+
+def load_train_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
+    """Defaults < YAML recipe < `key=value` overrides; unknown keys are ConfigErrors."""
+    return load_config(TrainConfig, path, overrides)

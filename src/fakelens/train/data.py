@@ -1,0 +1,102 @@
+"""Training and validation datasets over a preprocessing cache, as the run config says.
+
+Validation is the cache's `data.val_split` when it holds videos; otherwise (DFDC ships no
+validation split) it is carved out of the training split by original with
+fakelens.data.splits.split_by_group, so no identity appears on both sides.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from fakelens.errors import ConfigError, FakelensError
+from fakelens.train.config import TrainConfig
+
+
+class LabeledSubset(Dataset):
+    """A subset of a cache dataset that keeps `labels` and `records` (for samplers and class weights)."""
+
+    def __init__(self, base: Any, indices: Sequence[int]):
+        self.base = base
+        self.indices = list(indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.base[self.indices[i]]
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.asarray(self.base.labels)[self.indices]  # (N,)
+
+    @property
+    def records(self) -> list[Any]:
+        return [self.base.records[i] for i in self.indices]
+
+
+def dataset_kwargs(cfg: TrainConfig) -> dict[str, Any]:
+    """Keyword arguments of the configured cache dataset class."""
+    d = cfg.data
+    if d.dataset in ("clips", "av"):
+        kw: dict[str, Any] = {"clip_frames": d.clip_frames}
+        if d.dataset == "av" and d.audio_seconds is not None:
+            kw["audio_seconds"] = d.audio_seconds
+        return kw
+    if d.dataset == "audio":
+        return {"window_seconds": d.audio_seconds} if d.audio_seconds is not None else {}
+    if d.dataset == "frames":
+        return {}
+    raise ConfigError(f"data.dataset {d.dataset!r} has no mapping of its options")
+
+
+def _has_split(cache: Path, split: str) -> bool:
+    from fakelens.data.cache import read_index
+
+    return any(row.get("split") == split and row.get("npz") for row in read_index(cache))
+
+
+def build_datasets(cfg: TrainConfig) -> tuple[Any, Any]:
+    """(train, val) datasets: train with random clips and the configured augmentations, val
+    deterministic (centre clip, no augmentation)."""
+    from fakelens.data.dataset import CACHE_DATASETS
+    from fakelens.train.augment import SampleAugment
+
+    d = cfg.data
+    if not d.cache:
+        raise ConfigError("data.cache is not set: preprocess a dataset with `fakelens preprocess DATA --out CACHE` "
+                          "and pass --set data.cache=CACHE")
+    cache = Path(d.cache)
+    if not (cache / "index.jsonl").is_file():
+        raise FakelensError(f"{cache}: not a finished preprocessing cache (no index.jsonl)")
+    cls = CACHE_DATASETS.get(d.dataset)
+    kw = dataset_kwargs(cfg)
+    augment = SampleAugment(cfg.augment)
+    transform = augment if augment.active else None
+    carve = not d.val_split or not _has_split(cache, d.val_split)
+    train = cls(cache, d.train_split, labeled_only=True, transform=transform, random=True, **kw)
+    if not carve:
+        val = cls(cache, d.val_split, labeled_only=True, random=False, **kw)
+        return train, val
+    from fakelens.data.splits import split_by_group
+
+    val_base = cls(cache, d.train_split, labeled_only=True, random=False, **kw)
+    train_recs, val_recs = split_by_group(train.records, d.val_fraction, d.split_seed)
+    val_ids = {r.id for r in val_recs}
+    train_idx = [i for i, r in enumerate(train.records) if r.id not in val_ids]
+    val_idx = [i for i, r in enumerate(val_base.records) if r.id in val_ids]
+    return LabeledSubset(train, train_idx), LabeledSubset(val_base, val_idx)
+
+
+def cache_config_dict(cfg: TrainConfig) -> dict[str, Any] | None:
+    """The preprocessing parameters of the run's cache (saved with the run: inference reuses them)."""
+    if not cfg.data.cache:
+        return None
+    from fakelens.data.cache import load_config
+
+    cc = load_config(Path(cfg.data.cache))
+    return None if cc is None else cc.to_dict()

@@ -1,0 +1,244 @@
+"""`fit`: one training run with PyTorch Lightning, writing a run folder.
+
+run_dir/
+  config.yaml        the resolved TrainConfig (re-loadable with load_train_config)
+  cache_config.json  the preprocessing parameters of the training cache (predict uses the same)
+  checkpoints/       best.ckpt (best by train.monitor), last.ckpt (for --resume)
+  logs/              csv/version_N/metrics.csv and tensorboard/version_N/ events (N = launch)
+  metrics.json       best score, epochs, steps, wall time, training-set prior, sizes
+
+Multi-GPU / multi-node: set train.strategy=ddp, train.devices, train.num_nodes; Lightning launches
+the processes itself, or picks up the environment of `torchrun`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from fakelens.atomic import atomic_write_text
+from fakelens.config import save_config, to_dict
+from fakelens.errors import ConfigError, FakelensError
+from fakelens.train.config import TrainConfig
+
+CONFIG_NAME = "config.yaml"
+CACHE_CONFIG_NAME = "cache_config.json"  # preprocessing parameters, reused by `fakelens predict`
+METRICS_NAME = "metrics.json"
+BEST_NAME = "best"
+LAST_NAME = "last"
+
+
+@dataclass
+class FitResult:
+    """What `fit` returns (also written to metrics.json)."""
+
+    run_dir: Path
+    best_checkpoint: Path | None
+    last_checkpoint: Path | None
+    metrics: dict[str, Any]
+
+
+def dataset_labels(dataset: Any) -> list[int]:
+    """0/1 video labels of a dataset: its `labels` attribute when it has one (cheap), else each item's."""
+    labels = getattr(dataset, "labels", None)
+    if labels is None:
+        labels = [dataset[i]["label"] for i in range(len(dataset))]
+    return [int(round(float(v))) for v in labels]
+
+
+def audio_width(dataset: Any) -> int | None:
+    """Mel frames per audio input of a cache dataset (inference cuts windows of the same length)."""
+    while hasattr(dataset, "base"):
+        dataset = dataset.base
+    width = getattr(dataset, "width", None)
+    return None if width is None else int(width)
+
+
+def _is_rank_zero() -> bool:
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) == 0
+
+
+def _devices(value: str) -> Any:
+    v = str(value).strip()
+    if v == "auto":
+        return "auto"
+    if "," in v:
+        return [int(x) for x in v.split(",") if x.strip()]
+    try:
+        return int(v)
+    except ValueError:
+        raise ConfigError(f"train.devices must be 'auto', a count or a comma-separated list, got {value!r}") from None
+
+
+def _precision(cfg: TrainConfig) -> str:
+    """fp16 autocast does not exist on CPU: use bf16 there, and say so."""
+    import torch
+
+    p = cfg.train.precision
+    on_cpu = cfg.train.accelerator == "cpu" or (cfg.train.accelerator == "auto" and not torch.cuda.is_available())
+    if p == "16-mixed" and on_cpu:
+        warnings.warn("train.precision=16-mixed needs a GPU; using bf16-mixed on CPU", stacklevel=2)
+        return "bf16-mixed"
+    return p
+
+
+def _loggers(log_dir: Path) -> list[Any]:
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+
+    # One version folder per launch (version_0, version_1 after --resume ...): nothing is overwritten.
+    loggers: list[Any] = [CSVLogger(str(log_dir), name="csv")]
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        try:
+            import tensorboardX  # noqa: F401
+        except ImportError:
+            warnings.warn("TensorBoard logging is off (install tensorboard); CSV logs are still written",
+                          stacklevel=2)
+            return loggers
+    loggers.append(TensorBoardLogger(str(log_dir), name="tensorboard", default_hp_metric=False))
+    return loggers
+
+
+def make_loaders(cfg: TrainConfig, train_ds: Any, val_ds: Any, train_labels: Sequence[int]):
+    """Train loader (shuffled, or class-balanced by a weighted sampler) and validation loader."""
+    import torch
+    from torch.utils.data import DataLoader, WeightedRandomSampler
+
+    t = cfg.train
+    common = dict(batch_size=t.batch_size, num_workers=t.num_workers, persistent_workers=t.num_workers > 0,
+                  pin_memory=False)
+    sampler = None
+    if cfg.data.balance == "sampler":
+        n_fake = sum(train_labels)
+        n_real = len(train_labels) - n_fake
+        # Each class gets half of the draws: weight 1/(2 n_class) per sample.
+        w = [0.5 / n_fake if y else 0.5 / n_real for y in train_labels]
+        sampler = WeightedRandomSampler(torch.tensor(w, dtype=torch.double), num_samples=len(w), replacement=True,
+                                        generator=torch.Generator().manual_seed(t.seed))
+    train = DataLoader(train_ds, shuffle=sampler is None, sampler=sampler, drop_last=len(train_ds) > t.batch_size,
+                       **common)
+    val = DataLoader(val_ds, shuffle=False, **common)
+    return train, val
+
+
+def fit(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, train_dataset: Any = None,
+        val_dataset: Any = None) -> FitResult:
+    """Train `cfg` into `run_dir`. Datasets come from cfg.data unless given (tests, notebooks).
+
+    Refuses models over train.max_params before building anything heavy. With `resume`, training
+    continues from run_dir/checkpoints/last.ckpt (optimizer, scheduler, epoch and callbacks restored).
+    """
+    import lightning as L
+    from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+
+    from fakelens.train.budget import check_budget
+    from fakelens.train.module import DetectorModule
+
+    run_dir = Path(run_dir)
+    ckpt_dir = run_dir / "checkpoints"
+    last = ckpt_dir / f"{LAST_NAME}.ckpt"
+    if resume and not last.is_file():
+        raise FakelensError(f"{last}: no last checkpoint to resume from")
+    if not resume and last.is_file():
+        raise FakelensError(f"{run_dir}: already holds a trained run; use --resume or another --out")
+
+    from fakelens.models import resolve_config
+
+    L.seed_everything(cfg.train.seed, workers=True, verbose=False)
+    cfg = dataclasses.replace(cfg, model=resolve_config(cfg.model))  # the run saves concrete values
+    n_params = check_budget(cfg.model, cfg.train.max_params)
+
+    if train_dataset is None or val_dataset is None:
+        from fakelens.train.data import build_datasets
+
+        train_dataset, val_dataset = build_datasets(cfg)
+    train_labels = dataset_labels(train_dataset)
+    val_labels = dataset_labels(val_dataset)
+    n_fake, n_val_fake = sum(train_labels), sum(val_labels)
+    if len(train_labels) == 0 or len(val_labels) == 0:
+        raise FakelensError(f"empty split: {len(train_labels)} training and {len(val_labels)} validation videos")
+    if n_fake in (0, len(train_labels)):
+        raise FakelensError(f"the training split holds only {'fake' if n_fake else 'real'} videos")
+    if cfg.train.monitor == "val_auc" and n_val_fake in (0, len(val_labels)):
+        raise FakelensError("the validation split holds one class only: video AUC is undefined "
+                            "(use train.monitor=val_logloss or another split)")
+    prior = n_fake / len(train_labels)  # P(fake) in the training set, the --on-error prior fallback
+    pos_weight = (len(train_labels) - n_fake) / n_fake if cfg.data.balance == "pos_weight" else None
+
+    from fakelens.train.data import cache_config_dict
+
+    cache_config = cache_config_dict(cfg)
+    module = DetectorModule(to_dict(cfg), prior=prior, pos_weight=pos_weight, cache_config=cache_config,
+                            audio_width=audio_width(train_dataset))
+    if _is_rank_zero():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / CONFIG_NAME)
+        if cache_config is not None:
+            atomic_write_text(run_dir / CACHE_CONFIG_NAME, json.dumps(cache_config, indent=2) + "\n")
+
+    mode = "max" if cfg.train.monitor == "val_auc" else "min"
+    checkpoint = ModelCheckpoint(dirpath=str(ckpt_dir), filename=BEST_NAME, monitor=cfg.train.monitor, mode=mode,
+                                 save_top_k=1, save_last=True, enable_version_counter=False, auto_insert_metric_name=False)
+    callbacks: list[Any] = [checkpoint, LearningRateMonitor(logging_interval="step")]
+    if cfg.train.patience > 0:
+        callbacks.append(EarlyStopping(monitor=cfg.train.monitor, mode=mode, patience=cfg.train.patience,
+                                       check_finite=True))
+    t = cfg.train
+    trainer = L.Trainer(
+        default_root_dir=str(run_dir), max_epochs=t.epochs, accelerator=t.accelerator, devices=_devices(t.devices),
+        strategy=t.strategy, num_nodes=t.num_nodes, precision=_precision(cfg),
+        gradient_clip_val=t.grad_clip if t.grad_clip > 0 else None, accumulate_grad_batches=t.accumulate_grad_batches,
+        callbacks=callbacks, logger=_loggers(run_dir / "logs"), log_every_n_steps=t.log_every_n_steps,
+        check_val_every_n_epoch=t.val_every_n_epochs, enable_progress_bar=t.progress_bar,
+        limit_train_batches=_limit(t.limit_train_batches), limit_val_batches=_limit(t.limit_val_batches),
+        deterministic=t.deterministic, num_sanity_val_steps=0, enable_model_summary=t.progress_bar,
+    )
+    train_loader, val_loader = make_loaders(cfg, train_dataset, val_dataset, train_labels)
+    started = time.perf_counter()
+    trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if resume else None)
+    wall = time.perf_counter() - started
+
+    best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
+    last_path = last if last.is_file() else None
+    score = checkpoint.best_model_score
+    metrics = {
+        "monitor": t.monitor,
+        "best_score": float(score) if score is not None else None,
+        "best_checkpoint": str(best.relative_to(run_dir)) if best and best.is_relative_to(run_dir) else (
+            str(best) if best else None),
+        "last_epoch_metrics": {k: float(v) for k, v in trainer.callback_metrics.items()
+                               if math.isfinite(float(v))},
+        "epochs": int(trainer.current_epoch),
+        "global_step": int(trainer.global_step),
+        "wall_seconds": round(wall, 3),
+        "params": n_params,
+        "prior": prior,
+        "pos_weight": pos_weight,
+        "n_train": len(train_labels),
+        "n_train_fake": n_fake,
+        "n_val": len(val_labels),
+        "n_val_fake": n_val_fake,
+        "world_size": int(trainer.world_size),
+        "resumed": resume,
+    }
+    if trainer.is_global_zero:
+        _write_metrics(run_dir / METRICS_NAME, metrics)
+    return FitResult(run_dir, best, last_path, metrics)
+
+
+def _limit(v: float) -> float | int:
+    return int(v) if v > 1 else float(v)
+
+
+def _write_metrics(path: Path, metrics: dict[str, Any]) -> None:
+    atomic_write_text(path, json.dumps(metrics, indent=2) + "\n")
+

@@ -1,0 +1,91 @@
+"""`fakelens train` and `fakelens predict` as a user runs them (in-process, on the tiny synthetic
+preset preprocessed with the cheap full-frame detector): run folder, --set, --resume, budget
+refusal, every submission format, failures and the --on-error prior fallback."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from fakelens.cli.main import main
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    data, cache, run = root / "data", root / "cache", root / "run"
+    assert main(["data", "synth", str(data), "--preset", "tiny", "--quiet"]) == 0
+    assert main(["preprocess", str(data), "--out", str(cache), "--frames", "4", "--size", "32",
+                 "--detector", "full_frame", "--no-progress"]) == 0
+    args = ["train", "--config", "configs/demo.yaml", "--out", str(run), "--set", f"data.cache={cache}",
+            "--set", "train.epochs=1", "--set", "train.num_workers=0", "--set", "train.progress_bar=false",
+            "--set", "data.clip_frames=4", "--set", "model.num_frames=4", "--set", "model.image_size=32"]
+    assert main(args) == 0
+    return {"root": root, "data": data, "cache": cache, "run": run, "train_args": args}
+
+
+def test_train_writes_the_run_folder(tiny, capsys):
+    run = tiny["run"]
+    for name in ("config.yaml", "cache_config.json", "metrics.json", "checkpoints/best.ckpt", "checkpoints/last.ckpt"):
+        assert (run / name).is_file(), name
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["n_train"] == 4 and metrics["n_val"] == 2 and metrics["epochs"] == 1
+    assert json.loads((run / "cache_config.json").read_text())["size"] == 32
+    # Training again into the same folder is refused; --resume continues (one more epoch).
+    assert main(tiny["train_args"]) == 2
+    assert "--resume" in capsys.readouterr().err
+    resumed = tiny["root"] / "resumed"
+    shutil.copytree(run, resumed)
+    assert main(["train", "--out", str(resumed), "--resume", "--set", "train.epochs=2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["resumed"] is True
+
+
+def test_train_refuses_bad_configs_and_over_budget_models(tiny, capsys):
+    out = tiny["root"] / "refused"
+    assert main(["train", "--config", "configs/demo.yaml", "--out", str(out), "--set", "train.epoch=2"]) == 2
+    assert "did you mean 'train.epochs'" in capsys.readouterr().err
+    assert main(["train", "--config", "configs/demo.yaml", "--out", str(out), "--set", f"data.cache={tiny['cache']}",
+                 "--set", "train.max_params=1000"]) == 2
+    assert "budget" in capsys.readouterr().err
+    assert not (out / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("fmt,name", [("avdf1m-task1", "prediction.txt"), ("avdf1m-task2", "prediction.json"),
+                                      ("csv", "submission.csv"), ("dfdc", "submission.csv")])
+def test_predict_writes_a_valid_submission_in_every_format(tiny, fmt, name, capsys):
+    out = tiny["root"] / fmt / name
+    assert main(["predict", str(tiny["run"]), str(tiny["data"]), "--split", "test", "--format", fmt,
+                 "--out", str(out), "--json", "--aggregate", "max"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["videos"] == 2 and summary["failed"] == 0 and summary["aggregate"] == "max"
+    from fakelens.submission import read_submission
+
+    sub = read_submission(out, fmt)
+    assert sub is not None and out.is_file()
+
+
+def test_predict_failures_stop_unless_the_prior_is_asked_for(tiny, capsys):
+    data = tiny["root"] / "data_broken"
+    shutil.copytree(tiny["data"], data)
+    victim = next(iter(sorted((data / "test").glob("*.mp4"))))
+    victim.write_bytes(b"\x00\x00\x00\x18ftypmp42 truncated")
+    out = tiny["root"] / "broken" / "prediction.txt"
+    assert main(["predict", str(tiny["run"]), str(data), "--split", "test", "--format", "avdf1m-task1",
+                 "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "1 of 2 videos failed" in err and "--on-error prior" in err and not out.exists()
+    report = json.loads((out.parent / "prediction.txt.failures.json").read_text())
+    assert report["n_failed"] == 1 and report["failures"][0]["reason"]
+    assert main(["predict", str(tiny["run"]), str(data), "--split", "test", "--format", "avdf1m-task1",
+                 "--out", str(out), "--on-error", "prior", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["failed"] == 1
+    prior = json.loads((tiny["run"] / "metrics.json").read_text())["prior"]
+    rows = dict(line.split(";") for line in out.read_text().splitlines())
+    assert float(rows[f"test/{victim.name}"]) == pytest.approx(prior)
+    report = json.loads((out.parent / "prediction.txt.failures.json").read_text())
+    assert report["failures"][0]["fallback"] == "prior"
