@@ -28,11 +28,14 @@ test: $(STAMP)
 demo: $(STAMP)
 	test -f $(DEMO)/data/synthetic.json || $(FAKELENS) data synth $(DEMO)/data --preset demo
 	$(FAKELENS) data inspect $(DEMO)/data
-	$(FAKELENS) preprocess $(DEMO)/data --out $(DEMO)/cache --frames 8 --size 64 --workers 2
+	$(FAKELENS) preprocess $(DEMO)/data --out $(DEMO)/cache --frames 24 --size 64 --workers 2
 	rm -rf $(DEMO)/run
 	$(FAKELENS) train --config configs/demo.yaml --set data.cache=$(DEMO)/cache --out $(DEMO)/run
 	$(FAKELENS) predict $(DEMO)/run $(DEMO)/data --split test --format avdf1m-task1 --out $(DEMO)/prediction.txt
-	$(FAKELENS) evaluate $(DEMO)/prediction.txt --labels $(DEMO)/data --split test
+	$(FAKELENS) evaluate $(DEMO)/prediction.txt --labels $(DEMO)/data --split test --plot $(DEMO)/roc.png
+	$(FAKELENS) evaluate $(DEMO)/prediction.txt --labels $(DEMO)/data --split test --json > $(DEMO)/metrics.json.tmp
+	mv $(DEMO)/metrics.json.tmp $(DEMO)/metrics.json
+	@echo "demo done: submission $(DEMO)/prediction.txt, metrics $(DEMO)/metrics.json, ROC $(DEMO)/roc.png, run $(DEMO)/run"
 
 bench: $(STAMP)
 	$(PY) -m benchmarks

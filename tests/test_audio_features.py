@@ -82,3 +82,23 @@ def test_blocks_equal_one_transform():
     blocks, t2 = log_mel(wave, block_frames=37)
     np.testing.assert_allclose(blocks, whole, atol=1e-4)
     np.testing.assert_array_equal(t1, t2)
+
+
+@pytest.mark.parametrize("n", [SR * 2 + 77, 200])
+def test_edges_match_torch_centred_stft(n):
+    """Blocks cut from the virtual padded signal equal torch.stft(center=True) of the whole wave
+    (reflect padding; zero padding below half an FFT)."""
+    import torch
+
+    from fakelens.audio.features import LOG_FLOOR, MelConfig, mel_filterbank
+
+    cfg = MelConfig()
+    wave = np.random.default_rng(n).normal(0, 0.1, n).astype(np.float32)
+    mode = "reflect" if n > cfg.n_fft // 2 else "constant"
+    spec = torch.stft(torch.from_numpy(wave), n_fft=cfg.n_fft, hop_length=cfg.hop_length,
+                      win_length=cfg.win_length, window=torch.hann_window(cfg.win_length), center=True,
+                      pad_mode=mode, return_complex=True)  # (n_bins, F)
+    fb = torch.from_numpy(mel_filterbank(cfg.sample_rate, cfg.n_fft, cfg.n_mels))
+    want = torch.log((fb @ spec.abs() ** 2).clamp_min(LOG_FLOOR)).numpy()  # (n_mels, F)
+    got, _ = log_mel(wave, cfg, block_frames=23)
+    np.testing.assert_allclose(got, want, atol=1e-3)

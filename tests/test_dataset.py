@@ -85,6 +85,22 @@ def test_clip_labels_come_from_segments(cache, meta):
     assert mixed >= 1  # some clip holds real and fake frames: labels really are per frame
 
 
+def test_per_stream_frame_labels_keep_audio_fakes_off_the_face(cache, meta):
+    """visual_frame_labels follow the visual segments only: an audio-only fake's faces are real."""
+    ds = AVDataset(cache, clip_frames=T, random=False)
+    audio_only = 0
+    for i in range(len(ds)):
+        item = ds[i]
+        m = meta[item["id"]]
+        idx = np.round(item["times"].numpy() * 25).astype(np.int64)
+        np.testing.assert_array_equal(item["visual_frame_labels"].numpy(), _expected(m, "visual_fake_segments", idx))
+        if m["audio_fake_segments"] and not m["visual_fake_segments"]:
+            audio_only += 1
+            assert item["visual_frame_labels"].sum() == 0 and item["audio_frame_labels"].max() == 1
+    assert audio_only >= 1  # the tiny preset holds an audio-only fake
+    assert ClipDataset(cache, clip_frames=T, random=False)[0]["visual_frame_labels"].shape == (T,)
+
+
 def test_short_videos_are_padded_and_masked(cache):
     item = ClipDataset(cache, clip_frames=T + 3, random=False)[0]
     assert item["video"].shape == (T + 3, 3, 32, 32)

@@ -174,6 +174,38 @@ def test_rotation_in_h264_mp4(tmp_path):
     assert img[:8, -8:].mean() > 200 and img[:8, :8].mean() < 60
 
 
+@pytest.mark.parametrize("rotation", [0, 90, 180, 270])
+def test_full_frame_crops_equal_whole_frame_conversion(tmp_path, rotation):
+    """keep_full: crops converted from the kept yuv420p planes match cropping the whole RGB frame."""
+    rng = np.random.default_rng(rotation)
+    coarse = rng.integers(0, 255, (7, 9, 3)).astype(np.uint8)
+    img = np.kron(coarse, np.ones((8, 8, 1), np.uint8))[:50, :66]  # (50, 66, 3) blocks: smooth chroma
+    path = write_video(tmp_path / "c.mp4", [img, img[::-1].copy(), img], 10.0, rotation=rotation)
+    whole = read_frames(path, [0.1, 0.0])
+    got = read_frames(path, [0.1, 0.0], keep_full=True, max_side=33)
+    assert got.frames.shape[1:3] == tuple(s // 2 for s in whole.frames.shape[1:3])
+    assert got.full[0].planes is not None and got.full[0].shape == whole.frames.shape[1:3]
+    h, w = whole.frames.shape[1:3]
+    for i in range(2):
+        for x0, y0, x1, y1 in ((0, 0, w, h), (3, 5, 30, 27), (10, 1, 11, h), (w - 7, h - 4, w, h)):
+            crop = got.full[i].crop(x0, y0, x1, y1)
+            ref = whole.frames[i, y0:y1, x0:x1]
+            assert crop.shape == ref.shape
+            diff = np.abs(crop.astype(int) - ref.astype(int))
+            assert diff.mean() < 0.5 and diff.max() <= 4, (x0, y0, x1, y1, diff.mean(), diff.max())  # exact here
+    with pytest.raises(ValueError, match="not inside"):
+        got.full[0].crop(0, 0, w + 1, h)
+
+
+def test_full_frame_keeps_rgb_for_other_pixel_formats(tmp_path):
+    frames = _marker_frames()
+    path = write_video(tmp_path / "r.mkv", frames, 10.0, codec="ffv1", rotation=90)
+    got = read_frames(path, [0.1], keep_full=True)
+    want = np.rot90(frames[1], -1)  # (48, 32, 3)
+    assert got.full[0].planes is None
+    np.testing.assert_array_equal(got.full[0].crop(2, 3, 20, 40), want[3:40, 2:20])
+
+
 # -- errors: each names the file and a human cause --------------------------------------------
 
 

@@ -280,3 +280,11 @@ def test_every_supported_format(fmt, tiny, tmp_path):
     rows = read_index(out)
     assert [r["id"] for r in rows] == sorted(r.id for r in load_dataset(root).records)
     assert {r["status"] for r in rows} == {"ok"}
+
+
+def test_release_large_allocations_sets_the_glibc_threshold():
+    from fakelens.data.cache import release_large_allocations
+
+    import platform
+
+    assert release_large_allocations() is (platform.libc_ver()[0] == "glibc")

@@ -73,6 +73,8 @@ def _batch(b=4, t=6):
         "visual_label": torch.tensor([1, 0, 0, 1]),
         "audio_label": torch.tensor([0, 0, 1, 1]),
         "frame_labels": torch.randint(0, 2, (b, t)),
+        "visual_frame_labels": torch.randint(0, 2, (b, t)),
+        "audio_frame_labels": torch.randint(0, 2, (b, 40)),  # (B, W) mel frames, 40 = 5 steps x 8
     }
 
 
@@ -115,6 +117,27 @@ def test_av_task_requires_its_heads():
     task = build_task(TaskConfig(name="av"))
     with pytest.raises(KeyError, match="visual_logit"):
         task.loss({"logit": torch.zeros(4)}, _batch())
+
+
+def test_av_dense_terms_use_each_streams_own_labels():
+    """An audio-only fake (frame_labels all 1, visual_frame_labels all 0): the visual per-frame
+    term pushes its frame logits DOWN; the time term follows the audio labels pooled to steps."""
+    task = build_task(TaskConfig(name="av", visual_weight=0.0, audio_weight=0.0, frame_weight=1.0,
+                                 audio_frame_weight=1.0))
+    frames = torch.zeros(1, 4, requires_grad=True)  # (B, T)
+    times = torch.zeros(1, 3, requires_grad=True)  # (B, F') = 3 steps of 4 mel frames
+    audio = torch.tensor([[0, 0, 0, 0, 0, 1, 0, 0, -1, -1, -1, -1]], dtype=torch.float32)  # (B, W=12)
+    batch = {"label": torch.tensor([1.0]), "frame_labels": torch.ones(1, 4),
+             "visual_frame_labels": torch.zeros(1, 4), "mask": torch.tensor([[True, True, True, False]]),
+             "audio_frame_labels": audio, "audio_mask": torch.ones(1, 12, dtype=torch.bool)}
+    loss, parts = task.loss({"logit": torch.zeros(1), "frame_logits": frames, "time_logits": times}, batch)
+    loss.backward()
+    assert (frames.grad[0, :3] > 0).all() and frames.grad[0, 3] == 0  # real faces; padding left out
+    assert times.grad[0, 0] > 0 and times.grad[0, 1] < 0 and times.grad[0, 2] == 0  # unknown step left out
+    assert set(parts) == {"video", "frame", "time"}
+    with pytest.raises(KeyError, match="visual_frame_labels"):
+        task.loss({"logit": torch.zeros(1), "frame_logits": frames, "time_logits": times},
+                  {k: v for k, v in batch.items() if k != "visual_frame_labels"})
 
 
 def test_task_config_validation():

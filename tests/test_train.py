@@ -66,6 +66,9 @@ def test_fit_writes_the_run_folder_and_resumes(tmp_path):
     ckpt = torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["hyper_parameters"]["prior"] == 0.5
     assert ckpt["hyper_parameters"]["config"]["model"]["name"] == "frame_tiny"
+    # last.ckpt is the latest epoch even when best.ckpt is an earlier one.
+    last = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert last["global_step"] == metrics["global_step"]
     # A second fit into the same folder is refused; --resume continues from last.ckpt.
     with pytest.raises(FakelensError, match="--resume"):
         fit(tiny_cfg(), run, train_dataset=RandomVideos(16), val_dataset=RandomVideos(8, seed=1))

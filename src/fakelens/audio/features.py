@@ -80,12 +80,12 @@ def mel_centres(cfg: MelConfig = MelConfig()) -> np.ndarray:
     return mel_to_hz(np.linspace(hz_to_mel(cfg.fmin), hz_to_mel(fmax), cfg.n_mels + 2))[1:-1]
 
 
-def log_mel(wave: np.ndarray, cfg: MelConfig = MelConfig(), block_frames: int = 6000) -> tuple[np.ndarray, np.ndarray]:
+def log_mel(wave: np.ndarray, cfg: MelConfig = MelConfig(), block_frames: int = 2000) -> tuple[np.ndarray, np.ndarray]:
     """Mono float waveform (S,) at cfg.sample_rate -> (log-mel (n_mels, F) float32, times (F,) seconds).
 
     F = 1 + S // hop (centred frames); an empty waveform gives F = 0. Long audio is transformed
-    in blocks of `block_frames` frames (60 s by default) so memory stays bounded; the result is
-    the same as one transform of the whole signal.
+    in blocks of `block_frames` frames (20 s by default: ~8 MB of spectra) so memory stays
+    bounded; the result is the same as one transform of the whole signal.
     """
     import torch
 
@@ -96,15 +96,34 @@ def log_mel(wave: np.ndarray, cfg: MelConfig = MelConfig(), block_frames: int = 
     if n_frames == 0:
         return out, times
     half = cfg.n_fft // 2
-    mode = "reflect" if len(wave) > half else "constant"
-    padded = torch.nn.functional.pad(torch.from_numpy(wave)[None, None], (half, half), mode=mode)[0, 0]  # (S + n_fft,)
+    # Centring pads half an FFT on each side (reflected, or zeros for a very short signal); the
+    # blocks are cut from that virtual padded signal, never building a padded copy of it all.
+    if len(wave) > half:
+        left, right = wave[1 : half + 1][::-1], wave[-half - 1 : -1][::-1]  # (half,) each, "reflect"
+    else:
+        left = right = np.zeros(half, np.float32)
     window = torch.hann_window(cfg.win_length)
     fb = torch.from_numpy(mel_filterbank(cfg.sample_rate, cfg.n_fft, cfg.n_mels, cfg.fmin, cfg.fmax))
     for f0 in range(0, n_frames, block_frames):
         f1 = min(n_frames, f0 + block_frames)
-        piece = padded[f0 * cfg.hop_length : (f1 - 1) * cfg.hop_length + cfg.n_fft]
+        piece = torch.from_numpy(_padded_slice(wave, left, right, f0 * cfg.hop_length,
+                                               (f1 - 1) * cfg.hop_length + cfg.n_fft))
         spec = torch.stft(piece, n_fft=cfg.n_fft, hop_length=cfg.hop_length, win_length=cfg.win_length,
                           window=window, center=False, return_complex=True)  # (n_bins, f1 - f0)
         power = spec.real**2 + spec.imag**2
         out[:, f0:f1] = torch.log((fb @ power).clamp_min(LOG_FLOOR)).numpy()
     return out, times
+
+
+def _padded_slice(wave: np.ndarray, left: np.ndarray, right: np.ndarray, p0: int, p1: int) -> np.ndarray:
+    """Samples [p0, p1) of concatenate([left, wave, right]) without building it -> (p1 - p0,) float32."""
+    n_left, n = len(left), len(wave)
+    parts = []
+    if p0 < n_left:
+        parts.append(left[p0 : min(p1, n_left)])
+    a, b = max(p0 - n_left, 0), min(p1 - n_left, n)
+    if b > a:
+        parts.append(wave[a:b])
+    if p1 > n_left + n:
+        parts.append(right[max(p0 - n_left - n, 0) : p1 - n_left - n])
+    return np.ascontiguousarray(np.concatenate(parts) if len(parts) > 1 else parts[0], np.float32)

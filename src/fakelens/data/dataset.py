@@ -11,7 +11,8 @@ modality counts for both streams).
   FrameDataset  one frame per item, `frames_per_video` items per video, a random frame each epoch:
       image (3, S, S), label (video), frame_label, visual_label, audio_label, time, index, id
   ClipDataset   T consecutive sampled frames per video (random start when random=True):
-      video (T, 3, S, S), frame_labels (T,), label (clip: any fake frame), video_label,
+      video (T, 3, S, S), frame_labels (T,) fake in any stream, visual_frame_labels (T,) face
+      fake (an audio-only fake is 0 here), label (clip: any fake frame), video_label,
       visual_label, audio_label, times (T,), found (T,) bool, mask (T,) bool (False = padding), id
   AudioDataset  a window of W mel frames per video:
       audio (1, M, W), frame_labels (W,) audio-fake per mel frame, label (window), video_label,
@@ -217,7 +218,8 @@ class ClipDataset(CacheDataset):
         fl = lab["frame_labels"]
         return {
             "video": self._images(z["faces"][0, pick]),  # (T, 3, S, S)
-            "frame_labels": torch.from_numpy(fl),  # (T,)
+            "frame_labels": torch.from_numpy(fl),  # (T,) fake in any stream
+            "visual_frame_labels": torch.from_numpy(lab["visual"]),  # (T,) the face is fake
             "label": _scalar(_any(fl[mask])),
             "video_label": _scalar(_video_label(rec)),
             "visual_label": _scalar(_any(lab["visual"][mask])),

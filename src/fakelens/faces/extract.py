@@ -1,10 +1,11 @@
 """`extract_faces`: sampled frames of a video -> tracked, square face crops with their boxes and times.
 
 The preprocessing job and the inference pipeline both call this one function, so training and
-prediction see identical crops. Steps: decode the wanted frames once at full resolution
-(fakelens.io.video), detect on copies downscaled to `detect_max_side` (optionally only every
-k-th sampled frame; the tracker interpolates between), map boxes back to full resolution,
-track, and crop squares of `margin` x the face box from the full-resolution frames.
+prediction see identical crops. Steps: decode the wanted frames once (fakelens.io.video), as
+RGB copies downscaled to `detect_max_side` in libswscale plus unconverted full-resolution frames
+(`FullFrame`); detect on the copies (optionally only every k-th sampled frame; the tracker
+interpolates between), map boxes back to full resolution, track, and crop squares of `margin` x
+the face box, converting only the crops to RGB.
 
 A video without any face is never skipped silently: status "no_face" with no crops, or,
 with fallback="full_frame", the whole (letterboxed) frame as crop and `fallback` set.
@@ -26,6 +27,9 @@ from fakelens.faces.detectors import FaceDetector, build_detector, scale_boxes
 from fakelens.faces.tracking import track_faces
 
 FALLBACKS = ("none", "full_frame")
+# Frames per detector call: MTCNN's peak memory grows with the batch (~90 MB for 32 320x240
+# frames), its speed barely does.
+DETECT_BATCH = 8
 
 
 @dataclass
@@ -58,9 +62,15 @@ class FaceClip:
 
 def crop_square(frame: np.ndarray, box: Sequence[float], margin: float, size: int) -> np.ndarray:
     """Square crop of side max(w, h) * margin centred on `box`, zero-padded outside the frame -> (size, size, 3)."""
+    h, w = frame.shape[:2]
+    return _crop_square_from(lambda x0, y0, x1, y1: frame[y0:y1, x0:x1], h, w, box, margin, size)
+
+
+def _crop_square_from(region, h: int, w: int, box: Sequence[float], margin: float, size: int) -> np.ndarray:
+    """`crop_square` of an (h, w) frame given only `region(x0, y0, x1, y1)` -> (y1 - y0, x1 - x0, 3)
+    RGB pixels inside it (a `FullFrame.crop`: only the crop is ever converted)."""
     import cv2
 
-    h, w = frame.shape[:2]
     x1, y1, x2, y2 = (float(v) for v in box[:4])
     cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
     side = max(x2 - x1, y2 - y1, 1.0) * margin
@@ -70,22 +80,9 @@ def crop_square(frame: np.ndarray, box: Sequence[float], margin: float, size: in
     crop = np.zeros((s, s, 3), np.uint8)  # (s, s, 3) zero padding outside the frame
     fx0, fy0, fx1, fy1 = max(a, 0), max(b, 0), min(a + s, w), min(b + s, h)
     if fx1 > fx0 and fy1 > fy0:
-        crop[fy0 - b : fy1 - b, fx0 - a : fx1 - a] = frame[fy0:fy1, fx0:fx1]
+        crop[fy0 - b : fy1 - b, fx0 - a : fx1 - a] = region(fx0, fy0, fx1, fy1)
     interp = cv2.INTER_AREA if s > size else cv2.INTER_LINEAR
     return cv2.resize(crop, (size, size), interpolation=interp)  # (size, size, 3)
-
-
-def _downscale(frames: np.ndarray, max_side: int | None) -> tuple[np.ndarray, float]:
-    """(N, H, W, 3) -> (N, h, w, 3) with max(h, w) <= max_side, and the scale small / full."""
-    import cv2
-
-    h, w = frames.shape[1:3]
-    if not max_side or max(h, w) <= max_side:
-        return frames, 1.0
-    f = max_side / max(h, w)
-    sw, sh = max(1, round(w * f)), max(1, round(h * f))
-    small = np.stack([cv2.resize(img, (sw, sh), interpolation=cv2.INTER_AREA) for img in frames])
-    return small, sw / w
 
 
 def _detect_mask(n: int, every: int) -> np.ndarray:
@@ -139,48 +136,54 @@ def extract_faces(
     want = sample_times(info, n_frames) if n_frames is not None else np.asarray(times, np.float64)  # (T,)
     n = len(want)
     mask = _detect_mask(n, detect_every)
-    # read_frames holds decoded frames, their RGB copies and the stacked result: ~3x the RGB bytes.
-    frame_bytes = 3 * info.width * info.height * 3
+    # Each wanted frame is held as yuv420p planes (1.5 bytes per pixel, `FullFrame`) plus a small
+    # RGB copy for detection; chunks of frames bound that to max_frames_bytes.
+    frame_bytes = 2 * info.width * info.height
     chunk = max(1, max_frames_bytes // max(frame_bytes, 1))
+    small_side = detect_max_side if detect_max_side and max(info.width, info.height) > detect_max_side else None
 
     dets: list[np.ndarray | None] = [None] * n
     timings["decode"] = timings["detect"] = timings["crop"] = 0.0
-    frames_all = None
+    kept = None
     f_times = np.zeros(n)
     f_indices = np.zeros(n, np.int64)
-    # Pass 1 (the only decode when everything fits): full-resolution frames, detect on downscaled copies.
+    # Pass 1 (the only decode when everything fits): small RGB copies for detection made in
+    # libswscale, full-resolution frames kept unconverted for the crops.
     for start in range(0, n, chunk):
         t1 = time.perf_counter()
-        fr = read_frames(path, want[start : start + chunk], info=info)
+        fr = read_frames(path, want[start : start + chunk], info=info, max_side=small_side, keep_full=True)
         timings["decode"] += time.perf_counter() - t1
         f_times[start : start + len(fr)] = fr.times
         f_indices[start : start + len(fr)] = fr.indices
         t1 = time.perf_counter()
         sel = np.flatnonzero(mask[start : start + len(fr)])
-        if len(sel):
-            small, scale = _downscale(fr.frames[sel], detect_max_side)  # (K, h, w, 3)
-            for j, d in zip(sel, scale_boxes(det.detect(small), scale)):
+        for b in range(0, len(sel), DETECT_BATCH):  # small batches: the detector's peak memory grows with them
+            part = sel[b : b + DETECT_BATCH]
+            for j, d in zip(part, scale_boxes(det.detect(fr.frames[part]), fr.scale)):
                 dets[start + j] = d
         timings["detect"] += time.perf_counter() - t1
         if n <= chunk:
-            frames_all = fr.frames  # (T, H, W, 3): kept for cropping, no second decode
+            kept = fr.full  # (T,) FullFrame: kept for cropping, no second decode
+        del fr
     n_detected = sum(1 for d in dets if d is not None and len(d))
 
     boxes, found, n_tracks, used_fallback, crop_margin = _track(dets, f_times, info, timings, **opts)
     faces = np.zeros((len(boxes), n, size, size, 3), np.uint8)  # (F, T, S, S, 3)
     if len(boxes):
-        # Pass 2: crops from the kept frames, or from a second streamed decode when they did not fit.
+        # Pass 2: crops from the kept frames, or from a second decode when they did not fit.
         for start in range(0, n, chunk):
-            if frames_all is not None:
-                frames = frames_all
+            if kept is not None:
+                full = kept
             else:
                 t1 = time.perf_counter()
-                frames = read_frames(path, want[start : start + chunk], info=info).frames
+                full = read_frames(path, want[start : start + chunk], info=info, max_side=32,  # only .full used
+                                   keep_full=True).full
                 timings["decode"] += time.perf_counter() - t1
             t1 = time.perf_counter()
-            for j in range(len(frames)):
+            for j, ff in enumerate(full):
+                h, w = ff.shape
                 for f in range(len(boxes)):
-                    faces[f, start + j] = crop_square(frames[j], boxes[f, start + j], crop_margin, size)
+                    faces[f, start + j] = _crop_square_from(ff.crop, h, w, boxes[f, start + j], crop_margin, size)
             timings["crop"] += time.perf_counter() - t1
     return FaceClip(faces=faces, times=f_times, indices=f_indices, boxes=boxes, found=found,
                     status="no_face" if n_tracks == 0 else "ok", fallback=used_fallback, n_tracks=n_tracks,

@@ -79,6 +79,79 @@ class VideoInfo:
         return index / self.fps
 
 
+class FullFrame:
+    """One decoded frame kept at full resolution without converting it: its yuv420p planes (1.5
+    bytes per pixel), turned into RGB only inside the regions `crop` asks for. Frames in other
+    pixel formats (or of odd size) are kept as full RGB instead. Coordinates are displayed pixels.
+    """
+
+    def __init__(self, frame, rotation: int):
+        self.rotation = rotation
+        cw, ch = frame.width, frame.height
+        self.coded_hw = (ch, cw)
+        self.planes: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self.rgb: np.ndarray | None = None
+        if frame.format.name == "yuv420p" and cw % 2 == 0 and ch % 2 == 0:
+            sizes = ((ch, cw), (ch // 2, cw // 2), (ch // 2, cw // 2))
+            self.planes = tuple(  # Y (ch, cw), U and V (ch / 2, cw / 2) uint8, stored orientation
+                np.frombuffer(p, np.uint8).reshape(h, p.line_size)[:, :w].copy()
+                for p, (h, w) in zip(frame.planes, sizes)
+            )
+            self.colorspace, self.color_range = frame.colorspace, frame.color_range
+        else:
+            self.rgb = frame.to_ndarray(format="rgb24")  # (ch, cw, 3) stored orientation
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """Displayed (H, W)."""
+        h, w = self.coded_hw
+        return (w, h) if self.rotation in (90, 270) else (h, w)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(p.nbytes for p in self.planes) if self.planes is not None else self.rgb.nbytes
+
+    def _coded_rect(self, x0: int, y0: int, x1: int, y1: int) -> tuple[int, int, int, int]:
+        """Displayed [x0, x1) x [y0, y1) -> the same pixels' rectangle in stored orientation."""
+        ch, cw = self.coded_hw
+        if self.rotation == 90:  # stored (x, y) is displayed (ch - 1 - y, x)
+            return y0, ch - x1, y1, ch - x0
+        if self.rotation == 180:
+            return cw - x1, ch - y1, cw - x0, ch - y0
+        if self.rotation == 270:  # stored (x, y) is displayed (y, cw - 1 - x)
+            return cw - y1, x0, cw - y0, x1
+        return x0, y0, x1, y1
+
+    def crop(self, x0: int, y0: int, x1: int, y1: int) -> np.ndarray:
+        """(y1 - y0, x1 - x0, 3) uint8 RGB of displayed pixels [x0, x1) x [y0, y1) (inside the frame).
+
+        Converted by libswscale exactly like a whole frame; chroma at the crop's edge may differ by
+        a rounding step since the conversion sees only the (even-aligned) crop.
+        """
+        import av
+
+        h, w = self.shape
+        if not (0 <= x0 < x1 <= w and 0 <= y0 < y1 <= h):
+            raise ValueError(f"crop [{x0}, {x1}) x [{y0}, {y1}) is not inside the {w}x{h} frame")
+        a0, b0, a1, b1 = self._coded_rect(x0, y0, x1, y1)
+        if self.planes is not None:
+            e0, f0 = a0 // 2 * 2, b0 // 2 * 2  # yuv420p: chroma covers 2x2 pixels, align to it
+            e1, f1 = a1 + a1 % 2, b1 + b1 % 2
+            y, u, v = self.planes
+            packed = np.concatenate([
+                y[f0:f1, e0:e1].reshape(-1),
+                u[f0 // 2 : f1 // 2, e0 // 2 : e1 // 2].reshape(-1),
+                v[f0 // 2 : f1 // 2, e0 // 2 : e1 // 2].reshape(-1),
+            ]).reshape(-1, e1 - e0)  # (1.5 * (f1 - f0), e1 - e0) I420 layout
+            frame = av.VideoFrame.from_ndarray(packed, format="yuv420p")
+            frame.colorspace, frame.color_range = self.colorspace, self.color_range
+            rgb = frame.to_ndarray(format="rgb24")[b0 - f0 : b1 - f0, a0 - e0 : a1 - e0]  # (b1-b0, a1-a0, 3)
+        else:
+            rgb = self.rgb[b0:b1, a0:a1]
+        k = -(self.rotation // 90)
+        return np.ascontiguousarray(np.rot90(rgb, k) if k % 4 else rgb)  # (y1 - y0, x1 - x0, 3)
+
+
 @dataclass
 class Frames:
     """Decoded frames with where they came from."""
@@ -88,6 +161,7 @@ class Frames:
     indices: np.ndarray  # (N,) int64 frame indices, round(time * fps)
     scale: float  # returned width / displayed width (1.0 if not resized)
     strategy: str = ""  # "sequential" or "seek": how they were decoded ("auto" resolved)
+    full: list[FullFrame] | None = None  # (N,) full-resolution handles, with read_frames(keep_full=True)
 
     def __len__(self) -> int:
         return len(self.frames)
@@ -396,6 +470,7 @@ def read_frames(
     max_side: int | None = None,
     strategy: str = "auto",
     info: VideoInfo | None = None,
+    keep_full: bool = False,
 ) -> Frames:
     """Frames displayed at `times` (seconds), or at `n` evenly spaced times (`sample_times`).
 
@@ -404,6 +479,8 @@ def read_frames(
     downscales during the RGB conversion. `strategy`: "sequential" decodes once and converts only
     wanted frames; "seek" seeks to each wanted time and decodes forward from the keyframe;
     "auto" picks the one expected to decode fewer frames (`choose_strategy`).
+    `keep_full=True` also keeps each frame at full resolution, unconverted (`Frames.full`, a
+    `FullFrame` per frame): detect on small `frames`, then convert only the crops (`FullFrame.crop`).
     """
     path = Path(path)
     if (times is None) == (n is None):
@@ -421,20 +498,21 @@ def read_frames(
         if strategy == "auto":
             strategy = choose_strategy(info, uniq, vs)
         _set_threads(vs, strategy)
-        picker = _Picker(convert)
+        picker = _Picker(convert, info.rotation if keep_full else None)
         if strategy == "sequential":
             _pick_sequential(container, vs, info, uniq, picker)
         else:
             _pick_seek(container, vs, info, uniq, picker)
-    ftimes = [t_frame for t_frame, _ in picker.out]  # (U,) one per unique requested time
-    images = [rgb for _, rgb in picker.out]
+    ftimes = [t_frame for t_frame, _, _ in picker.out]  # (U,) one per unique requested time
+    images = [rgb for _, rgb, _ in picker.out]
 
     pos = np.searchsorted(uniq, req)  # (N,) request -> unique slot
     u_times = np.asarray(ftimes, dtype=np.float64)  # (U,)
     frames = (np.stack(images)[pos] if images else np.zeros((0, out_h, out_w, 3), np.uint8))  # (N, H, W, 3)
     f_times = u_times[pos] if len(u_times) else np.zeros(0)  # (N,)
     indices = np.round(f_times * info.fps).astype(np.int64)  # (N,)
-    return Frames(frames=frames, times=f_times, indices=indices, scale=scale, strategy=strategy)
+    full = [picker.out[p][2] for p in pos] if keep_full else None  # (N,) shared for repeated frames
+    return Frames(frames=frames, times=f_times, indices=indices, scale=scale, strategy=strategy, full=full)
 
 
 def _truncated(info: VideoInfo, t: float, last: float | None) -> MediaError:
@@ -445,17 +523,20 @@ def _truncated(info: VideoInfo, t: float, last: float | None) -> MediaError:
 
 
 class _Picker:
-    """Collects (time, RGB) per target, converting each distinct frame once, right when picked."""
+    """Collects (time, RGB, FullFrame or None) per target, converting each distinct frame once,
+    right when picked; keeps a FullFrame too when `rotation` is given."""
 
-    def __init__(self, convert: _Converter):
+    def __init__(self, convert: _Converter, rotation: int | None = None):
         self.convert = convert
-        self.out: list[tuple[float, np.ndarray]] = []
-        self._cache: dict[float, np.ndarray] = {}
+        self.rotation = rotation
+        self.out: list[tuple[float, np.ndarray, FullFrame | None]] = []
+        self._cache: dict[float, tuple[np.ndarray, FullFrame | None]] = {}
 
     def add(self, t_frame: float, frame) -> None:
         if t_frame not in self._cache:
-            self._cache[t_frame] = self.convert(frame)  # (H, W, 3)
-        self.out.append((t_frame, self._cache[t_frame]))
+            full = FullFrame(frame, self.rotation) if self.rotation is not None else None
+            self._cache[t_frame] = (self.convert(frame), full)  # (H, W, 3), full resolution
+        self.out.append((t_frame, *self._cache[t_frame]))
 
 
 def _assign_forward(frames_iter, vs, info: VideoInfo, targets: list[float], picker: _Picker) -> None:

@@ -6,8 +6,11 @@ Models stay pure (inputs -> logits); a task knows the targets and the loss:
 - `mil`: weak supervision, the video logit is a named pooling (max, top-k mean, log-sum-exp) of the
   per-frame (or per-audio-window) logits, trained with the video label only, so the per-frame
   scores are usable for localization;
-- `av`: audio-visual: fake / visual-fake / audio-fake heads, plus optional MIL terms that pool the
-  per-frame and per-audio-window logits against the visual and audio labels.
+- `av`: audio-visual: fake / visual-fake / audio-fake heads, optional MIL terms that pool the
+  per-frame and per-audio-window logits against the visual and audio labels, and optional dense
+  terms: `frame_logits` (the visual branch) against the per-frame VISUAL labels and `time_logits`
+  against the per-window AUDIO labels, so an audio-only fake never teaches the face branch that
+  an untouched face is fake.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ class TaskConfig:
     pooling: str = "lse"  # MIL pooling (a POOLINGS entry) for `mil` and the MIL terms of `av`
     topk: float = 0.25  # fraction of frames for topk_mean pooling
     lse_r: float = 5.0  # sharpness of log-sum-exp pooling
-    frame_weight: float = 0.0  # weight of per-frame BCE when the batch carries `frame_labels`
+    frame_weight: float = 0.0  # per-frame BCE on `frame_logits` vs `frame_labels` (av: `visual_frame_labels`)
+    audio_frame_weight: float = 0.0  # av: BCE of `time_logits` vs `audio_frame_labels` (per audio step)
     visual_weight: float = 0.5  # av: weight of the visual-fake head loss
     audio_weight: float = 0.5  # av: weight of the audio-fake head loss
     mil_weight: float = 0.0  # av: weight of pooled frame/time logits vs the visual/audio labels
@@ -45,7 +49,7 @@ class TaskConfig:
             raise ValueError(f"task.topk must be in (0, 1], got {self.topk}")
         if self.lse_r <= 0:
             raise ValueError(f"task.lse_r must be > 0, got {self.lse_r}")
-        for key in ("frame_weight", "visual_weight", "audio_weight", "mil_weight"):
+        for key in ("frame_weight", "audio_frame_weight", "visual_weight", "audio_weight", "mil_weight"):
             if getattr(self, key) < 0:
                 raise ValueError(f"task.{key} must be >= 0, got {getattr(self, key)}")
 
@@ -64,6 +68,18 @@ def _bce(logits: torch.Tensor, target: torch.Tensor, pos_weight: torch.Tensor | 
     per = F.binary_cross_entropy_with_logits(logits, target, pos_weight=pos_weight, reduction="none")
     m = mask.to(per.dtype)
     return (per * m).sum() / m.sum().clamp_min(1.0)
+
+
+def _labels_to_steps(labels: torch.Tensor, valid: torch.Tensor, steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, W) per-mel-frame 0/1 labels and validity -> (B, steps) labels and validity, one per
+    audio step of ceil(W / steps) frames: a step is fake if any valid frame in it is fake, valid
+    if any frame is."""
+    b, w = labels.shape
+    stride = -(-w // steps)
+    lab = torch.where(valid, labels.float(), torch.full_like(labels, -1.0, dtype=torch.float32))  # (B, W)
+    lab = F.pad(lab, (0, steps * stride - w), value=-1.0)[:, : steps * stride]  # (B, steps*stride)
+    step = lab.reshape(b, steps, stride).amax(dim=2)  # (B, steps), -1 = no valid frame
+    return step.clamp_min(0.0), step >= 0
 
 
 def instance_mask(instances: torch.Tensor, batch: Batch) -> torch.Tensor | None:
@@ -163,7 +179,9 @@ class MILTask(Task):
 @TASKS.register("av")
 class AVTask(Task):
     """Audio-visual: overall fake, visual-fake and audio-fake heads; MIL terms give per-frame and
-    per-audio-window scores trained from the per-modality video labels."""
+    per-audio-window scores trained from the per-modality video labels; dense terms train
+    `frame_logits` on `visual_frame_labels` (weight `frame_weight`) and `time_logits` on
+    `audio_frame_labels` pooled to audio steps (weight `audio_frame_weight`)."""
 
     def video_logit(self, outputs: Outputs) -> torch.Tensor:
         return outputs["logit"]
@@ -190,11 +208,32 @@ class AVTask(Task):
                     term = _bce(pooled, batch[label_key])
                     total = total + cfg.mil_weight * term
                     parts[f"mil_{inst_key.split('_')[0]}"] = term.detach()
-        frame = self._frame_term(outputs, batch)
-        if frame is not None:
-            total = total + cfg.frame_weight * frame
-            parts["frame"] = frame.detach()
+        for inst_key, label_key, mask_key, weight, name in (
+                ("frame_logits", "visual_frame_labels", "mask", cfg.frame_weight, "frame"),
+                ("time_logits", "audio_frame_labels", "audio_mask", cfg.audio_frame_weight, "time")):
+            if weight > 0:
+                term = self._dense_term(outputs, batch, inst_key, label_key, mask_key)
+                total = total + weight * term
+                parts[name] = term.detach()
         return total, parts
+
+    @staticmethod
+    def _dense_term(outputs: Outputs, batch: Batch, inst_key: str, label_key: str, mask_key: str) -> torch.Tensor:
+        """BCE of per-frame (or per-audio-step) logits vs the same stream's dense labels, leaving out
+        padding and unknown (-1) labels; mel-frame labels are pooled to the model's audio steps."""
+        if inst_key not in outputs or label_key not in batch:
+            raise KeyError(f"the av task's dense {label_key} term needs output {inst_key!r} and batch key "
+                           f"{label_key!r}; got outputs {sorted(outputs)}, batch {sorted(batch)}")
+        inst = outputs[inst_key]  # (B, T) or (B, F')
+        target = batch[label_key].float()  # (B, T) or (B, W)
+        valid = target >= 0
+        if mask_key in batch and batch[mask_key].shape == target.shape:
+            valid = valid & batch[mask_key].bool()
+        if target.shape != inst.shape:
+            if target.shape[0] != inst.shape[0] or target.shape[1] < inst.shape[1]:
+                raise ValueError(f"{label_key} shape {tuple(target.shape)} does not fit {inst_key} {tuple(inst.shape)}")
+            target, valid = _labels_to_steps(target, valid, inst.shape[1])
+        return _bce(inst, target.clamp_min(0.0), mask=valid)
 
 
 def build_task(cfg: TaskConfig, pos_weight: float | None = None) -> Task:

@@ -187,8 +187,12 @@ def fit(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, train_datas
 
     mode = "max" if cfg.train.monitor == "val_auc" else "min"
     checkpoint = ModelCheckpoint(dirpath=str(ckpt_dir), filename=BEST_NAME, monitor=cfg.train.monitor, mode=mode,
-                                 save_top_k=1, save_last=True, enable_version_counter=False, auto_insert_metric_name=False)
-    callbacks: list[Any] = [checkpoint, LearningRateMonitor(logging_interval="step")]
+                                 save_top_k=1, enable_version_counter=False, auto_insert_metric_name=False)
+    # Lightning's save_last=True only refreshes last.ckpt when best.ckpt changes; --resume needs the
+    # latest epoch, so a monitor-less checkpoint overwrites last.ckpt at every validation.
+    latest = ModelCheckpoint(dirpath=str(ckpt_dir), filename=LAST_NAME, monitor=None, save_top_k=1,
+                             enable_version_counter=False, auto_insert_metric_name=False)
+    callbacks: list[Any] = [checkpoint, latest, LearningRateMonitor(logging_interval="step")]
     if cfg.train.patience > 0:
         callbacks.append(EarlyStopping(monitor=cfg.train.monitor, mode=mode, patience=cfg.train.patience,
                                        check_finite=True))
