@@ -127,6 +127,17 @@ class Task(nn.Module):
             raise ValueError(f"frame_labels shape {tuple(target.shape)} != frame_logits {tuple(frames.shape)}")
         return _bce(frames, target, mask=instance_mask(frames, batch))
 
+    def _video_and_frame_loss(self, video_logit: torch.Tensor, outputs: Outputs,
+                              batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Video BCE (class-balanced) plus the optional per-frame term, with the parts for logging."""
+        video = _bce(video_logit, batch["label"], self._pw())
+        parts = {"video": video.detach()}
+        frame = self._frame_term(outputs, batch)
+        if frame is None:
+            return video, parts
+        parts["frame"] = frame.detach()
+        return video + self.cfg.frame_weight * frame, parts
+
 
 TASKS: Registry[type[Task]] = Registry("task")
 
@@ -139,14 +150,7 @@ class ClassificationTask(Task):
         return outputs["logit"]
 
     def loss(self, outputs: Outputs, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        video = _bce(self.video_logit(outputs), batch["label"], self._pw())
-        parts = {"video": video.detach()}
-        total = video
-        frame = self._frame_term(outputs, batch)
-        if frame is not None:
-            total = total + self.cfg.frame_weight * frame
-            parts["frame"] = frame.detach()
-        return total, parts
+        return self._video_and_frame_loss(self.video_logit(outputs), outputs, batch)
 
 
 @TASKS.register("mil")
@@ -165,15 +169,8 @@ class MILTask(Task):
         return pool(self.cfg.pooling, inst, mask, self.pooling_params)  # (B,)
 
     def loss(self, outputs: Outputs, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        inst, key = self._instances(outputs)
-        video = _bce(self.video_logit(outputs, instance_mask(inst, batch)), batch["label"], self._pw())
-        parts = {"video": video.detach()}
-        total = video
-        frame = self._frame_term(outputs, batch)
-        if frame is not None:
-            total = total + self.cfg.frame_weight * frame
-            parts["frame"] = frame.detach()
-        return total, parts
+        inst, _ = self._instances(outputs)
+        return self._video_and_frame_loss(self.video_logit(outputs, instance_mask(inst, batch)), outputs, batch)
 
 
 @TASKS.register("av")
