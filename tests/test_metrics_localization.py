@@ -179,3 +179,20 @@ def test_vectorised_matches_a_plain_loop_on_random_data():
         prec = np.cumsum(tps) / np.arange(1, len(tps) + 1)
         expected = sum(max(prec[i:]) for i in range(1, len(tps)) if tps[i]) / n_gt
         assert ap_at_iou(props, gt, [t])[t] == pytest.approx(expected, abs=1e-9)
+
+
+def test_confidence_order_matches_stable_argsort_on_edge_values():
+    from fakelens.metrics.localization import _confidence_order
+
+    rng = np.random.default_rng(0)
+    specials = np.array([0.0, -0.0, 1.0, 1e-30, -1e-30, 3e38, -3e38, 0.5, 0.5, 1e-45], np.float32)
+    for case in range(200):
+        n = int(rng.integers(1, 60))
+        conf = np.concatenate([rng.choice(specials, n // 2), rng.random(n - n // 2).astype(np.float32)])
+        conf = conf[rng.permutation(len(conf))]
+        if case % 10 == 0:
+            conf[rng.integers(len(conf))] = np.nan
+        if case % 15 == 0:
+            conf[rng.integers(len(conf))] = -np.inf
+        expected = np.argsort(-conf.astype(np.float32) + np.float32(0.0), kind="stable")
+        assert np.array_equal(_confidence_order(conf), expected), conf

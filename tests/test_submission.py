@@ -231,3 +231,32 @@ def test_large_file_reads_through_the_fast_path(tmp_path):
     assert fast_parse(p.read_bytes()) is not None
     sub = read_submission(p)
     assert sub.proposals.rows.tolist() == [r for v in data.values() for r in v]
+
+
+def test_fast_proposal_parser_is_bit_identical_to_json_on_awkward_numbers():
+    import json as _json
+
+    import numpy as np
+
+    from fakelens.submission.proposals import fast_parse
+
+    rng = np.random.default_rng(1)
+    tokens = ["0", "1", "0.5", "0.9128", "12.5", "3.25", "1e-3", "2E2", "0.000001", "123456789012345",
+              "1234567890.12345", "0.1234567890123456789", "7", "1.0", "0.30000000000000004"]
+    for _ in range(100):
+        data = {}
+        for v in range(int(rng.integers(1, 6))):
+            rows = []
+            for _ in range(int(rng.integers(1, 5))):
+                rows.append([rng.choice(tokens) for _ in range(3)])
+            data[f"{v:06d}.mp4"] = rows
+        text = "{" + ", ".join(f'"{k}": [' + ", ".join("[" + ", ".join(r) + "]" for r in rows) + "]"
+                               for k, rows in data.items()) + "}"
+        reference = _json.loads(text)
+        parsed = fast_parse(text.encode())
+        assert parsed is not None, text  # plain layout: the fast path must take it
+        ids, counts, values = parsed
+        assert ids == list(reference)
+        flat = np.array([x for k in ids for row in reference[k] for x in row], np.float64)
+        assert counts.tolist() == [len(reference[k]) for k in ids]
+        assert np.array_equal(values.reshape(-1), flat)

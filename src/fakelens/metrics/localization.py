@@ -19,6 +19,7 @@ Everything is vectorised over (segment, proposal) pairs: an AV-1M-sized test set
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -101,16 +102,24 @@ def pack_segments(ground_truth: Mapping[str, Sequence[Segment | Sequence[float]]
                   ) -> PackedSegments:
     """Ground truth as {id: [Segment | (start, end), ...]} or VideoRecords -> PackedSegments (order kept)."""
     if isinstance(ground_truth, Mapping):
-        items = list(ground_truth.items())
+        ids = list(ground_truth)
+        seg_lists = list(ground_truth.values())
     else:
-        items = [(r.id, r.segments) for r in ground_truth]
-    ids = [name for name, _ in items]
-    counts = np.fromiter((len(s) for _, s in items), dtype=np.int64, count=len(items))
-    flat: list[float] = []
-    for _, segs in items:
-        for s in segs:
-            flat.extend((s.start, s.end) if isinstance(s, Segment) else (s[0], s[1]))
-    return PackedSegments(ids, _offsets(counts), np.asarray(flat, dtype=np.float64).reshape(-1, 2))
+        ids = [r.id for r in ground_truth]
+        seg_lists = [r.segments for r in ground_truth]
+    counts = np.fromiter(map(len, seg_lists), dtype=np.int64, count=len(ids))  # (V,)
+    segs = [s for group in seg_lists for s in group]
+    if all(type(s) is Segment for s in segs):  # the common case (VideoRecords): no per-pair tuples
+        rows = np.empty((len(segs), 2), dtype=np.float64)  # (G, 2)
+        rows[:, 0] = np.fromiter(map(_START, segs), dtype=np.float64, count=len(segs))
+        rows[:, 1] = np.fromiter(map(_END, segs), dtype=np.float64, count=len(segs))
+    else:
+        rows = np.asarray([(s.start, s.end) if isinstance(s, Segment) else (s[0], s[1]) for s in segs],
+                          dtype=np.float64).reshape(-1, 2)  # (G, 2)
+    return PackedSegments(ids, _offsets(counts), rows)
+
+
+_START, _END = attrgetter("start"), attrgetter("end")
 
 
 def _as_packed(proposals: PackedProposals | Mapping, ground_truth: PackedSegments | Mapping | Sequence
@@ -222,6 +231,18 @@ def _ap_from_sorted(tp_sorted: np.ndarray, n_gt: int) -> float:
     return float(best_beyond[1:][tp_sorted[1:]].sum() / n_gt)
 
 
+def _confidence_order(conf: np.ndarray) -> np.ndarray:
+    """Row order by float32 confidence, descending, ties in row order: the same permutation as
+    np.argsort(-conf32, kind="stable"), computed as two 16-bit radix sorts (about twice as fast)."""
+    neg = -conf.astype(np.float32) + np.float32(0.0)  # (P,) -0.0 becomes +0.0: equal floats get equal keys
+    if not np.isfinite(neg).all():  # NaN order differs between floats and their bits
+        return np.argsort(neg, kind="stable")
+    bits = neg.view(np.uint32)
+    key = np.where(bits >> 31 == 1, ~bits, bits | np.uint32(0x80000000))  # (P,) unsigned order = float order
+    order = np.argsort((key & np.uint32(0xFFFF)).astype(np.uint16), kind="stable")  # (P,) radix sort, low half
+    return order[np.argsort((key >> 16).astype(np.uint16)[order], kind="stable")]  # then the high half
+
+
 def _check_thresholds(thresholds: Sequence[float]) -> list[float]:
     out = [float(t) for t in thresholds]
     if not out or any(not (0.0 <= t < 1.0) for t in out):
@@ -242,7 +263,7 @@ def _ap(pp: PackedProposals, gt: PackedSegments, pairs: _Pairs, ths: list[float]
     n_gt = len(gt.rows)
     if n_gt == 0:
         raise FakelensError("AP is undefined: the ground truth has no fake segment")
-    order = np.argsort(-pp.rows[:, 0].astype(np.float32), kind="stable")  # (P,) pooled, confidence descending
+    order = _confidence_order(pp.rows[:, 0])  # (P,) pooled, confidence descending
     return {t: _ap_from_sorted(_true_positives(pairs, gt, len(pp.rows), t)[order], n_gt) for t in ths}
 
 
@@ -254,7 +275,7 @@ def ap_curves(proposals: PackedProposals | Mapping, ground_truth: PackedSegments
     if len(gt.rows) == 0:
         raise FakelensError("precision/recall is undefined: the ground truth has no fake segment")
     pairs = _pairs(pp, gt)
-    order = np.argsort(-pp.rows[:, 0].astype(np.float32), kind="stable")
+    order = _confidence_order(pp.rows[:, 0])
     out = {}
     for t in ths:
         cum = np.cumsum(_true_positives(pairs, gt, len(pp.rows), t)[order], dtype=np.float64)  # (P,)

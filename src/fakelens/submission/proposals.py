@@ -92,6 +92,47 @@ def _parse_numbers(a: np.ndarray, st: np.ndarray, en: np.ndarray) -> np.ndarray 
     return np.where(neg, -val, val)
 
 
+def _parse_plain_numbers(a: np.ndarray, st: np.ndarray, en: np.ndarray) -> np.ndarray | None:
+    """`_parse_numbers` with a shortcut for the usual tokens, digits with at most one inner point
+    and at most 15 digits ("0.1234", "12"): a few array operations per character column give the
+    same double (mantissa / 10^fraction digits); the other tokens go through `_parse_numbers`
+    (None when one is not a JSON number)."""
+    t = len(st)
+    if t == 0:
+        return np.zeros(0)
+    lens = en - st  # (T,)
+    last = len(a) - 1
+    mant = np.zeros(t, dtype=np.int64)  # (T,) wraps for > 18 digits: such tokens are not plain
+    nfrac = np.zeros(t, dtype=np.int32)  # (T,) digits after the point
+    ndig = np.zeros(t, dtype=np.int32)  # (T,)
+    ndots = np.zeros(t, dtype=np.int32)  # (T,)
+    seen_dot = np.zeros(t, dtype=bool)
+    other = np.zeros(t, dtype=bool)  # an e, E, + or - somewhere
+    for k in range(int(lens.max())):
+        inside = lens > k
+        c = a[np.minimum(st + k, last)]  # (T,) column k
+        d = c - np.uint8(48)
+        isd = (d < 10) & inside
+        mant = np.where(isd, mant * 10 + d, mant)
+        ndig += isd
+        nfrac += isd & seen_dot
+        isdot = (c == 46) & inside
+        seen_dot |= isdot
+        ndots += isdot
+        other |= inside & ~isd & ~isdot
+    first, lastc, second = a[st], a[en - 1], a[np.minimum(st + 1, last)]
+    plain = (~other & (ndots <= 1) & (first != 46) & (lastc != 46) & (ndig <= 15)
+             & ~((first == 48) & (lens > 1) & (second != 46)))  # (T,)
+    val = mant.astype(np.float64) / _POW10[np.minimum(nfrac, 22)]  # (T,)
+    rest = np.flatnonzero(~plain)
+    if len(rest):
+        rest_vals = _parse_numbers(a, st[rest], en[rest])
+        if rest_vals is None:
+            return None
+        val[rest] = rest_vals
+    return val
+
+
 def fast_parse(raw: bytes) -> tuple[list[str], np.ndarray, np.ndarray] | None:
     """{"id": [[c, s, e], ...], ...} -> (ids, rows per id (V,), values (P, 3) float64), or None
     when the text is not exactly that layout (the caller then parses with json for the error)."""
@@ -126,17 +167,18 @@ def fast_parse(raw: bytes) -> tuple[list[str], np.ndarray, np.ndarray] | None:
         a = arr[pos:end]
         edge = np.diff(isnum[pos:end], prepend=np.int8(0), append=np.int8(0))
         st = np.flatnonzero(edge == 1)
-        vals = _parse_numbers(a, st, np.flatnonzero(edge == -1))
+        vals = _parse_plain_numbers(a, st, np.flatnonzero(edge == -1))
         if vals is None:
             return None
         vals_l.append(vals)
         # skeleton: structural characters with each number as 'n', whitespace dropped
-        struct = (a == 91) | (a == 93) | (a == 44)
+        opening = a == 91
+        struct = opening | (a == 93) | (a == 44)
         struct[st] = True
         sk = a[struct].copy()
         sk[(sk != 91) & (sk != 93) & (sk != 44)] = ord("n")
         skel_l.append(sk)
-        open_l.append(np.flatnonzero(a == 91) + pos)
+        open_l.append(np.flatnonzero(opening) + pos)
         pos = end
     values = np.concatenate(vals_l) if vals_l else np.zeros(0)
     opens = np.concatenate(open_l) if open_l else np.zeros(0, dtype=np.int64)
@@ -146,7 +188,8 @@ def fast_parse(raw: bytes) -> tuple[list[str], np.ndarray, np.ndarray] | None:
     if len(keys) and brackets.min() < 1:
         return None
     counts = brackets - 1
-    expected = b",".join(b"[" + b",".join([b"[n,n,n]"] * int(k)) + b"]" for k in counts)
+    block = {k: b"[" + b",".join([b"[n,n,n]"] * k) + b"]" for k in set(counts.tolist())}  # one per row count
+    expected = b",".join(map(block.__getitem__, counts.tolist()))
     skeleton = np.concatenate(skel_l).tobytes() if skel_l else b""
     if skeleton != expected or len(values) != 3 * int(counts.sum()):
         return None
