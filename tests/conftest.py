@@ -39,3 +39,11 @@ def make_video(tmp_path):
                            rotation=rotation)
 
     return _make
+
+
+@pytest.fixture(scope="session")
+def tiny_synth(tmp_path_factory):
+    """The synthetic "tiny" preset, generated once per session; tests only read it."""
+    from fakelens.data.synthetic import generate, preset
+
+    return generate(tmp_path_factory.mktemp("synth") / "tiny", preset("tiny"), progress=False)

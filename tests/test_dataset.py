@@ -17,24 +17,17 @@ T = 8  # sampled frames per video in the test cache
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    from fakelens.data.synthetic import generate, preset
-
-    return generate(tmp_path_factory.mktemp("synth") / "tiny", preset("tiny"), progress=False)
-
-
-@pytest.fixture(scope="module")
-def cache(tiny, tmp_path_factory) -> Path:
+def cache(tiny_synth, tmp_path_factory) -> Path:
     from fakelens.data.formats import load_dataset
 
     out = tmp_path_factory.mktemp("cache") / "c"
-    preprocess(load_dataset(tiny).records, out, CacheConfig(n_frames=T, size=32, detector="haar"), progress=False)
+    preprocess(load_dataset(tiny_synth).records, out, CacheConfig(n_frames=T, size=32, detector="haar"), progress=False)
     return out
 
 
 @pytest.fixture(scope="module")
-def meta(tiny) -> dict:
-    return {e["file"]: e for s in ("train", "val", "test") for e in json.loads((tiny / f"{s}_metadata.json").read_text())}
+def meta(tiny_synth) -> dict:
+    return {e["file"]: e for s in ("train", "val", "test") for e in json.loads((tiny_synth / f"{s}_metadata.json").read_text())}
 
 
 def _expected(meta_entry: dict, key: str, indices: np.ndarray) -> np.ndarray:

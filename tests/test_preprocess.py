@@ -31,17 +31,10 @@ FAST = fast()
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    from fakelens.data.synthetic import generate, preset
-
-    return generate(tmp_path_factory.mktemp("synth") / "tiny", preset("tiny"), progress=False)
-
-
-@pytest.fixture(scope="module")
-def mtcnn_cache(tiny, tmp_path_factory) -> Path:
+def mtcnn_cache(tiny_synth, tmp_path_factory) -> Path:
     """The tiny set preprocessed with the default detector, through the CLI."""
     out = tmp_path_factory.mktemp("cache") / "c"
-    assert main(["preprocess", str(tiny), "--out", str(out), "--frames", "6", "--size", "64",
+    assert main(["preprocess", str(tiny_synth), "--out", str(out), "--frames", "6", "--size", "64",
                  "--no-progress"]) == 0
     return out
 
@@ -67,15 +60,15 @@ def assert_same_cache(a: Path, b: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def reference(tiny, tmp_path_factory) -> Path:
+def reference(tiny_synth, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("ref") / "c"
-    assert main(["preprocess", str(tiny), "--out", str(out), *FAST]) == 0
+    assert main(["preprocess", str(tiny_synth), "--out", str(out), *FAST]) == 0
     return out
 
 
-def test_cli_end_to_end_statuses_and_npz(mtcnn_cache, tiny):
+def test_cli_end_to_end_statuses_and_npz(mtcnn_cache, tiny_synth):
     rows = read_index(mtcnn_cache)
-    meta = {e["file"]: e for s in ("train", "val", "test") for e in json.loads((tiny / f"{s}_metadata.json").read_text())}
+    meta = {e["file"]: e for s in ("train", "val", "test") for e in json.loads((tiny_synth / f"{s}_metadata.json").read_text())}
     assert [r["id"] for r in rows] == sorted(meta)
     assert {r["status"] for r in rows} == {"ok"}
     cfg = json.loads((mtcnn_cache / "config.json").read_text())
@@ -94,10 +87,10 @@ def test_cli_end_to_end_statuses_and_npz(mtcnn_cache, tiny):
         np.testing.assert_allclose(z["times"], z["indices"] / 25.0)
 
 
-def test_default_detector_finds_the_synthetic_faces(mtcnn_cache, tiny):
+def test_default_detector_finds_the_synthetic_faces(mtcnn_cache, tiny_synth):
     boxes = {}
     for s in ("train", "val", "test"):
-        boxes.update(json.loads((tiny / f"{s}_face_boxes.json").read_text()))
+        boxes.update(json.loads((tiny_synth / f"{s}_face_boxes.json").read_text()))
     ious = []
     for r in read_index(mtcnn_cache):
         z = load_npz(mtcnn_cache, r)
@@ -108,17 +101,17 @@ def test_default_detector_finds_the_synthetic_faces(mtcnn_cache, tiny):
     assert (ious >= 0.5).mean() >= 0.95, f"IoU>=0.5 in {(ious >= 0.5).mean():.1%} of {len(ious)} frames"
 
 
-def test_rerun_skips_finished_videos(reference, tiny, capsys):
+def test_rerun_skips_finished_videos(reference, tiny_synth, capsys):
     before = {p: p.stat().st_mtime_ns for p in (reference / "videos").iterdir()}
-    assert main(["preprocess", str(tiny), "--out", str(reference), *FAST, "--json"]) == 0
+    assert main(["preprocess", str(tiny_synth), "--out", str(reference), *FAST, "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["skipped"] == 8 and summary["processed"] == 0 and summary["by_status"]["ok"] == 8
     assert {p: p.stat().st_mtime_ns for p in (reference / "videos").iterdir()} == before
 
 
-def test_killed_job_restarted_equals_uninterrupted(reference, tiny, tmp_path):
+def test_killed_job_restarted_equals_uninterrupted(reference, tiny_synth, tmp_path):
     out = tmp_path / "c"
-    cmd = [sys.executable, "-m", "fakelens.cli.main", "preprocess", str(tiny), "--out", str(out), *FAST]
+    cmd = [sys.executable, "-m", "fakelens.cli.main", "preprocess", str(tiny_synth), "--out", str(out), *FAST]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     try:
@@ -132,11 +125,11 @@ def test_killed_job_restarted_equals_uninterrupted(reference, tiny, tmp_path):
         proc.wait()
     done = len(list((out / "rows").glob("*.json")))
     assert 2 <= done < 8 and not (out / "index.jsonl").exists()
-    assert main(["preprocess", str(tiny), "--out", str(out), *FAST]) == 0
+    assert main(["preprocess", str(tiny_synth), "--out", str(out), *FAST]) == 0
     assert_same_cache(out, reference)
 
 
-def test_crash_between_npz_and_row_and_leftover_temporaries(reference, tiny, tmp_path, monkeypatch):
+def test_crash_between_npz_and_row_and_leftover_temporaries(reference, tiny_synth, tmp_path, monkeypatch):
     import fakelens.data.cache as cache
 
     out = tmp_path / "c"
@@ -153,30 +146,30 @@ def test_crash_between_npz_and_row_and_leftover_temporaries(reference, tiny, tmp
 
     monkeypatch.setattr(cache, "atomic_write_text", dying_write)
     with pytest.raises(KeyboardInterrupt):
-        cache.preprocess(_records(tiny), out, _fast_cfg(), progress=False)
+        cache.preprocess(_records(tiny_synth), out, _fast_cfg(), progress=False)
     assert len(list((out / "rows").glob("*.json"))) == 3 and len(list((out / "videos").glob("*.npz"))) == 4
     monkeypatch.setattr(cache, "atomic_write_text", real)
-    assert main(["preprocess", str(tiny), "--out", str(out), *FAST]) == 0
+    assert main(["preprocess", str(tiny_synth), "--out", str(out), *FAST]) == 0
     assert_same_cache(out, reference)
 
 
-def _records(tiny):
+def _records(tiny_synth):
     from fakelens.data.formats import load_dataset
 
-    return load_dataset(tiny).records
+    return load_dataset(tiny_synth).records
 
 
 def _fast_cfg() -> CacheConfig:
     return CacheConfig(n_frames=6, detector="haar")
 
 
-def test_shards_then_merge_equal_a_single_run(reference, tiny, tmp_path):
+def test_shards_then_merge_equal_a_single_run(reference, tiny_synth, tmp_path):
     out = tmp_path / "c"
-    assert main(["preprocess", str(tiny), "--out", str(out), *FAST, "--shard", "1/2"]) == 0
+    assert main(["preprocess", str(tiny_synth), "--out", str(out), *FAST, "--shard", "1/2"]) == 0
     assert main(["preprocess", "--out", str(out), "--merge"]) == 2  # shard 0 missing: loud error
     assert not (out / "index.jsonl").exists()
-    assert main(["preprocess", str(tiny), "--out", str(out), *FAST, "--shard", "0/2"]) == 0
-    ids = {r.id for r in _records(tiny)}
+    assert main(["preprocess", str(tiny_synth), "--out", str(out), *FAST, "--shard", "0/2"]) == 0
+    ids = {r.id for r in _records(tiny_synth)}
     shard1 = [json.loads(x)["id"] for x in (out / "shards" / "index-1-of-2.jsonl").read_text().splitlines()]
     assert shard1 and set(shard1) == {i for i in ids if shard_of(i, 2) == 1}
     assert main(["preprocess", "--out", str(out), "--merge"]) == 0
@@ -186,18 +179,18 @@ def test_shards_then_merge_equal_a_single_run(reference, tiny, tmp_path):
     assert_same_cache(out, reference)
 
 
-def test_workers_give_the_same_cache(reference, tiny, tmp_path):
+def test_workers_give_the_same_cache(reference, tiny_synth, tmp_path):
     out = tmp_path / "c"
-    assert main(["preprocess", str(tiny), "--out", str(out), *FAST, "--workers", "2"]) == 0
+    assert main(["preprocess", str(tiny_synth), "--out", str(out), *FAST, "--workers", "2"]) == 0
     assert_same_cache(out, reference)
 
 
-def test_other_parameters_are_refused_unless_forced(reference, tiny, tmp_path, capsys):
+def test_other_parameters_are_refused_unless_forced(reference, tiny_synth, tmp_path, capsys):
     out = tmp_path / "c"
-    assert main(["preprocess", str(tiny), "--out", str(out), *FAST]) == 0
-    assert main(["preprocess", str(tiny), "--out", str(out), *FAST, "--size", "112"]) == 2
+    assert main(["preprocess", str(tiny_synth), "--out", str(out), *FAST]) == 0
+    assert main(["preprocess", str(tiny_synth), "--out", str(out), *FAST, "--size", "112"]) == 2
     assert "size: 224 -> 112" in capsys.readouterr().err
-    assert main(["preprocess", str(tiny), "--out", str(out), *FAST, "--size", "112", "--force"]) == 0
+    assert main(["preprocess", str(tiny_synth), "--out", str(out), *FAST, "--size", "112", "--force"]) == 0
     rows = read_index(out)
     assert len(rows) == 8 and load_npz(out, rows[0])["faces"].shape[2:] == (112, 112, 3)
 
@@ -263,14 +256,14 @@ def test_merge_without_shards_and_missing_data_fail_loudly(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("fmt", FORMATS.names())
-def test_every_supported_format(fmt, tiny, tmp_path):
-    """The format fixtures (empty placeholder videos) with a real tiny video in every placeholder."""
+def test_every_supported_format(fmt, tiny_synth, tmp_path):
+    """The format fixtures (empty placeholder videos) with a real tiny_synth video in every placeholder."""
     import shutil
 
     from fakelens.data.formats import load_dataset
 
     root = Path(shutil.copytree(Path(__file__).parent / "data" / "formats" / fmt, tmp_path / fmt))
-    video = (tiny / "train" / "000001.mp4").read_bytes()
+    video = (tiny_synth / "train" / "000001.mp4").read_bytes()
     for p in root.rglob("*"):
         if p.is_file() and p.stat().st_size == 0:
             p.write_bytes(video)

@@ -36,13 +36,6 @@ def _pair(**overrides) -> tuple[syn.VideoPlan, syn.VideoPlan]:
     return fake, original
 
 
-@pytest.fixture(scope="module")
-def tiny_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("synth") / "tiny"
-    generate(root, preset("tiny"), progress=False)
-    return root
-
-
 # ------------------------------------------------------------------------------------ configs
 
 
@@ -225,11 +218,11 @@ def test_face_boxes_match_an_independent_face_detector():
 # ------------------------------------------------------------------------------ written files
 
 
-def test_avdeepfake1m_output_loads_and_round_trips(tiny_root):
+def test_avdeepfake1m_output_loads_and_round_trips(tiny_synth):
     from fakelens.data.formats import load_dataset
 
     plans = {p.file: p for p in plan_videos(preset("tiny"))}
-    ds = load_dataset(tiny_root)
+    ds = load_dataset(tiny_synth)
     assert ds.format == "avdeepfake1m"
     assert {r.id for r in ds.records} == set(plans)
     for rec in ds.records:
@@ -239,23 +232,23 @@ def test_avdeepfake1m_output_loads_and_round_trips(tiny_root):
         assert rec.segments == p.segments
         assert rec.visual_segments == p.visual_segments and rec.audio_segments == p.audio_segments
         assert rec.n_frames == p.source.n_frames
-    meta = json.loads((tiny_root / "train_metadata.json").read_text())
+    meta = json.loads((tiny_synth / "train_metadata.json").read_text())
     keys = {"file", "original", "split", "modify_type", "audio_model", "fake_segments", "visual_fake_segments",
             "audio_fake_segments", "video_frames", "audio_frames"}
     for item in meta:
         assert set(item) == keys
         assert item["audio_frames"] == item["video_frames"] * 16000 // 25
         assert item["modify_type"] in ("real", "visual_modified", "audio_modified", "both_modified")
-    assert (tiny_root / "test_metadata.json").is_file()  # the held-out split is labelled too
-    assert not (tiny_root / syn.PENDING).exists()
+    assert (tiny_synth / "test_metadata.json").is_file()  # the held-out split is labelled too
+    assert not (tiny_synth / syn.PENDING).exists()
 
 
-def test_written_videos_match_the_rendering(tiny_root):
+def test_written_videos_match_the_rendering(tiny_synth):
     from fakelens.io.audio import has_audio
     from fakelens.io.video import probe, read_frames
 
     plan = plan_videos(preset("tiny"))[0]
-    path = tiny_root / plan.file
+    path = tiny_synth / plan.file
     info = probe(path)
     assert (info.width, info.height) == (96, 96) and info.fps == pytest.approx(25)
     assert info.n_frames == plan.source.n_frames and info.codec in ("h264", "libx264")
@@ -266,10 +259,10 @@ def test_written_videos_match_the_rendering(tiny_root):
     assert 10 * np.log10(255**2 / mse) > 28  # PSNR of the h264 encoding
 
 
-def test_face_box_sidecar(tiny_root):
+def test_face_box_sidecar(tiny_synth):
     plans = plan_videos(preset("tiny"))
     for split in ("train", "val", "test"):
-        sidecar = json.loads((tiny_root / f"{split}_face_boxes.json").read_text())
+        sidecar = json.loads((tiny_synth / f"{split}_face_boxes.json").read_text())
         assert set(sidecar) == {p.file for p in plans if p.split == split}
         for p in plans:
             if p.split == split:
@@ -294,9 +287,9 @@ def test_csv_layout_loads_as_csv(tmp_path):
 # --------------------------------------------------------------------------- re-runs, workers
 
 
-def test_existing_output_is_refused_then_overwritten(tiny_root, tmp_path):
+def test_existing_output_is_refused_then_overwritten(tiny_synth, tmp_path):
     with pytest.raises(FakelensError, match="overwrite"):
-        generate(tiny_root, preset("tiny"), progress=False)
+        generate(tiny_synth, preset("tiny"), progress=False)
     (tmp_path / "foreign.txt").write_text("x")
     with pytest.raises(FakelensError, match="not empty"):
         generate(tmp_path, preset("tiny"), progress=False)
