@@ -409,3 +409,14 @@ def test_avdeepfake1m_labels_supersede_test_file_list(tmp_path):
     ds = load_dataset(root, split="test")
     assert [(r.id, r.label) for r in ds.records] == [("000001.mp4", Label.FAKE), ("000002.mp4", Label.REAL)]
     assert ds.expected_ids is None and any("test_files.txt not read" in n for n in ds.notes)
+
+
+@pytest.mark.parametrize("folder", ["dfdc", "csv", "folders"])
+def test_real_fake_only_formats_mark_fakes_visual_and_say_so_once(folder):
+    ds = load_dataset(FIXTURES / folder)
+    fakes = [r for r in ds.records if r.label is Label.FAKE]
+    reals = [r for r in ds.records if r.label is Label.REAL]
+    assert fakes and reals
+    assert all(r.modality is Modality.VISUAL for r in fakes)
+    assert all(r.modality is Modality.NONE for r in reals)
+    assert sum("marked visual" in n for n in ds.notes) == 1

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Iterator, Sequence
 
 from fakelens.errors import FormatError
 from fakelens.registry import Registry
-from fakelens.types import Segment, VideoRecord
+from fakelens.types import Label, Modality, Segment, VideoRecord
 
 VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 MAX_LISTED = 5  # how many offending ids an error message lists before "... and N more"
@@ -114,6 +114,14 @@ class RecordCollector:
     def note(self, text: str) -> None:
         if text not in self.notes:
             self.notes.append(text)
+
+    def unstated_modality(self, label: Label, note: str) -> Modality:
+        """For formats that only say real/fake: a fake is taken as visual, and `note` records that
+        assumption once in the dataset's notes."""
+        if label is not Label.FAKE:
+            return Modality.NONE
+        self.note(note)
+        return Modality.VISUAL
 
     def add(self, rec: VideoRecord, src: Path, line: int | None = None, item: str | None = None,
             expected: bool = False) -> None:

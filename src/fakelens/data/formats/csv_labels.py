@@ -35,7 +35,7 @@ from fakelens.data.formats.base import (
     rel_source,
 )
 from fakelens.errors import FormatError
-from fakelens.types import Label, Modality, VideoRecord
+from fakelens.types import Label, VideoRecord
 
 HEADER = ["video_name", "target"]
 VAL_ALIASES = ("val", "valid", "validation", "dev")
@@ -125,10 +125,8 @@ def _read_labels(path: Path, out: RecordCollector) -> None:
             raise FormatError(path, f"unknown target {target!r} for {name!r} (expected 0 = real or 1 = fake)",
                               line=line)
         label = Label.FAKE if target == "1" else Label.REAL
-        if label is Label.FAKE:
-            out.note(MODALITY_NOTE)
         rec = VideoRecord(id=name, path=folder / name, label=label,
-                          modality=Modality.VISUAL if label is Label.FAKE else Modality.NONE,
+                          modality=out.unstated_modality(label, MODALITY_NOTE),
                           split=split, source=source)
         out.add(rec, path, line=line)
 

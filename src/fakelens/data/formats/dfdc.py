@@ -34,7 +34,7 @@ from fakelens.data.formats.base import (
     subdirs,
 )
 from fakelens.errors import FormatError
-from fakelens.types import Label, Modality, VideoRecord
+from fakelens.types import Label, VideoRecord
 
 METADATA = "metadata.json"
 SAMPLE_SUBMISSION = "sample_submission.csv"
@@ -113,13 +113,11 @@ def _read_metadata(path: Path, out: RecordCollector) -> None:
             raise FormatError(path, f"unknown label {raw!r} (expected REAL or FAKE)", item=item)
         split = get_str(entry, "split", path, item, optional=True)
         original = get_str(entry, "original", path, item, optional=True)
-        if label is Label.FAKE:
-            out.note(MODALITY_NOTE)
         rec = VideoRecord(
             id=name,
             path=folder / name,
             label=label,
-            modality=Modality.VISUAL if label is Label.FAKE else Modality.NONE,
+            modality=out.unstated_modality(label, MODALITY_NOTE),
             split=split,
             original=original,
             source=source,
@@ -144,13 +142,11 @@ def _read_csv(path: Path, out: RecordCollector) -> None:
             label = _LABELS.get(row["label"].lower())
             if label is None:
                 raise FormatError(path, f"unknown label {row['label']!r} (expected 0/1 or REAL/FAKE)", line=line)
-            if label is Label.FAKE:
-                out.note(MODALITY_NOTE)
         rec = VideoRecord(
             id=name,
             path=folder / name,
             label=label,
-            modality=Modality.VISUAL if label is Label.FAKE else Modality.NONE,
+            modality=out.unstated_modality(label, MODALITY_NOTE),
             split=TEST_SPLIT,
             source=source,
         )

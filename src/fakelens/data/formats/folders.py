@@ -22,7 +22,7 @@ from fakelens.data.formats.base import (
     subdirs,
 )
 from fakelens.errors import FormatError
-from fakelens.types import Label, Modality, VideoRecord
+from fakelens.types import Label, VideoRecord
 
 LABEL_DIRS = {"real": Label.REAL, "fake": Label.FAKE}
 MODALITY_NOTE = "real/fake folders do not say which stream was manipulated: fakes are marked visual"
@@ -68,11 +68,9 @@ class FoldersReader(FormatReader):
             n_videos += len(videos)
             out.add_source(folder)
             source = rel_source(folder, out.root)
-            if label is Label.FAKE and videos:
-                out.note(MODALITY_NOTE)
             for v in videos:
                 rec = VideoRecord(id=v.relative_to(path).as_posix(), path=v, label=label,
-                                  modality=Modality.VISUAL if label is Label.FAKE else Modality.NONE,
+                                  modality=out.unstated_modality(label, MODALITY_NOTE),
                                   split=split, source=source)
                 out.add(rec, v)
         if out.split is None and n_videos == 0:
