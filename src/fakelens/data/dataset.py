@@ -234,7 +234,7 @@ class ClipDataset(CacheDataset):
         return self._finish(self._clip(v, self._load(v)))
 
 
-def _mel_window(z: dict[str, np.ndarray], start_time: float, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def mel_window(z: dict[str, np.ndarray], start_time: float, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mel frames from the first centre >= start_time: (M, W) float32 padded with the floor, times (W,), mask (W,)."""
     from fakelens.audio.features import LOG_FLOOR
 
@@ -270,7 +270,7 @@ class AudioDataset(CacheDataset):
         mt = z["mel_times"]
         span = max(0, len(mt) - self.width)
         a = int(torch.randint(span + 1, ()).item()) if self.random else span // 2
-        mel, times, mask = _mel_window(z, float(mt[a]), self.width)
+        mel, times, mask = mel_window(z, float(mt[a]), self.width)
         rec = self.records[v]
         fl = _labels_at_times(_stream_segments(rec, "audio"), rec, times)
         return self._finish({
@@ -308,7 +308,7 @@ class AVDataset(ClipDataset):
     def __getitem__(self, v: int) -> dict[str, Any]:
         z = self._load(v)
         item = self._clip(v, z)
-        mel, times, mask = _mel_window(z, float(item["times"][0]), self.width)
+        mel, times, mask = mel_window(z, float(item["times"][0]), self.width)
         rec = self.records[v]
         item["audio"] = torch.from_numpy(mel)[None]  # (1, M, W)
         item["audio_frame_labels"] = torch.from_numpy(_labels_at_times(_stream_segments(rec, "audio"), rec, times))

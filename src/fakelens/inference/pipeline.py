@@ -179,7 +179,7 @@ class Predictor:
 
     def _clips(self, feats: Any) -> list[dict[str, Any]]:
         """Model inputs of one video, one dict per clip: tensors without batch dim, plus times/masks."""
-        from fakelens.data.dataset import _mel_window
+        from fakelens.data.dataset import mel_window
 
         clips: list[dict[str, Any]] = []
         z = {"mel": feats.mel, "mel_times": feats.mel_times}
@@ -193,14 +193,14 @@ class Predictor:
                 video = torch.from_numpy(np.ascontiguousarray(faces[pick])).permute(0, 3, 1, 2).float() / 255.0  # (C,3,S,S)
                 item = {"video": video, "times": times[pick], "mask": mask}
                 if "audio" in self.inputs:
-                    mel, mt, mmask = _mel_window(z, float(times[pick[0]]), self.run.audio_width)
+                    mel, mt, mmask = mel_window(z, float(times[pick[0]]), self.run.audio_width)
                     item.update(audio=torch.from_numpy(mel)[None], audio_times=mt, audio_mask=mmask)  # (1, M, W)
                 clips.append(item)
         else:
             width = int(self.run.audio_width)
             mt = feats.mel_times  # (M_total,)
             for a in range(0, max(1, len(mt)), width):
-                mel, times, mmask = _mel_window(z, float(mt[a]), width)
+                mel, times, mmask = mel_window(z, float(mt[a]), width)
                 clips.append({"audio": torch.from_numpy(mel)[None], "audio_times": times, "audio_mask": mmask})
         return clips
 
