@@ -14,6 +14,7 @@ from fakelens.io.video import (
     SEEK_COST_FRAMES,
     choose_strategy,
     iter_frames,
+    iter_frames_at,
     probe,
     read_frames,
     sample_times,
@@ -58,6 +59,36 @@ def test_unsorted_and_repeated_times_keep_request_order(make_video):
     got = read_frames(path, [1.5, 0.2, 1.5, 0.0])
     np.testing.assert_array_equal(got.indices, [15, 2, 15, 0])
     np.testing.assert_array_equal(red(got.frames), [150, 20, 150, 0])
+
+
+@pytest.mark.parametrize("strategy", ["sequential", "seek"])
+def test_iter_frames_at_yields_sorted_unique_frames_one_at_a_time(make_video, strategy):
+    path = make_video("v.mkv", n_frames=20, fps=10.0)
+    items = list(iter_frames_at(path, [1.5, 0.2, 1.5, 0.0, 0.25], max_side=32, keep_full=True, strategy=strategy))
+    # sorted unique times 0.0, 0.2, 0.25, 1.5; 0.2 and 0.25 are both frame 2 (converted once)
+    assert [round(t * 10) for t, _, _ in items] == [0, 2, 2, 15]
+    assert [int(rgb[..., 0].mean()) for _, rgb, _ in items] == [0, 20, 20, 150]
+    assert items[1][1] is items[2][1] and items[1][2] is items[2][2]
+    assert items[0][1].shape == (24, 32, 3) and items[3][2].shape == (48, 64)
+    assert int(items[3][2].crop(0, 0, 64, 48)[..., 0].mean()) == 150
+    assert all(full is None for _, _, full in iter_frames_at(path, [0.5]))
+
+
+def test_background_decoding_equals_direct_and_raises_where_it_fails(make_video, tmp_path):
+    from fakelens.io.prefetch import background
+
+    path = make_video("v.mkv", n_frames=20, fps=10.0)
+    times = np.arange(20) / 10.0
+    direct = [t for t, _, _ in iter_frames_at(path, times)]
+    assert [t for t, _, _ in background(iter_frames_at(path, times), depth=2)] == direct
+    short = make_video("short.mkv", n_frames=5, fps=10.0)
+    info = dataclasses.replace(probe(short), duration=2.0, n_frames=20)  # claims more than it has
+    got = []
+    with pytest.raises(MediaError, match="truncated"):
+        for t, _, _ in background(iter_frames_at(short, times, info=info)):
+            got.append(t)
+    # the frames before the failure arrive first: 0.0-0.4 s, and 0.5 s shows the last frame (0.4 s)
+    assert got == pytest.approx([0.0, 0.1, 0.2, 0.3, 0.4, 0.4])
 
 
 def test_sample_times_evenly_spaced_and_all_frames(make_video):

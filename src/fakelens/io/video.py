@@ -367,7 +367,7 @@ def sample_times(info: VideoInfo, n: int) -> np.ndarray:
     return idx / info.fps  # (n,) seconds
 
 
-def _check_times(info: VideoInfo, times: Sequence[float] | np.ndarray) -> np.ndarray:
+def check_times(info: VideoInfo, times: Sequence[float] | np.ndarray) -> np.ndarray:
     """Times as a float64 array, tiny overshoot clamped into [0, duration], else MediaError."""
     t = np.asarray(times, dtype=np.float64).reshape(-1)  # (N,)
     if not np.all(np.isfinite(t)):
@@ -419,7 +419,11 @@ class _Converter:
         if frame.width == self.cw and frame.height == self.ch:
             rgb = frame.to_ndarray(format="rgb24")  # (h, w, 3) stored orientation
         else:
-            rgb = frame.reformat(width=self.cw, height=self.ch, format="rgb24").to_ndarray()
+            # area averaging for downscales: no aliasing, and faster than the bilinear default
+            # (1.4 vs 1.9 ms for 1080p -> 640x360)
+            down = self.cw < frame.width and self.ch < frame.height
+            rgb = frame.reformat(width=self.cw, height=self.ch, format="rgb24",
+                                 interpolation="AREA" if down else None).to_ndarray()
         if self.k % 4:
             rgb = np.ascontiguousarray(np.rot90(rgb, self.k))  # (H, W, 3) displayed
         return rgb
@@ -481,38 +485,69 @@ def read_frames(
     "auto" picks the one expected to decode fewer frames (`choose_strategy`).
     `keep_full=True` also keeps each frame at full resolution, unconverted (`Frames.full`, a
     `FullFrame` per frame): detect on small `frames`, then convert only the crops (`FullFrame.crop`).
+    To work on each frame while the next ones decode, use `iter_frames_at`.
     """
-    path = Path(path)
     if (times is None) == (n is None):
         raise ValueError("give exactly one of times or n")
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")
     info = info if info is not None else probe(path)
-    req = sample_times(info, n) if n is not None else _check_times(info, times)  # (N,)
+    req = sample_times(info, n) if n is not None else check_times(info, times)  # (N,)
     out_h, out_w, scale = _output_size((info.height, info.width), size, max_side)
     uniq = np.unique(req)  # sorted (U,)
-    convert = _Converter(info.rotation, out_h, out_w)
+    used: dict[str, str] = {}
+    picked = list(_iter_picked(path, info, uniq, out_h, out_w, strategy, keep_full, used))  # (U,)
+    pos = np.searchsorted(uniq, req)  # (N,) request -> unique slot
+    u_times = np.asarray([t for t, _, _ in picked], dtype=np.float64)  # (U,)
+    frames = (np.stack([rgb for _, rgb, _ in picked])[pos] if picked
+              else np.zeros((0, out_h, out_w, 3), np.uint8))  # (N, H, W, 3)
+    f_times = u_times[pos] if len(u_times) else np.zeros(0)  # (N,)
+    indices = np.round(f_times * info.fps).astype(np.int64)  # (N,)
+    full = [picked[p][2] for p in pos] if keep_full else None  # (N,) shared for repeated frames
+    return Frames(frames=frames, times=f_times, indices=indices, scale=scale, strategy=used.get("strategy", ""),
+                  full=full)
 
+
+def iter_frames_at(
+    path: str | Path,
+    times: Sequence[float] | np.ndarray,
+    *,
+    size: tuple[int, int] | None = None,
+    max_side: int | None = None,
+    strategy: str = "auto",
+    info: VideoInfo | None = None,
+    keep_full: bool = False,
+) -> Iterator[tuple[float, np.ndarray, FullFrame | None]]:
+    """`read_frames` one frame at a time: for each of the sorted unique `times`, yields
+    (presentation time in seconds, (H, W, 3) uint8 RGB, FullFrame or None) as soon as it is
+    decoded. Nothing is kept: memory holds one frame. Wrap it in `fakelens.io.prefetch.background`
+    to decode in a thread while the caller works on the frames (PyAV releases the GIL).
+    """
+    info = info if info is not None else probe(path)
+    uniq = np.unique(check_times(info, times))  # sorted (U,)
+    out_h, out_w, _ = _output_size((info.height, info.width), size, max_side)
+    yield from _iter_picked(path, info, uniq, out_h, out_w, strategy, keep_full, {})
+
+
+def _iter_picked(path: str | Path, info: VideoInfo, uniq: np.ndarray, out_h: int, out_w: int, strategy: str,
+                 keep_full: bool, used: dict[str, str]) -> Iterator[tuple[float, np.ndarray, FullFrame | None]]:
+    """(time, RGB, FullFrame or None) for each sorted unique time in `uniq`, converting each
+    distinct frame once; `used["strategy"]` is set to the strategy "auto" resolved to."""
+    path = Path(path)
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {strategy!r}; choose from {STRATEGIES}")
+    convert = _Converter(info.rotation, out_h, out_w)
     with open_media(path) as container:
         vs = _video_stream(container, path)
         if strategy == "auto":
             strategy = choose_strategy(info, uniq, vs)
+        used["strategy"] = strategy
         _set_threads(vs, strategy)
-        picker = _Picker(convert, info.rotation if keep_full else None)
-        if strategy == "sequential":
-            _pick_sequential(container, vs, info, uniq, picker)
-        else:
-            _pick_seek(container, vs, info, uniq, picker)
-    ftimes = [t_frame for t_frame, _, _ in picker.out]  # (U,) one per unique requested time
-    images = [rgb for _, rgb, _ in picker.out]
-
-    pos = np.searchsorted(uniq, req)  # (N,) request -> unique slot
-    u_times = np.asarray(ftimes, dtype=np.float64)  # (U,)
-    frames = (np.stack(images)[pos] if images else np.zeros((0, out_h, out_w, 3), np.uint8))  # (N, H, W, 3)
-    f_times = u_times[pos] if len(u_times) else np.zeros(0)  # (N,)
-    indices = np.round(f_times * info.fps).astype(np.int64)  # (N,)
-    full = [picker.out[p][2] for p in pos] if keep_full else None  # (N,) shared for repeated frames
-    return Frames(frames=frames, times=f_times, indices=indices, scale=scale, strategy=strategy, full=full)
+        walk = _walk_sequential if strategy == "sequential" else _walk_seek
+        last: tuple[float, np.ndarray, FullFrame | None] | None = None
+        for t_frame, frame in walk(container, vs, info, uniq):
+            if last is None or last[0] != t_frame:  # targets ascend: a repeated frame is the last one
+                full = FullFrame(frame, info.rotation) if keep_full else None
+                last = (t_frame, convert(frame), full)  # (H, W, 3), full resolution
+            yield last
 
 
 def _truncated(info: VideoInfo, t: float, last: float | None) -> MediaError:
@@ -522,25 +557,8 @@ def _truncated(info: VideoInfo, t: float, last: float | None) -> MediaError:
     )
 
 
-class _Picker:
-    """Collects (time, RGB, FullFrame or None) per target, converting each distinct frame once,
-    right when picked; keeps a FullFrame too when `rotation` is given."""
-
-    def __init__(self, convert: _Converter, rotation: int | None = None):
-        self.convert = convert
-        self.rotation = rotation
-        self.out: list[tuple[float, np.ndarray, FullFrame | None]] = []
-        self._cache: dict[float, tuple[np.ndarray, FullFrame | None]] = {}
-
-    def add(self, t_frame: float, frame) -> None:
-        if t_frame not in self._cache:
-            full = FullFrame(frame, self.rotation) if self.rotation is not None else None
-            self._cache[t_frame] = (self.convert(frame), full)  # (H, W, 3), full resolution
-        self.out.append((t_frame, *self._cache[t_frame]))
-
-
-def _assign_forward(frames_iter, vs, info: VideoInfo, targets: list[float], picker: _Picker) -> None:
-    """Walk decoded frames, giving `picker` the frame shown at each target (ascending times).
+def _assign_forward(frames_iter, vs, info: VideoInfo, targets: list[float]) -> Iterator[tuple[float, object]]:
+    """Walk decoded frames, yielding (time, frame) shown at each target (ascending times).
 
     Consumes targets from the front; stops decoding once the last target is settled.
     """
@@ -551,9 +569,9 @@ def _assign_forward(frames_iter, vs, info: VideoInfo, targets: list[float], pick
         while targets and targets[0] < t_f - _EPS:
             targets.pop(0)
             if prev is not None:
-                picker.add(prev_t, prev)
+                yield prev_t, prev
             else:  # before the first frame: show the first frame
-                picker.add(t_f, frame)
+                yield t_f, frame
         prev, prev_t = frame, t_f
         if not targets:
             break
@@ -564,15 +582,15 @@ def _assign_forward(frames_iter, vs, info: VideoInfo, targets: list[float], pick
         if prev is None or t - prev_t > 1.5 / info.fps + _EPS:
             raise _truncated(info, t, prev_t)
         targets.pop(0)
-        picker.add(prev_t, prev)
+        yield prev_t, prev
 
 
-def _pick_sequential(container, vs, info: VideoInfo, uniq: np.ndarray, picker: _Picker) -> None:
+def _walk_sequential(container, vs, info: VideoInfo, uniq: np.ndarray) -> Iterator[tuple[float, object]]:
     """One decode pass from the start, stopping after the last wanted time."""
-    _assign_forward(container.decode(vs), vs, info, [float(t) for t in uniq], picker)
+    yield from _assign_forward(container.decode(vs), vs, info, [float(t) for t in uniq])
 
 
-def _pick_seek(container, vs, info: VideoInfo, uniq: np.ndarray, picker: _Picker) -> None:
+def _walk_seek(container, vs, info: VideoInfo, uniq: np.ndarray) -> Iterator[tuple[float, object]]:
     """One seek per wanted time (to the keyframe before it), then decode forward to it."""
     tb = vs.time_base
     for t in uniq:
@@ -592,7 +610,7 @@ def _pick_seek(container, vs, info: VideoInfo, uniq: np.ndarray, picker: _Picker
                 back = max(1.0, 2 * back)
                 continue
             break
-        _assign_forward(itertools.chain([first], frames_iter), vs, info, [t], picker)
+        yield from _assign_forward(itertools.chain([first], frames_iter), vs, info, [t])
 
 
 def iter_frames(
