@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from fakelens.faces.detectors import FACE_DETECTORS, build_detector
-from fakelens.faces.extract import crop_square, extract_faces
+from fakelens.faces.extract import FaceFinder, crop_square, extract_faces
 from fakelens.faces.tracking import box_iou
 
 # MTCNN box of the astronaut's face (FACTS.md): x 181-268, y 62-172.
@@ -88,7 +88,7 @@ def _face_video(make_path, astronaut, n=12, faceless=False):
     return write_video(make_path, frames, 10.0), np.stack(boxes)
 
 
-@pytest.mark.parametrize("detect_every", [1, 3])
+@pytest.mark.parametrize("detect_every", [1, 3, 8])
 def test_extract_faces_tracks_the_face(tmp_path, astronaut, detectors, detect_every):
     path, truth = _face_video(tmp_path / "face.mp4", astronaut)
     clip = extract_faces(path, n_frames=6, detector=_detector(detectors, "mtcnn"), size=64,
@@ -96,7 +96,9 @@ def test_extract_faces_tracks_the_face(tmp_path, astronaut, detectors, detect_ev
     assert clip.status == "ok" and clip.fallback is None
     assert clip.faces.shape == (1, 6, 64, 64, 3) and clip.faces.dtype == np.uint8
     assert clip.boxes.shape == (1, 6, 4) and clip.found.all()
-    assert clip.n_detect_runs == (6 if detect_every == 1 else 3)
+    # full detections on sampled frames 0, k, 2k, ...; the face is followed by refine on the others
+    assert clip.n_detect_runs == len(range(0, 6, detect_every)) and clip.n_refined == 5
+    assert clip.n_detected == 6
     ious = [box_iou(clip.boxes[0, t][None], truth[clip.indices[t]][None])[0, 0] for t in range(6)]
     assert min(ious) > 0.5, ious
     np.testing.assert_allclose(clip.times, clip.indices / 10.0)
@@ -118,12 +120,12 @@ def test_faceless_video_is_reported_with_optional_fallback(tmp_path, astronaut, 
     assert fb.faces[0, 0, :3].max() == 0 and fb.faces[0, 0, 16].min() == 30
 
 
-def test_chunked_two_pass_equals_single_pass(tmp_path, astronaut):
+def test_second_decoding_pass_equals_kept_frames(tmp_path, astronaut):
     path, _ = _face_video(tmp_path / "face.mkv", astronaut, n=8)
     det = build_detector("haar")
     one = extract_faces(path, n_frames=8, detector=det, size=48, detect_max_side=None)
     two = extract_faces(path, n_frames=8, detector=det, size=48, detect_max_side=None,
-                        max_frames_bytes=2 * 3 * 320 * 240 * 3)  # 2 frames per chunk
+                        max_frames_bytes=2 * 3 * 320 * 240 * 3)  # 8 frames do not fit: crops decode again
     assert one.status == two.status == "ok"
     np.testing.assert_array_equal(one.faces, two.faces)
     np.testing.assert_array_equal(one.boxes, two.boxes)
@@ -135,7 +137,7 @@ def test_streaming_every_k_equals_reading_those_frames(tmp_path, astronaut, dete
     streamed = extract_faces(path, every=3, detector=det, size=48, detect_max_side=None, detect_every=2)
     read = extract_faces(path, np.arange(0, 12, 3) / 10.0, detector=det, size=48, detect_max_side=None,
                          detect_every=2)
-    assert streamed.status == read.status == "ok" and streamed.n_detect_runs == read.n_detect_runs == 3
+    assert streamed.status == read.status == "ok" and streamed.n_detect_runs == read.n_detect_runs == 2
     np.testing.assert_array_equal(streamed.indices, [0, 3, 6, 9])
     np.testing.assert_allclose(streamed.times, read.times)
     np.testing.assert_allclose(streamed.boxes, read.boxes, atol=1e-3)
@@ -143,3 +145,128 @@ def test_streaming_every_k_equals_reading_those_frames(tmp_path, astronaut, dete
     small = extract_faces(path, every=3, detector=det, size=48, detect_max_side=160)  # libswscale downscale
     ious = [box_iou(small.boxes[0, t][None], truth[i][None])[0, 0] for t, i in enumerate(small.indices)]
     assert min(ious) > 0.5, ious
+
+
+def test_repeated_and_unsorted_times_keep_their_order(tmp_path, astronaut, detectors):
+    path, truth = _face_video(tmp_path / "face.mp4", astronaut)
+    times = np.array([0.8, 0.1, 0.8, 0.0, 0.45])
+    clip = extract_faces(path, times, detector=_detector(detectors, "mtcnn"), size=32, detect_max_side=None)
+    np.testing.assert_array_equal(clip.indices, [8, 1, 8, 0, 4])
+    np.testing.assert_array_equal(clip.faces[0, 0], clip.faces[0, 2])
+    ious = [box_iou(clip.boxes[0, t][None], truth[i][None])[0, 0] for t, i in enumerate(clip.indices)]
+    assert min(ious) > 0.5, ious
+    two = extract_faces(path, times, detector=_detector(detectors, "mtcnn"), size=32, detect_max_side=None,
+                        max_frames_bytes=1)  # crops from a second decoding pass
+    np.testing.assert_array_equal(two.faces, clip.faces)
+
+
+# ------------------------------------------------------------------------------- refine, FaceFinder
+
+
+def _moved(box: np.ndarray, dx: float, dy: float, scale: float) -> np.ndarray:
+    """`box` shifted by (dx, dy) of its size and scaled about its centre."""
+    w, h = box[2] - box[0], box[3] - box[1]
+    c = np.array([(box[0] + box[2]) / 2 + dx * w, (box[1] + box[3]) / 2 + dy * h])
+    half = np.array([w, h]) * scale / 2
+    return np.r_[c - half, c + half].astype(np.float32)
+
+
+@pytest.mark.parametrize("name", FACE_DETECTORS.names())
+def test_refine_finds_the_face_near_a_moved_box_and_nothing_where_none_is(name, astronaut, detectors):
+    det = _detector(detectors, name)
+    blank = np.full_like(astronaut, 90)
+    assert det.refine(astronaut, np.zeros((0, 4), np.float32)).shape == (0, 5)
+    for dx, dy, scale in ((0, 0, 1), (0.2, -0.15, 1), (-0.1, 0.1, 1.2), (0, 0, 0.85)):
+        prev = _moved(ASTRONAUT_FACE, dx, dy, scale)[None]  # (1, 4): last frame's face, a bit off
+        out = det.refine(astronaut, prev)
+        assert out.dtype == np.float32 and out.ndim == 2 and out.shape[1] == 5
+        if name == "full_frame":
+            assert out.tolist() == [[0, 0, 512, 512, 1.0]]
+            continue
+        assert len(out) == 1, (dx, dy, scale, out)
+        assert box_iou(out[:, :4], ASTRONAUT_FACE[None])[0, 0] > (0.75 if name == "mtcnn" else 0.6)
+        assert 0 < out[0, 4] <= 1
+    if name != "full_frame":
+        assert len(det.refine(blank, ASTRONAUT_FACE[None])) == 0
+        # two boxes on the same face give one face
+        two = np.stack([_moved(ASTRONAUT_FACE, 0.1, 0, 1), _moved(ASTRONAUT_FACE, -0.1, 0, 1)])
+        assert len(det.refine(astronaut, two)) == 1
+
+
+def test_mtcnn_matches_facenets_own_detect(astronaut, detectors):
+    """fakelens drives facenet's nets itself (faster): same faces, boxes and scores as facenet's MTCNN."""
+    from facenet_pytorch import MTCNN
+
+    ref = MTCNN(keep_all=True, min_face_size=20, thresholds=[0.6, 0.7, 0.7], factor=0.709, post_process=False)
+    ours = _detector(detectors, "mtcnn")
+    small = np.ascontiguousarray(astronaut[::2, ::2])  # (256, 256, 3): a 45x55 px face
+    group = np.zeros((300, 560, 3), np.uint8)
+    group[20:276, 10:266] = small
+    group[40:296, 290:546] = small[:, ::-1]  # two faces
+    for img in (astronaut, small, group):
+        boxes, probs = ref.detect(img[None])
+        got = ours.detect(img)[0]
+        assert len(got) == len(boxes[0]), (len(got), boxes[0])
+        iou = box_iou(got[:, :4], np.asarray(boxes[0], np.float32))  # (K, K)
+        assert iou.max(axis=1).min() > 0.85 and iou.max(axis=0).min() > 0.85, iou
+        np.testing.assert_allclose(np.sort(got[:, 4]), np.sort(np.asarray(probs[0], np.float32)), atol=0.02)
+
+
+def test_mtcnn_refine_matches_its_full_detection(astronaut, detectors):
+    """Refine is MTCNN's own R-net + O-net: on a face it lands where `detect` does."""
+    det = _detector(detectors, "mtcnn")
+    full = det.detect(astronaut)[0]
+    best = full[np.argmax(box_iou(full[:, :4], ASTRONAUT_FACE[None])[:, 0])]
+    out = det.refine(astronaut, _moved(best[:4], 0.15, 0.1, 1.1)[None])
+    assert box_iou(out[:, :4], best[None, :4])[0, 0] > 0.9
+    assert out[0, 4] == pytest.approx(best[4], abs=0.05)
+
+
+class _ScriptedDetector:
+    """Full detections from `faces[i]` on the i-th call of detect, refine from `follow`."""
+
+    name = "scripted"
+
+    def __init__(self, faces, follow):
+        self.faces, self.follow = faces, follow
+        self.calls: list[tuple[str, int]] = []
+        self.frame = -1
+
+    def detect(self, frames):
+        self.calls.append(("detect", self.frame))
+        return [self.faces[self.frame].copy()]
+
+    def refine(self, frame, boxes):
+        self.calls.append(("refine", self.frame))
+        return self.follow[self.frame].copy()
+
+
+def _run_finder(finder, det, n):
+    out = []
+    for i in range(n):
+        det.frame = i
+        out.append(finder(np.zeros((8, 8, 3), np.uint8)))
+    return out
+
+
+def test_face_finder_schedule():
+    face = np.array([[1, 1, 5, 5, 0.9]], np.float32)
+    none = np.zeros((0, 5), np.float32)
+    # a face everywhere: full detections on frames 0, 4, 8, refine on every frame after the first
+    det = _ScriptedDetector([face] * 10, [face] * 10)
+    finder = FaceFinder(det, detect_every=4)
+    out = _run_finder(finder, det, 10)
+    assert [f for c, f in det.calls if c == "detect"] == [0, 4, 8]
+    assert [f for c, f in det.calls if c == "refine"] == list(range(1, 10))
+    assert finder.n_full == 3 and finder.n_refined == 9 and all(len(o) == 1 for o in out)  # NMS merged
+    # refine loses the face on frame 2: a full detection there; a faceless video: full everywhere
+    det = _ScriptedDetector([face] * 6, [face, face, none, face, face, face])
+    finder = FaceFinder(det, detect_every=8)
+    _run_finder(finder, det, 6)
+    assert [f for c, f in det.calls if c == "detect"] == [0, 2]
+    det = _ScriptedDetector([none] * 5, [none] * 5)
+    finder = FaceFinder(det, detect_every=8)
+    assert all(len(o) == 0 for o in _run_finder(finder, det, 5))
+    assert finder.n_full == 5 and finder.n_refined == 0
+    with pytest.raises(ValueError, match="detect_every"):
+        FaceFinder(det, detect_every=0)

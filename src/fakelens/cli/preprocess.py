@@ -29,8 +29,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--detector", default="mtcnn", help="face detector: mtcnn, haar, full_frame")
     p.add_argument("--detect-max-side", type=int, default=640,
                    help="detect on frames downscaled to this longest side (0 = full resolution)")
-    p.add_argument("--detect-every", type=int, default=1,
-                   help="run the detector on every k-th sampled frame; boxes in between are interpolated")
+    p.add_argument("--detect-every", type=int, default=8,
+                   help="run the full-frame detector on every k-th sampled frame (and wherever no face is "
+                   "followed); in between, follow the faces by re-detecting near their last box "
+                   "(1 = full detection on every frame)")
     p.add_argument("--max-faces", type=int, default=1, help="face tracks kept per video (main first)")
     p.add_argument("--full-frame-fallback", action="store_true",
                    help="for videos without any face, store the whole frame (recorded as fallback)")

@@ -22,8 +22,11 @@ Layout of a cache folder CACHE/:
                              label, split, segments, visual_segments, audio_segments, modality,
                              original, source, path, npz (relative to CACHE, null on decode_error),
                              fallback, has_face, has_audio, fps, duration,
-                             counts {frames, detect_runs, detected, found, tracks, mel_frames},
-                             timings {probe, decode, detect, track, crop, audio, write, total} seconds.
+                             counts {frames, detect_runs (full-frame detections), detected (frames
+                             with a face), refined (frames where faces were followed), found,
+                             tracks, mel_frames},
+                             timings {probe, decode (waiting for frames: decoding overlaps
+                             detection), detect, track, crop, audio, write, total} seconds.
 Status priority: decode_error > no_face > no_audio > ok (a faceless silent video is "no_face",
 has_audio tells the rest).
 
@@ -52,7 +55,7 @@ from fakelens.atomic import atomic_output, atomic_write_text
 from fakelens.errors import ConfigError, FakelensError, MediaError
 from fakelens.types import Label, Modality, VideoRecord, segments_from_pairs
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: faces followed with detector.refine between full detections (detect_every)
 STATUSES = ("ok", "no_face", "no_audio", "decode_error")
 SAMPLINGS = ("frames", "fps", "all")
 
@@ -68,7 +71,7 @@ class CacheConfig:
     margin: float = 1.3
     detector: str = "mtcnn"
     detect_max_side: int | None = 640
-    detect_every: int = 1
+    detect_every: int = 8  # full-frame detection every k-th sampled frame, refine in between
     max_faces: int = 1
     fallback: str = "none"  # "none" | "full_frame"
     sample_rate: int = 16000
@@ -86,6 +89,9 @@ class CacheConfig:
         if self.n_frames < 1 or self.sample_fps <= 0 or self.size < 8 or self.margin < 1.0:
             raise ConfigError(f"bad cache parameters: n_frames={self.n_frames}, sample_fps={self.sample_fps}, "
                               f"size={self.size}, margin={self.margin}")
+        if self.detect_every < 1 or self.max_faces < 1:
+            raise ConfigError(f"detect_every and max_faces must be >= 1, got {self.detect_every} and "
+                              f"{self.max_faces}")
 
     def mel_config(self):
         from fakelens.audio.features import MelConfig
@@ -265,7 +271,7 @@ def process_video(rec: VideoRecord, cache_dir: Path, cfg: CacheConfig, detector=
             status=status, message="; ".join(messages), npz=rel, fallback=clip.fallback,
             has_face=bool(len(clip.faces)), has_audio=feats.has_audio, fps=clip.fps, duration=clip.duration,
             counts={"frames": int(len(clip.times)), "detect_runs": clip.n_detect_runs,
-                    "detected": clip.n_detected,
+                    "detected": clip.n_detected, "refined": clip.n_refined,
                     "found": int(clip.found[0].sum()) if len(clip.found) and not clip.fallback else 0,
                     "tracks": clip.n_tracks, "mel_frames": int(feats.mel.shape[1])},
             timings={k: round(v, 4) for k, v in feats.timings.items()},

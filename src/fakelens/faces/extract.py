@@ -1,17 +1,22 @@
 """`extract_faces`: sampled frames of a video -> tracked, square face crops with their boxes and times.
 
 The preprocessing job and the inference pipeline both call this one function, so training and
-prediction see identical crops. Steps: decode the wanted frames once (fakelens.io.video), as
-RGB copies downscaled to `detect_max_side` in libswscale plus unconverted full-resolution frames
-(`FullFrame`); detect on the copies (optionally only every k-th sampled frame; the tracker
-interpolates between), map boxes back to full resolution, track, and crop squares of `margin` x
-the face box, converting only the crops to RGB.
+prediction see identical crops. Steps:
+1. one decode pass over the wanted frames (fakelens.io.video), in a background thread so that
+   detection overlaps decoding; each frame comes as an RGB copy downscaled to `detect_max_side`
+   in libswscale, plus, when they fit in `max_frames_bytes`, its unconverted full-resolution
+   planes (`FullFrame`);
+2. `FaceFinder` on the small copies, in time order: the full-frame detector on every
+   `detect_every`-th sampled frame and wherever no face is being followed; in between, each face
+   of the previous frame is re-detected near its box (`detector.refine`, ~15x cheaper for MTCNN);
+3. boxes mapped back to full resolution, tracked (interpolated, smoothed, main tracks kept);
+4. square crops of `margin` x the face box, converting only the crops to RGB (from the kept
+   frames, or from a second streamed pass when they did not fit).
 
 A video without any face is never skipped silently: status "no_face" with no crops, or,
 with fallback="full_frame", the whole (letterboxed) frame as crop and `fallback` set.
-Memory stays bounded: when the wanted frames would not fit in `max_frames_bytes`, they are
-read twice (detect pass, then crop pass), one chunk at a time; `every`-k-th-frame sampling
-(dense or long videos) streams the video twice, holding one batch of small frames.
+Memory stays bounded: the passes stream, holding a few small frames; only the full-resolution
+frames of short videos are kept between the passes.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -27,9 +32,10 @@ from fakelens.faces.detectors import FaceDetector, build_detector, scale_boxes
 from fakelens.faces.tracking import track_faces
 
 FALLBACKS = ("none", "full_frame")
-# Frames per detector call: MTCNN's peak memory grows with the batch (~90 MB for 32 320x240
-# frames), its speed barely does.
-DETECT_BATCH = 8
+# Default `detect_every`: full-frame detections on every 8th sampled frame (every 2.5 s of a 10 s
+# clip sampled 32 times) find faces that enter; `refine` follows the known ones in between.
+DETECT_EVERY = 8
+_EMPTY = np.zeros((0, 5), np.float32)
 
 
 @dataclass
@@ -44,13 +50,14 @@ class FaceClip:
     status: str  # "ok" (a face track exists) or "no_face"
     fallback: str | None = None  # "full_frame" when the fallback produced the crops
     n_tracks: int = 0  # tracks before keeping the main ones
-    n_detected: int = 0  # sampled frames on which the detector found at least one face
-    n_detect_runs: int = 0  # sampled frames the detector ran on
+    n_detected: int = 0  # sampled frames with at least one face detected (full or refined)
+    n_detect_runs: int = 0  # sampled frames the full-frame detector ran on
+    n_refined: int = 0  # sampled frames where known faces were followed with `detector.refine`
     fps: float = 0.0
     duration: float = 0.0
     width: int = 0
     height: int = 0
-    timings: dict[str, float] = field(default_factory=dict)  # seconds per step
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per step; "decode" = waiting for frames
 
     @property
     def main(self) -> np.ndarray:
@@ -85,13 +92,43 @@ def _crop_square_from(region, h: int, w: int, box: Sequence[float], margin: floa
     return cv2.resize(crop, (size, size), interpolation=interp)  # (size, size, 3)
 
 
-def _detect_mask(n: int, every: int) -> np.ndarray:
-    """(n,) bool: run the detector on every `every`-th sampled frame and on the last one."""
-    mask = np.zeros(n, bool)
-    mask[:: max(1, every)] = True
-    if n:
-        mask[-1] = True
-    return mask
+class FaceFinder:
+    """Faces in the sampled frames of one video, given one frame at a time in time order.
+
+    The full-frame `detector.detect` runs on every `detect_every`-th frame and on every frame
+    where no face is being followed (until one is found, so a faceless video costs a detection
+    per frame); on the other frames each face found on the previous frame is re-detected near its
+    box (`detector.refine`), and a frame where all of them are lost gets a full detection. On
+    full-detection frames the refined faces are kept too (NMS), which helps recall on dark faces.
+    """
+
+    def __init__(self, detector: FaceDetector, detect_every: int = DETECT_EVERY):
+        if int(detect_every) < 1:
+            raise ValueError(f"detect_every must be >= 1, got {detect_every}")
+        self.detector = detector
+        self.every = int(detect_every)
+        self.prev = _EMPTY
+        self.n_frames = 0
+        self.n_full = 0  # frames the full-frame detector ran on
+        self.n_refined = 0  # frames where faces were followed by refine
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        """(H, W, 3) uint8 RGB -> (K, 5) x1, y1, x2, y2, score in the frame's pixels."""
+        from fakelens.faces.detectors import nms
+
+        keyframe = self.n_frames % self.every == 0
+        self.n_frames += 1
+        found = _EMPTY
+        if len(self.prev):
+            found = self.detector.refine(frame, self.prev)  # (K', 5)
+            self.n_refined += 1
+        if keyframe or len(found) == 0:
+            full = self.detector.detect(frame[None])[0]  # (K, 5)
+            self.n_full += 1
+            found = nms(np.concatenate([found, full]), 0.5) if len(found) and len(full) else (
+                full if len(full) else found)
+        self.prev = found
+        return found
 
 
 def extract_faces(
@@ -105,7 +142,7 @@ def extract_faces(
     margin: float = 1.3,
     max_faces: int = 1,
     detect_max_side: int | None = 640,
-    detect_every: int = 1,
+    detect_every: int = DETECT_EVERY,
     fallback: str = "none",
     smooth_seconds: float = 0.1,
     max_gap: int = 5,
@@ -113,12 +150,15 @@ def extract_faces(
     max_frames_bytes: int = 1024**3,
 ) -> FaceClip:
     """Face crops of `path` at `times` (seconds), at `n_frames` evenly spaced frames, or at
-    `every` k-th frame (streamed: for long videos and dense sampling).
+    every `every`-th frame (for long videos and dense sampling).
 
     `detector` is a registered name or a built detector (reuse one across videos: MTCNN takes
-    ~1 s to build). Raises MediaError when the video cannot be decoded.
+    ~1 s to build). `detect_every=1` runs the full-frame detector on every sampled frame; larger
+    values follow faces with `detector.refine` in between (`FaceFinder`). Raises MediaError when
+    the video cannot be decoded.
     """
-    from fakelens.io.video import probe, read_frames, sample_times
+    from fakelens.errors import MediaError
+    from fakelens.io.video import check_times, iter_frames, iter_frames_at, probe, sample_times
 
     if fallback not in FALLBACKS:
         raise ValueError(f"unknown fallback {fallback!r}; choose from {FALLBACKS}")
@@ -131,64 +171,82 @@ def extract_faces(
     timings["probe"] = time.perf_counter() - t0
     opts = dict(size=size, margin=margin, max_faces=max_faces, detect_every=detect_every, fallback=fallback,
                 smooth_seconds=smooth_seconds, max_gap=max_gap)
-    if every is not None:
-        return _extract_streaming(path, info, det, every, detect_max_side, timings, **opts)
-    want = sample_times(info, n_frames) if n_frames is not None else np.asarray(times, np.float64)  # (T,)
-    n = len(want)
-    mask = _detect_mask(n, detect_every)
-    # Each wanted frame is held as yuv420p planes (1.5 bytes per pixel, `FullFrame`) plus a small
-    # RGB copy for detection; chunks of frames bound that to max_frames_bytes.
-    frame_bytes = 2 * info.width * info.height
-    chunk = max(1, max_frames_bytes // max(frame_bytes, 1))
     small_side = detect_max_side if detect_max_side and max(info.width, info.height) > detect_max_side else None
-
-    dets: list[np.ndarray | None] = [None] * n
-    timings["decode"] = timings["detect"] = timings["crop"] = 0.0
-    kept = None
-    f_times = np.zeros(n)
-    f_indices = np.zeros(n, np.int64)
-    # Pass 1 (the only decode when everything fits): small RGB copies for detection made in
-    # libswscale, full-resolution frames kept unconverted for the crops.
-    for start in range(0, n, chunk):
-        t1 = time.perf_counter()
-        fr = read_frames(path, want[start : start + chunk], info=info, max_side=small_side, keep_full=True)
-        timings["decode"] += time.perf_counter() - t1
-        f_times[start : start + len(fr)] = fr.times
-        f_indices[start : start + len(fr)] = fr.indices
-        t1 = time.perf_counter()
-        sel = np.flatnonzero(mask[start : start + len(fr)])
-        for b in range(0, len(sel), DETECT_BATCH):  # small batches: the detector's peak memory grows with them
-            part = sel[b : b + DETECT_BATCH]
-            for j, d in zip(part, scale_boxes(det.detect(fr.frames[part]), fr.scale)):
-                dets[start + j] = d
-        timings["detect"] += time.perf_counter() - t1
-        if n <= chunk:
-            kept = fr.full  # (T,) FullFrame: kept for cropping, no second decode
-        del fr
-    n_detected = sum(1 for d in dets if d is not None and len(d))
-
-    boxes, found, n_tracks, used_fallback, crop_margin = _track(dets, f_times, info, timings, **opts)
+    if every is not None:
+        if int(every) < 1:
+            raise ValueError(f"every must be >= 1, got {every}")
+        keep_full = False  # any number of frames: the crop pass decodes again
+        first = ((t, img, None) for t, img in iter_frames(path, max_side=small_side, every=int(every)))
+    else:
+        want = sample_times(info, n_frames) if n_frames is not None else check_times(info, times)  # (T,)
+        uniq = np.unique(want)  # (U,) sorted
+        # The full-resolution frames (yuv420p planes, 1.5 bytes per pixel) are kept for the crops
+        # when they fit; otherwise the crop pass decodes them again, one at a time.
+        keep_full = len(uniq) * 2 * info.width * info.height <= max_frames_bytes
+        first = iter_frames_at(path, uniq, info=info, max_side=small_side, keep_full=keep_full)
+    finder = FaceFinder(det, detect_every)
+    u_times, u_dets, fulls = _detect_pass(first, finder, info, timings)
+    if every is not None:
+        if len(u_times) == 0:
+            raise MediaError(path, "no frame could be decoded")
+        pos = np.arange(len(u_times))
+    else:
+        pos = np.searchsorted(uniq, want)  # (T,) request -> unique slot
+    u_times = np.asarray(u_times, np.float64)  # (U,) ascending
+    f_times = u_times[pos] if len(u_times) else np.zeros(0)  # (T,)
+    n = len(f_times)
+    # Track over the distinct frames in time order, then give each request its frame's boxes.
+    boxes, found, n_tracks, used_fallback, crop_margin = _track(u_dets, u_times, info, timings, **opts)
+    boxes, found = boxes[:, pos], found[:, pos]  # (F, T, 4), (F, T)
     faces = np.zeros((len(boxes), n, size, size, 3), np.uint8)  # (F, T, S, S, 3)
-    if len(boxes):
-        # Pass 2: crops from the kept frames, or from a second decode when they did not fit.
-        for start in range(0, n, chunk):
-            if kept is not None:
-                full = kept
-            else:
-                t1 = time.perf_counter()
-                full = read_frames(path, want[start : start + chunk], info=info, max_side=32,  # only .full used
-                                   keep_full=True).full
-                timings["decode"] += time.perf_counter() - t1
-            t1 = time.perf_counter()
-            for j, ff in enumerate(full):
-                h, w = ff.shape
+    timings["crop"] = 0.0
+    if len(boxes) and n:
+        if keep_full:
+            source: Iterable = fulls
+        else:  # a second streamed pass, holding one full-resolution frame at a time
+            again = iter_frames_at(path, uniq if every is None else np.asarray(u_times), info=info, max_side=32,
+                                   keep_full=True, strategy="auto" if every is None else "sequential")
+            source = (full for _, _, full in again)
+        slots = [[] for _ in range(len(u_times))]
+        for j, p in enumerate(pos):
+            slots[p].append(j)
+        t0 = time.perf_counter()
+        k = -1
+        for k, ff in enumerate(source):
+            h, w = ff.shape
+            for j in slots[k]:
                 for f in range(len(boxes)):
-                    faces[f, start + j] = _crop_square_from(ff.crop, h, w, boxes[f, start + j], crop_margin, size)
-            timings["crop"] += time.perf_counter() - t1
-    return FaceClip(faces=faces, times=f_times, indices=f_indices, boxes=boxes, found=found,
-                    status="no_face" if n_tracks == 0 else "ok", fallback=used_fallback, n_tracks=n_tracks,
-                    n_detected=n_detected, n_detect_runs=int(mask.sum()), fps=info.fps, duration=info.duration,
-                    width=info.width, height=info.height, timings=timings)
+                    faces[f, j] = _crop_square_from(ff.crop, h, w, boxes[f, j], crop_margin, size)
+        if k + 1 < len(u_times):
+            raise MediaError(path, f"second decoding pass gave {k + 1} frames, the first {len(u_times)}")
+        timings["crop"] = time.perf_counter() - t0
+    return FaceClip(faces=faces, times=f_times, indices=np.round(f_times * info.fps).astype(np.int64), boxes=boxes,
+                    found=found, status="no_face" if n_tracks == 0 else "ok", fallback=used_fallback,
+                    n_tracks=n_tracks, n_detected=sum(1 for p in pos if len(u_dets[p])),
+                    n_detect_runs=finder.n_full, n_refined=finder.n_refined, fps=info.fps,
+                    duration=info.duration, width=info.width, height=info.height, timings=timings)
+
+
+def _detect_pass(frames: Iterable, finder: FaceFinder, info, timings: dict[str, float]) -> tuple[list, list, list]:
+    """Run `finder` on (time, small RGB, FullFrame or None) items decoded in a background thread
+    -> times, detections in full-resolution pixels, FullFrames. timings["decode"] is the time
+    spent waiting for frames (decoding not hidden behind detection), timings["detect"] the rest."""
+    from fakelens.io.prefetch import background
+
+    u_times: list[float] = []
+    u_dets: list[np.ndarray] = []
+    fulls: list = []
+    t0 = time.perf_counter()
+    detect = 0.0
+    for t, small, full in background(frames):
+        t1 = time.perf_counter()
+        u_dets.append(scale_boxes([finder(small)], small.shape[1] / info.width)[0])
+        detect += time.perf_counter() - t1
+        u_times.append(t)
+        fulls.append(full)
+    timings["decode"] = time.perf_counter() - t0 - detect
+    timings["detect"] = detect
+    return u_times, u_dets, fulls
 
 
 def _track(dets: list[np.ndarray | None], times: np.ndarray, info, timings: dict[str, float], *, margin: float,
@@ -203,69 +261,3 @@ def _track(dets: list[np.ndarray | None], times: np.ndarray, info, timings: dict
         boxes = np.tile(np.array([0, 0, info.width, info.height], np.float32), (1, n, 1))  # (1, T, 4)
         return boxes, np.zeros((1, n), bool), n_tracks, "full_frame", 1.0  # letterbox the whole frame
     return boxes, found, n_tracks, None, margin
-
-
-def _extract_streaming(path, info, det: FaceDetector, every: int, detect_max_side: int | None,
-                       timings: dict[str, float], *, size: int, detect_every: int, **opts) -> FaceClip:
-    """Every `every`-th frame in two streamed passes (detect on libswscale-downscaled frames, then crop):
-    memory holds one batch of small frames, never the video."""
-    from fakelens.errors import MediaError
-    from fakelens.io.video import iter_frames
-
-    small = detect_max_side if detect_max_side and max(info.width, info.height) > detect_max_side else None
-    times: list[float] = []
-    dets: list[np.ndarray | None] = []
-    batch: list[tuple[int, np.ndarray]] = []
-    timings["detect"] = 0.0
-    last: tuple[int, np.ndarray] | None = None
-    scale = 1.0
-
-    def flush() -> None:
-        t1 = time.perf_counter()
-        found = scale_boxes(det.detect(np.stack([img for _, img in batch])), scale)
-        for (k, _), d in zip(batch, found):
-            dets[k] = d
-        batch.clear()
-        timings["detect"] += time.perf_counter() - t1
-
-    t0 = time.perf_counter()
-    for k, (t, img) in enumerate(iter_frames(path, max_side=small, every=every)):
-        scale = img.shape[1] / info.width
-        times.append(t)
-        dets.append(None)
-        last = (k, img)
-        if k % max(1, detect_every) == 0:
-            batch.append((k, img))
-            if len(batch) >= 8:
-                flush()
-    if last is not None and dets[last[0]] is None and all(k != last[0] for k, _ in batch):
-        batch.append(last)
-    if batch:
-        flush()
-    timings["decode"] = time.perf_counter() - t0 - timings["detect"]
-    n = len(times)
-    if n == 0:
-        raise MediaError(path, "no frame could be decoded")
-    f_times = np.asarray(times, np.float64)  # (T,)
-    boxes, found, n_tracks, used_fallback, crop_margin = _track(dets, f_times, info, timings, **opts)
-    faces = np.zeros((len(boxes), n, size, size, 3), np.uint8)  # (F, T, S, S, 3)
-    timings["crop"] = 0.0
-    if len(boxes):
-        t0 = time.perf_counter()
-        k = -1
-        for k, (_, img) in enumerate(iter_frames(path, every=every)):
-            if k >= n:
-                break
-            t1 = time.perf_counter()
-            for f in range(len(boxes)):
-                faces[f, k] = crop_square(img, boxes[f, k], crop_margin, size)
-            timings["crop"] += time.perf_counter() - t1
-        if k + 1 < n:
-            raise MediaError(path, f"second decoding pass gave {k + 1} frames, the first {n}")
-        timings["decode"] += time.perf_counter() - t0 - timings["crop"]
-    return FaceClip(faces=faces, times=f_times, indices=np.round(f_times * info.fps).astype(np.int64),
-                    boxes=boxes, found=found, status="no_face" if n_tracks == 0 else "ok",
-                    fallback=used_fallback, n_tracks=n_tracks,
-                    n_detected=sum(1 for d in dets if d is not None and len(d)),
-                    n_detect_runs=sum(d is not None for d in dets), fps=info.fps, duration=info.duration,
-                    width=info.width, height=info.height, timings=timings)
