@@ -67,12 +67,13 @@ def _check_frames(frames: np.ndarray) -> np.ndarray:
 
 @FACE_DETECTORS.register("mtcnn")
 class MTCNNDetector:
-    """MTCNN (facenet-pytorch's nets and weights, fakelens.faces.mtcnn), all faces per frame, on CPU."""
+    """MTCNN (facenet-pytorch's nets and weights, fakelens.faces.mtcnn), all faces per frame; on CPU by
+    default (`device="cuda"` moves the nets; decoding and resizes stay on the CPU)."""
 
     name = "mtcnn"
 
     def __init__(self, min_face_size: int = 20, thresholds: Sequence[float] = (0.6, 0.7, 0.7),
-                 factor: float = 0.709, threads: int | None = 1):
+                 factor: float = 0.709, threads: int | None = 1, device: str = "cpu"):
         try:
             import facenet_pytorch.models.mtcnn  # noqa: F401  (the nets and their weights)
         except ImportError as e:
@@ -82,7 +83,7 @@ class MTCNNDetector:
             ) from e
         from fakelens.faces.mtcnn import MTCNNCascade
 
-        self.cascade = MTCNNCascade(min_face_size=min_face_size, thresholds=thresholds, factor=factor)
+        self.cascade = MTCNNCascade(min_face_size=min_face_size, thresholds=thresholds, factor=factor, device=device)
         self.min_face_size = self.cascade.min_face_size
         self.thresholds = self.cascade.thresholds
         # MTCNN's small convolutions gain little from torch threads and lose much when the cores

@@ -31,10 +31,11 @@ class MTCNNCascade:
     """The three MTCNN nets with their shipped weights; `detect` and `refine` on one RGB frame."""
 
     def __init__(self, min_face_size: int = 20, thresholds: Sequence[float] = (0.6, 0.7, 0.7),
-                 factor: float = 0.709):
+                 factor: float = 0.709, device: str = "cpu"):
         import torch
         from facenet_pytorch.models.mtcnn import ONet, PNet, RNet
 
+        self.device = torch.device(device)
         self.min_face_size = int(min_face_size)
         self.thresholds = tuple(float(t) for t in thresholds)
         self.factor = float(factor)
@@ -43,7 +44,7 @@ class MTCNNCascade:
             net = cls().eval()
             for p in net.parameters():
                 p.requires_grad_(False)
-            self.nets.append(net.to(memory_format=torch.channels_last))
+            self.nets.append(net.to(self.device, memory_format=torch.channels_last))
         self.pnet, self.rnet, self.onet = self.nets
 
     def scales(self, h: int, w: int) -> list[float]:
@@ -72,8 +73,8 @@ class MTCNNCascade:
             # each level area-resized from the previous one: 4-5x fewer pixels read than from the frame
             im = cv2.resize(im, (ws, hs), interpolation=cv2.INTER_AREA)  # (hs, ws, 3)
             x = torch.from_numpy((im - 127.5) * 0.0078125).permute(2, 0, 1)[None]  # (1, 3, hs, ws) channels-last
-            reg, prob = self.pnet(x)  # (1, 4, h', w'), (1, 2, h', w')
-            reg, prob = reg[0].numpy(), prob[0, 1].numpy()  # (4, h', w'), (h', w')
+            reg, prob = self.pnet(x.to(self.device))  # (1, 4, h', w'), (1, 2, h', w')
+            reg, prob = reg[0].cpu().numpy(), prob[0, 1].cpu().numpy()  # (4, h', w'), (h', w')
             ys, xs = np.nonzero(prob >= self.thresholds[0])
             if len(ys) == 0:
                 continue
@@ -137,8 +138,7 @@ class MTCNNCascade:
         det = np.concatenate([cur, score[:, None]], axis=1)  # (K', 5)
         return det[_nms_min(det, 0.7)].astype(np.float32)
 
-    @staticmethod
-    def _stage(net, frame: np.ndarray, boxes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
+    def _stage(self, net, frame: np.ndarray, boxes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
         """Score (K,) and regression offsets (K, 4) of (K, 4) boxes by R-net (size 24) or O-net
         (48), on crops taken as facenet takes them: the integer box clipped to the frame, resized."""
         import cv2
@@ -153,9 +153,9 @@ class MTCNNCascade:
                 crops[k] = cv2.resize(frame[y - 1 : ey, x - 1 : ex], (size, size), interpolation=cv2.INTER_AREA)
                 valid[k] = True
         x = torch.from_numpy((crops.astype(np.float32) - 127.5) * 0.0078125).permute(0, 3, 1, 2)  # (K, 3, s, s)
-        out = net(x)
-        score = np.where(valid, out[-1][:, 1].numpy().astype(np.float64), 0.0)  # (K,) face probability
-        return score, out[0].numpy().astype(np.float64)  # (K,), (K, 4)
+        out = net(x.to(self.device))
+        score = np.where(valid, out[-1][:, 1].cpu().numpy().astype(np.float64), 0.0)  # (K,) face probability
+        return score, out[0].cpu().numpy().astype(np.float64)  # (K,), (K, 4)
 
 
 def _regress(boxes: np.ndarray, reg: np.ndarray) -> np.ndarray:
