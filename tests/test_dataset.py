@@ -148,3 +148,71 @@ def test_rows_without_faces_or_audio_are_left_out(cache, tmp_path):
     rows[1]["has_face"] = False
     (out / "index.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert len(AudioDataset(out)) == 7 and len(ClipDataset(out)) == 7 and len(AVDataset(out)) == 6
+
+
+def test_tile_clips_pads_the_last_clip_and_masks_it():
+    from fakelens.data.dataset import tile_clips
+
+    picks, masks = tile_clips(10, 4)
+    assert picks.shape == masks.shape == (3, 4)  # ceil(10 / 4) clips
+    assert picks.tolist() == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 9, 9]]  # padded with the last frame
+    assert masks.tolist() == [[True] * 4, [True] * 4, [True, True, False, False]]
+    picks, masks = tile_clips(8, 4)  # exact fit: no padding
+    assert picks.shape == (2, 4) and masks.all() and picks[-1, -1] == 7
+    picks, masks = tile_clips(2, 5)  # shorter than one clip
+    assert picks.tolist() == [[0, 1, 1, 1, 1]] and masks.tolist() == [[True, True, False, False, False]]
+    picks, masks = tile_clips(0, 4)
+    assert picks.shape == (0, 4) and masks.shape == (0, 4)
+    every = np.concatenate([p[m] for p, m in zip(*tile_clips(23, 6))])
+    assert every.tolist() == list(range(23))  # every frame exactly once outside the padding
+    with pytest.raises(ValueError):
+        tile_clips(5, 0)
+
+
+def test_tile_windows_cover_the_mel_frames():
+    from fakelens.data.dataset import tile_windows
+
+    assert tile_windows(100, 40).tolist() == [0, 40, 80]
+    assert tile_windows(80, 40).tolist() == [0, 40]
+    assert tile_windows(0, 40).tolist() == [0]  # always one window
+    with pytest.raises(ValueError):
+        tile_windows(10, 0)
+
+
+@pytest.mark.parametrize("name,kw", [("clips", {"clip_frames": 3}), ("av", {"clip_frames": 3}),
+                                     ("audio", {"window_seconds": 0.4})])
+def test_all_clips_yields_every_clip_of_every_video(cache, name, kw):
+    from fakelens.data.dataset import AllClips, mel_window, tile_clips, tile_windows
+
+    base = CACHE_DATASETS.get(name)(cache, "val", random=False, **kw)
+    ds = AllClips(base)
+    assert len(ds.labels) == len(ds.records) == len(base.rows)
+    z = [load_npz(cache, row) for row in base.rows]
+    if name == "audio":
+        starts = [tile_windows(len(zz["mel_times"]), base.width) for zz in z]
+        assert len(ds) == sum(len(s) for s in starts) > len(base.rows)
+    else:
+        tiles = [tile_clips(zz["faces"].shape[1], 3) for zz in z]
+        assert len(ds) == sum(len(p) for p, _ in tiles) == len(base.rows) * 3  # 8 frames -> 3 clips, last padded
+    for i in range(len(ds)):
+        item = ds[i]
+        j, k = item["video_index"], item["clip_index"]
+        assert item["id"] == base.records[j].id and item["video_label"] == base.labels[j]
+        if name == "audio":
+            mel, _, mask = mel_window(z[j], float(z[j]["mel_times"][starts[j][k]]), base.width)
+            assert torch.equal(item["audio"][0], torch.from_numpy(mel)) and item["mask"].tolist() == mask.tolist()
+            continue
+        picks, masks = tiles[j]
+        assert item["mask"].tolist() == masks[k].tolist()
+        np.testing.assert_array_equal(item["times"].numpy(), z[j]["times"][picks[k]].astype(np.float32))
+        assert torch.equal(item["video"], torch.from_numpy(z[j]["faces"][0, picks[k]]).permute(0, 3, 1, 2).float() / 255)
+        if name == "av":  # the mel window starts at the clip's first frame, as predict starts it
+            mel, _, _ = mel_window(z[j], float(z[j]["times"][picks[k][0]]), base.width)
+            assert torch.equal(item["audio"][0], torch.from_numpy(mel))
+    sub = AllClips(base, [1])
+    assert {sub[i]["id"] for i in range(len(sub))} == {base.records[1].id} and sub.labels.tolist() == [base.labels[1]]
+    with pytest.raises(ValueError, match="deterministic"):
+        AllClips(CACHE_DATASETS.get(name)(cache, "val", random=True, **kw))
+    if name == "clips":
+        with pytest.raises(Exception, match="no whole-video tiling"):
+            AllClips(FrameDataset(cache, "val", random=False))

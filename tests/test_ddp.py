@@ -40,7 +40,8 @@ SCRIPT = textwrap.dedent('''
         "train.epochs=1", "train.batch_size=2", "train.num_workers=0", "train.progress_bar=false",
         "train.accelerator=cpu", "train.devices=2", "train.strategy=ddp", "train.log_every_n_steps=1",
     ])
-    res = fit(cfg, sys.argv[1], train_dataset=RandomVideos(8, 0), val_dataset=RandomVideos(6, 1))
+    # 5 validation videos on 2 ranks: the distributed sampler repeats one; validation counts it once.
+    res = fit(cfg, sys.argv[1], train_dataset=RandomVideos(8, 0), val_dataset=RandomVideos(5, 1))
     print("RANK_DONE", torch.distributed.get_rank(), res.metrics["world_size"], res.metrics["global_step"])
 ''')
 
@@ -59,5 +60,6 @@ def test_two_process_ddp_on_cpu(tmp_path):
     # Both ranks finished; 8 samples / (2 ranks x batch 2) = 2 optimizer steps each.
     assert done == ["RANK_DONE 0 2 2", "RANK_DONE 1 2 2"], proc.stdout[-2000:]
     metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["world_size"] == 2 and metrics["n_val"] == 6
+    assert metrics["world_size"] == 2 and metrics["n_val"] == 5
+    assert metrics["last_epoch_metrics"]["val_videos"] == 5  # gathered from both ranks, the repeat dropped
     assert (run / "checkpoints" / "last.ckpt").is_file() and (run / "checkpoints" / "best.ckpt").is_file()

@@ -57,6 +57,8 @@ from fakelens.types import Label, Modality, VideoRecord, segments_from_pairs
 
 CACHE_VERSION = 2  # 2: faces followed with detector.refine between full detections (detect_every)
 STATUSES = ("ok", "no_face", "no_audio", "decode_error")
+MEL_DTYPE = np.float16  # how the cache stores log-mels; compute_features rounds through it, so
+                        # predict's features equal the cached ones training and validation read
 SAMPLINGS = ("frames", "fps", "all")
 
 
@@ -145,7 +147,7 @@ class VideoFeatures:
     """What preprocessing computes for one video (also used by inference, so features match)."""
 
     clip: Any  # fakelens.faces.extract.FaceClip
-    mel: np.ndarray  # (n_mels, M) float32 log-mel; M = 0 without audio
+    mel: np.ndarray  # (n_mels, M) float32 log-mel (values rounded to MEL_DTYPE); M = 0 without audio
     mel_times: np.ndarray  # (M,) seconds
     has_audio: bool
     audio_message: str = ""
@@ -196,6 +198,7 @@ def compute_features(path: str | Path, cfg: CacheConfig, detector=None) -> Video
         wave = np.zeros(0, np.float32)
         message = "no audio stream"
     mel, mel_times = log_mel(wave, mcfg)  # (n_mels, M), (M,)
+    mel = mel.astype(MEL_DTYPE).astype(np.float32)  # (n_mels, M) float32 holding the cached values
     del wave
     t_audio = time.perf_counter() - t1
     clip = extract_faces(path, **sampling_for(info, cfg), detector=detector or cfg.detector, size=cfg.size,
@@ -256,7 +259,7 @@ def process_video(rec: VideoRecord, cache_dir: Path, cfg: CacheConfig, detector=
         with atomic_output(cache_dir / rel) as tmp:
             np.savez_compressed(
                 tmp, faces=clip.faces, times=clip.times, indices=clip.indices, boxes=clip.boxes,
-                found=clip.found, mel=feats.mel.astype(np.float16), mel_times=feats.mel_times,
+                found=clip.found, mel=feats.mel.astype(MEL_DTYPE), mel_times=feats.mel_times,
                 fps=np.float64(clip.fps), duration=np.float64(clip.duration),
                 width=np.int64(clip.width), height=np.int64(clip.height))
         feats.timings["write"] = time.perf_counter() - t1

@@ -23,6 +23,10 @@ modality counts for both streams).
 Images are float32 in [0, 1] (uint8 with as_uint8=True, cheaper to collate). `transform(item)
 -> item` runs last (augmentations). Random choices use torch's generator, so DataLoader worker
 seeding and torch.manual_seed make them reproducible.
+
+`tile_clips` / `tile_windows` say how a whole video is cut into model inputs; `fakelens predict`
+(fakelens.inference.pipeline) and validation (`AllClips`, one item per clip of every video) both
+call them, so a validation score is the score predict gives.
 """
 
 from __future__ import annotations
@@ -142,9 +146,41 @@ class CacheDataset(Dataset):
         """(V,) video labels of the rows (1 fake, 0 real, -1 unknown), for samplers and class weights."""
         return np.array([_video_label(r) for r in self.records], np.float32)
 
+    def _count(self, v: int, count: str, key: str) -> int:
+        """Length of a cached array of video v: the index row's `counts[count]`, else read from the npz."""
+        n = (self.rows[v].get("counts") or {}).get(count)
+        return int(n) if n is not None else len(load_npz(self.cache_dir, self.rows[v], (key,))[key])
+
+    def n_tiles(self, v: int) -> int:
+        """How many inputs `fakelens predict` cuts video v into (see `tile`)."""
+        raise FakelensError(f"{type(self).__name__} gives no whole-video tiling: predict never feeds its items")
+
+    def tile(self, v: int, k: int, z: dict[str, np.ndarray]) -> dict[str, Any]:
+        """Item of the k-th input predict cuts video v into (z: its loaded npz), without `transform`."""
+        raise FakelensError(f"{type(self).__name__} gives no whole-video tiling: predict never feeds its items")
+
 
 def _scalar(x: float) -> torch.Tensor:
     return torch.tensor(x, dtype=torch.float32)
+
+
+def tile_clips(n: int, clip_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """How a video of n sampled frames is cut into model clips, by predict and validation alike:
+    consecutive, non-overlapping clips of clip_frames frames from frame 0, the last one padded
+    with the video's last frame. Returns picks (K, C) int64 frame positions and masks (K, C) bool
+    (False = padding), K = ceil(n / C); K = 0 when n = 0."""
+    if clip_frames < 1:
+        raise ValueError(f"clip_frames must be >= 1, got {clip_frames}")
+    wanted = np.arange(0, max(0, n), clip_frames)[:, None] + np.arange(clip_frames)[None, :]  # (K, C)
+    return np.minimum(wanted, max(0, n - 1)), wanted < n
+
+
+def tile_windows(n: int, width: int) -> np.ndarray:
+    """Start mel frames (K,) of the audio windows an audio-only model gets: 0, W, 2W, ... covering
+    n mel frames (the last window padded by `mel_window`); at least one window, K = max(1, ceil(n / W))."""
+    if width < 1:
+        raise ValueError(f"width must be >= 1, got {width}")
+    return np.arange(0, max(1, n), width)  # (K,)
 
 
 def _frame_fields(rec: VideoRecord, fps: float, indices: np.ndarray) -> dict[str, np.ndarray]:
@@ -158,7 +194,11 @@ def _frame_fields(rec: VideoRecord, fps: float, indices: np.ndarray) -> dict[str
 
 
 class FrameDataset(CacheDataset):
-    """Single face frames: `frames_per_video` items per video, each a random (or evenly spaced) frame."""
+    """Single face frames: `frames_per_video` items per video, each a random (or evenly spaced) frame.
+
+    It has no whole-video tiling: every registered visual model takes clips, and predict feeds
+    them clips of `data.clip_frames` frames, so a run training on frames validates on
+    `AllClips(ClipDataset)` (fakelens.train.data.build_datasets)."""
 
     need_face = True
 
@@ -209,10 +249,21 @@ class ClipDataset(CacheDataset):
         return int(torch.randint(span + 1, ()).item()) if self.random else span // 2
 
     def _clip(self, v: int, z: dict[str, np.ndarray]) -> dict[str, Any]:
+        """The training clip (random start) or the centre clip (random=False) of video v."""
         n = z["faces"].shape[1]
         s = self._start(n)
-        pick = np.minimum(np.arange(s, s + self.clip_frames), n - 1)  # (T,) padded with the last frame
-        mask = np.arange(s, s + self.clip_frames) < n  # (T,)
+        wanted = np.arange(s, s + self.clip_frames)  # (T,)
+        return self._clip_at(v, z, np.minimum(wanted, n - 1), wanted < n)  # padded with the last frame
+
+    def n_tiles(self, v: int) -> int:
+        return -(-self._count(v, "frames", "times") // self.clip_frames)
+
+    def tile(self, v: int, k: int, z: dict[str, np.ndarray]) -> dict[str, Any]:
+        picks, masks = tile_clips(z["faces"].shape[1], self.clip_frames)  # (K, T), (K, T)
+        return self._clip_at(v, z, picks[k], masks[k])
+
+    def _clip_at(self, v: int, z: dict[str, np.ndarray], pick: np.ndarray, mask: np.ndarray) -> dict[str, Any]:
+        """Item of the frames at positions pick (T,); mask (T,) is False on padding."""
         rec = self.records[v]
         lab = _frame_fields(rec, float(z["fps"]), z["indices"][pick])
         fl = lab["frame_labels"]
@@ -270,10 +321,20 @@ class AudioDataset(CacheDataset):
         mt = z["mel_times"]
         span = max(0, len(mt) - self.width)
         a = int(torch.randint(span + 1, ()).item()) if self.random else span // 2
-        mel, times, mask = mel_window(z, float(mt[a]), self.width)
+        return self._finish(self._window(v, z, a))
+
+    def n_tiles(self, v: int) -> int:
+        return len(tile_windows(self._count(v, "mel_frames", "mel_times"), self.width))
+
+    def tile(self, v: int, k: int, z: dict[str, np.ndarray]) -> dict[str, Any]:
+        return self._window(v, z, int(tile_windows(len(z["mel_times"]), self.width)[k]))
+
+    def _window(self, v: int, z: dict[str, np.ndarray], a: int) -> dict[str, Any]:
+        """Item of the W mel frames from mel frame a."""
+        mel, times, mask = mel_window(z, float(z["mel_times"][a]), self.width)
         rec = self.records[v]
         fl = _labels_at_times(_stream_segments(rec, "audio"), rec, times)
-        return self._finish({
+        return {
             "audio": torch.from_numpy(mel)[None],  # (1, M, W)
             "frame_labels": torch.from_numpy(fl),  # (W,)
             "label": _scalar(_any(fl[mask])),
@@ -281,7 +342,7 @@ class AudioDataset(CacheDataset):
             "times": torch.from_numpy(times.astype(np.float32)),  # (W,)
             "mask": torch.from_numpy(mask),  # (W,)
             "id": rec.id,
-        })
+        }
 
 
 class AVDataset(ClipDataset):
@@ -305,16 +366,57 @@ class AVDataset(ClipDataset):
         self.audio_seconds = float(audio_seconds)
         self.width = max(1, int(round(audio_seconds / hop)))  # W
 
-    def __getitem__(self, v: int) -> dict[str, Any]:
-        z = self._load(v)
-        item = self._clip(v, z)
-        mel, times, mask = mel_window(z, float(item["times"][0]), self.width)
+    def _clip_at(self, v: int, z: dict[str, np.ndarray], pick: np.ndarray, mask: np.ndarray) -> dict[str, Any]:
+        item = super()._clip_at(v, z, pick, mask)
+        # The window starts at the clip's first frame time in float64, as predict starts it.
+        mel, times, mask = mel_window(z, float(z["times"][pick[0]]), self.width)
         rec = self.records[v]
         item["audio"] = torch.from_numpy(mel)[None]  # (1, M, W)
         item["audio_frame_labels"] = torch.from_numpy(_labels_at_times(_stream_segments(rec, "audio"), rec, times))
         item["audio_times"] = torch.from_numpy(times.astype(np.float32))  # (W,)
         item["audio_mask"] = torch.from_numpy(mask)  # (W,)
-        return self._finish(item)
+        return item
+
+
+class AllClips(Dataset):
+    """Every input `fakelens predict` cuts each video into, one item each, for validation that
+    scores whole videos as predict does: the clips of `tile_clips` for clip and AV datasets (AV
+    clips with the mel window at each clip's first frame), the windows of `tile_windows` for
+    audio. `base` must be deterministic (random=False); `videos` picks some of its videos.
+
+    Items are the base's items plus `video_index` (position in `videos`) and `clip_index`. len()
+    counts clips, while `labels` and `records` are per video (V,). The last loaded video is kept,
+    so consecutive clips of one video read its npz once; memory holds one video at a time."""
+
+    def __init__(self, base: CacheDataset, videos: Sequence[int] | None = None):
+        if getattr(base, "random", False):
+            raise ValueError("AllClips needs a deterministic base dataset (random=False)")
+        self.base = base
+        self.videos = list(range(len(base.rows))) if videos is None else [int(v) for v in videos]
+        self.index = [(j, k) for j, v in enumerate(self.videos) for k in range(base.n_tiles(v))]  # (video, clip)
+        self._loaded: tuple[int, dict[str, np.ndarray]] | None = None
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        j, k = self.index[i]
+        v = self.videos[j]
+        if self._loaded is None or self._loaded[0] != v:
+            self._loaded = (v, self.base._load(v))
+        item = self.base.tile(v, k, self._loaded[1])
+        item["video_index"] = j
+        item["clip_index"] = k
+        return self.base._finish(item)
+
+    @property
+    def labels(self) -> np.ndarray:
+        """(V,) video labels of the chosen videos (not one per item)."""
+        return np.asarray(self.base.labels)[self.videos]
+
+    @property
+    def records(self) -> list[VideoRecord]:
+        return [self.base.records[v] for v in self.videos]
 
 
 CACHE_DATASETS: Registry[type[CacheDataset]] = Registry("cache dataset")

@@ -11,6 +11,7 @@ from typing import Callable
 
 import numpy as np
 
+from fakelens.errors import ConfigError
 from fakelens.registry import Registry
 
 AggregateFn = Callable[[np.ndarray], float]
@@ -89,4 +90,23 @@ def aggregate(name: str, scores: np.ndarray) -> float:
     return AGGREGATIONS.get(name)(scores)
 
 
-__all__ = ["AGGREGATIONS", "aggregate", "mean", "max_", "median", "topk_mean", "confident_mean"]
+LEVELS = ("frames", "clips")
+
+
+def video_score(name: str, level: str, clip_scores: np.ndarray, frame_scores: np.ndarray | None = None,
+                frame_masks: np.ndarray | None = None, model: str = "the model") -> float:
+    """One video's score from its K clips, as `fakelens predict` and validation both compute it:
+    level "clips" aggregates the (K,) clip P(fake); level "frames" aggregates the per-frame P(fake)
+    (K, C) of the frames that are not padding (frame_masks (K, C), None = no padding)."""
+    if level == "clips":
+        return aggregate(name, clip_scores)
+    if level != "frames":
+        raise ConfigError(f"level must be one of {LEVELS}, got {level!r}")
+    if frame_scores is None:
+        raise ConfigError(f"{model} gives no per-frame scores: use level 'clips'")
+    frames = np.asarray(frame_scores)
+    return aggregate(name, frames[np.asarray(frame_masks, bool)] if frame_masks is not None else frames)
+
+
+__all__ = ["AGGREGATIONS", "LEVELS", "aggregate", "video_score", "mean", "max_", "median", "topk_mean",
+           "confident_mean"]

@@ -3,8 +3,10 @@ scores -> video score (a named aggregation) -> Prediction with temporal proposal
 
 Decoding, face extraction and log-mels are fakelens.data.cache.compute_features with the training
 cache's own parameters (saved in the checkpoint), so prediction sees exactly the crops training saw.
-Faces are cut into clips of the training clip length (the last one padded with its last frame, as
-the training dataset pads), batched through the model under torch.inference_mode().
+Faces are cut into clips of the training clip length by fakelens.data.dataset.tile_clips (audio-only
+models: mel windows by tile_windows), batched through the model under torch.inference_mode(), and
+the video score is fakelens.inference.aggregate.video_score; training validation calls the same
+functions on the cached features, so the validation metrics are those of this pipeline.
 
 Failures are never silent: a video that cannot be decoded, has no face (unless the full-frame
 fallback is asked for) or lacks the audio the model needs is a `Failure` with its reason. Only
@@ -25,7 +27,7 @@ import numpy as np
 import torch
 
 from fakelens.errors import ConfigError, FakelensError, MediaError
-from fakelens.inference.aggregate import AGGREGATIONS, aggregate
+from fakelens.inference.aggregate import AGGREGATIONS, LEVELS, video_score
 from fakelens.inference.postprocess import SUPPRESSIONS, proposals_from_scores
 from fakelens.types import Prediction, VideoRecord
 
@@ -144,7 +146,7 @@ class Predictor:
         self.aggregate_name = aggregate_name or p.aggregate
         AGGREGATIONS.get(self.aggregate_name)
         self.level = level or p.level
-        if self.level not in ("frames", "clips"):
+        if self.level not in LEVELS:
             raise ConfigError(f"level must be 'frames' or 'clips', got {self.level!r}")
         self.no_face = no_face or p.no_face
         if self.no_face not in NO_FACE:
@@ -179,17 +181,15 @@ class Predictor:
 
     def _clips(self, feats: Any) -> list[dict[str, Any]]:
         """Model inputs of one video, one dict per clip: tensors without batch dim, plus times/masks."""
-        from fakelens.data.dataset import mel_window
+        from fakelens.data.dataset import mel_window, tile_clips, tile_windows
 
         clips: list[dict[str, Any]] = []
         z = {"mel": feats.mel, "mel_times": feats.mel_times}
         if "video" in self.inputs:
             faces = feats.clip.main  # (T, S, S, 3) uint8
             times = feats.clip.times  # (T,)
-            n = faces.shape[0]
-            for s in range(0, n, self.clip_frames):
-                pick = np.minimum(np.arange(s, s + self.clip_frames), n - 1)  # (C,) padded with the last frame
-                mask = np.arange(s, s + self.clip_frames) < n  # (C,)
+            picks, masks = tile_clips(faces.shape[0], self.clip_frames)  # (K, C) padded with the last frame
+            for pick, mask in zip(picks, masks):
                 video = torch.from_numpy(np.ascontiguousarray(faces[pick])).permute(0, 3, 1, 2).float() / 255.0  # (C,3,S,S)
                 item = {"video": video, "times": times[pick], "mask": mask}
                 if "audio" in self.inputs:
@@ -199,7 +199,7 @@ class Predictor:
         else:
             width = int(self.run.audio_width)
             mt = feats.mel_times  # (M_total,)
-            for a in range(0, max(1, len(mt)), width):
+            for a in tile_windows(len(mt), width):
                 mel, times, mmask = mel_window(z, float(mt[a]), width)
                 clips.append({"audio": torch.from_numpy(mel)[None], "audio_times": times, "audio_mask": mmask})
         return clips
@@ -236,12 +236,9 @@ class Predictor:
         if "time_logits" in probs:
             audio_times, audio_scores = self._audio_steps(clips, probs["time_logits"])
         clip_scores = probs["video_logit"]  # (n_clips,)
-        if self.level == "frames":
-            if frame_scores is None:
-                raise ConfigError(f"model {self.run.cfg.model.name!r} gives no per-frame scores: use level 'clips'")
-            score = aggregate(self.aggregate_name, frame_scores)
-        else:
-            score = aggregate(self.aggregate_name, clip_scores)
+        masks = np.stack([c["mask"] for c in clips]) if "frame_logits" in probs else None  # (n_clips, C)
+        score = video_score(self.aggregate_name, self.level, clip_scores, probs.get("frame_logits"), masks,
+                            model=f"model {self.run.cfg.model.name!r}")
         duration = float(feats.clip.duration) if "video" in self.inputs else float(
             feats.mel_times[-1] + (feats.mel_times[1] - feats.mel_times[0] if len(feats.mel_times) > 1 else 0.01))
         times, scores = self._timeline(clips, clip_scores, frame_times, frame_scores, audio_times, audio_scores)

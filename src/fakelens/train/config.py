@@ -61,7 +61,7 @@ class RunConfig:
     accumulate_grad_batches: int = 1
     seed: int = 0
     max_params: int = 200_000_000  # budget check before training: larger models are refused
-    monitor: Literal["val_auc", "val_logloss"] = "val_auc"
+    monitor: Literal["val_auc", "val_logloss"] = "val_auc"  # over video scores computed as predict computes them
     patience: int = 5  # early stopping after this many validations without improvement (0 = off)
     accelerator: str = "auto"  # auto | cpu | gpu
     devices: str = "auto"  # "auto", a count ("2") or a list ("0,1")
@@ -86,7 +86,8 @@ class RunConfig:
 
 @dataclass
 class PredictConfig:
-    """How `fakelens predict` turns model outputs into a video score and proposals (defaults of its flags)."""
+    """How `fakelens predict` turns model outputs into a video score and proposals (defaults of its flags).
+    Validation during training scores videos with the same `level` and `aggregate`."""
 
     level: Literal["frames", "clips"] = "frames"  # aggregate per-frame scores, or per-clip scores
     aggregate: str = "mean"  # an AGGREGATIONS entry: mean | max | median | topk_mean | confident_mean

@@ -3,6 +3,9 @@
 Validation is the cache's `data.val_split` when it holds videos; otherwise (DFDC ships no
 validation split) it is carved out of the training split by original with
 fakelens.data.splits.split_by_group, so no identity appears on both sides.
+
+The validation dataset yields every clip of every validation video, cut as `fakelens predict`
+cuts them (fakelens.data.dataset.AllClips), so validation scores videos as predict does.
 """
 
 from __future__ import annotations
@@ -39,6 +42,32 @@ class LabeledSubset(Dataset):
         return [self.base.records[i] for i in self.indices]
 
 
+class OneClipVideos(Dataset):
+    """A validation dataset whose items are whole videos (a dataset given to `fit` directly):
+    item i is video i's only clip, tagged `video_index` = i and `clip_index` = 0 for validation."""
+
+    def __init__(self, base: Any):
+        self.base = base
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {**self.base[i], "video_index": i, "clip_index": 0}
+
+    @property
+    def labels(self) -> Any:
+        return getattr(self.base, "labels", None)
+
+
+def validation_dataset(dataset: Any) -> Any:
+    """The validation dataset as DetectorModule needs it: AllClips as it is, any other dataset
+    with one clip per video (its items tagged by OneClipVideos)."""
+    from fakelens.data.dataset import AllClips
+
+    return dataset if isinstance(dataset, AllClips) else OneClipVideos(dataset)
+
+
 def dataset_kwargs(cfg: TrainConfig) -> dict[str, Any]:
     """Keyword arguments of the configured cache dataset class."""
     d = cfg.data
@@ -61,9 +90,13 @@ def _has_split(cache: Path, split: str) -> bool:
 
 
 def build_datasets(cfg: TrainConfig) -> tuple[Any, Any]:
-    """(train, val) datasets: train with random clips and the configured augmentations, val
-    deterministic (centre clip, no augmentation)."""
-    from fakelens.data.dataset import CACHE_DATASETS
+    """(train, val) datasets: train with random clips and the configured augmentations; val is
+    AllClips, every clip of every validation video, no augmentation, with the inputs predict
+    builds for this run: the same clip length and the training set's audio window (an AV
+    dataset's default window depends on its videos, and predict uses the training one). A run
+    on single frames (`frames`) validates on clips of `data.clip_frames` frames, which is what
+    predict feeds its (clip-taking) model."""
+    from fakelens.data.dataset import CACHE_DATASETS, AllClips, ClipDataset
     from fakelens.train.augment import SampleAugment
 
     d = cfg.data
@@ -79,17 +112,21 @@ def build_datasets(cfg: TrainConfig) -> tuple[Any, Any]:
     transform = augment if augment.active else None
     carve = not d.val_split or not _has_split(cache, d.val_split)
     train = cls(cache, d.train_split, labeled_only=True, transform=transform, random=True, **kw)
+    val_cls, val_kw = cls, dict(kw)
+    if d.dataset == "frames":
+        val_cls, val_kw = ClipDataset, {"clip_frames": d.clip_frames}
+    if d.dataset == "av":
+        val_kw["audio_seconds"] = train.audio_seconds
     if not carve:
-        val = cls(cache, d.val_split, labeled_only=True, random=False, **kw)
-        return train, val
+        return train, AllClips(val_cls(cache, d.val_split, labeled_only=True, random=False, **val_kw))
     from fakelens.data.splits import split_by_group
 
-    val_base = cls(cache, d.train_split, labeled_only=True, random=False, **kw)
+    val_base = val_cls(cache, d.train_split, labeled_only=True, random=False, **val_kw)
     train_recs, val_recs = split_by_group(train.records, d.val_fraction, d.split_seed)
     val_ids = {r.id for r in val_recs}
     train_idx = [i for i, r in enumerate(train.records) if r.id not in val_ids]
     val_idx = [i for i, r in enumerate(val_base.records) if r.id in val_ids]
-    return LabeledSubset(train, train_idx), LabeledSubset(val_base, val_idx)
+    return LabeledSubset(train, train_idx), AllClips(val_base, val_idx)
 
 
 def cache_config_dict(cfg: TrainConfig) -> dict[str, Any] | None:

@@ -3,7 +3,8 @@
 run_dir/
   config.yaml        the resolved TrainConfig (re-loadable with load_train_config)
   cache_config.json  the preprocessing parameters of the training cache (predict uses the same)
-  checkpoints/       best.ckpt (best by train.monitor), last.ckpt (for --resume)
+  checkpoints/       best.ckpt (best by train.monitor: val_auc / val_logloss over the video scores
+                     predict would give, see fakelens.train.module), last.ckpt (for --resume)
   logs/              csv/version_N/metrics.csv and tensorboard/version_N/ events (N = launch)
   metrics.json       best score, epochs, steps, wall time, training-set prior, sizes
 
@@ -206,7 +207,10 @@ def fit(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, train_datas
         limit_train_batches=_limit(t.limit_train_batches), limit_val_batches=_limit(t.limit_val_batches),
         deterministic=t.deterministic, num_sanity_val_steps=0, enable_model_summary=t.progress_bar,
     )
-    train_loader, val_loader = make_loaders(cfg, train_dataset, val_dataset, train_labels)
+    from fakelens.train.data import validation_dataset
+
+    # Validation scores whole videos as predict does: items carry their video and clip index.
+    train_loader, val_loader = make_loaders(cfg, train_dataset, validation_dataset(val_dataset), train_labels)
     started = time.perf_counter()
     trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if resume else None)
     wall = time.perf_counter() - started

@@ -1,8 +1,14 @@
 """The LightningModule gluing a pure model, a task (loss) and the optimizer; Lightning does the rest.
 
-Validation gathers the video scores of every rank and computes the video AUC and log loss with the
-stateless functions of fakelens.metrics. A non-finite loss is skipped (all ranks together) or stops
-the run with a clear message, as the config says.
+Validation scores each video exactly as `fakelens predict` does: the validation dataset yields
+every clip of every video (fakelens.data.dataset.AllClips, the tiling predict uses), each item
+tagged with its `video_index` and `clip_index`; the clip scores (and per-frame scores) of all
+ranks are gathered, duplicates from the distributed sampler's padding dropped, and each video's
+score is fakelens.inference.aggregate.video_score with the run's `predict.level` and
+`predict.aggregate`. `val_logloss` and `val_auc` are computed over those video scores (stateless
+functions of fakelens.metrics), so the checkpoint kept is the best at what predict outputs;
+`val_loss` is the mean task loss over the clips. A non-finite loss is skipped (all ranks
+together) or stops the run with a clear message, as the config says.
 """
 
 from __future__ import annotations
@@ -11,10 +17,11 @@ import math
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
 
 from fakelens.config import from_dict
-from fakelens.errors import FakelensError
+from fakelens.errors import ConfigError, FakelensError
 from fakelens.registry import Registry
 
 OPTIMIZERS: Registry = Registry("optimizer")
@@ -86,8 +93,7 @@ class DetectorModule(L.LightningModule):
         self.batch_mix = build_batch_mix(self.cfg.augment)
         self.input_keys = list(self.model.input_names)  # forward's keyword tensors, e.g. ["video"]
         self._nonfinite_run = 0
-        self._val_scores: list[torch.Tensor] = []
-        self._val_labels: list[torch.Tensor] = []
+        self._val: list[dict[str, torch.Tensor]] = []  # per validation batch: see validation_step
 
     def forward(self, **inputs: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.model(**inputs)
@@ -133,30 +139,71 @@ class DetectorModule(L.LightningModule):
             self.log(f"train_{name}_loss", value, on_step=False, on_epoch=True, batch_size=bs)
         return loss
 
+    def on_fit_start(self) -> None:
+        # Validation aggregates per-frame scores with predict.level=frames: a model without them
+        # would fail at the end of the first epoch; one forward on example inputs finds out now.
+        if self.cfg.predict.level != "frames":
+            return
+        from fakelens.models import example_inputs
+
+        was_training = self.model.training
+        self.model.eval()
+        with torch.no_grad():
+            has_frames = "frame_logits" in self.model(**example_inputs(self.model, batch=1))
+        self.model.train(was_training)
+        if not has_frames:
+            raise ConfigError(f"predict.level is 'frames' but model {self.cfg.model.name!r} gives no per-frame "
+                              "scores; validation scores videos as predict does: set predict.level=clips")
+
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         outputs = self.model(**self._inputs(batch))
         loss, _ = self.task.loss(outputs, batch)
         bs = int(batch["label"].shape[0])
         self.log("val_loss", loss, on_epoch=True, sync_dist=True, batch_size=bs)
-        self._val_scores.append(torch.sigmoid(self.task.video_logit(outputs).float()).detach())  # (B,)
-        self._val_labels.append(batch["label"].detach().float())  # (B,)
+        if "video_index" not in batch or "clip_index" not in batch:
+            raise KeyError("validation items need `video_index` and `clip_index` (fakelens.data.dataset.AllClips, "
+                           "or fakelens.train.data.validation_dataset for one-clip videos)")
+        label = batch["video_label"] if "video_label" in batch else batch["label"]  # (B,) the whole video's
+        rec = {
+            "video": batch["video_index"].long(),  # (B,)
+            "clip": batch["clip_index"].long(),  # (B,)
+            "score": torch.sigmoid(self.task.video_logit(outputs).detach().float()),  # (B,) clip P(fake)
+            "label": label.detach().float(),  # (B,)
+        }
+        frames = outputs.get("frame_logits")
+        if frames is not None:  # per-frame P(fake) and validity, for predict.level=frames
+            from fakelens.tasks.classification import instance_mask
+
+            mask = instance_mask(frames, batch)
+            rec["frames"] = torch.sigmoid(frames.detach().float())  # (B, T)
+            rec["mask"] = (torch.ones_like(frames, dtype=torch.bool) if mask is None else mask.bool()).float()  # (B, T)
+        self._val.append(rec)
 
     def on_validation_epoch_start(self) -> None:
-        self._val_scores, self._val_labels = [], []
+        self._val = []
+
+    def _gather(self, t: torch.Tensor) -> torch.Tensor:
+        """(N_rank, ...) on every rank -> (sum of N_rank, ...) everywhere, whatever each rank holds."""
+        n = self.all_gather(torch.tensor([t.shape[0]], device=t.device)).reshape(-1)  # (world,)
+        longest = int(n.max())
+        pad = t.new_zeros((longest - t.shape[0],) + tuple(t.shape[1:]))
+        every = self.all_gather(torch.cat([t, pad]))  # (world, longest, ...)
+        return torch.cat([every[r, : int(n[r])] for r in range(len(n))])
 
     def on_validation_epoch_end(self) -> None:
         from fakelens.metrics import auc, log_loss
 
-        if not self._val_scores:
+        if not self._val:
             return
-        scores = torch.cat(self._val_scores)  # (N_rank,)
-        labels = torch.cat(self._val_labels)  # (N_rank,)
+        parts = {k: torch.cat([r[k] for r in self._val]) for k in self._val[0]}  # each (N_rank, ...)
         if self.trainer.world_size > 1:
-            # Same length on every rank: the distributed sampler pads the last batch.
-            scores = self.all_gather(scores).reshape(-1)  # (world * N_rank,)
-            labels = self.all_gather(labels).reshape(-1)
-        s = scores.cpu().numpy().astype("float64")
-        y = labels.cpu().numpy().round().astype("int64")
+            parts = {k: self._gather(v) for k, v in parts.items()}
+        arrays = {k: v.cpu().numpy() for k, v in parts.items()}
+        s, y = video_scores(arrays["video"], arrays["clip"], arrays["score"], arrays["label"],
+                            self.cfg.predict.aggregate, self.cfg.predict.level, arrays.get("frames"),
+                            arrays.get("mask"), model=f"model {self.cfg.model.name!r}")
+        y = y.round().astype("int64")
+        self.log("val_videos", float(len(y)), sync_dist=False)
         self.log("val_logloss", float(log_loss(y, s)), sync_dist=False, prog_bar=True)
         if 0 < y.sum() < len(y):
             self.log("val_auc", float(auc(y, s)), sync_dist=False, prog_bar=True)
@@ -165,7 +212,7 @@ class DetectorModule(L.LightningModule):
         else:
             raise FakelensError(f"validation holds only {'fake' if y.sum() else 'real'} videos: video AUC is "
                                 "undefined; use a validation split with both classes")
-        self._val_scores, self._val_labels = [], []
+        self._val = []
 
     def lr_scheduler_step(self, scheduler: Any, metric: Any) -> None:
         # A resumed run may train longer than the restored one-cycle schedule: stay at its final lr.
@@ -178,6 +225,37 @@ class DetectorModule(L.LightningModule):
         total = int(self.trainer.estimated_stepping_batches)
         return build_optimization([p for p in self.model.parameters() if p.requires_grad], self.cfg.optim,
                                   total, self.cfg.train.epochs)
+
+
+def video_scores(video: np.ndarray, clip: np.ndarray, clip_scores: np.ndarray, labels: np.ndarray,
+                 aggregate_name: str, level: str, frame_scores: np.ndarray | None = None,
+                 frame_masks: np.ndarray | None = None, model: str = "the model") -> tuple[np.ndarray, np.ndarray]:
+    """Per-clip validation results -> (V,) video scores and (V,) video labels, in video-index order.
+
+    video, clip (N,) say which clip of which video each row is; a (video, clip) pair seen twice
+    (the distributed sampler pads with repeated items) counts once. Each video's clips, in clip
+    order, give its score by fakelens.inference.aggregate.video_score, as predict computes it.
+    frame_scores / frame_masks (N, T) are the per-frame P(fake) and validity (level "frames")."""
+    from fakelens.inference.aggregate import video_score
+
+    first: dict[tuple[int, int], int] = {}
+    for row, key in enumerate(zip(video.tolist(), clip.tolist())):
+        first.setdefault((int(key[0]), int(key[1])), row)
+    keys = sorted(first)  # by video, then clip
+    out_scores, out_labels = [], []
+    start = 0
+    while start < len(keys):
+        v = keys[start][0]
+        end = start
+        while end < len(keys) and keys[end][0] == v:
+            end += 1
+        rows = np.array([first[k] for k in keys[start:end]])  # (K,) the video's clips in order
+        out_scores.append(video_score(
+            aggregate_name, level, clip_scores[rows], None if frame_scores is None else frame_scores[rows],
+            None if frame_masks is None else frame_masks[rows] > 0.5, model=model))
+        out_labels.append(float(labels[rows[0]]))
+        start = end
+    return np.asarray(out_scores, np.float64), np.asarray(out_labels, np.float64)
 
 
 def build_optimization(params: Any, ocfg: Any, total_steps: int, epochs: int) -> Any:
