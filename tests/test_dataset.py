@@ -47,17 +47,23 @@ def test_every_dataset_builds_and_batches(name, cache):
 def test_frame_dataset(cache, meta):
     ds = FrameDataset(cache, frames_per_video=3, random=False)
     assert len(ds) == 8 * 3
-    item = ds[4]  # second video, second frame
-    assert item["image"].shape == (3, 32, 32) and item["image"].dtype == torch.float32
-    assert 0.0 <= item["image"].min() and item["image"].max() <= 1.0
+    item = ds[4]  # second video, second frame: a one-frame clip
+    assert item["video"].shape == (1, 3, 32, 32) and item["video"].dtype == torch.float32
+    assert 0.0 <= item["video"].min() and item["video"].max() <= 1.0
+    assert item["mask"].tolist() == [True] and item["times"].shape == (1,)
     row = ds.rows[1]
     z = load_npz(cache, row)
-    t = int(np.flatnonzero(z["indices"] == item["index"])[0])
-    np.testing.assert_allclose(item["image"].permute(1, 2, 0).numpy() * 255, z["faces"][0, t], atol=1e-3)
-    assert item["label"] == (1.0 if meta[row["id"]]["modify_type"] != "real" else 0.0)
-    assert item["frame_label"] == _expected(meta[row["id"]], "fake_segments", np.array([item["index"]]))[0]
-    raw = FrameDataset(cache, as_uint8=True)[0]["image"]
-    assert raw.dtype == torch.uint8 and raw.shape == (3, 32, 32)
+    n = z["faces"].shape[1]
+    t = min(n - 1, int(1.5 * n / 3))  # evenly spaced: frame (j + 0.5) * n / k for j = 1, k = 3
+    assert item["times"][0] == pytest.approx(float(z["times"][t]))
+    np.testing.assert_allclose(item["video"][0].permute(1, 2, 0).numpy() * 255, z["faces"][0, t], atol=1e-3)
+    assert item["video_label"] == (1.0 if meta[row["id"]]["modify_type"] != "real" else 0.0)
+    frame_label = _expected(meta[row["id"]], "fake_segments", z["indices"][t : t + 1])[0]
+    assert item["frame_labels"].tolist() == [frame_label] and item["label"] == frame_label
+    with pytest.raises(ValueError, match="frames_per_video"):
+        FrameDataset(cache, frames_per_video=0)
+    raw = FrameDataset(cache, as_uint8=True)[0]["video"]
+    assert raw.dtype == torch.uint8 and raw.shape == (1, 3, 32, 32)
 
 
 def test_clip_labels_come_from_segments(cache, meta):
@@ -129,10 +135,10 @@ def test_av_items_are_aligned(cache):
 
 
 def test_split_filter_transform_and_labels(cache):
-    train = FrameDataset(cache, "train", transform=lambda it: {**it, "flipped": it["image"].flip(-1)})
+    train = FrameDataset(cache, "train", transform=lambda it: {**it, "flipped": it["video"].flip(-1)})
     assert len(train) == 4 and {r["split"] for r in train.rows} == {"train"}
     item = train[0]
-    assert torch.equal(item["flipped"], item["image"].flip(-1))
+    assert torch.equal(item["flipped"], item["video"].flip(-1))
     assert set(train.labels.tolist()) <= {0.0, 1.0}
     with pytest.raises(Exception, match="no cached videos"):
         FrameDataset(cache, "nonexistent")

@@ -33,6 +33,10 @@ RECIPES = {
     "clips-max": ["data.dataset=clips", "model.name=frame_tiny", "predict.level=clips", "predict.aggregate=max"],
     "clips-frames-mean": ["data.dataset=clips", "model.name=frame_tiny", "predict.level=frames",
                           "predict.aggregate=mean"],
+    # trains a 2D CNN on single frames (one-frame clips), validates and predicts on clips
+    # (batches of 2: batch norm needs more than one value per channel, and a batch of one frame has one)
+    "frames-frames-max": ["data.dataset=frames", "model.name=frame_tiny", "predict.level=frames",
+                          "predict.aggregate=max", "train.batch_size=2"],
     "av-mean": ["data.dataset=av", "model.name=av_tiny", "task.name=av", "task.frame_weight=1.0",
                 "model.audio_frames=40", "predict.level=clips", "predict.aggregate=mean"],
     "audio-max": ["data.dataset=audio", "model.name=audio_tiny", "data.audio_seconds=0.4", "model.audio_frames=40",

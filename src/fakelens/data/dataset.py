@@ -9,7 +9,7 @@ without segments is fake in every frame. Per-modality labels use `visual_segment
 modality counts for both streams).
 
   FrameDataset  one frame per item, `frames_per_video` items per video, a random frame each epoch:
-      image (3, S, S), label (video), frame_label, visual_label, audio_label, time, index, id
+      the keys of ClipDataset with T = 1 (video (1, 3, S, S), label = that frame's label, ...)
   ClipDataset   T consecutive sampled frames per video (random start when random=True):
       video (T, 3, S, S), frame_labels (T,) fake in any stream, visual_frame_labels (T,) face
       fake (an audio-only fake is 0 here), label (clip: any fake frame), video_label,
@@ -193,43 +193,6 @@ def _frame_fields(rec: VideoRecord, fps: float, indices: np.ndarray) -> dict[str
     }
 
 
-class FrameDataset(CacheDataset):
-    """Single face frames: `frames_per_video` items per video, each a random (or evenly spaced) frame.
-
-    It has no whole-video tiling: every registered visual model takes clips, and predict feeds
-    them clips of `data.clip_frames` frames, so a run training on frames validates on
-    `AllClips(ClipDataset)` (fakelens.train.data.build_datasets)."""
-
-    need_face = True
-
-    def __init__(self, cache_dir: str | Path, split: str | Sequence[str] | None = None, *,
-                 frames_per_video: int = 1, random: bool = True, **kwargs):
-        super().__init__(cache_dir, split, **kwargs)
-        self.k = int(frames_per_video)
-        self.random = random
-
-    def __len__(self) -> int:
-        return len(self.rows) * self.k
-
-    def __getitem__(self, i: int) -> dict[str, Any]:
-        v, j = divmod(i, self.k)
-        z = self._load(v)
-        n = z["faces"].shape[1]
-        t = int(torch.randint(n, ()).item()) if self.random else min(n - 1, int((j + 0.5) * n / self.k))
-        rec = self.records[v]
-        lab = _frame_fields(rec, float(z["fps"]), z["indices"][t : t + 1])
-        return self._finish({
-            "image": self._images(z["faces"][0, t]),  # (3, S, S)
-            "label": _scalar(_video_label(rec)),
-            "frame_label": _scalar(lab["frame_labels"][0]),
-            "visual_label": _scalar(lab["visual"][0]),
-            "audio_label": _scalar(lab["audio"][0]),
-            "time": _scalar(float(z["times"][t])),
-            "index": int(z["indices"][t]),
-            "id": rec.id,
-        })
-
-
 class ClipDataset(CacheDataset):
     """T consecutive sampled face frames per video; shorter videos are padded with their last frame."""
 
@@ -283,6 +246,37 @@ class ClipDataset(CacheDataset):
 
     def __getitem__(self, v: int) -> dict[str, Any]:
         return self._finish(self._clip(v, self._load(v)))
+
+
+class FrameDataset(ClipDataset):
+    """Single face frames as one-frame clips (DFDC-winner style training of a 2D CNN on frames):
+    `frames_per_video` items per video, each a random frame (evenly spaced with random=False),
+    with ClipDataset's keys at T = 1, so the frame models (2D CNN + temporal pooling) and the
+    video augmentations take them as they are.
+
+    It has no whole-video tiling of its own: predict feeds the model clips of `data.clip_frames`
+    frames, so a run training on frames validates on `AllClips(ClipDataset)`
+    (fakelens.train.data.build_datasets)."""
+
+    def __init__(self, cache_dir: str | Path, split: str | Sequence[str] | None = None, *,
+                 frames_per_video: int = 1, random: bool = True, **kwargs):
+        super().__init__(cache_dir, split, clip_frames=1, random=random, **kwargs)
+        self.k = int(frames_per_video)
+        if self.k < 1:
+            raise ValueError(f"frames_per_video must be >= 1, got {frames_per_video}")
+
+    def __len__(self) -> int:
+        return len(self.rows) * self.k
+
+    def n_tiles(self, v: int) -> int:
+        raise FakelensError("FrameDataset gives no whole-video tiling: validate on AllClips(ClipDataset)")
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        v, j = divmod(i, self.k)
+        z = self._load(v)
+        n = z["faces"].shape[1]
+        t = int(torch.randint(n, ()).item()) if self.random else min(n - 1, int((j + 0.5) * n / self.k))
+        return self._finish(self._clip_at(v, z, np.array([t]), np.array([True])))  # T = 1
 
 
 def mel_window(z: dict[str, np.ndarray], start_time: float, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
