@@ -72,20 +72,24 @@ def test_crop_square_margin_and_padding():
     assert edge.shape == (40, 40, 3) and edge[:10].max() == 0
 
 
+def _face_frames(astronaut, n=12, faceless=False) -> list[np.ndarray]:
+    """Frames (240, 320, 3) of the astronaut's face sliding right 8 px per frame."""
+    face = astronaut[40:200, 160:290]  # (160, 130, 3) around the face
+    frames = []
+    for i in range(n):
+        f = np.full((240, 320, 3), 30, np.uint8)
+        if not faceless:
+            f[40:200, 20 + 8 * i : 150 + 8 * i] = face
+        frames.append(f)
+    return frames
+
+
 def _face_video(make_path, astronaut, n=12, faceless=False):
     """A 320x240 h264 video of the astronaut's face sliding right (face box known per frame)."""
     from fakelens.io.encode import write_video
 
-    face = astronaut[40:200, 160:290]  # (160, 130, 3) around the face
-    frames, boxes = [], []
-    for i in range(n):
-        f = np.full((240, 320, 3), 30, np.uint8)
-        x = 20 + 8 * i
-        if not faceless:
-            f[40:200, x : x + 130] = face
-        frames.append(f)
-        boxes.append(ASTRONAUT_FACE - np.array([160 - x, 40 - 40, 160 - x, 40 - 40], np.float32))
-    return write_video(make_path, frames, 10.0), np.stack(boxes)
+    boxes = [ASTRONAUT_FACE - np.array([140 - 8 * i, 0, 140 - 8 * i, 0], np.float32) for i in range(n)]
+    return write_video(make_path, _face_frames(astronaut, n, faceless), 10.0), np.stack(boxes)
 
 
 @pytest.mark.parametrize("detect_every", [1, 3, 8])
@@ -145,6 +149,25 @@ def test_streaming_every_k_equals_reading_those_frames(tmp_path, astronaut, dete
     small = extract_faces(path, every=3, detector=det, size=48, detect_max_side=160)  # libswscale downscale
     ious = [box_iou(small.boxes[0, t][None], truth[i][None])[0, 0] for t, i in enumerate(small.indices)]
     assert min(ious) > 0.5, ious
+
+
+@pytest.mark.parametrize("rotation", [90, 270])
+def test_rotated_phone_video_gives_upright_faces_in_display_coordinates(tmp_path, astronaut, detectors, rotation):
+    """A phone video stores sideways frames plus a display rotation: boxes and crops come out as displayed."""
+    from fakelens.io.encode import write_video
+
+    path, truth = _face_video(tmp_path / "upright.mp4", astronaut)
+    k = rotation // 90  # np.rot90 turns counter-clockwise: store the frames turned back
+    stored = [np.ascontiguousarray(np.rot90(f, k)) for f in _face_frames(astronaut)]
+    rotated = write_video(tmp_path / "phone.mp4", stored, 10.0, rotation=rotation)
+    det = _detector(detectors, "mtcnn")
+    up = extract_faces(path, n_frames=6, detector=det, size=48, detect_max_side=None)
+    ph = extract_faces(rotated, n_frames=6, detector=det, size=48, detect_max_side=None)
+    assert (ph.width, ph.height) == (320, 240) and ph.status == "ok"
+    ious = [box_iou(ph.boxes[0, t][None], truth[i][None])[0, 0] for t, i in enumerate(ph.indices)]
+    assert min(ious) > 0.5, ious
+    diff = np.abs(ph.faces.astype(int) - up.faces.astype(int)).mean()
+    assert diff < 12, diff  # the same upright crops, up to compression
 
 
 def test_repeated_and_unsorted_times_keep_their_order(tmp_path, astronaut, detectors):
