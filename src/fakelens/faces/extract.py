@@ -28,7 +28,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from fakelens.faces.detectors import FaceDetector, build_detector, scale_boxes
+from fakelens.faces.detectors import FaceDetector, build_detector, nms, scale_boxes
 from fakelens.faces.tracking import track_faces
 
 FALLBACKS = ("none", "full_frame")
@@ -114,8 +114,6 @@ class FaceFinder:
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         """(H, W, 3) uint8 RGB -> (K, 5) x1, y1, x2, y2, score in the frame's pixels."""
-        from fakelens.faces.detectors import nms
-
         keyframe = self.n_frames % self.every == 0
         self.n_frames += 1
         found = _EMPTY
@@ -169,7 +167,7 @@ def extract_faces(
     t0 = time.perf_counter()
     info = info if info is not None else probe(path)
     timings["probe"] = time.perf_counter() - t0
-    opts = dict(size=size, margin=margin, max_faces=max_faces, detect_every=detect_every, fallback=fallback,
+    opts = dict(margin=margin, max_faces=max_faces, fallback=fallback,
                 smooth_seconds=smooth_seconds, max_gap=max_gap)
     small_side = detect_max_side if detect_max_side and max(info.width, info.height) > detect_max_side else None
     if every is not None:
@@ -250,7 +248,7 @@ def _detect_pass(frames: Iterable, finder: FaceFinder, info, timings: dict[str, 
 
 
 def _track(dets: list[np.ndarray | None], times: np.ndarray, info, timings: dict[str, float], *, margin: float,
-           max_faces: int, fallback: str, smooth_seconds: float, max_gap: int, **_) -> tuple:
+           max_faces: int, fallback: str, smooth_seconds: float, max_gap: int) -> tuple:
     """Tracks -> (boxes (F, T, 4), found (F, T), n_tracks, fallback used, crop margin)."""
     t1 = time.perf_counter()
     boxes, found, n_tracks = track_faces(dets, times, max_faces=max_faces, smooth_seconds=smooth_seconds,
