@@ -148,12 +148,31 @@ class Proposal:
 
 
 @dataclass
+class FaceScore:
+    """One face track of a video as the pipeline scored it (`Prediction.faces`).
+
+    `index` is the track's position in the features (0 = the track with the most detections).
+    Arrays cover only the sampled frames where this face was found (`found` in the cache):
+    frames without the face are never scored.
+    """
+
+    index: int
+    score: float  # P(fake) of this face: the run's aggregation over its own frames / clips
+    frame_times: np.ndarray  # (T_f,) seconds
+    frame_scores: np.ndarray | None = None  # (T_f,) P(fake) per frame (None: the model gives clip scores only)
+    boxes: np.ndarray | None = None  # (T_f, 4) x1, y1, x2, y2 in displayed pixels
+    detection: float | None = None  # mean detector confidence over the track
+
+
+@dataclass
 class Prediction:
     """What the inference pipeline returns for one video.
 
     `score` is P(fake) for the whole video. `frame_times`/`frame_scores` are the per-frame (or
     per-window) fakeness over time. `fallback` names the documented fallback used, if any
-    (e.g. "no_face: full frame"); it is None for a normal prediction.
+    (e.g. "no_face: full frame"); it is None for a normal prediction. `faces` holds every
+    scored face track and `face_aggregate` how their scores made `score` (e.g. "max"); `streams`
+    says what the score rests on: "audio-visual", "visual only" or "audio only".
     """
 
     id: str
@@ -165,6 +184,9 @@ class Prediction:
     audio_scores: np.ndarray | None = None  # (A,) P(fake) per audio window
     fallback: str | None = None
     extras: dict[str, float] = field(default_factory=dict)
+    faces: tuple[FaceScore, ...] = ()
+    face_aggregate: str | None = None
+    streams: str | None = None
 
 
 def segments_from_pairs(pairs: Sequence[Sequence[float]]) -> tuple[Segment, ...]:

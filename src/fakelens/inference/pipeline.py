@@ -1,7 +1,7 @@
 """The one inference pipeline: decode sampled frames/audio -> faces -> model -> per-frame and per-clip
 scores -> video score (a named aggregation) -> Prediction with temporal proposals.
 
-Decoding, face extraction and log-mels are fakelens.data.cache.compute_features with the training
+Decoding, face extraction and log-mels are fakelens.features.media.compute_features with the training
 cache's own parameters (saved in the checkpoint), so prediction sees exactly the crops training saw.
 Faces are cut into clips of the training clip length by fakelens.data.dataset.tile_clips (audio-only
 models: mel windows by tile_windows), batched through the model under torch.inference_mode(), and
@@ -42,7 +42,7 @@ class LoadedRun:
     """A trained model with everything needed to feed it: configs, preprocessing, prior."""
 
     cfg: Any  # fakelens.train.config.TrainConfig
-    cache: Any  # fakelens.data.cache.CacheConfig used to build the training cache
+    cache: Any  # fakelens.features.media.MediaConfig used to build the training cache
     model: torch.nn.Module
     task: Any  # fakelens.tasks.Task
     prior: float
@@ -66,7 +66,7 @@ def resolve_checkpoint(run_or_checkpoint: str | Path) -> Path:
 def load_run(run_or_checkpoint: str | Path, device: str | torch.device = "cpu") -> LoadedRun:
     """Rebuild the model of a run from its checkpoint alone (config, prior, cache parameters inside)."""
     from fakelens.config import from_dict
-    from fakelens.data.cache import CacheConfig
+    from fakelens.features.media import MediaConfig
     from fakelens.models import create_model
     from fakelens.tasks import build_task
     from fakelens.train.config import TrainConfig
@@ -83,7 +83,7 @@ def load_run(run_or_checkpoint: str | Path, device: str | torch.device = "cpu") 
     if hp.get("cache_config") is None:
         raise FakelensError(f"{ckpt_path}: the run was trained without a preprocessing cache, so its face/audio "
                             "parameters are unknown; predict needs a run trained with `fakelens train`")
-    cache = CacheConfig(**hp["cache_config"])
+    cache = MediaConfig(**hp["cache_config"])
     model = create_model(dataclasses.replace(cfg.model, pretrained=False, audio_pretrained=None))
     state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     model.load_state_dict(state)
@@ -120,9 +120,9 @@ class _NoFace(FakelensError):
 
 def _features_job(path: str, cache_dict: dict[str, Any]) -> Any:
     """Worker-process entry: decode + faces + log-mel with the detector built once per process."""
-    from fakelens.data.cache import CacheConfig, compute_features
+    from fakelens.features.media import MediaConfig, compute_features
 
-    return compute_features(path, CacheConfig(**cache_dict), _WORKER_DETECTOR)
+    return compute_features(path, MediaConfig(**cache_dict), _WORKER_DETECTOR)
 
 
 _WORKER_DETECTOR: Any = None
@@ -172,8 +172,8 @@ class Predictor:
         return self._detector
 
     def features(self, path: str | Path) -> Any:
-        """Decode, faces, log-mel of one video (fakelens.data.cache.compute_features)."""
-        from fakelens.data.cache import compute_features
+        """Decode, faces, log-mel of one video (fakelens.features.media.compute_features)."""
+        from fakelens.features.media import compute_features
 
         return compute_features(path, self.cache_cfg, self.detector())
 

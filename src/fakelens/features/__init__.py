@@ -1,0 +1,1 @@
+"""Media -> features: the one path from a video file to what models read (see fakelens.features.media)."""

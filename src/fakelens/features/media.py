@@ -1,0 +1,158 @@
+"""The one media -> features path: decode -> faces (detect, track) -> crops, and audio -> log-mel.
+
+`compute_features` is what `fakelens preprocess` stores in the cache and what `predict` (and
+every later consumer: dense features, detect) computes on the fly, with the same `MediaConfig`,
+so a model always sees at inference exactly the inputs it was trained on. Nothing else decodes a
+video or runs the face loop.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fakelens.errors import ConfigError
+
+CACHE_VERSION = 2  # 2: faces followed with detector.refine between full detections (detect_every)
+MEL_DTYPE = np.float16  # how the cache stores log-mels; compute_features rounds through it, so
+                        # predict's features equal the cached ones training and validation read
+SAMPLINGS = ("frames", "fps", "all")
+
+
+@dataclass
+class MediaConfig:
+    """Everything that changes the features of a video (sampling, crops, detector, log-mel); a cache
+    records the one it was made with (CACHE/config.json) and a run records its cache's."""
+
+    sampling: str = "frames"  # "frames": n_frames evenly spaced; "fps": sample_fps per second; "all"
+    n_frames: int = 32
+    sample_fps: float = 5.0
+    size: int = 224
+    margin: float = 1.3
+    detector: str = "mtcnn"
+    detect_max_side: int | None = 640
+    detect_every: int = 8  # full-frame detection every k-th sampled frame, refine in between
+    max_faces: int = 1
+    fallback: str = "none"  # "none" | "full_frame"
+    sample_rate: int = 16000
+    n_mels: int = 80
+    win_seconds: float = 0.025
+    hop_seconds: float = 0.010
+    n_fft: int = 512
+    version: int = CACHE_VERSION
+
+    def __post_init__(self) -> None:
+        if self.sampling not in SAMPLINGS:
+            raise ConfigError(f"sampling must be one of {SAMPLINGS}, got {self.sampling!r}")
+        if self.fallback not in ("none", "full_frame"):
+            raise ConfigError(f"fallback must be 'none' or 'full_frame', got {self.fallback!r}")
+        if self.n_frames < 1 or self.sample_fps <= 0 or self.size < 8 or self.margin < 1.0:
+            raise ConfigError(f"bad media parameters: n_frames={self.n_frames}, sample_fps={self.sample_fps}, "
+                              f"size={self.size}, margin={self.margin}")
+        if self.detect_every < 1 or self.max_faces < 1:
+            raise ConfigError(f"detect_every and max_faces must be >= 1, got {self.detect_every} and "
+                              f"{self.max_faces}")
+
+    def mel_config(self):
+        from fakelens.audio.features import MelConfig
+
+        return MelConfig(sample_rate=self.sample_rate, n_mels=self.n_mels, win_seconds=self.win_seconds,
+                         hop_seconds=self.hop_seconds, n_fft=self.n_fft)
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
+
+# ------------------------------------------------------------------------------------ sampling
+
+
+def sampling_for(info, cfg: MediaConfig) -> dict[str, Any]:
+    """extract_faces' sampling argument for a probed video: n_frames evenly spaced, or every k-th
+    frame (streamed) for "fps" (k = round(video fps / sample_fps)) and "all" (k = 1)."""
+    if cfg.sampling == "frames":
+        return {"n_frames": cfg.n_frames}
+    if cfg.sampling == "all":
+        return {"every": 1}
+    return {"every": max(1, int(round(info.fps / cfg.sample_fps)))}
+
+
+
+# ------------------------------------------------------------------------------------ one video
+
+
+@dataclass
+class VideoFeatures:
+    """What preprocessing computes for one video (also used by inference, so features match)."""
+
+    clip: Any  # fakelens.faces.extract.FaceClip
+    mel: np.ndarray  # (n_mels, M) float32 log-mel (values rounded to MEL_DTYPE); M = 0 without audio
+    mel_times: np.ndarray  # (M,) seconds
+    has_audio: bool
+    audio_message: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+# glibc's M_MMAP_THRESHOLD: allocations above it are mmapped and go back to the OS when freed.
+# glibc raises the threshold dynamically up to 32 MB, so the detector's activations and the
+# decoded audio end up on the heap, which is never trimmed: fixing it lowers the peak RSS of a
+# 10-minute video by ~80 MB (bench_preprocess).
+MMAP_THRESHOLD_BYTES = 128 * 1024
+_M_MMAP_THRESHOLD = -3
+
+
+def release_large_allocations() -> bool:
+    """Fix glibc's mmap threshold (see MMAP_THRESHOLD_BYTES) for this process; False when the C
+    library has no `mallopt` (not glibc) and nothing changed."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    libc = ctypes.CDLL(name) if name else None
+    if libc is None or not hasattr(libc, "mallopt"):
+        return False
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
+
+
+def compute_features(path: str | Path, cfg: MediaConfig, detector=None) -> VideoFeatures:
+    """Faces and log-mels of one video with the parameters `cfg`. Raises MediaError when undecodable."""
+    from fakelens.audio.features import log_mel
+    from fakelens.faces.extract import extract_faces
+    from fakelens.io.audio import read_audio
+    from fakelens.io.video import probe
+
+    release_large_allocations()
+    t0 = time.perf_counter()
+    info = probe(path)
+    t_probe = time.perf_counter() - t0
+    # Audio first: its waveform (38 MB for 10 min) is freed before the face crops are allocated.
+    t1 = time.perf_counter()
+    mcfg = cfg.mel_config()
+    message = ""
+    if info.has_audio:
+        wave = read_audio(path, sample_rate=cfg.sample_rate)  # (S,)
+        if len(wave) == 0:
+            message = "audio stream has no samples"
+    else:
+        wave = np.zeros(0, np.float32)
+        message = "no audio stream"
+    mel, mel_times = log_mel(wave, mcfg)  # (n_mels, M), (M,)
+    mel = mel.astype(MEL_DTYPE).astype(np.float32)  # (n_mels, M) float32 holding the cached values
+    del wave
+    t_audio = time.perf_counter() - t1
+    clip = extract_faces(path, **sampling_for(info, cfg), detector=detector or cfg.detector, size=cfg.size,
+                         margin=cfg.margin, max_faces=cfg.max_faces, detect_max_side=cfg.detect_max_side,
+                         detect_every=cfg.detect_every, fallback=cfg.fallback, info=info)
+    timings = dict(clip.timings)
+    timings["probe"] = t_probe
+    timings["audio"] = t_audio
+    return VideoFeatures(clip=clip, mel=mel, mel_times=mel_times, has_audio=mel.shape[1] > 0,
+                         audio_message=message, timings=timings)
+
+
