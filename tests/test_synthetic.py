@@ -125,7 +125,7 @@ def test_visual_fake_confined_to_segment_and_face_box(method):
     assert np.array_equal(f.boxes, r.boxes)
     diffs = []
     for t in np.flatnonzero(inside):
-        x1, y1, x2, y2 = syn._face_roi(r.boxes[t], fake.source.size)
+        x1, y1, x2, y2 = syn.manipulations._face_roi(r.boxes[t], fake.source.size)
         d = np.abs(f.frames[t].astype(int) - r.frames[t].astype(int))
         outside = d.copy()
         outside[y1:y2, x1:x2] = 0
@@ -301,7 +301,7 @@ def test_interrupted_run_resumes_and_workers_do_not_change_output(tmp_path, monk
     def crash(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(syn, "_write_metadata", crash)
+    monkeypatch.setattr(syn.writer, "_write_metadata", crash)
     with pytest.raises(KeyboardInterrupt):
         generate(tmp_path / "a", config, progress=False)
     monkeypatch.undo()

@@ -1,0 +1,97 @@
+"""What to generate: `SynthConfig`, validated field by field (a ConfigError names the bad one)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from fakelens.data.synthetic.manipulations import AUDIO_MANIPULATIONS, VISUAL_MANIPULATIONS
+from fakelens.errors import ConfigError, FakelensError
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class SynthConfig:
+    """What to generate. Times in seconds; `size` is (H, W) in pixels; strength in [0, 1]."""
+
+    n_videos: int = 160
+    seed: int = 0
+    fake_fraction: float = 0.5
+    duration: tuple[float, float] = (3.2, 4.0)  # each source's duration is drawn in this range
+    fps: int = 25
+    size: tuple[int, int] = (224, 224)
+    sample_rate: int = 16000
+    modality_mix: tuple[float, float, float] = (0.4, 0.3, 0.3)  # weights of visual, audio, both
+    visual_methods: tuple[str, ...] = ("face_swap", "face_reenact")
+    audio_methods: tuple[str, ...] = ("voice_swap", "pitch_shift")
+    segments_per_fake: tuple[int, int] = (1, 2)  # inclusive range
+    segment_duration: tuple[float, float] = (1.4, 2.4)
+    strength: float = 0.9
+    split_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)  # train, val, test
+    layout: Literal["avdeepfake1m", "csv"] = "avdeepfake1m"
+    workers: int = 0  # 0 = one per CPU core; 1 = in this process
+    main_identity_fraction: float = 0.35  # share of real sources showing astronaut()
+    crf: int = 23  # h264 quality (lower = better)
+
+    def __post_init__(self) -> None:
+        self.duration = tuple(float(x) for x in self.duration)  # type: ignore[assignment]
+        self.size = tuple(int(x) for x in self.size)  # type: ignore[assignment]
+        self.segment_duration = tuple(float(x) for x in self.segment_duration)  # type: ignore[assignment]
+        self.segments_per_fake = tuple(int(x) for x in self.segments_per_fake)  # type: ignore[assignment]
+        self.modality_mix = tuple(float(x) for x in self.modality_mix)  # type: ignore[assignment]
+        self.split_fractions = tuple(float(x) for x in self.split_fractions)  # type: ignore[assignment]
+        self.visual_methods = tuple(self.visual_methods)
+        self.audio_methods = tuple(self.audio_methods)
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first bad field."""
+
+        def bad(name: str, why: str) -> ConfigError:
+            return ConfigError(f"synthetic config: {name}={getattr(self, name)!r}: {why}")
+
+        if self.n_videos < 1:
+            raise bad("n_videos", "need at least one video")
+        if not 0.0 <= self.fake_fraction < 1.0:
+            raise bad("fake_fraction", "must be in [0, 1) (fakes derive from real videos)")
+        if len(self.duration) != 2 or not 0 < self.duration[0] <= self.duration[1]:
+            raise bad("duration", "needs 0 < min <= max seconds")
+        if self.fps <= 0:
+            raise bad("fps", "must be positive")
+        if len(self.size) != 2 or min(self.size) < 64 or any(s % 2 for s in self.size):
+            raise bad("size", "needs (H, W), both even and >= 64 (h264 uses 4:2:0 chroma)")
+        if self.sample_rate < 8000 or self.sample_rate % self.fps:
+            raise bad("sample_rate", f">= 8000 and a multiple of fps={self.fps}")
+        if len(self.modality_mix) != 3 or min(self.modality_mix) < 0 or sum(self.modality_mix) <= 0:
+            raise bad("modality_mix", "needs three non-negative weights (visual, audio, both), not all 0")
+        for name, reg, needed in (("visual_methods", VISUAL_MANIPULATIONS, self.modality_mix[0] + self.modality_mix[2]),
+                                  ("audio_methods", AUDIO_MANIPULATIONS, self.modality_mix[1] + self.modality_mix[2])):
+            methods = getattr(self, name)
+            if needed > 0 and not methods:
+                raise bad(name, "empty but the modality mix asks for such fakes")
+            for m in methods:
+                if m not in reg:
+                    try:
+                        reg.get(m)
+                    except FakelensError as e:  # the registry's message suggests close names
+                        raise bad(name, str(e)) from None
+        lo, hi = self.segments_per_fake
+        if not 1 <= lo <= hi:
+            raise bad("segments_per_fake", "needs 1 <= min <= max")
+        if not 0 < self.segment_duration[0] <= self.segment_duration[1]:
+            raise bad("segment_duration", "needs 0 < min <= max seconds")
+        if self.segment_duration[0] * self.fps < 1:
+            raise bad("segment_duration", f"shorter than one frame at fps={self.fps}")
+        if not 0.0 <= self.strength <= 1.0:
+            raise bad("strength", "must be in [0, 1]")
+        if len(self.split_fractions) != 3 or min(self.split_fractions) < 0 or sum(self.split_fractions) <= 0:
+            raise bad("split_fractions", "needs three non-negative fractions (train, val, test)")
+        if self.layout not in ("avdeepfake1m", "csv"):
+            raise bad("layout", "is 'avdeepfake1m' or 'csv'")
+        if self.workers < 0:
+            raise bad("workers", "0 (all cores) or a positive count")
+        if not 0.0 <= self.main_identity_fraction <= 1.0:
+            raise bad("main_identity_fraction", "must be in [0, 1]")
+        if not 0 <= self.crf <= 51:
+            raise bad("crf", "h264 crf is in [0, 51]")
