@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pytest
@@ -84,6 +86,55 @@ def test_config_layers_and_unknown_keys(tmp_path):
     out = tmp_path / "run" / "config.yaml"
     save_config(cfg, out)
     assert load_config(_Cfg, out) == cfg
+
+
+@dataclass
+class _Typed:
+    precision: Literal["32", "bf16-mixed"] = "bf16-mixed"
+    budget: int = 1
+    on: bool = False
+    split: str = "val"
+    weights: bool | str = False
+    seconds: float | None = 1.0
+
+
+def test_overrides_are_coerced_to_the_field_type():
+    """--set values as a user types them: YAML would read `32` as a number, `5e6` as text, `no` as
+    False; each field gets the value of its own type."""
+    cfg = load_config(_Typed, None, ["precision=32", "budget=5e6", "on=yes", "split=no", "weights=false",
+                                     "seconds=null"])
+    assert cfg == _Typed(precision="32", budget=5_000_000, on=True, split="no", weights=False, seconds=None)
+    cfg = load_config(_Typed, None, ["weights=/w/b4.pth", "split=", "on=off", "budget=200_000_000"])
+    assert cfg.weights == "/w/b4.pth" and cfg.split == "" and cfg.on is False and cfg.budget == 200_000_000
+    assert from_dict(_Typed, {"precision": 32}).precision == "32"  # a YAML recipe writing precision: 32
+    with pytest.raises(ConfigError, match="is not one of"):
+        load_config(_Typed, None, ["precision=16"])
+    with pytest.raises(ConfigError, match="expected an integer"):
+        load_config(_Typed, None, ["budget=5.5"])
+    with pytest.raises(ConfigError, match="expected true/false"):
+        load_config(_Typed, None, ["on=maybe"])
+
+
+def test_a_config_error_is_reported_before_torch_is_imported(tmp_path):
+    """`fakelens train` / `model info` with a wrong key: the error comes before the heavy imports
+    (3-8 s of torch, timm and Lightning), measured in a fresh process."""
+    import subprocess
+    import sys
+    import time
+
+    code = ("import sys\nfrom fakelens.cli.main import main\n"
+            "rc = main(sys.argv[1:])\n"
+            "print('torch' in sys.modules, 'lightning' in sys.modules, rc)\n")
+    recipe = Path(__file__).resolve().parent.parent / "configs" / "dfdc_effnet.yaml"
+    for argv in (["train", "--config", str(recipe), "--out", str(tmp_path / "r"), "--set", "train.epoch=2"],
+                 ["train", "--config", str(recipe), "--out", str(tmp_path / "r"), "--set", "train.precision=64"],
+                 ["model", "info", "--config", str(recipe), "--set", "image_sise=64"]):
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120)
+        seconds = time.perf_counter() - t0
+        assert proc.stdout.split() == ["False", "False", "2"], (argv, proc.stdout, proc.stderr)
+        assert "did you mean" in proc.stderr or "is not one of" in proc.stderr, proc.stderr
+        print(f"{argv[-1]}: config error after {seconds:.2f} s")
 
 
 def test_cli_help_runs(capsys):

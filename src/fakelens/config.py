@@ -1,7 +1,9 @@
 """Typed configuration: dataclass defaults < YAML file < CLI `key=value` overrides.
 
-Unknown keys are errors with a suggestion; values are coerced to the declared field types;
-`save_config` writes the resolved config next to a run so it can be reproduced.
+Unknown keys are errors with a suggestion; values are coerced to the declared field types
+(`--set train.precision=32` gives the string "32" a Literal["32", ...] field wants, `5e6` an int,
+`no` a bool or the text "no" for a string field); `save_config` writes the resolved config next
+to a run so it can be reproduced.
 """
 
 from __future__ import annotations
@@ -23,16 +25,35 @@ def _field_types(cls: type) -> dict[str, Any]:
     return get_type_hints(cls)
 
 
+@dataclasses.dataclass(frozen=True)
+class Override:
+    """A `--set key=value` value as typed and as YAML reads it: a field typed as text takes the
+    text (`--set data.val_split=no` is "no", not False), any other field the YAML value."""
+
+    text: str
+    value: Any
+
+
+def _wants_text(tp: Any) -> bool:
+    """str, Path, or a Literal of strings: fields whose value is the text as typed."""
+    if tp in (str, Path):
+        return True
+    return get_origin(tp) is typing.Literal and all(isinstance(a, str) for a in get_args(tp))
+
+
 def _coerce(value: Any, tp: Any, where: str) -> Any:
     """Convert a YAML/CLI value to the annotated type, or raise ConfigError naming the key."""
     origin = get_origin(tp)
+    if isinstance(value, Override) and origin not in (typing.Union, types.UnionType):
+        value = value.value if isinstance(value.value, str) or not _wants_text(tp) else value.text
     if tp is Any:
         return value
     if origin in (typing.Union, types.UnionType):
         args = get_args(tp)
-        if value is None and type(None) in args:
+        plain = value.value if isinstance(value, Override) else value
+        if plain is None and type(None) in args:
             return None
-        if isinstance(value, str) and value.lower() in ("none", "null") and type(None) in args:
+        if isinstance(plain, str) and plain.lower() in ("none", "null") and type(None) in args:
             return None
         errors = []
         for arg in args:
@@ -45,7 +66,10 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         raise ConfigError(errors[0] if errors else f"{where}: cannot use {value!r}")
     if origin is typing.Literal:
         allowed = get_args(tp)
-        if value not in allowed:
+        if value not in allowed:  # YAML reads `32` as a number: match the allowed values by their text
+            same = [a for a in allowed if str(a) == str(value) and not isinstance(value, bool)]
+            if same:
+                return same[0]
             close = difflib.get_close_matches(str(value), [str(a) for a in allowed], n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise ConfigError(f"{where}: {value!r} is not one of {list(allowed)}{hint}")
@@ -137,8 +161,9 @@ def to_dict(cfg: Any) -> dict[str, Any]:
     return plain(cfg)
 
 
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """'train.lr=3e-4' -> (['train', 'lr'], 3e-4) with the value parsed as YAML."""
+def parse_override(text: str) -> tuple[list[str], Override]:
+    """'train.lr=3e-4' -> (['train', 'lr'], Override('3e-4', 3e-4)): the value as typed and as
+    YAML reads it (the field's type picks one, see `Override`)."""
     import yaml
 
     if "=" not in text:
@@ -151,7 +176,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
-    return key.split("."), value
+    return key.split("."), Override(raw.strip(), value)
 
 
 def merge_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -169,7 +194,8 @@ def merge_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
             if not isinstance(nxt, dict):
                 raise ConfigError(f"override {text!r}: {part!r} is not a section")
             node = nxt
-        node[path[-1]] = value
+        # A whole section given as a mapping (--set 'optim={lr: 0.1}') is a plain value.
+        node[path[-1]] = value.value if isinstance(value.value, (dict, list)) else value
     return out
 
 

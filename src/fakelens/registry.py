@@ -4,6 +4,7 @@ aggregators, dataset formats and submission formats."""
 from __future__ import annotations
 
 import difflib
+from contextlib import contextmanager
 from typing import Callable, Generic, Iterator, TypeVar
 
 from fakelens.errors import FakelensError
@@ -58,3 +59,41 @@ class Registry(Generic[T]):
 
     def __len__(self) -> int:
         return len(self._items)
+
+
+_DEFERRED_CHECKS: "contextvars.ContextVar[bool]"
+
+
+def _deferred() -> "contextvars.ContextVar[bool]":
+    global _DEFERRED_CHECKS
+    try:
+        return _DEFERRED_CHECKS
+    except NameError:
+        import contextvars
+
+        _DEFERRED_CHECKS = contextvars.ContextVar("fakelens_deferred_name_checks", default=False)
+        return _DEFERRED_CHECKS
+
+
+@contextmanager
+def deferred_name_checks() -> Iterator[None]:
+    """Within this block, `check_registered` skips registries whose (heavy) module is not imported
+    yet: the CLI checks a config's keys, types and ranges in well under a second this way, before
+    importing torch, and checks it again in full afterwards."""
+    token = _deferred().set(True)
+    try:
+        yield
+    finally:
+        _deferred().reset(token)
+
+
+def check_registered(module: str, registry: str, name: str) -> None:
+    """Raise UnknownNameError (with suggestions) unless `name` is in `module`.`registry`; importing
+    the module registers its entries. Skipped inside `deferred_name_checks` while the module is not
+    imported."""
+    import importlib
+    import sys
+
+    if module not in sys.modules and _deferred().get():
+        return
+    getattr(importlib.import_module(module), registry).get(name)

@@ -68,15 +68,18 @@ def _model_section(args: argparse.Namespace) -> tuple[dict[str, Any], int | None
 
 def run_info(args: argparse.Namespace) -> int:
     from fakelens.cli.output import console, print_json, print_table
-    from fakelens.config import to_dict
-    from fakelens.models import resolve_config
-    from fakelens.train.budget import DEFAULT_MAX_PARAMS, count_config, describe, human
+    from fakelens.config import from_dict, to_dict
+    from fakelens.models.config import ModelConfig
 
     data, yaml_budget = _model_section(args)
     if args.batch < 1:
         from fakelens.errors import ConfigError
 
         raise ConfigError(f"--batch must be >= 1, got {args.batch}")
+    from_dict(ModelConfig, data, prefix="model.")  # a wrong key or value, reported before torch loads
+    from fakelens.models import resolve_config
+    from fakelens.train.budget import DEFAULT_MAX_PARAMS, count_config, describe, human
+
     cfg = resolve_config(data)
     max_params = args.max_params or yaml_budget or DEFAULT_MAX_PARAMS
     cost = count_config(cfg, batch=args.batch)

@@ -27,8 +27,7 @@ def run(args: argparse.Namespace) -> int:
 
     from fakelens.cli.output import print_json, print_table
     from fakelens.errors import ConfigError
-    from fakelens.train.config import load_train_config
-    from fakelens.train.engine import CONFIG_NAME, fit
+    from fakelens.train.config import CONFIG_NAME, load_train_config
 
     if args.out is None:
         if args.config is None:
@@ -40,6 +39,9 @@ def run(args: argparse.Namespace) -> int:
         if not args.resume:
             raise ConfigError("give --config RECIPE.yaml")
         config = out / CONFIG_NAME
+    load_train_config(config, args.overrides, light=True)  # a wrong key or value, reported before torch loads
+    from fakelens.train.engine import fit
+
     cfg = load_train_config(config, args.overrides)
     result = fit(cfg, out, resume=args.resume)
     m = result.metrics

@@ -7,16 +7,34 @@ pure nn.Modules taking keyword tensors in [0, 1] and returning a dict of logits.
 | clip3d | video (B,T,3,H,W) | logit (B,) |
 | audio, audio_tiny | audio (B,1,n_mels,F) | logit (B,), time_logits (B,F'); `.time_stride` mel frames per step |
 | av, av_tiny | video, audio | logit, visual_logit, audio_logit (B,), frame_logits (B,T), time_logits (B,F') |
+
+The names below are loaded on first use (PEP 562), so `fakelens.models.config` (the typed
+`model:` section) imports without torch; any of them registers every model first.
 """
 
-from fakelens.models import audio, av, clip3d, frame  # noqa: F401  (register the models)
-from fakelens.models.backbones import BACKBONES, LoadReport, image_backbone_names, load_weights, video_backbone_names
-from fakelens.models.config import ModelConfig
-from fakelens.models.factory import MODELS, ModelSpec, as_config, create_model, example_inputs, model_config, resolve_config
-from fakelens.models.temporal import POOLINGS
+from __future__ import annotations
 
-__all__ = [
-    "BACKBONES", "LoadReport", "MODELS", "ModelConfig", "ModelSpec", "POOLINGS", "as_config", "create_model",
-    "example_inputs", "image_backbone_names", "load_weights", "model_config", "resolve_config",
-    "video_backbone_names",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "BACKBONES": "backbones", "LoadReport": "backbones", "image_backbone_names": "backbones",
+    "load_weights": "backbones", "video_backbone_names": "backbones",
+    "ModelConfig": "config",
+    "MODELS": "factory", "ModelSpec": "factory", "as_config": "factory", "create_model": "factory",
+    "example_inputs": "factory", "model_config": "factory", "resolve_config": "factory",
+    "POOLINGS": "temporal",
+}
+_MODEL_MODULES = ("audio", "av", "clip3d", "frame")  # importing them registers the models
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    for module in _MODEL_MODULES:
+        importlib.import_module(f"{__name__}.{module}")
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value

@@ -1,7 +1,26 @@
-"""Training tasks (losses and targets over pure models) and MIL pooling strategies."""
+"""Training tasks (losses and targets over pure models) and MIL pooling strategies.
 
-from fakelens.tasks.classification import TASKS, AVTask, ClassificationTask, MILTask, Task, TaskConfig, build_task
-from fakelens.tasks.pooling import POOLINGS, PoolingParams, pool
+The names below are loaded on first use (PEP 562), so `fakelens.tasks.config` (the typed `task:`
+section) imports without torch."""
 
-__all__ = ["TASKS", "POOLINGS", "Task", "TaskConfig", "ClassificationTask", "MILTask", "AVTask", "build_task",
-           "PoolingParams", "pool"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "TASKS": "classification", "AVTask": "classification", "ClassificationTask": "classification",
+    "MILTask": "classification", "Task": "classification", "build_task": "classification",
+    "TaskConfig": "config",
+    "POOLINGS": "pooling", "PoolingParams": "pooling", "pool": "pooling",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value
+    return value

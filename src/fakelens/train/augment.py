@@ -9,48 +9,15 @@ Batch-level CutMix/MixUp (`BatchMix`) mixes videos and their (soft) binary label
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 import torch
 
 from fakelens.registry import Registry
-
-
-@dataclass
-class AugmentConfig:
-    """The `augment` section of a recipe: which named augmentations run, with their knobs."""
-
-    video: list[str] = field(default_factory=list)  # VIDEO_AUGMENTS names, applied in this order
-    audio: list[str] = field(default_factory=list)  # AUDIO_AUGMENTS names, applied in this order
-    p: float = 0.5  # probability of each listed augmentation
-    jpeg_quality: tuple[int, int] = (30, 95)
-    downscale: tuple[float, float] = (0.25, 0.75)  # resize factor range before scaling back up
-    blur_sigma: tuple[float, float] = (0.1, 2.0)
-    noise_std: float = 0.03
-    color_jitter: float = 0.2  # brightness/contrast/saturation strength (hue = strength / 4)
-    erase_scale: tuple[float, float] = (0.02, 0.2)  # cutout area fraction
-    crop_scale: tuple[float, float] = (0.7, 1.0)  # random resized crop area fraction
-    mix: str = "none"  # batch mixing: none | mixup | cutmix
-    mix_alpha: float = 0.4
-    spec_time_mask: float = 0.1  # SpecAugment: max fraction of time steps masked
-    spec_freq_mask: float = 0.15  # SpecAugment: max fraction of mel bins masked
-    spec_masks: int = 2  # number of time and of frequency masks
-    gain: float = 0.1  # max +/- shift of the normalised log-mel (a gain in dB, scaled)
-    audio_noise_std: float = 0.02
-
-    def __post_init__(self) -> None:
-        for name in self.video:
-            VIDEO_AUGMENTS.get(name)
-        for name in self.audio:
-            AUDIO_AUGMENTS.get(name)
-        if self.mix not in ("none", "mixup", "cutmix"):
-            raise ValueError(f"augment.mix must be none, mixup or cutmix, got {self.mix!r}")
-        if not 0 <= self.p <= 1:
-            raise ValueError(f"augment.p must be in [0, 1], got {self.p}")
-
+from fakelens.train.config import AugmentConfig  # noqa: F401  (defined there: importing it needs no torch)
 
 Transform = Callable[[torch.Tensor], torch.Tensor]
+
 VIDEO_AUGMENTS: Registry[Callable[[AugmentConfig], Transform]] = Registry("video augmentation")
 AUDIO_AUGMENTS: Registry[Callable[[AugmentConfig], Transform]] = Registry("audio augmentation")
 

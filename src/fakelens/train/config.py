@@ -1,5 +1,9 @@
 """The typed training config (one per run, saved as run_dir/config.yaml): data, model, task, optim,
-train and augment sections. Loaded with fakelens.config.load_config: defaults < YAML < --set."""
+train and augment sections. Loaded with fakelens.config.load_config: defaults < YAML < --set.
+
+Importing this module imports no torch: `load_train_config(..., light=True)` reports a wrong key,
+type or range in well under a second (names in registries of torch modules are checked by the
+full load)."""
 
 from __future__ import annotations
 
@@ -8,9 +12,11 @@ from pathlib import Path
 from typing import Literal
 
 from fakelens.config import load_config
-from fakelens.models import ModelConfig
-from fakelens.tasks.classification import TaskConfig
-from fakelens.train.augment import AugmentConfig
+from fakelens.models.config import ModelConfig
+from fakelens.registry import check_registered, deferred_name_checks
+from fakelens.tasks.config import TaskConfig
+
+CONFIG_NAME = "config.yaml"  # the resolved config of a run, in its folder (fakelens.train.engine)
 
 
 @dataclass
@@ -32,6 +38,40 @@ class DataConfig:
             raise ValueError(f"data.val_fraction must be in (0, 1), got {self.val_fraction}")
         if self.clip_frames < 1:
             raise ValueError(f"data.clip_frames must be >= 1, got {self.clip_frames}")
+
+
+@dataclass
+class AugmentConfig:
+    """The `augment` section of a recipe: which named augmentations run, with their knobs
+    (fakelens.train.augment implements them)."""
+
+    video: list[str] = field(default_factory=list)  # VIDEO_AUGMENTS names, applied in this order
+    audio: list[str] = field(default_factory=list)  # AUDIO_AUGMENTS names, applied in this order
+    p: float = 0.5  # probability of each listed augmentation
+    jpeg_quality: tuple[int, int] = (30, 95)
+    downscale: tuple[float, float] = (0.25, 0.75)  # resize factor range before scaling back up
+    blur_sigma: tuple[float, float] = (0.1, 2.0)
+    noise_std: float = 0.03
+    color_jitter: float = 0.2  # brightness/contrast/saturation strength (hue = strength / 4)
+    erase_scale: tuple[float, float] = (0.02, 0.2)  # cutout area fraction
+    crop_scale: tuple[float, float] = (0.7, 1.0)  # random resized crop area fraction
+    mix: str = "none"  # batch mixing: none | mixup | cutmix
+    mix_alpha: float = 0.4
+    spec_time_mask: float = 0.1  # SpecAugment: max fraction of time steps masked
+    spec_freq_mask: float = 0.15  # SpecAugment: max fraction of mel bins masked
+    spec_masks: int = 2  # number of time and of frequency masks
+    gain: float = 0.1  # max +/- shift of the normalised log-mel (a gain in dB, scaled)
+    audio_noise_std: float = 0.02
+
+    def __post_init__(self) -> None:
+        for name in self.video:
+            check_registered("fakelens.train.augment", "VIDEO_AUGMENTS", name)
+        for name in self.audio:
+            check_registered("fakelens.train.augment", "AUDIO_AUGMENTS", name)
+        if self.mix not in ("none", "mixup", "cutmix"):
+            raise ValueError(f"augment.mix must be none, mixup or cutmix, got {self.mix!r}")
+        if not 0 <= self.p <= 1:
+            raise ValueError(f"augment.p must be in [0, 1], got {self.p}")
 
 
 @dataclass
@@ -118,6 +158,13 @@ class TrainConfig:
     predict: PredictConfig = field(default_factory=PredictConfig)
 
 
-def load_train_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
-    """Defaults < YAML recipe < `key=value` overrides; unknown keys are ConfigErrors."""
+def load_train_config(path: str | Path | None, overrides: list[str] | None = None, *,
+                      light: bool = False) -> TrainConfig:
+    """Defaults < YAML recipe < `key=value` overrides; unknown keys are ConfigErrors.
+
+    light=True checks keys, types and ranges without importing torch (names of tasks and
+    augmentations, registered in torch modules, are then left to the full load)."""
+    if light:
+        with deferred_name_checks():
+            return load_config(TrainConfig, path, overrides)
     return load_config(TrainConfig, path, overrides)

@@ -26,9 +26,8 @@ from typing import Any, Sequence
 from fakelens.atomic import atomic_write_text
 from fakelens.config import save_config, to_dict
 from fakelens.errors import ConfigError, FakelensError
-from fakelens.train.config import TrainConfig
+from fakelens.train.config import CONFIG_NAME, TrainConfig
 
-CONFIG_NAME = "config.yaml"
 CACHE_CONFIG_NAME = "cache_config.json"  # preprocessing parameters, reused by `fakelens predict`
 METRICS_NAME = "metrics.json"
 BEST_NAME = "best"
