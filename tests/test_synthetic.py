@@ -74,7 +74,7 @@ def test_demo_preset_is_sized_for_a_cpu_demo():
 
 @pytest.mark.parametrize("field,value", [("size", (63, 64)), ("strength", 1.5), ("fake_fraction", 1.0),
                                          ("visual_methods", ("face_swp",)), ("segments_per_fake", (2, 1)),
-                                         ("layout", "lavdf"), ("duration", (0.0, 1.0))])
+                                         ("layout", "kinetics"), ("duration", (0.0, 1.0))])
 def test_bad_config_values_fail_with_the_field_name(field, value):
     with pytest.raises(ConfigError, match=field.split("_")[0]):
         preset("tiny", **{field: value})

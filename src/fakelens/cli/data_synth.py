@@ -2,8 +2,8 @@
 
 Talking heads built from the face photos shipped with scikit-image, with a synthetic voice; fakes
 are manipulated in time segments, visually (face region), in audio, or both. Written as mp4
-(h264 + AAC) with AV-Deepfake1M metadata (or CSV labels) and per-frame face boxes. See
-`fakelens.data.synthetic` for the layout. Heavy imports happen inside `run`.
+(h264 + AAC) in the AV-Deepfake1M, DFDC, LAV-DF or CSV-competition layout, with per-frame face
+boxes. See `fakelens.data.synthetic.layouts` for the layouts. Heavy imports happen inside `run`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "synth",
         help="generate a synthetic deepfake dataset (talking heads, voice, segment fakes)",
         description="Generate talking-head videos with voice, half of them faked in time segments "
-        "(face swap / re-enactment, voice swap / pitch shift, or both), with AV-Deepfake1M metadata "
-        "or CSV labels and per-frame face boxes. Seeded: the same options give the same data.",
+        "(face swap / re-enactment, voice swap / pitch shift, or both), laid out as AV-Deepfake1M, DFDC, "
+        "LAV-DF or the CSV competition ship, with per-frame face boxes. Seeded: the same options give "
+        "the same data.",
     )
     p.add_argument("out", help="output folder (created; must be empty, or an unfinished run to resume)")
     p.add_argument("--preset", default="demo",
@@ -25,8 +26,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    "localization, bench")
     p.add_argument("--videos", type=int, default=None, metavar="N", help="number of videos")
     p.add_argument("--seed", type=int, default=None, metavar="S", help="random seed")
-    p.add_argument("--layout", choices=("avdeepfake1m", "csv"), default=None,
-                   help="metadata layout (default: the preset's, avdeepfake1m)")
+    p.add_argument("--layout", choices=("avdeepfake1m", "csv", "dfdc", "lavdf"), default=None,
+                   help="dataset layout, written as that dataset ships (default: the preset's, avdeepfake1m)")
     p.add_argument("--strength", type=float, default=None, metavar="X",
                    help="artifact strength in [0, 1] (higher = easier to detect)")
     p.add_argument("--duration", type=float, nargs="+", default=None, metavar="S",

@@ -40,9 +40,9 @@ resamples to `frames / fps * 16000` samples); it is the length of the synthesize
 is exactly `video_frames * 640`. Fakes derive from a real video of the same split (`original`),
 so a split by original never leaks. All three splits carry labels (the demo scores `test`).
 
-`layout="csv"` (the multimedia deepfake competition) writes OUT/train/, OUT/valid/, OUT/test/
-with OUT/train_labels.csv, OUT/validation_labels.csv, OUT/test_labels.csv (`video_name,target`,
-1 = fake) instead of the json metadata; the face-box sidecars are the same (keys relative to OUT).
+`layout="dfdc"`, `"lavdf"` and `"csv"` write the same videos as DFDC, LAV-DF and the multimedia
+deepfake competition ship (see `fakelens.data.synthetic.layouts`); the face-box sidecars are the
+same in every layout (keys relative to OUT).
 
 Re-running: a directory holding a complete output (its manifest) is refused unless `overwrite`;
 an interrupted run (marker `.synthetic_pending.json`) with the same config resumes, skipping the

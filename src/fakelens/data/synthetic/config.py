@@ -9,6 +9,8 @@ from fakelens.data.synthetic.manipulations import AUDIO_MANIPULATIONS, VISUAL_MA
 from fakelens.errors import ConfigError, FakelensError
 
 SPLITS = ("train", "val", "test")
+LAYOUTS = ("avdeepfake1m", "csv", "dfdc", "lavdf")  # fakelens.data.synthetic.layouts writes each
+_FIXED_FPS = {"avdeepfake1m": 25, "lavdf": 25}  # the datasets are 25 fps and their readers assume it
 
 
 @dataclass
@@ -29,7 +31,7 @@ class SynthConfig:
     segment_duration: tuple[float, float] = (1.4, 2.4)
     strength: float = 0.9
     split_fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)  # train, val, test
-    layout: Literal["avdeepfake1m", "csv"] = "avdeepfake1m"
+    layout: Literal["avdeepfake1m", "csv", "dfdc", "lavdf"] = "avdeepfake1m"
     workers: int = 0  # 0 = one per CPU core; 1 = in this process
     main_identity_fraction: float = 0.35  # share of real sources showing astronaut()
     crf: int = 23  # h264 quality (lower = better)
@@ -87,8 +89,11 @@ class SynthConfig:
             raise bad("strength", "must be in [0, 1]")
         if len(self.split_fractions) != 3 or min(self.split_fractions) < 0 or sum(self.split_fractions) <= 0:
             raise bad("split_fractions", "needs three non-negative fractions (train, val, test)")
-        if self.layout not in ("avdeepfake1m", "csv"):
-            raise bad("layout", "is 'avdeepfake1m' or 'csv'")
+        if self.layout not in LAYOUTS:
+            raise bad("layout", f"is one of {', '.join(LAYOUTS)}")
+        if self.layout in _FIXED_FPS and self.fps != _FIXED_FPS[self.layout]:
+            raise bad("fps", f"the {self.layout} layout is {_FIXED_FPS[self.layout]} fps (as the dataset; its "
+                      "reader assumes it): use layout dfdc or csv for other frame rates")
         if self.workers < 0:
             raise bad("workers", "0 (all cores) or a positive count")
         if not 0.0 <= self.main_identity_fraction <= 1.0:

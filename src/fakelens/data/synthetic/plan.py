@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 
 from fakelens.data.synthetic.config import SPLITS, SynthConfig
-from fakelens.data.synthetic.layouts import _video_path
+from fakelens.data.synthetic.layouts import Slot, _video_paths
 from fakelens.data.synthetic.sprites import _LFW_IDS
 from fakelens.types import Modality, Segment
 
@@ -126,10 +126,10 @@ def plan_videos(config: SynthConfig) -> list[VideoPlan]:
     config.validate()
     rng = np.random.default_rng([config.seed, 0x5E1])
     per_split = _apportion(config.n_videos, config.split_fractions)
-    plans: list[VideoPlan] = []
     index = 0
     mix = np.asarray(config.modality_mix) / sum(config.modality_mix)
     modalities = (Modality.VISUAL, Modality.AUDIO, Modality.BOTH)
+    drafts: list[tuple[Slot, SourcePlan, FakePlan | None]] = []
     for split, n in zip(SPLITS, per_split):
         if n == 0:
             continue
@@ -147,9 +147,8 @@ def plan_videos(config: SynthConfig) -> list[VideoPlan]:
         order = rng.permutation(len(real_slots))
         k = 0
         for slot, is_fake in zip(slots, kinds):
-            file = _video_path(split, slot, config.layout)
             if not is_fake:
-                plans.append(VideoPlan(slot, file, split, sources[slot]))
+                drafts.append((Slot(slot, split, slot), sources[slot], None))
                 continue
             orig_slot = real_slots[order[k % len(real_slots)]]
             k += 1
@@ -164,8 +163,12 @@ def plan_videos(config: SynthConfig) -> list[VideoPlan]:
                 strength=config.strength,
                 seed=_seed(config.seed, slot, 1),
             )
-            plans.append(VideoPlan(slot, file, split, src, _video_path(split, orig_slot, config.layout), fake))
-    return plans
+            drafts.append((Slot(slot, split, orig_slot), src, fake))
+    # the layout places the files (a DFDC part folder holds a real and its fakes)
+    paths = _video_paths(config.layout, [d[0] for d in drafts], config.seed)
+    return [VideoPlan(slot.index, paths[slot.index], slot.split, src,
+                      paths[slot.source_index] if fake is not None else None, fake)
+            for slot, src, fake in drafts]
 
 
 def _plan_source(config: SynthConfig, slot: int, rng: np.random.Generator) -> SourcePlan:
