@@ -13,6 +13,11 @@ prediction see identical crops. Steps:
 4. square crops of `margin` x the face box, converting only the crops to RGB (from the kept
    frames, or from a second streamed pass when they did not fit).
 
+`find_faces` does steps 1-3 and returns `FaceTracks`, whose `iter_crops(k)` cuts the crops in
+chunks of k frames (dense features of long videos hold one chunk); `extract_faces` cuts them all
+into a `FaceClip`. With `find_every=k` faces are looked for on every k-th sampled frame only and
+the tracker interpolates the boxes in between (dense sampling of every frame).
+
 A video without any face is never skipped silently: status "no_face" with no crops, or,
 with fallback="full_frame", the whole (letterboxed) frame as crop and `fallback` set.
 Memory stays bounded: the passes stream, holding a few small frames; only the full-resolution
@@ -24,7 +29,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -129,7 +134,107 @@ class FaceFinder:
         return found
 
 
-def extract_faces(
+@dataclass
+class FaceTracks:
+    """The face tracks of one video's sampled frames before cropping: everything a `FaceClip`
+    holds but the crops, which `iter_crops` cuts in chunks of frames (memory holds one chunk,
+    whatever the video's length) and `to_clip` cuts all at once. Made by `find_faces`; the crops
+    can be cut once (the full-resolution frames are streamed, or released as they are used)."""
+
+    times: np.ndarray  # (T,) float64 seconds of the sampled frames
+    indices: np.ndarray  # (T,) int64 video frame indices of the sampled frames
+    boxes: np.ndarray  # (F, T, 4) float32 x1, y1, x2, y2 in displayed pixels, before margin
+    found: np.ndarray  # (F, T) bool: box detected or interpolated inside the track
+    status: str  # "ok" or "no_face"
+    size: int  # crop side in pixels
+    margin: float  # crop side / box side used for the crops (1.0 for the full-frame fallback)
+    fallback: str | None = None
+    n_tracks: int = 0
+    n_detected: int = 0
+    n_detect_runs: int = 0
+    n_refined: int = 0
+    fps: float = 0.0
+    duration: float = 0.0
+    width: int = 0
+    height: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+    path: Path | None = None
+    _frames: Callable[[], Iterable] | None = field(default=None, repr=False)  # FullFrames of the distinct frames
+    _pos: np.ndarray | None = field(default=None, repr=False)  # (T,) sampled frame -> distinct frame
+    _used: bool = field(default=False, repr=False)
+
+    @property
+    def n_faces(self) -> int:
+        return int(self.boxes.shape[0])
+
+    def iter_crops(self, chunk_frames: int = 64) -> Iterator[tuple[int, np.ndarray]]:
+        """(first sampled-frame position, (F, k, S, S, 3) uint8 RGB crops of k <= chunk_frames
+        consecutive sampled frames), in time order; nothing when there is no face track.
+        timings["crop"] accumulates the time spent cutting (decoding of a second pass included)."""
+        from fakelens.errors import MediaError
+
+        if chunk_frames < 1:
+            raise ValueError(f"chunk_frames must be >= 1, got {chunk_frames}")
+        if self._used:
+            raise RuntimeError("the crops of these face tracks were already cut (find_faces again)")
+        self._used = True
+        n, n_faces, s = len(self.times), self.n_faces, self.size
+        self.timings.setdefault("crop", 0.0)
+        if n_faces == 0 or n == 0:
+            return
+        pos = self._pos if self._pos is not None else np.arange(n)
+        n_unique = int(pos.max()) + 1
+        slots: list[list[int]] = [[] for _ in range(n_unique)]
+        for j, p in enumerate(pos):
+            slots[p].append(j)
+        n_chunks = -(-n // chunk_frames)
+        pending: dict[int, tuple[np.ndarray, list[int]]] = {}  # chunk -> (crops, frames left to fill)
+        emit = 0
+        t0 = time.perf_counter()
+        k = -1
+        for k, ff in enumerate(self._frames()):
+            if k >= n_unique:
+                break
+            h, w = ff.shape
+            for j in slots[k]:
+                c = j // chunk_frames
+                if c not in pending:
+                    length = min(chunk_frames, n - c * chunk_frames)
+                    pending[c] = (np.zeros((n_faces, length, s, s, 3), np.uint8), [length])  # (F, k, S, S, 3)
+                buf, left = pending[c]
+                for f in range(n_faces):
+                    buf[f, j - c * chunk_frames] = _crop_square_from(ff.crop, h, w, self.boxes[f, j], self.margin, s)
+                left[0] -= 1
+            while emit < n_chunks and emit in pending and pending[emit][1][0] == 0:
+                buf, _ = pending.pop(emit)
+                self.timings["crop"] += time.perf_counter() - t0
+                yield emit * chunk_frames, buf
+                t0 = time.perf_counter()
+                emit += 1
+        self.timings["crop"] += time.perf_counter() - t0
+        if emit < n_chunks:
+            raise MediaError(self.path or "video", f"second decoding pass gave {k + 1} frames, the first {n_unique}")
+
+    def to_clip(self) -> FaceClip:
+        """All the crops at once: the `FaceClip` of these tracks."""
+        n = len(self.times)
+        faces = np.zeros((self.n_faces, n, self.size, self.size, 3), np.uint8)  # (F, T, S, S, 3)
+        for a, chunk in self.iter_crops(max(1, n)):
+            faces[:, a:a + chunk.shape[1]] = chunk
+        return FaceClip(faces=faces, times=self.times, indices=self.indices, boxes=self.boxes, found=self.found,
+                        status=self.status, fallback=self.fallback, n_tracks=self.n_tracks,
+                        n_detected=self.n_detected, n_detect_runs=self.n_detect_runs, n_refined=self.n_refined,
+                        fps=self.fps, duration=self.duration, width=self.width, height=self.height,
+                        timings=self.timings)
+
+
+def extract_faces(path: str | Path, times: Sequence[float] | np.ndarray | None = None, **kwargs) -> FaceClip:
+    """Face crops of `path` at `times` (seconds), at `n_frames` evenly spaced frames, or at
+    every `every`-th frame: `find_faces(...).to_clip()` (same arguments)."""
+    return find_faces(path, times, **kwargs).to_clip()
+
+
+def find_faces(
     path: str | Path,
     times: Sequence[float] | np.ndarray | None = None,
     *,
@@ -141,27 +246,34 @@ def extract_faces(
     max_faces: int = 1,
     detect_max_side: int | None = 640,
     detect_every: int = DETECT_EVERY,
+    find_every: int = 1,
     fallback: str = "none",
     smooth_seconds: float = 0.1,
     max_gap: int = 5,
     info=None,
     max_frames_bytes: int = 1024**3,
-) -> FaceClip:
-    """Face crops of `path` at `times` (seconds), at `n_frames` evenly spaced frames, or at
-    every `every`-th frame (for long videos and dense sampling).
+) -> FaceTracks:
+    """Face tracks of `path` at `times` (seconds), at `n_frames` evenly spaced frames, or at
+    every `every`-th frame (long videos and dense sampling); the crops are cut afterwards
+    (`FaceTracks.iter_crops` in chunks, or `to_clip`).
 
     `detector` is a registered name or a built detector (reuse one across videos: MTCNN takes
-    ~1 s to build). `detect_every=1` runs the full-frame detector on every sampled frame; larger
-    values follow faces with `detector.refine` in between (`FaceFinder`). Raises MediaError when
-    the video cannot be decoded.
+    ~1 s to build). `detect_every=1` runs the full-frame detector on every frame the faces are
+    looked for; larger values follow faces with `detector.refine` in between (`FaceFinder`).
+    `find_every=k` looks for faces on every k-th sampled frame only (dense sampling: a face
+    moves little in 1/25 s) and the tracker interpolates the boxes in between. Raises
+    MediaError when the video cannot be decoded.
     """
     from fakelens.errors import MediaError
-    from fakelens.io.video import check_times, iter_frames, iter_frames_at, probe, sample_times
+    from fakelens.io.video import check_times, iter_frames_at, iter_frames_every, probe, sample_times
 
     if fallback not in FALLBACKS:
         raise ValueError(f"unknown fallback {fallback!r}; choose from {FALLBACKS}")
     if sum(x is not None for x in (times, n_frames, every)) != 1:
         raise ValueError("give exactly one of times, n_frames or every")
+    if int(find_every) < 1:
+        raise ValueError(f"find_every must be >= 1, got {find_every}")
+    find_every = int(find_every)
     det = build_detector(detector) if isinstance(detector, str) else detector
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -170,18 +282,22 @@ def extract_faces(
     opts = dict(margin=margin, max_faces=max_faces, fallback=fallback,
                 smooth_seconds=smooth_seconds, max_gap=max_gap)
     small_side = detect_max_side if detect_max_side and max(info.width, info.height) > detect_max_side else None
+    frame_bytes = 2 * info.width * info.height  # yuv420p planes are 1.5 bytes per pixel, with slack
     if every is not None:
         if int(every) < 1:
             raise ValueError(f"every must be >= 1, got {every}")
-        keep_full = False  # any number of frames: the crop pass decodes again
-        first = ((t, img, None) for t, img in iter_frames(path, max_side=small_side, every=int(every)))
+        every = int(every)
+        # The full-resolution frames are kept for the crops when they fit; otherwise the crop
+        # pass decodes the video again, holding one frame at a time.
+        keep_full = -(-max(1, info.n_frames) // every) * frame_bytes <= max_frames_bytes
+        first = iter_frames_every(path, max_side=small_side, every=every, convert_every=find_every,
+                                  keep_full=keep_full, info=info)
     else:
         want = sample_times(info, n_frames) if n_frames is not None else check_times(info, times)  # (T,)
         uniq = np.unique(want)  # (U,) sorted
-        # The full-resolution frames (yuv420p planes, 1.5 bytes per pixel) are kept for the crops
-        # when they fit; otherwise the crop pass decodes them again, one at a time.
-        keep_full = len(uniq) * 2 * info.width * info.height <= max_frames_bytes
-        first = iter_frames_at(path, uniq, info=info, max_side=small_side, keep_full=keep_full)
+        keep_full = len(uniq) * frame_bytes <= max_frames_bytes
+        first = _finder_frames(iter_frames_at(path, uniq, info=info, max_side=small_side, keep_full=keep_full),
+                               find_every)
     finder = FaceFinder(det, detect_every)
     u_times, u_dets, fulls = _detect_pass(first, finder, info, timings)
     if every is not None:
@@ -192,41 +308,42 @@ def extract_faces(
         pos = np.searchsorted(uniq, want)  # (T,) request -> unique slot
     u_times = np.asarray(u_times, np.float64)  # (U,) ascending
     f_times = u_times[pos] if len(u_times) else np.zeros(0)  # (T,)
-    n = len(f_times)
     # Track over the distinct frames in time order, then give each request its frame's boxes.
     boxes, found, n_tracks, used_fallback, crop_margin = _track(u_dets, u_times, info, timings, **opts)
     boxes, found = boxes[:, pos], found[:, pos]  # (F, T, 4), (F, T)
-    faces = np.zeros((len(boxes), n, size, size, 3), np.uint8)  # (F, T, S, S, 3)
-    timings["crop"] = 0.0
-    if len(boxes) and n:
-        if keep_full:
-            source: Iterable = fulls
-        else:  # a second streamed pass, holding one full-resolution frame at a time
-            again = iter_frames_at(path, uniq if every is None else np.asarray(u_times), info=info, max_side=32,
-                                   keep_full=True, strategy="auto" if every is None else "sequential")
-            source = (full for _, _, full in again)
-        slots = [[] for _ in range(len(u_times))]
-        for j, p in enumerate(pos):
-            slots[p].append(j)
-        t0 = time.perf_counter()
-        k = -1
-        for k, ff in enumerate(source):
-            h, w = ff.shape
-            for j in slots[k]:
-                for f in range(len(boxes)):
-                    faces[f, j] = _crop_square_from(ff.crop, h, w, boxes[f, j], crop_margin, size)
-        if k + 1 < len(u_times):
-            raise MediaError(path, f"second decoding pass gave {k + 1} frames, the first {len(u_times)}")
-        timings["crop"] = time.perf_counter() - t0
-    return FaceClip(faces=faces, times=f_times, indices=np.round(f_times * info.fps).astype(np.int64), boxes=boxes,
-                    found=found, status="no_face" if n_tracks == 0 else "ok", fallback=used_fallback,
-                    n_tracks=n_tracks, n_detected=sum(1 for p in pos if len(u_dets[p])),
-                    n_detect_runs=finder.n_full, n_refined=finder.n_refined, fps=info.fps,
-                    duration=info.duration, width=info.width, height=info.height, timings=timings)
+
+    if keep_full:
+        def frames() -> Iterator:
+            for k in range(len(fulls)):  # each full frame is released once its crops are cut
+                ff, fulls[k] = fulls[k], None
+                yield ff
+    elif every is None:
+        def frames() -> Iterator:  # a second streamed pass, holding one full-resolution frame at a time
+            for _, _, ff in iter_frames_at(path, uniq, info=info, max_side=32, keep_full=True, strategy="auto"):
+                yield ff
+    else:
+        def frames() -> Iterator:
+            for _, _, ff in iter_frames_every(path, every=every, convert_every=1 << 62, keep_full=True, info=info,
+                                              max_side=32):
+                yield ff
+    return FaceTracks(times=f_times, indices=np.round(f_times * info.fps).astype(np.int64), boxes=boxes, found=found,
+                      status="no_face" if n_tracks == 0 else "ok", size=int(size), margin=crop_margin,
+                      fallback=used_fallback, n_tracks=n_tracks,
+                      n_detected=sum(1 for p in pos if u_dets[p] is not None and len(u_dets[p])),
+                      n_detect_runs=finder.n_full, n_refined=finder.n_refined, fps=info.fps,
+                      duration=info.duration, width=info.width, height=info.height, timings=timings,
+                      path=Path(path), _frames=frames, _pos=None if every is not None else pos)
+
+
+def _finder_frames(frames: Iterable, find_every: int) -> Iterator:
+    """(time, small RGB, full) items with the small copy dropped (None: no face search) on all but
+    every `find_every`-th frame."""
+    for k, (t, small, full) in enumerate(frames):
+        yield t, (small if k % find_every == 0 else None), full
 
 
 def _detect_pass(frames: Iterable, finder: FaceFinder, info, timings: dict[str, float]) -> tuple[list, list, list]:
-    """Run `finder` on (time, small RGB, FullFrame or None) items decoded in a background thread
+    """Run `finder` on (time, small RGB or None = skip, FullFrame or None) items decoded in a background thread
     -> times, detections in full-resolution pixels, FullFrames. timings["decode"] is the time
     spent waiting for frames (decoding not hidden behind detection), timings["detect"] the rest."""
     from fakelens.io.prefetch import background
@@ -238,7 +355,8 @@ def _detect_pass(frames: Iterable, finder: FaceFinder, info, timings: dict[str, 
     detect = 0.0
     for t, small, full in background(frames):
         t1 = time.perf_counter()
-        u_dets.append(scale_boxes([finder(small)], small.shape[1] / info.width)[0])
+        # small is None on frames where faces are not looked for (find_every): the tracker interpolates
+        u_dets.append(None if small is None else scale_boxes([finder(small)], small.shape[1] / info.width)[0])
         detect += time.perf_counter() - t1
         u_times.append(t)
         fulls.append(full)
@@ -253,6 +371,11 @@ def _track(dets: list[np.ndarray | None], times: np.ndarray, info, timings: dict
     t1 = time.perf_counter()
     boxes, found, n_tracks = track_faces(dets, times, max_faces=max_faces, smooth_seconds=smooth_seconds,
                                          max_gap=max_gap)  # (F, T, 4), (F, T)
+    looked = [i for i, d in enumerate(dets) if d is not None]
+    if looked and looked[-1] + 1 < len(dets):
+        # Frames after the last one searched (find_every > 1): a face found there is still there.
+        last = looked[-1]
+        found[:, last + 1:] = found[:, last:last + 1]
     timings["track"] = time.perf_counter() - t1
     if len(boxes) == 0 and fallback == "full_frame":
         n = len(times)

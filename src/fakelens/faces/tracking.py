@@ -198,13 +198,29 @@ def track_boxes(track: Track, times: np.ndarray, *, smooth_seconds: float = 0.1)
     found[track.first : track.last + 1] = True
     if smooth_seconds > 0 and found.sum() > 1:
         span = np.flatnonzero(found)
-        ts = times[span]
-        w = np.exp(-0.5 * ((ts[:, None] - ts[None, :]) / smooth_seconds) ** 2)  # (S, S)
-        w /= w.sum(axis=1, keepdims=True)
-        interp[span] = w @ interp[span]
+        interp[span] = gaussian_smooth(times[span], interp[span], smooth_seconds)
     boxes = np.stack([interp[:, 0] - interp[:, 2] / 2, interp[:, 1] - interp[:, 3] / 2,
                       interp[:, 0] + interp[:, 2] / 2, interp[:, 1] + interp[:, 3] / 2], axis=1)
     return boxes.astype(np.float32), found
+
+
+SMOOTH_BLOCK = 256  # rows of the smoothing weights computed at once (memory ~ block x window)
+
+
+def gaussian_smooth(times: np.ndarray, values: np.ndarray, sigma: float) -> np.ndarray:
+    """(S, D) values at increasing (S,) times smoothed with a Gaussian of `sigma` seconds, each row
+    normalised over its neighbours; weights beyond 5 sigma (below 4e-6) are left out, so a dense
+    10-minute track costs blocks of rows against a few neighbours, not an (S, S) matrix."""
+    out = np.empty_like(values, dtype=np.float64)  # (S, D)
+    reach = 5.0 * sigma
+    for a in range(0, len(times), SMOOTH_BLOCK):
+        b = min(len(times), a + SMOOTH_BLOCK)
+        lo = int(np.searchsorted(times, times[a] - reach, side="left"))
+        hi = int(np.searchsorted(times, times[b - 1] + reach, side="right"))
+        w = np.exp(-0.5 * ((times[a:b, None] - times[None, lo:hi]) / sigma) ** 2)  # (block, window)
+        w /= w.sum(axis=1, keepdims=True)
+        out[a:b] = w @ values[lo:hi]
+    return out
 
 
 def track_faces(dets: list[np.ndarray | None], times: np.ndarray, *, max_faces: int = 1,

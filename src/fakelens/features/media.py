@@ -36,6 +36,7 @@ class MediaConfig:
     detector: str = "mtcnn"
     detect_max_side: int | None = 640
     detect_every: int = 8  # full-frame detection every k-th sampled frame, refine in between
+    find_every: int = 1  # look for faces on every k-th sampled frame only, boxes interpolated in between
     max_faces: int = 1
     fallback: str = "none"  # "none" | "full_frame"
     sample_rate: int = 16000
@@ -53,9 +54,9 @@ class MediaConfig:
         if self.n_frames < 1 or self.sample_fps <= 0 or self.size < 8 or self.margin < 1.0:
             raise ConfigError(f"bad media parameters: n_frames={self.n_frames}, sample_fps={self.sample_fps}, "
                               f"size={self.size}, margin={self.margin}")
-        if self.detect_every < 1 or self.max_faces < 1:
-            raise ConfigError(f"detect_every and max_faces must be >= 1, got {self.detect_every} and "
-                              f"{self.max_faces}")
+        if self.detect_every < 1 or self.max_faces < 1 or self.find_every < 1:
+            raise ConfigError(f"detect_every, find_every and max_faces must be >= 1, got {self.detect_every}, "
+                              f"{self.find_every} and {self.max_faces}")
 
     def mel_config(self):
         from fakelens.audio.features import MelConfig
@@ -120,10 +121,24 @@ def release_large_allocations() -> bool:
     return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
 
 
-def compute_features(path: str | Path, cfg: MediaConfig, detector=None) -> VideoFeatures:
-    """Faces and log-mels of one video with the parameters `cfg`. Raises MediaError when undecodable."""
+@dataclass
+class MediaStream:
+    """One video's features with the face crops still to be cut: `faces.iter_crops(k)` streams
+    them in chunks of k frames (dense features of long videos), `compute_features` cuts them all."""
+
+    faces: Any  # fakelens.faces.extract.FaceTracks
+    mel: np.ndarray  # (n_mels, M) float32 log-mel (values rounded to MEL_DTYPE); M = 0 without audio
+    mel_times: np.ndarray  # (M,) seconds
+    has_audio: bool
+    audio_message: str = ""
+    timings: dict[str, float] = field(default_factory=dict)  # filled as the steps run; crops add "crop"
+
+
+def open_features(path: str | Path, cfg: MediaConfig, detector=None) -> MediaStream:
+    """Log-mels and face tracks of one video with the parameters `cfg`, the crops not cut yet.
+    Raises MediaError when undecodable."""
     from fakelens.audio.features import log_mel
-    from fakelens.faces.extract import extract_faces
+    from fakelens.faces.extract import find_faces
     from fakelens.io.audio import read_audio
     from fakelens.io.video import probe
 
@@ -146,13 +161,18 @@ def compute_features(path: str | Path, cfg: MediaConfig, detector=None) -> Video
     mel = mel.astype(MEL_DTYPE).astype(np.float32)  # (n_mels, M) float32 holding the cached values
     del wave
     t_audio = time.perf_counter() - t1
-    clip = extract_faces(path, **sampling_for(info, cfg), detector=detector or cfg.detector, size=cfg.size,
-                         margin=cfg.margin, max_faces=cfg.max_faces, detect_max_side=cfg.detect_max_side,
-                         detect_every=cfg.detect_every, fallback=cfg.fallback, info=info)
-    timings = dict(clip.timings)
-    timings["probe"] = t_probe
-    timings["audio"] = t_audio
-    return VideoFeatures(clip=clip, mel=mel, mel_times=mel_times, has_audio=mel.shape[1] > 0,
-                         audio_message=message, timings=timings)
+    tracks = find_faces(path, **sampling_for(info, cfg), detector=detector or cfg.detector, size=cfg.size,
+                        margin=cfg.margin, max_faces=cfg.max_faces, detect_max_side=cfg.detect_max_side,
+                        detect_every=cfg.detect_every, find_every=cfg.find_every, fallback=cfg.fallback, info=info)
+    tracks.timings["probe"] = t_probe
+    tracks.timings["audio"] = t_audio
+    return MediaStream(faces=tracks, mel=mel, mel_times=mel_times, has_audio=mel.shape[1] > 0,
+                       audio_message=message, timings=tracks.timings)
 
 
+def compute_features(path: str | Path, cfg: MediaConfig, detector=None) -> VideoFeatures:
+    """Faces and log-mels of one video with the parameters `cfg`. Raises MediaError when undecodable."""
+    stream = open_features(path, cfg, detector)
+    clip = stream.faces.to_clip()
+    return VideoFeatures(clip=clip, mel=stream.mel, mel_times=stream.mel_times, has_audio=stream.has_audio,
+                         audio_message=stream.audio_message, timings=dict(clip.timings))

@@ -624,17 +624,41 @@ def iter_frames(
 
     Memory stays bounded: one frame is converted at a time.
     """
+    for t, rgb, _ in iter_frames_every(path, max_side=max_side, size=size, every=every):
+        yield t, rgb
+
+
+def iter_frames_every(
+    path: str | Path,
+    *,
+    max_side: int | None = None,
+    size: tuple[int, int] | None = None,
+    every: int = 1,
+    convert_every: int = 1,
+    keep_full: bool = False,
+    info: VideoInfo | None = None,
+) -> Iterator[tuple[float, np.ndarray | None, FullFrame | None]]:
+    """Every `every`-th frame in order as (time in seconds, RGB or None, FullFrame or None): only
+    every `convert_every`-th of those frames is converted to (H, W, 3) uint8 RGB (the others give
+    None: dense sampling converts just the frames a face detector looks at), and with `keep_full`
+    each comes with its unconverted full-resolution `FullFrame` (for crops). One frame is held at
+    a time unless the caller keeps the FullFrames.
+    """
     path = Path(path)
-    if every < 1:
-        raise ValueError(f"every must be >= 1, got {every}")
-    info = probe(path)
+    if every < 1 or convert_every < 1:
+        raise ValueError(f"every and convert_every must be >= 1, got {every} and {convert_every}")
+    info = info if info is not None else probe(path)
     out_h, out_w, _ = _output_size((info.height, info.width), size, max_side)
     convert = _Converter(info.rotation, out_h, out_w)
     with open_media(path) as container:
         vs = _video_stream(container, path)
         _set_threads(vs, "sequential")
         last = None
+        k = 0
         for i, frame in enumerate(container.decode(vs)):
             last = _frame_time(frame, vs, info.start_time, last, info.fps)
-            if i % every == 0:
-                yield last, convert(frame)
+            if i % every:
+                continue
+            rgb = convert(frame) if k % convert_every == 0 else None
+            k += 1
+            yield last, rgb, (FullFrame(frame, info.rotation) if keep_full else None)
