@@ -5,10 +5,20 @@ previous sample to the midpoint with the next one, the first cell starting at 0 
 ending at the video duration. Runs of consecutive cells scoring above a threshold become
 proposals (confidence = mean score of the run); several thresholds give nested candidates of
 different lengths, and a named suppression (NMS, soft-NMS, none) removes the duplicates.
+
+A learned localizer gives, per point of its temporal pyramid, a confidence and the distances to
+the start and end of the fake segment it lies in: `decode_points` turns them into seconds,
+`window_starts` / `own_span` cut a long video into overlapping windows whose candidates are
+pooled (each window keeps the points of its own part) before the suppression, and
+`select_proposals` clips to the duration, suppresses (soft-NMS by default) and keeps the top N,
+sorted by confidence, never empty. Suppressions run on arrays (`Candidates`), so thousands of
+candidates per video cost milliseconds.
 """
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
@@ -53,44 +63,121 @@ def iou(a: Proposal, b: Proposal) -> float:
     return inter / union if union > 0 else 0.0
 
 
+@dataclass
+class Candidates:
+    """Scored segments before suppression: (N,) float64 confidence, start and end in seconds."""
+
+    confidence: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+
+    def __post_init__(self) -> None:
+        self.confidence = np.asarray(self.confidence, np.float64).reshape(-1)
+        self.start = np.asarray(self.start, np.float64).reshape(-1)
+        self.end = np.asarray(self.end, np.float64).reshape(-1)
+        if not self.confidence.shape == self.start.shape == self.end.shape:
+            raise ValueError(f"candidates need as many confidences, starts and ends, got "
+                             f"{self.confidence.shape}, {self.start.shape}, {self.end.shape}")
+
+    def __len__(self) -> int:
+        return len(self.confidence)
+
+    @classmethod
+    def of(cls, proposals: Sequence[Proposal]) -> "Candidates":
+        return cls(np.array([p.confidence for p in proposals], np.float64), np.array([p.start for p in proposals]),
+                   np.array([p.end for p in proposals]))
+
+    @classmethod
+    def concat(cls, parts: Sequence["Candidates"]) -> "Candidates":
+        if not parts:
+            return cls(np.zeros(0), np.zeros(0), np.zeros(0))
+        return cls(np.concatenate([p.confidence for p in parts]), np.concatenate([p.start for p in parts]),
+                   np.concatenate([p.end for p in parts]))
+
+    def take(self, index: np.ndarray) -> "Candidates":
+        return Candidates(self.confidence[index], self.start[index], self.end[index])
+
+    def proposals(self) -> list[Proposal]:
+        return [Proposal(float(c), float(a), float(b)) for c, a, b in zip(self.confidence, self.start, self.end)]
+
+
+def _ious(start: float, end: float, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """(N,) IoU of one segment with N segments (the official definition)."""
+    inter = np.clip(np.minimum(end, ends) - np.maximum(start, starts), 0.0, None)
+    union = np.maximum(end, ends) - np.minimum(start, starts)
+    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+
+
+def _on_candidates(fn: Callable[..., Candidates]) -> SuppressFn:
+    """A suppression written on `Candidates`, also callable on a list of Proposals (returns a list)."""
+
+    @functools.wraps(fn)
+    def run(proposals, iou_threshold: float, **kwargs):
+        if isinstance(proposals, Candidates):
+            return fn(proposals, iou_threshold, **kwargs)
+        return fn(Candidates.of(list(proposals)), iou_threshold, **kwargs).proposals()
+
+    return run
+
+
+def _by_confidence(c: Candidates) -> np.ndarray:
+    """Indices by decreasing confidence, ties in input order."""
+    return np.argsort(-c.confidence, kind="stable")
+
+
 @SUPPRESSIONS.register("none")
-def no_suppression(proposals: list[Proposal], iou_threshold: float) -> list[Proposal]:
+@_on_candidates
+def no_suppression(c: Candidates, iou_threshold: float, max_keep: int | None = None, **_) -> Candidates:
     """Keep every candidate (sorted by confidence)."""
-    return sorted(proposals, key=lambda p: -p.confidence)
+    return c.take(_by_confidence(c)[:max_keep])
 
 
 @SUPPRESSIONS.register("nms")
-def nms(proposals: list[Proposal], iou_threshold: float) -> list[Proposal]:
+@_on_candidates
+def nms(c: Candidates, iou_threshold: float, max_keep: int | None = None, **_) -> Candidates:
     """Greedy NMS: keep the most confident, drop candidates overlapping it with IoU > threshold."""
-    remaining = sorted(proposals, key=lambda p: -p.confidence)
-    kept: list[Proposal] = []
-    while remaining:
-        best = remaining.pop(0)
-        kept.append(best)
-        remaining = [p for p in remaining if iou(best, p) <= iou_threshold]
-    return kept
+    order = _by_confidence(c)
+    st, en = c.start[order], c.end[order]
+    alive = np.ones(len(order), bool)
+    kept: list[int] = []
+    for i in range(len(order)):
+        if not alive[i]:
+            continue
+        kept.append(i)
+        if max_keep is not None and len(kept) >= max_keep:
+            break
+        alive[i + 1:] &= _ious(st[i], en[i], st[i + 1:], en[i + 1:]) <= iou_threshold
+    return c.take(order[np.asarray(kept, np.int64)])
 
 
 SOFT_NMS_SIGMA = 0.5
 
 
 @SUPPRESSIONS.register("soft_nms")
-def soft_nms(proposals: list[Proposal], iou_threshold: float, sigma: float = SOFT_NMS_SIGMA) -> list[Proposal]:
+@_on_candidates
+def soft_nms(c: Candidates, iou_threshold: float, sigma: float = SOFT_NMS_SIGMA,
+             max_keep: int | None = None, **_) -> Candidates:
     """Gaussian soft-NMS: overlapping candidates are kept with confidence * exp(-IoU^2 / sigma)
-    (only overlaps above `iou_threshold` decay), so AR at many proposals still benefits."""
-    remaining = list(proposals)
-    kept: list[Proposal] = []
-    while remaining:
-        i = max(range(len(remaining)), key=lambda j: remaining[j].confidence)
-        best = remaining.pop(i)
-        kept.append(best)
-        decayed = []
-        for p in remaining:
-            o = iou(best, p)
-            conf = p.confidence * float(np.exp(-(o * o) / sigma)) if o > iou_threshold else p.confidence
-            decayed.append(Proposal(conf, p.start, p.end))
-        remaining = decayed
-    return sorted(kept, key=lambda p: -p.confidence)
+    (only overlaps above `iou_threshold` decay), so AR at many proposals still benefits. The
+    candidates are picked in decreasing (decayed) confidence, so stopping after `max_keep`
+    gives the top of the full result."""
+    conf = c.confidence.copy()
+    st, en = c.start, c.end
+    left = np.ones(len(conf), bool)
+    picked: list[int] = []
+    out_conf: list[float] = []
+    limit = len(conf) if max_keep is None else min(len(conf), max_keep)
+    while len(picked) < limit:
+        masked = np.where(left, conf, -np.inf)
+        i = int(np.argmax(masked))  # first of the ties: input order
+        picked.append(i)
+        out_conf.append(float(conf[i]))
+        left[i] = False
+        o = _ious(st[i], en[i], st, en)
+        decay = left & (o > iou_threshold)
+        conf[decay] *= np.exp(-(o[decay] ** 2) / sigma)
+    idx = np.asarray(picked, np.int64)
+    return Candidates(np.asarray(out_conf, np.float64), st[idx], en[idx])
 
 
 def proposals_from_scores(times: np.ndarray, scores: np.ndarray, duration: float | None = None,
@@ -124,5 +211,77 @@ def proposals_from_scores(times: np.ndarray, scores: np.ndarray, duration: float
     return tuple(kept[:max_proposals])
 
 
-__all__ = ["SUPPRESSIONS", "DEFAULT_THRESHOLDS", "frame_cells", "iou", "nms", "soft_nms", "no_suppression",
-           "proposals_from_scores"]
+# ------------------------------------------------------------------------------------ learned localizers
+
+
+def decode_points(centres: np.ndarray, strides: np.ndarray, offsets: np.ndarray, step_seconds: float,
+                  origin: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Pyramid points -> segments in seconds. centres (N,) are positions in level-0 steps (step j
+    spans [j, j + 1)), strides (N,) each point's level stride in steps, offsets (N, 2) the
+    predicted distances to the start and the end in units of the point's stride; step j starts
+    at origin + j * step_seconds. Returns (N,) starts and (N,) ends."""
+    c = np.asarray(centres, np.float64).reshape(-1)
+    s = np.asarray(strides, np.float64).reshape(-1)
+    o = np.asarray(offsets, np.float64).reshape(-1, 2)
+    return origin + (c - o[:, 0] * s) * step_seconds, origin + (c + o[:, 1] * s) * step_seconds
+
+
+def encode_segments(centres: np.ndarray, strides: np.ndarray, start_steps: np.ndarray,
+                    end_steps: np.ndarray) -> np.ndarray:
+    """The inverse of `decode_points` in steps: (N,) point centres and strides and (N,) segment
+    edges (level-0 steps) -> (N, 2) distances to the start and the end in stride units."""
+    s = np.asarray(strides, np.float64)
+    c = np.asarray(centres, np.float64)
+    return np.stack([(c - np.asarray(start_steps, np.float64)) / s, (np.asarray(end_steps, np.float64) - c) / s],
+                    axis=-1)
+
+
+def window_starts(n_steps: int, window: int, overlap: int) -> np.ndarray:
+    """(K,) first steps of the windows covering n_steps: every window - overlap steps, the last one
+    ending at n_steps (so every window is full when n_steps >= window); one window when it fits."""
+    if window < 1 or not 0 <= overlap < window:
+        raise ValueError(f"need window >= 1 and 0 <= overlap < window, got {window} and {overlap}")
+    if n_steps <= window:
+        return np.zeros(1, np.int64)
+    hop = window - overlap
+    starts = list(range(0, n_steps - window, hop)) + [n_steps - window]
+    return np.unique(np.asarray(starts, np.int64))
+
+
+def own_span(k: int, starts: np.ndarray, window: int, n_steps: int) -> tuple[float, float]:
+    """The part [lo, hi) (in steps) of the timeline window k answers for: from the middle of its
+    overlap with the previous window to the middle of its overlap with the next (the video's
+    start and end for the first and last), so pooled windows give each point exactly once."""
+    a = float(starts[k])
+    lo = 0.0 if k == 0 else (a + float(starts[k - 1]) + window) / 2
+    hi = float(n_steps) if k == len(starts) - 1 else (float(starts[k + 1]) + a + window) / 2
+    return lo, hi
+
+
+def select_proposals(candidates: Candidates, duration: float, suppression: str = "soft_nms",
+                     iou_threshold: float = 0.0, max_proposals: int = 100, sigma: float = SOFT_NMS_SIGMA,
+                     pre_topk: int = 2000, min_duration: float = 1e-3) -> tuple[Proposal, ...]:
+    """Candidates in seconds -> at most `max_proposals` proposals sorted by confidence: clipped to
+    [0, duration], segments shorter than `min_duration` dropped, the `pre_topk` most confident
+    suppressed by name. Never empty: without a usable candidate the whole video at the best
+    candidate's confidence (0 when there is none) is the proposal (the official scorer rejects
+    empty lists)."""
+    if duration <= 0:
+        raise ValueError(f"duration must be > 0, got {duration}")
+    c = candidates
+    st = np.clip(c.start, 0.0, duration)
+    en = np.clip(c.end, 0.0, duration)
+    ok = (en - st >= min_duration) & np.isfinite(c.confidence)
+    best = float(np.clip(c.confidence[np.isfinite(c.confidence)].max(initial=0.0), 0.0, 1.0))
+    c = Candidates(np.clip(c.confidence[ok], 0.0, 1.0), st[ok], en[ok])
+    if len(c) == 0:
+        return (Proposal(best, 0.0, float(duration)),)
+    c = c.take(_by_confidence(c)[:pre_topk])
+    kept = SUPPRESSIONS.get(suppression)(c, iou_threshold, sigma=sigma, max_keep=max_proposals)
+    kept = kept.take(_by_confidence(kept)[:max_proposals])
+    return tuple(kept.proposals())
+
+
+__all__ = ["SUPPRESSIONS", "DEFAULT_THRESHOLDS", "Candidates", "frame_cells", "iou", "nms", "soft_nms",
+           "no_suppression", "proposals_from_scores", "decode_points", "encode_segments", "window_starts", "own_span",
+           "select_proposals"]
