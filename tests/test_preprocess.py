@@ -132,15 +132,19 @@ def test_killed_job_restarted_equals_uninterrupted(reference, tiny_synth, tmp_pa
 def test_crash_between_npz_and_row_and_leftover_temporaries(reference, tiny_synth, tmp_path, monkeypatch):
     import fakelens.data.cache as cache
 
+    from fakelens import atomic
+
     out = tmp_path / "c"
     real = cache.atomic_write_text
     calls = {"rows": 0}
+    killed = subprocess.Popen([sys.executable, "-c", "pass"])
+    killed.wait()  # a writer that is gone: its temporaries are stale
 
     def dying_write(path, text):
         if Path(path).parent.name == "rows":
             calls["rows"] += 1
             if calls["rows"] == 4:  # the 4th video's npz is written, its row is not
-                (Path(path).parent / ".half-written.tmp").write_text("x")
+                (Path(path).parent / f".{Path(path).name}.{atomic._HOST}~{killed.pid}~x.tmp").write_text("x")
                 raise KeyboardInterrupt
         return real(path, text)
 
@@ -173,8 +177,10 @@ def test_shards_then_merge_equal_a_single_run(reference, tiny_synth, tmp_path):
     shard1 = [json.loads(x)["id"] for x in (out / "shards" / "index-1-of-2.jsonl").read_text().splitlines()]
     assert shard1 and set(shard1) == {i for i in ids if shard_of(i, 2) == 1}
     assert main(["preprocess", "--out", str(out), "--merge"]) == 0
-    (out / "shards" / "index-0-of-2.jsonl").unlink()
-    (out / "shards" / "index-1-of-2.jsonl").unlink()
+    assert sorted(p.name for p in (out / "shards").iterdir()) == [
+        "config-0-of-2.json", "config-1-of-2.json", "index-0-of-2.jsonl", "index-1-of-2.jsonl"]
+    for p in (out / "shards").iterdir():
+        p.unlink()
     (out / "shards").rmdir()
     assert_same_cache(out, reference)
 

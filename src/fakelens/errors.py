@@ -48,3 +48,16 @@ class BudgetError(FakelensError):
 
 class MissingDependencyError(FakelensError):
     """An optional dependency is not installed; the message gives the install command."""
+
+
+class OutputError(FakelensError):
+    """An output folder cannot take a file (disk full, no permission, read-only, a file in the way);
+    names the folder. Whatever was already written there is untouched."""
+
+    def __init__(self, folder: str | Path, cause: str):
+        self.folder = str(folder)
+        self.cause = cause
+        super().__init__(f"{self.folder}: cannot write here: {cause}; nothing already written was changed")
+
+    def __reduce__(self):  # picklable across worker processes (the default would call __init__(message))
+        return (type(self), (self.folder, self.cause))

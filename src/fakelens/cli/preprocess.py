@@ -1,6 +1,8 @@
 """`fakelens preprocess DATA --out CACHE`: face crops + log-mels per video into a resumable cache.
 
-Rerunning skips finished videos; `--shard I/N` processes a deterministic 1/N of the ids (a SLURM
+Rerunning reuses a finished video only when its source file (size, mtime or fast hash) is
+unchanged; changed label fields are refreshed without recomputing the crops, failed videos are
+retried, `--force` recomputes everything. `--shard I/N` processes a deterministic 1/N of the ids (a SLURM
 array or many machines writing into one cache folder) and `--merge` combines the shard indexes.
 The cache layout is documented in fakelens.data.cache.
 """
@@ -40,7 +42,11 @@ def add_parser(subparsers) -> None:
     p.add_argument("--shard", default=None, metavar="I/N", help="process only shard I of N (0-based)")
     p.add_argument("--merge", action="store_true", help="combine the finished shard indexes into index.jsonl")
     p.add_argument("--allow-missing", action="store_true", help="skip listed videos missing on disk")
-    p.add_argument("--force", action="store_true", help="empty a cache made with other parameters and redo it")
+    p.add_argument("--force", action="store_true",
+                   help="recompute every video (a cache made with other parameters is emptied first)")
+    p.add_argument("--verify", choices=["stat", "hash"], default="stat",
+                   help="how a finished video's source file is checked: size and mtime (the fast hash only "
+                   "when the mtime changed), or always the fast hash")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run)
@@ -79,13 +85,20 @@ def run(args: argparse.Namespace) -> int:
         missing = list(ds.missing)
         summary = preprocess(ds.records, out, cfg, workers=args.workers,
                              shard=parse_shard(args.shard) if args.shard else None, force=args.force,
-                             progress=not args.no_progress and not args.json)
+                             verify=args.verify, progress=not args.no_progress and not args.json)
     if args.json:
         print_json({**summary.__dict__, "missing_on_disk": missing})
         return 0
     rows = [(status, n) for status, n in summary.by_status.items()]
     rows += [(f"  decode_error: {cause}", n) for cause, n in sorted(summary.errors.items(), key=lambda x: -x[1])]
-    rows += [("already done (skipped)", summary.skipped), ("processed now", summary.processed)]
+    rows += [("already done (skipped)", summary.skipped)]
+    if summary.relabelled:
+        rows.append(("  of which labels refreshed", summary.relabelled))
+    rows.append(("processed now", summary.processed))
+    if summary.changed:
+        rows.append(("  of which source changed", summary.changed))
+    if summary.retried:
+        rows.append(("  of which failed before (retried)", summary.retried))
     if missing:
         rows.append(("missing on disk (not processed)", len(missing)))
     title = f"preprocess {out}" + (f" shard {summary.shard[0]}/{summary.shard[1]}" if summary.shard else "")

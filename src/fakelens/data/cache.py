@@ -3,10 +3,13 @@
 Training reads small uint8 tensors from here instead of decoding 1080p video again.
 
 Layout of a cache folder CACHE/:
-    config.json            the `CacheConfig` used (sampling, crop, detector, mel parameters). A run
-                           with other parameters is refused unless force=True (--force), which
-                           empties the cache first.
-    videos/<safe_id>.npz   one per decodable video (np.savez_compressed), arrays:
+    config.json            the `CacheConfig` used (sampling, crop, detector, mel parameters), created
+                           atomically with an exclusive create: of two runs started together with
+                           other parameters exactly one wins, the other is refused. A run with other
+                           parameters is refused unless force=True (--force), which empties the cache.
+    videos/<safe_id>.npz   one per decodable video (fakelens.data.arrays: compressed, the face crops
+                           in chunks of CHUNK_FRAMES frames so a clip is read without the rest, and
+                           the parameters it was made with, checked on every load), arrays:
                              faces     (F, T, S, S, 3) uint8  crops of the F main face tracks (F=0: no face)
                              times     (T,) float64           seconds of the sampled frames
                              indices   (T,) int64             video frame indices of the sampled frames
@@ -16,12 +19,16 @@ Layout of a cache folder CACHE/:
                              mel_times (M,) float64           seconds of the mel frame centres
                              fps, duration, width, height     () scalars of the video
     rows/<safe_id>.json    the video's index row, written after its npz: its presence means "done".
-    shards/index-I-of-N.jsonl  the rows of shard I, written when shard I finishes.
+    shards/index-I-of-N.jsonl, shards/config-I-of-N.json
+                           the rows and the parameters of shard I, written when shard I finishes;
+                           `--merge` refuses shards made with other parameters than config.json.
     index.jsonl            one row per video, sorted by id (assembled at the end of a run or by merge):
                              id, status ("ok" | "no_face" | "no_audio" | "decode_error"), message,
                              label, split, segments, visual_segments, audio_segments, modality,
                              original, source, path, npz (relative to CACHE, null on decode_error),
                              fallback, has_face, has_audio, fps, duration,
+                             file {size, mtime_ns, hash}: the source video as it was read,
+                             params (digest of config.json), npz_bytes (size of the npz written),
                              counts {frames, detect_runs (full-frame detections), detected (frames
                              with a face), refined (frames where faces were followed), found,
                              tracks, mel_frames},
@@ -30,29 +37,41 @@ Layout of a cache folder CACHE/:
 Status priority: decode_error > no_face > no_audio > ok (a faceless silent video is "no_face",
 has_audio tells the rest).
 
-Kill-and-restart safety: every file is written to a temporary name beside it and renamed; a
-video's row is written only after its npz, so a row means a complete npz. A restart skips the
-ids that have a row (and npz), redoes the others, and assembles index.jsonl from rows sorted
-by id, so a killed-and-restarted job ends with the same cache as an uninterrupted one (rows
-differ only in timings). Leftover temporary files (dot-names) are removed by non-shard runs
-and by merge; shard runs leave them, as other shards may be writing beside them.
+When a row is reused: a re-run recomputes a video unless its row was made with these parameters,
+its npz has the size written, and its source file is unchanged (same size, and same mtime_ns or,
+when only the mtime changed, the same fast hash: 3 x 64 KiB samples; verify="hash" compares the
+hash always). A row whose label fields (label, split, segments, modality, path, ...) differ from
+the dataset's record is rewritten from the record without recomputing the crops. Videos that
+failed (decode_error) are retried on every run; force=True recomputes every video.
+
+Kill-and-restart safety: every file is written to a temporary name beside it, fsynced and renamed;
+a video's row is written only after its npz, so a row means a complete npz. A restart redoes
+what has no valid row and assembles index.jsonl from rows sorted by id, so a killed-and-restarted
+job ends with the same cache as an uninterrupted one (rows differ only in timings). Temporary
+files of dead writers are removed (fakelens.atomic.remove_stale_temporaries), never those of a
+concurrent shard still writing. Worker processes exit when their parent dies. A full disk or a
+folder that cannot be written stops the job with an OutputError naming the folder; what was
+finished stays, and the same command resumes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from fakelens.atomic import atomic_output, atomic_write_text
-from fakelens.errors import ConfigError, FakelensError, MediaError
+from fakelens.atomic import (atomic_create_text, atomic_output, atomic_write_text, ensure_writable,
+                             remove_stale_temporaries)
+from fakelens.data.arrays import CHUNK_FRAMES, ChunkedArray, file_size, open_arrays, save_arrays
+from fakelens.errors import ConfigError, FakelensError, FormatError, MediaError, OutputError
 from fakelens.features.media import (  # re-exported: a cache records the media config of its features
     CACHE_VERSION, MEL_DTYPE, SAMPLINGS, MediaConfig, VideoFeatures, compute_features, release_large_allocations,
     sampling_for)
@@ -61,6 +80,10 @@ from fakelens.types import Label, Modality, VideoRecord, segments_from_pairs
 
 CacheConfig = MediaConfig  # the parameters a cache was made with are the media config of its features
 STATUSES = ("ok", "no_face", "no_audio", "decode_error")
+VERIFY = ("stat", "hash")
+HASH_BLOCK = 64 * 1024  # bytes of each of the 3 samples (start, middle, end) of the fast file hash
+RECORD_FIELDS = ("id", "path", "label", "split", "segments", "visual_segments", "audio_segments", "modality",
+                 "original", "source")
 
 
 # ------------------------------------------------------------------------------------ names, paths
@@ -83,6 +106,39 @@ def parse_shard(text: str) -> tuple[int, int]:
     if not m or not 0 <= int(m.group(1)) < int(m.group(2)):
         raise ConfigError(f"--shard must be I/N with 0 <= I < N, got {text!r}")
     return int(m.group(1)), int(m.group(2))
+
+
+def params_digest(cfg: CacheConfig | dict[str, Any]) -> str:
+    """A short digest of a cache's parameters, recorded in every row (compared at reuse and merge)."""
+    d = cfg if isinstance(cfg, dict) else cfg.to_dict()
+    return hashlib.sha1(json.dumps(d, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+
+
+def file_identity(path: str | Path, with_hash: bool = True) -> dict[str, Any] | None:
+    """{size, mtime_ns, hash} of a source file (hash: SHA-1 of its size and three 64 KiB samples,
+    at the start, middle and end: cheap on a 1 GB video, and it tells a copied file from a changed
+    one); None when the file cannot be read."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    out: dict[str, Any] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    if with_hash:
+        out["hash"] = fast_hash(path, st.st_size)
+    return out
+
+
+def fast_hash(path: str | Path, size: int | None = None) -> str | None:
+    try:
+        size = os.stat(path).st_size if size is None else size
+        h = hashlib.sha1(str(size).encode())
+        with open(path, "rb") as f:
+            for offset in sorted({0, max(0, size // 2 - HASH_BLOCK // 2), max(0, size - HASH_BLOCK)}):
+                f.seek(offset)
+                h.update(f.read(HASH_BLOCK))
+        return h.hexdigest()[:20]
+    except OSError:
+        return None
 
 
 # ------------------------------------------------------------------------------------ one video
@@ -115,14 +171,25 @@ def record_from_row(row: dict[str, Any]) -> VideoRecord:
     )
 
 
+def video_arrays(feats: VideoFeatures) -> dict[str, np.ndarray]:
+    """The arrays stored for one video (see the layout above; any keys: fakelens.data.arrays)."""
+    clip = feats.clip
+    return {"faces": clip.faces, "times": clip.times, "indices": clip.indices, "boxes": clip.boxes,
+            "found": clip.found, "mel": feats.mel.astype(MEL_DTYPE), "mel_times": feats.mel_times,
+            "fps": np.float64(clip.fps), "duration": np.float64(clip.duration),
+            "width": np.int64(clip.width), "height": np.int64(clip.height)}
+
+
 def process_video(rec: VideoRecord, cache_dir: Path, cfg: CacheConfig, detector=None) -> dict[str, Any]:
     """Preprocess one video into CACHE/videos/<safe_id>.npz, then write its row; returns the row."""
     cache_dir = Path(cache_dir)
     t0 = time.perf_counter()
     row = _record_fields(rec)
     name = safe_id(rec.id)
+    params = cfg.to_dict()
     row.update(status="ok", message="", npz=None, fallback=None, has_face=False, has_audio=False,
-               fps=None, duration=None, counts={}, timings={})
+               fps=None, duration=None, counts={}, timings={}, params=params_digest(params), npz_bytes=None,
+               file=None if rec.path is None else file_identity(rec.path))  # before reading: a later change shows
     try:
         if rec.path is None:
             raise MediaError(rec.id, "the dataset lists no file for this video")
@@ -134,11 +201,7 @@ def process_video(rec: VideoRecord, cache_dir: Path, cfg: CacheConfig, detector=
         t1 = time.perf_counter()
         rel = f"videos/{name}.npz"
         with atomic_output(cache_dir / rel) as tmp:
-            np.savez_compressed(
-                tmp, faces=clip.faces, times=clip.times, indices=clip.indices, boxes=clip.boxes,
-                found=clip.found, mel=feats.mel.astype(MEL_DTYPE), mel_times=feats.mel_times,
-                fps=np.float64(clip.fps), duration=np.float64(clip.duration),
-                width=np.int64(clip.width), height=np.int64(clip.height))
+            save_arrays(tmp, video_arrays(feats), params)
         feats.timings["write"] = time.perf_counter() - t1
         messages = []
         if clip.status == "no_face":
@@ -150,6 +213,7 @@ def process_video(rec: VideoRecord, cache_dir: Path, cfg: CacheConfig, detector=
         row.update(
             status=status, message="; ".join(messages), npz=rel, fallback=clip.fallback,
             has_face=bool(len(clip.faces)), has_audio=feats.has_audio, fps=clip.fps, duration=clip.duration,
+            npz_bytes=file_size(cache_dir / rel),
             counts={"frames": int(len(clip.times)), "detect_runs": clip.n_detect_runs,
                     "detected": clip.n_detected, "refined": clip.n_refined,
                     "found": int(clip.found[0].sum()) if len(clip.found) and not clip.fallback else 0,
@@ -158,6 +222,8 @@ def process_video(rec: VideoRecord, cache_dir: Path, cfg: CacheConfig, detector=
         )
     row["timings"]["total"] = round(time.perf_counter() - t0, 4)
     atomic_write_text(cache_dir / "rows" / f"{name}.json", json.dumps(row, sort_keys=True))
+    if row["npz"] is None:  # a video that decoded before and fails now keeps no stale arrays
+        (cache_dir / "videos" / f"{name}.npz").unlink(missing_ok=True)
     return row
 
 
@@ -169,17 +235,23 @@ class PreprocessSummary:
     """What a run did: counts by status, errors by cause, where the index is."""
 
     total: int
-    skipped: int  # already done by an earlier run
+    skipped: int  # reused from an earlier run (relabelled ones included)
     processed: int
     by_status: dict[str, int]
     errors: dict[str, int]  # decode_error causes -> count
     seconds: float
     index: Path | None
     shard: tuple[int, int] | None = None
+    relabelled: int = 0  # reused rows whose label fields were refreshed from the dataset
+    changed: int = 0  # recomputed because the source file changed (or the row was incomplete)
+    retried: int = 0  # recomputed because they had failed (decode_error) before
 
 
-def load_config(cache_dir: Path) -> CacheConfig | None:
-    """The CacheConfig stored in CACHE/config.json, or None for a new cache."""
+def load_config(cache_dir: str | Path) -> CacheConfig | None:
+    """The parameters a cache was made with (CACHE/config.json), or None for a new cache.
+
+    This is the cache's record of its parameters: training compares the model's input size with
+    `load_config(cache).size`, and a run keeps a copy (run/cache_config.json)."""
     path = Path(cache_dir) / "config.json"
     if not path.exists():
         return None
@@ -190,50 +262,87 @@ def load_config(cache_dir: Path) -> CacheConfig | None:
         raise ConfigError(f"{path}: not a fakelens cache config ({e})") from e
 
 
+def _diff(old: CacheConfig, new: CacheConfig) -> str:
+    a, b = old.to_dict(), new.to_dict()
+    return ", ".join(f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k))
+
+
 def _prepare(cache_dir: Path, cfg: CacheConfig, force: bool) -> None:
-    """Create the cache folder, or check that an existing one was made with the same parameters."""
-    old = load_config(cache_dir)
-    if old is not None and old != cfg:
-        if not force:
-            diff = {k: (v, cfg.to_dict()[k]) for k, v in old.to_dict().items() if cfg.to_dict()[k] != v}
-            raise ConfigError(
-                f"{cache_dir}: cache was made with other parameters ("
-                + ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items())
-                + "); use another --out, or --force to empty it and start again")
-        for pattern in ("rows/*.json", "videos/*.npz", "shards/*.jsonl", "index.jsonl"):
-            for p in cache_dir.glob(pattern):
-                p.unlink()
+    """Create the cache folder and its parameter record, or check an existing record.
+
+    config.json is created exclusively (fakelens.atomic.atomic_create_text): when two runs with
+    other parameters start together, one creates it and the other is refused here."""
+    ensure_writable(cache_dir)
+    text = json.dumps(cfg.to_dict(), indent=2, sort_keys=True)
+    if not atomic_create_text(cache_dir / "config.json", text):
+        old = load_config(cache_dir)
+        if old != cfg:
+            if not force:
+                older = " (made by an older fakelens)" if old is not None and old.version != cfg.version else ""
+                raise ConfigError(
+                    f"{cache_dir}: cache was made with other parameters{older} ({_diff(old, cfg)}); "
+                    "use another --out, or --force to empty it and start again")
+            for pattern in ("rows/*.json", "videos/*.npz", "shards/*", "index.jsonl"):
+                for p in cache_dir.glob(pattern):
+                    p.unlink()
+            atomic_write_text(cache_dir / "config.json", text)
     (cache_dir / "videos").mkdir(parents=True, exist_ok=True)
     (cache_dir / "rows").mkdir(exist_ok=True)
-    if old != cfg:
-        atomic_write_text(cache_dir / "config.json", json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
 
 
 def _remove_temporaries(cache_dir: Path) -> None:
-    """Remove temporary files a killed run left (atomic writes use dot-names beside the target)."""
+    """Remove the temporary files killed writers left (only theirs: a concurrent shard's live
+    temporaries carry its pid and are kept)."""
     for sub in ("videos", "rows", "shards", "."):
-        d = cache_dir / sub
-        if d.is_dir():
-            for p in d.glob(".*"):
-                if p.is_file():
-                    p.unlink()
+        remove_stale_temporaries(cache_dir / sub)
 
 
-def _done_row(cache_dir: Path, video_id: str) -> dict[str, Any] | None:
-    """The row of a finished video (its npz present), else None."""
+def _read_row(cache_dir: Path, video_id: str) -> dict[str, Any] | None:
     path = cache_dir / "rows" / f"{safe_id(video_id)}.json"
-    if not path.exists():
+    try:
+        row = json.loads(path.read_text())
+    except FileNotFoundError:
         return None
-    row = json.loads(path.read_text())
-    if row.get("id") != video_id or (row.get("npz") and not (cache_dir / row["npz"]).exists()):
-        return None
-    return row
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None  # a damaged row (power loss on a file system without ordered data): redo the video
+    return row if row.get("id") == video_id else None
+
+
+def _reuse(cache_dir: Path, rec: VideoRecord, digest: str, verify: str) -> tuple[dict[str, Any] | None, str]:
+    """(the row to reuse or None, why): "new", "failed", "changed" (recompute) or "same", "relabel"."""
+    row = _read_row(cache_dir, rec.id)
+    if row is None:
+        return None, "new"
+    if row.get("status") == "decode_error":
+        return None, "failed"
+    if row.get("params") != digest:
+        return None, "changed"
+    if row.get("npz") and file_size(cache_dir / row["npz"]) != row.get("npz_bytes"):
+        return None, "changed"  # missing, or not the npz the row was written after
+    recorded = row.get("file")
+    if rec.path is None or not recorded:
+        return None, "changed"
+    now = file_identity(rec.path, with_hash=False)
+    if now is None or now["size"] != recorded.get("size"):
+        return None, "changed"
+    refresh = {}
+    if verify == "hash" or now["mtime_ns"] != recorded.get("mtime_ns"):
+        h = fast_hash(rec.path, now["size"])
+        if h is None or h != recorded.get("hash"):
+            return None, "changed"
+        if now["mtime_ns"] != recorded.get("mtime_ns"):  # copied or touched, same content
+            refresh["file"] = {**recorded, "mtime_ns": now["mtime_ns"]}
+    fields = _record_fields(rec)
+    refresh.update({k: v for k, v in fields.items() if row.get(k) != v})
+    if not refresh:
+        return row, "same"
+    row = {**row, **refresh}
+    atomic_write_text(cache_dir / "rows" / f"{safe_id(rec.id)}.json", json.dumps(row, sort_keys=True))
+    return row, "relabel" if set(refresh) - {"file"} else "same"
 
 
 def read_index(cache_dir: str | Path) -> list[dict[str, Any]]:
     """Rows of CACHE/index.jsonl (FormatError naming the line when one is malformed)."""
-    from fakelens.errors import FormatError
-
     path = Path(cache_dir) / "index.jsonl"
     if not path.exists():
         raise FormatError(path, "no index: run `fakelens preprocess` (or `--merge` after shards) first")
@@ -263,12 +372,14 @@ def _write_index(cache_dir: Path, rows: list[dict[str, Any]]) -> Path:
 
 
 def _summary(rows: list[dict[str, Any]], skipped: int, seconds: float, index: Path | None,
-             shard: tuple[int, int] | None) -> PreprocessSummary:
+             shard: tuple[int, int] | None, reasons: Counter | None = None) -> PreprocessSummary:
     by_status = {s: 0 for s in STATUSES}
     by_status.update(Counter(r["status"] for r in rows))
     errors = Counter(_cause(r["message"]) for r in rows if r["status"] == "decode_error")
+    reasons = reasons or Counter()
     return PreprocessSummary(total=len(rows), skipped=skipped, processed=len(rows) - skipped,
-                             by_status=by_status, errors=dict(errors), seconds=seconds, index=index, shard=shard)
+                             by_status=by_status, errors=dict(errors), seconds=seconds, index=index, shard=shard,
+                             relabelled=reasons["relabel"], changed=reasons["changed"], retried=reasons["failed"])
 
 
 def _cause(message: str) -> str:
@@ -280,9 +391,13 @@ def _cause(message: str) -> str:
 _WORKER_DETECTOR = None
 
 
-def _worker_init(cfg_dict: dict[str, Any]) -> None:
-    """Each worker process: one torch/OpenCV thread, its own detector built once."""
+def _worker_init(cfg_dict: dict[str, Any], parent_pid: int | None = None) -> None:
+    """Each worker process: exits with its parent, one torch/OpenCV thread, its own detector built once."""
     global _WORKER_DETECTOR
+    if parent_pid is not None:
+        from fakelens.workers import die_with_parent
+
+        die_with_parent(parent_pid)
     import cv2
     import torch
 
@@ -297,19 +412,27 @@ def _worker_run(rec: VideoRecord, cache_dir: str, cfg_dict: dict[str, Any]) -> d
     return process_video(rec, Path(cache_dir), CacheConfig(**cfg_dict), _WORKER_DETECTOR)
 
 
+WINDOW_PER_WORKER = 2  # videos submitted per worker process ahead of their results
+
+
 def preprocess(records: list[VideoRecord], cache_dir: str | Path, cfg: CacheConfig = CacheConfig(), *,
                workers: int = 0, shard: tuple[int, int] | None = None, force: bool = False,
-               progress: bool = True, on_row: Callable[[dict[str, Any]], None] | None = None) -> PreprocessSummary:
-    """Preprocess `records` into `cache_dir`, skipping finished ones; returns the summary.
+               verify: str = "stat", progress: bool = True,
+               on_row: Callable[[dict[str, Any]], None] | None = None) -> PreprocessSummary:
+    """Preprocess `records` into `cache_dir`, reusing valid rows (see "When a row is reused");
+    returns the summary. force=True recomputes every video.
 
     workers <= 1 runs in this process; more uses spawned worker processes (one torch thread
-    each). shard=(I, N) keeps the ids with shard_of(id, N) == I and writes shards/index-I-of-N.jsonl
+    each, a bounded window of videos in flight). shard=(I, N) keeps the ids with
+    shard_of(id, N) == I and writes shards/index-I-of-N.jsonl and shards/config-I-of-N.json
     instead of index.jsonl (combine with `merge_shards`).
     """
     from tqdm import tqdm
 
     t0 = time.perf_counter()
     cache_dir = Path(cache_dir)
+    if verify not in VERIFY:
+        raise ConfigError(f"verify must be one of {VERIFY}, got {verify!r}")
     ids = [r.id for r in records]
     if len(set(ids)) != len(ids):
         dup = next(i for i, c in Counter(ids).items() if c > 1)
@@ -317,13 +440,15 @@ def preprocess(records: list[VideoRecord], cache_dir: str | Path, cfg: CacheConf
     if shard is not None:
         records = [r for r in records if shard_of(r.id, shard[1]) == shard[0]]
     _prepare(cache_dir, cfg, force)
-    if shard is None:
-        _remove_temporaries(cache_dir)
+    _remove_temporaries(cache_dir)
     records = sorted(records, key=lambda r: r.id)
+    digest = params_digest(cfg)
     rows: list[dict[str, Any]] = []
     todo: list[VideoRecord] = []
+    reasons: Counter = Counter()
     for rec in records:
-        row = _done_row(cache_dir, rec.id)
+        row, why = (None, "forced") if force else _reuse(cache_dir, rec, digest, verify)
+        reasons[why] += 1
         if row is None:
             todo.append(rec)
         else:
@@ -331,6 +456,13 @@ def preprocess(records: list[VideoRecord], cache_dir: str | Path, cfg: CacheConf
     skipped = len(rows)
     bar = tqdm(total=len(records), initial=skipped, unit="video", desc="preprocess", disable=not progress,
                dynamic_ncols=True)
+
+    def done(row: dict[str, Any]) -> None:
+        rows.append(row)
+        bar.update(1)
+        if on_row is not None:
+            on_row(row)
+
     try:
         if workers <= 1:
             detector = None
@@ -339,37 +471,61 @@ def preprocess(records: list[VideoRecord], cache_dir: str | Path, cfg: CacheConf
 
                 detector = build_detector(cfg.detector)
             for rec in todo:
-                row = process_video(rec, cache_dir, cfg, detector)
-                rows.append(row)
-                bar.update(1)
-                if on_row is not None:
-                    on_row(row)
+                done(process_video(rec, cache_dir, cfg, detector))
         elif todo:
-            import multiprocessing as mp
-            from concurrent.futures import ProcessPoolExecutor, as_completed
-
-            cfg_dict = cfg.to_dict()
-            with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                                     initializer=_worker_init, initargs=(cfg_dict,)) as pool:
-                futures = [pool.submit(_worker_run, rec, str(cache_dir), cfg_dict) for rec in todo]
-                for fut in as_completed(futures):
-                    row = fut.result()
-                    rows.append(row)
-                    bar.update(1)
-                    if on_row is not None:
-                        on_row(row)
+            _run_workers(todo, cache_dir, cfg, workers, done)
+    except OutputError as e:
+        raise OutputError(e.folder, f"{e.cause}; preprocessing stopped with {len(rows)} of {len(records)} videos "
+                          "done (kept: the same command resumes)") from e
     finally:
         bar.close()
     if shard is None:
         index = _write_index(cache_dir, rows)
     else:
         index = cache_dir / "shards" / f"index-{shard[0]}-of-{shard[1]}.jsonl"
+        atomic_write_text(cache_dir / "shards" / f"config-{shard[0]}-of-{shard[1]}.json",
+                          json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
         _write_jsonl(index, rows)
-    return _summary(rows, skipped, time.perf_counter() - t0, index, shard)
+    return _summary(rows, skipped, time.perf_counter() - t0, index, shard, reasons)
+
+
+def _run_workers(todo: Sequence[VideoRecord], cache_dir: Path, cfg: CacheConfig, workers: int,
+                 done: Callable[[dict[str, Any]], None]) -> None:
+    """process_video over `todo` in spawned worker processes, WINDOW_PER_WORKER videos each in flight."""
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    from fakelens.workers import unordered_window
+
+    cfg_dict = cfg.to_dict()
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
+                               initargs=(cfg_dict, os.getpid()))
+    try:
+        submit = lambda rec: pool.submit(_worker_run, rec, str(cache_dir), cfg_dict)  # noqa: E731
+        for _, fut in unordered_window(submit, todo, workers * WINDOW_PER_WORKER):
+            done(fut.result())
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)  # the running videos finish; nothing new starts
+        raise
+    pool.shutdown(wait=True)
+
+
+def _shard_configs(shards: Path, n: int) -> dict[int, dict[str, Any] | None]:
+    out: dict[int, dict[str, Any] | None] = {}
+    for i in range(n):
+        p = shards / f"config-{i}-of-{n}.json"
+        try:
+            out[i] = json.loads(p.read_text())
+        except FileNotFoundError:
+            out[i] = None
+        except json.JSONDecodeError as e:
+            raise FormatError(p, f"not JSON ({e})") from None
+    return out
 
 
 def merge_shards(cache_dir: str | Path) -> PreprocessSummary:
-    """Combine shards/index-I-of-N.jsonl (all N present) into index.jsonl; returns the summary."""
+    """Combine shards/index-I-of-N.jsonl (all N present, all made with the cache's parameters)
+    into index.jsonl; returns the summary."""
     t0 = time.perf_counter()
     cache_dir = Path(cache_dir)
     files = sorted((cache_dir / "shards").glob("index-*-of-*.jsonl"))
@@ -388,10 +544,31 @@ def merge_shards(cache_dir: str | Path) -> PreprocessSummary:
     if missing:
         raise FakelensError(f"{cache_dir / 'shards'}: shards {missing} of {n} have not finished "
                             "(run them with --shard I/N, then merge)")
+    cfg = load_config(cache_dir)
+    if cfg is None:
+        raise FakelensError(f"{cache_dir}: no config.json (copy it from a shard's cache folder)")
+    for i, shard_cfg in _shard_configs(cache_dir / "shards", n).items():
+        if shard_cfg is None:
+            raise FakelensError(f"{cache_dir / 'shards'}: shard {i} of {n} records no parameters "
+                                f"(config-{i}-of-{n}.json); re-run it with --shard {i}/{n}")
+        try:
+            other = CacheConfig(**shard_cfg)
+        except (TypeError, ConfigError) as e:
+            raise FormatError(cache_dir / "shards" / f"config-{i}-of-{n}.json", f"not a cache config ({e})") from None
+        if other != cfg:
+            raise FakelensError(f"{cache_dir}: shard {i} of {n} was made with other parameters than config.json "
+                                f"({_diff(cfg, other)}); re-run it with these parameters (--force) before merging")
+    digest = params_digest(cfg)
     rows: list[dict[str, Any]] = []
     for i in range(n):
         path = cache_dir / "shards" / f"index-{i}-of-{n}.jsonl"
-        rows += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        for k, line in enumerate(path.read_text().splitlines(), 1):
+            if line.strip():
+                row = json.loads(line)
+                if row.get("params") != digest:
+                    raise FormatError(path, f"row {row.get('id')!r} was made with other parameters than "
+                                      "config.json; re-run the shard", line=k)
+                rows.append(row)
     absent = [r["id"] for r in rows if r.get("npz") and not (cache_dir / r["npz"]).exists()]
     if absent:
         raise FakelensError(f"{cache_dir}: npz files of {len(absent)} videos are missing (e.g. {absent[0]!r}); "
@@ -401,11 +578,51 @@ def merge_shards(cache_dir: str | Path) -> PreprocessSummary:
     return _summary(rows, len(rows), time.perf_counter() - t0, index, None)
 
 
-def load_npz(cache_dir: str | Path, row: dict[str, Any], keys: Iterable[str] | None = None) -> dict[str, np.ndarray]:
-    """Arrays of a video's npz (see the layout above): all, or only `keys` (each member is
-    decompressed separately, so an audio loader never pays for the face crops)."""
+# ------------------------------------------------------------------------------------ reading
+
+
+_PARAMS_CACHE: dict[Path, tuple[int, int, dict[str, Any]]] = {}
+
+
+def cache_params(cache_dir: str | Path) -> dict[str, Any]:
+    """config.json of a cache as a dict (re-read when the file changes), what every npz must record."""
+    path = Path(cache_dir).resolve() / "config.json"
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise FormatError(path, "missing: not a fakelens cache (run `fakelens preprocess`)") from None
+    hit = _PARAMS_CACHE.get(path)
+    if hit is None or hit[:2] != (st.st_mtime_ns, st.st_size):
+        cfg = load_config(path.parent)
+        assert cfg is not None
+        hit = (st.st_mtime_ns, st.st_size, cfg.to_dict())
+        _PARAMS_CACHE[path] = hit
+    return hit[2]
+
+
+def _npz_path(cache_dir: str | Path, row: dict[str, Any]) -> Path:
     if not row.get("npz"):
         raise FakelensError(f"{row['id']}: no cached arrays (status {row['status']}: {row.get('message')})")
-    path = Path(cache_dir) / row["npz"]
-    with np.load(path) as z:
-        return {k: z[k] for k in (z.files if keys is None else keys)}
+    return Path(cache_dir) / row["npz"]
+
+
+def open_npz(cache_dir: str | Path, row: dict[str, Any], keys: Iterable[str] | None = None) -> dict[str, Any]:
+    """Arrays of a video's npz, checked against the cache's parameters: the face crops as a lazy
+    `ChunkedArray` (indexing it reads only the chunks of the frames asked for), the rest read."""
+    return open_arrays(_npz_path(cache_dir, row), keys, expect=cache_params(cache_dir), lazy=True)
+
+
+def load_npz(cache_dir: str | Path, row: dict[str, Any], keys: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+    """Arrays of a video's npz (see the layout above): all, or only `keys` (each member is
+    decompressed separately, so an audio loader never pays for the face crops); checked against
+    the cache's parameters."""
+    return open_arrays(_npz_path(cache_dir, row), keys, expect=cache_params(cache_dir), lazy=False)
+
+
+def load_faces(cache_dir: str | Path, row: dict[str, Any], face: int = 0,
+               frames: Sequence[int] | np.ndarray | slice | None = None) -> np.ndarray:
+    """(len(frames), S, S, 3) uint8 crops of face track `face` at sampled-frame positions
+    `frames` (all when None), decompressing only the chunks those frames are stored in."""
+    faces = open_npz(cache_dir, row, ("faces",))["faces"]
+    index = slice(None) if frames is None else (frames if isinstance(frames, slice) else np.asarray(frames))
+    return faces[face, index] if isinstance(faces, ChunkedArray) else np.asarray(faces)[face, index]

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from fakelens.data.cache import load_config, load_npz, read_index, record_from_row
+from fakelens.data.cache import load_config, load_npz, open_npz, read_index, record_from_row
 from fakelens.errors import FakelensError
 from fakelens.registry import Registry
 from fakelens.types import Modality, Segment, VideoRecord, frame_labels
@@ -130,8 +130,10 @@ class CacheDataset(Dataset):
 
     keys: tuple[str, ...] = ("faces", "times", "indices", "found", "fps")  # npz members an item needs
 
-    def _load(self, v: int) -> dict[str, np.ndarray]:
-        return load_npz(self.cache_dir, self.rows[v], self.keys)
+    def _load(self, v: int) -> dict[str, Any]:
+        """The npz members of video v an item needs; "faces" is lazy (fakelens.data.arrays.ChunkedArray):
+        `z["faces"][f, pick]` decompresses only the chunks holding those frames."""
+        return open_npz(self.cache_dir, self.rows[v], self.keys)
 
     def _images(self, faces: np.ndarray) -> torch.Tensor:
         """(..., S, S, 3) uint8 -> (..., 3, S, S) uint8 or float32 in [0, 1]."""

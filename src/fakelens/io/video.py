@@ -232,7 +232,8 @@ def open_media(path: str | Path):
     path = Path(path)
     _check_file(path)
     with media_errors(path):
-        container = av.open(str(path), mode="r")
+        # Damaged tags must not stop decoding: undecodable metadata text is replaced, not raised.
+        container = av.open(str(path), mode="r", metadata_errors="replace")
         try:
             yield container
         finally:
