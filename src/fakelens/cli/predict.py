@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import argparse
 
+from fakelens.inference.device import DEVICE_HELP
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("predict", help="score videos with a trained run and write a validated submission",
@@ -33,8 +35,10 @@ def add_parser(subparsers) -> None:
                    help="failed videos: stop (default) or give them the training prior, recorded")
     p.add_argument("--no-face", choices=["error", "full_frame"], default=None,
                    help="a video without a face: a failure, or score the full frame (recorded)")
-    p.add_argument("--batch-size", type=int, default=8, help="clips per forward pass")
-    p.add_argument("--workers", type=int, default=0, help="processes decoding and finding faces (0 = this one)")
+    p.add_argument("--batch-size", type=int, default=8, help="clips per forward pass (clips of several videos together)")
+    p.add_argument("--device", default="auto", help=DEVICE_HELP)
+    p.add_argument("--workers", type=int, default=0, help="processes decoding and finding faces, a few videos "
+                   "ahead each (0 = this one)")
     p.add_argument("--predictions", default=None, metavar="JSON",
                    help="also write per-video scores, frame scores and proposals to this JSON file")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -46,20 +50,25 @@ def run(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from fakelens.atomic import atomic_write_text
+    from fakelens.atomic import atomic_write_text, ensure_writable
     from fakelens.cli.output import _jsonable, print_json, print_table
     from fakelens.data.formats import load_dataset
     from fakelens.errors import FakelensError
+    from fakelens.inference.device import describe_device, resolve_device
     from fakelens.inference.pipeline import Predictor, failures_report, load_run
     from fakelens.submission import SUBMISSION_FORMATS, write_submission
     from fakelens.types import Proposal
 
     SUBMISSION_FORMATS.get(args.fmt)  # unknown formats fail before any work
+    device = resolve_device(args.device)
     out = Path(args.out)
+    ensure_writable(out.parent)  # a full or read-only output folder fails now, not after hours of work
+    if args.predictions:
+        ensure_writable(Path(args.predictions).parent)
     failures_path = out.with_name(out.name + ".failures.json")
     run_ = load_run(args.run)
     predictor = Predictor(run_, aggregate_name=args.aggregate, level=args.level, no_face=args.no_face,
-                          batch_size=args.batch_size)
+                          batch_size=args.batch_size, device=device)
     ds = load_dataset(args.data, format=args.data_format, split=args.split)
     if not ds.records:
         raise FakelensError(f"{args.data}: no videos{f' in split {args.split!r}' if args.split else ''}")
@@ -84,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         "submission": str(out), "format": args.fmt, "videos": n, "failed": len(result.failures),
         "failures_report": str(failures_path) if result.failures else None,
         "aggregate": predictor.aggregate_name, "level": predictor.level, "checkpoint": str(run_.checkpoint),
+        "device": describe_device(device),
         "seconds": {k: round(v, 3) for k, v in result.timings.items()},
         "fallback_ids": list(getattr(report, "fallback_ids", []) or []),
     }
@@ -92,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     rows = [["submission", str(out)], ["format", args.fmt], ["videos scored", n - len(result.failures)],
             ["failed (prior fallback)", len(result.failures)], ["aggregation", f"{predictor.aggregate_name} "
-                                                                            f"over {predictor.level}"]]
+                                                                            f"over {predictor.level}"],
+            ["device", describe_device(device)]]
     rows += [[f"time: {k} (s)", v] for k, v in result.timings.items()]
     print_table("predict", ["", "value"], rows)
     return 0

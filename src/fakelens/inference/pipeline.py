@@ -8,6 +8,12 @@ models: mel windows by tile_windows), batched through the model under torch.infe
 the video score is fakelens.inference.aggregate.video_score; training validation calls the same
 functions on the cached features, so the validation metrics are those of this pipeline.
 
+Many videos stream: features are computed by worker processes a bounded window ahead
+(WINDOW_PER_WORKER videos per worker, consumed and released in input order), and clips of
+consecutive videos are batched together on the model's device (`--device`, see
+fakelens.inference.device), so memory stays flat in the number of videos and a GPU gets full
+batches even from short videos.
+
 Failures are never silent: a video that cannot be decoded, has no face (unless the full-frame
 fallback is asked for) or lacks the audio the model needs is a `Failure` with its reason. Only
 with on_error="prior" does it get a score, the training-set prior P(fake), recorded in
@@ -18,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,21 +133,43 @@ def _features_job(path: str, cache_dict: dict[str, Any]) -> Any:
 
 
 _WORKER_DETECTOR: Any = None
+WINDOW_PER_WORKER = 2  # videos whose features are computed ahead, per worker process
 
 
-def _worker_init(detector: str) -> None:
+def _worker_init(detector: str, parent_pid: int | None = None) -> None:
     global _WORKER_DETECTOR
     from fakelens.faces.detectors import build_detector
 
+    if parent_pid is not None:
+        from fakelens.workers import die_with_parent
+
+        die_with_parent(parent_pid)
     torch.set_num_threads(1)
     _WORKER_DETECTOR = build_detector(detector)
+
+
+@dataclass
+class _Pending:
+    """A video between its features and its Prediction: clips waiting for the model, their outputs."""
+
+    rec: VideoRecord
+    feats: Any = None
+    clips: list[dict[str, Any]] = field(default_factory=list)
+    error: BaseException | None = None
+    outputs: list[dict[str, np.ndarray] | None] = field(default_factory=list)  # per clip, once scored
+    n_scored: int = 0
+    t_model: float = 0.0
+
+    @property
+    def ready(self) -> bool:
+        return self.n_scored == len(self.clips)
 
 
 class Predictor:
     """Scores videos with a loaded run. Options default to the run's `predict` section."""
 
     def __init__(self, run: LoadedRun, *, aggregate_name: str | None = None, level: str | None = None,
-                 no_face: str | None = None, batch_size: int = 8, device: str | torch.device = "cpu"):
+                 no_face: str | None = None, batch_size: int = 8, device: str | torch.device = "auto"):
         p = run.cfg.predict
         self.run = run
         self.aggregate_name = aggregate_name or p.aggregate
@@ -152,8 +181,12 @@ class Predictor:
         if self.no_face not in NO_FACE:
             raise ConfigError(f"no_face must be one of {NO_FACE}, got {self.no_face!r}")
         SUPPRESSIONS.get(p.suppression)
-        self.batch_size = max(1, int(batch_size))
-        self.device = torch.device(device)
+        self.batch_size = max(1, int(batch_size))  # clips per forward pass, across videos
+        from fakelens.inference.device import resolve_device
+
+        self.device = resolve_device(device)
+        run.model.to(self.device)
+        run.task.to(self.device)
         self.inputs = tuple(run.model.input_names)
         self.clip_frames = run.cfg.data.clip_frames
         use_full = run.cache.fallback == "full_frame" or self.no_face == "full_frame"
@@ -205,29 +238,39 @@ class Predictor:
         return clips
 
     @torch.inference_mode()
+    def _forward(self, clips: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
+        """One forward pass over clips (of any videos) on the device -> P(fake) per output, batch dim = clip."""
+        non_blocking = self.device.type == "cuda"
+        inputs = {k: torch.stack([c[k] for c in clips]).to(self.device, non_blocking=non_blocking)
+                  for k in self.inputs}  # e.g. video (B, C, 3, S, S), audio (B, 1, M, W)
+        out = dict(self.run.model(**inputs))
+        out["video_logit"] = self.run.task.video_logit(out)  # (B,)
+        return {k: torch.sigmoid(v.float()).cpu().numpy() for k, v in out.items()}
+
     def _run_model(self, clips: list[dict[str, Any]]) -> dict[str, np.ndarray]:
         """Batched forward over the clips of one video -> numpy arrays per output, batch dim = clip."""
-        outs: dict[str, list[np.ndarray]] = {}
-        for i in range(0, len(clips), self.batch_size):
-            chunk = clips[i:i + self.batch_size]
-            inputs = {k: torch.stack([c[k] for c in chunk]).to(self.device) for k in self.inputs}
-            out = dict(self.run.model(**inputs))
-            out["video_logit"] = self.run.task.video_logit(out)  # (b,)
-            for k, v in out.items():
-                outs.setdefault(k, []).append(torch.sigmoid(v.float()).cpu().numpy())  # P(fake)
-        return {k: np.concatenate(v, axis=0) for k, v in outs.items()}
+        outs = [self._forward(clips[i:i + self.batch_size]) for i in range(0, len(clips), self.batch_size)]
+        return {k: np.concatenate([o[k] for o in outs], axis=0) for k in outs[0]}
 
-    def predict_features(self, video_id: str, feats: Any) -> tuple[Prediction, float]:
-        """Score one video from its features; returns the Prediction and the model time (s)."""
+    def _prepare(self, video_id: str, feats: Any) -> list[dict[str, Any]]:
+        """The model inputs of one video (its clips), or the reason it cannot be scored."""
         if "video" in self.inputs and len(feats.clip.faces) == 0:
             raise _NoFace("no face found in any sampled frame (use --no-face full_frame to score the whole frame)")
         if "audio" in self.inputs and not feats.has_audio:
             raise MediaError(video_id, f"the model needs audio: {feats.audio_message or 'no audio'}")
+        return self._clips(feats)
+
+    def predict_features(self, video_id: str, feats: Any) -> tuple[Prediction, float]:
+        """Score one video from its features; returns the Prediction and the model time (s)."""
         t0 = time.perf_counter()
-        clips = self._clips(feats)
+        clips = self._prepare(video_id, feats)
         probs = self._run_model(clips)
         t_model = time.perf_counter() - t0
+        return self._finish(video_id, feats, clips, probs), t_model
 
+    def _finish(self, video_id: str, feats: Any, clips: list[dict[str, Any]], probs: dict[str, np.ndarray]
+                ) -> Prediction:
+        """The Prediction of one video from its clips and the model's outputs on them (batch dim = clip)."""
         frame_times = frame_scores = audio_times = audio_scores = None
         if "frame_logits" in probs:
             keep = np.concatenate([c["mask"] for c in clips])  # (n_clips * C,)
@@ -251,10 +294,9 @@ class Predictor:
             if head in probs:
                 extras[head.replace("_logit", "_score")] = float(probs[head].mean())
         fallback = FULL_FRAME_FALLBACK if "video" in self.inputs and feats.clip.fallback else None
-        pred = Prediction(id=video_id, score=float(score), proposals=proposals, frame_times=frame_times,
+        return Prediction(id=video_id, score=float(score), proposals=proposals, frame_times=frame_times,
                           frame_scores=frame_scores, audio_times=audio_times, audio_scores=audio_scores,
                           fallback=fallback, extras=extras)
-        return pred, t_model
 
     def _audio_steps(self, clips: list[dict[str, Any]], steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(n_clips, F') per-step P(fake) -> (A,) times (s, step centres) and scores inside real audio."""
@@ -299,7 +341,9 @@ class Predictor:
     # ------------------------------------------------------------------ many videos
 
     def _iter_features(self, records: Sequence[VideoRecord], workers: int) -> Iterator[tuple[VideoRecord, Any, float]]:
-        """(record, features or the exception, seconds) in input order."""
+        """(record, features or the exception, seconds) in input order. With workers, at most
+        workers * WINDOW_PER_WORKER videos are submitted ahead of the one being consumed, and a
+        video's features are released once consumed: memory stays flat in len(records)."""
         if workers <= 0:
             for rec in records:
                 t0 = time.perf_counter()
@@ -311,30 +355,50 @@ class Predictor:
                     feats = e
                 yield rec, feats, time.perf_counter() - t0
             return
+        import multiprocessing
+        import os
+
         from fakelens.config import to_dict
+        from fakelens.workers import ordered_window
 
         cache_dict = to_dict(self.cache_cfg)
-        import multiprocessing
+        submitted: dict[int, float] = {}  # id(future) -> submission time
 
         # spawn, not fork: forking a process whose torch thread pools are running can deadlock.
-        with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, initargs=(self.cache_cfg.detector,),
+        with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init,
+                                 initargs=(self.cache_cfg.detector, os.getpid()),
                                  mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [(rec, pool.submit(_features_job, str(rec.path), cache_dict) if rec.path is not None else None,
-                        time.perf_counter()) for rec in records]
-            for rec, fut, t0 in futures:
-                if fut is None:
-                    yield rec, MediaError(rec.id, "the dataset lists no file for this video"), 0.0
-                    continue
-                try:
-                    feats = fut.result()
-                except MediaError as e:
-                    feats = e
-                yield rec, feats, time.perf_counter() - t0
+            def submit(rec: VideoRecord) -> Any:
+                if rec.path is None:
+                    return None
+                fut = pool.submit(_features_job, str(rec.path), cache_dict)
+                submitted[id(fut)] = time.perf_counter()
+                return fut
+
+            try:
+                for rec, fut in ordered_window(submit, records, workers * WINDOW_PER_WORKER):
+                    if fut is None:
+                        yield rec, MediaError(rec.id, "the dataset lists no file for this video"), 0.0
+                        continue
+                    t0 = submitted.pop(id(fut))
+                    try:
+                        feats = fut.result()
+                    except MediaError as e:
+                        feats = e
+                    del fut  # the pool keeps no reference either: released once the caller drops it
+                    yield rec, feats, time.perf_counter() - t0
+                    del feats
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
 
     def predict(self, records: Sequence[VideoRecord], *, on_error: str = "raise", workers: int = 0,
                 progress: bool = False) -> PredictResult:
         """Score every record. on_error="raise": failures are collected and returned (the caller
-        refuses to write a submission); "prior": failed videos get the training prior, recorded."""
+        refuses to write a submission); "prior": failed videos get the training prior, recorded.
+
+        Clips of consecutive videos share forward passes of `batch_size` clips; predictions and
+        failures come out in input order."""
         if on_error not in ON_ERROR:
             raise ConfigError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
         preds: list[Prediction] = []
@@ -345,30 +409,71 @@ class Predictor:
             from tqdm import tqdm
 
             items = tqdm(items, total=len(records), desc="predict", unit="video")
+        pending: deque[_Pending] = deque()  # videos not yet emitted, in input order
+        queue: deque[tuple[_Pending, int]] = deque()  # (video, clip index) waiting for the model
+
+        def run_batch() -> None:
+            batch = [queue.popleft() for _ in range(min(self.batch_size, len(queue)))]
+            t0 = time.perf_counter()
+            out = self._forward([p.clips[k] for p, k in batch])
+            share = (time.perf_counter() - t0) / len(batch)
+            for i, (p, k) in enumerate(batch):
+                p.outputs[k] = {name: v[i] for name, v in out.items()}
+                p.n_scored += 1
+                p.t_model += share
+
+        def emit() -> None:
+            while pending and pending[0].ready:
+                self._emit(pending.popleft(), on_error, preds, failures, totals)
+
         for rec, feats, seconds in items:
             totals["features_wall"] += seconds
+            p = _Pending(rec)
             try:
                 if isinstance(feats, BaseException):
                     raise feats
-                tm = feats.timings
-                totals["decode"] += tm.get("probe", 0.0) + tm.get("decode", 0.0)
-                totals["faces"] += tm.get("detect", 0.0) + tm.get("track", 0.0) + tm.get("crop", 0.0)
-                totals["audio"] += tm.get("audio", 0.0)
-                pred, t_model = self.predict_features(rec.id, feats)
-                totals["model"] += t_model
-                pred.extras.update({f"t_{k}": float(v) for k, v in tm.items()})
-                pred.extras["t_model"] = t_model
-                preds.append(pred)
+                p.feats = feats
+                p.clips = self._prepare(rec.id, feats)
+                p.outputs = [None] * len(p.clips)
+                queue.extend((p, k) for k in range(len(p.clips)))
             except (MediaError, _NoFace) as e:
-                reason = str(e)
-                if on_error == "prior":
-                    preds.append(Prediction(id=rec.id, score=self.run.prior, fallback=PRIOR_FALLBACK,
-                                            extras={"failed": 1.0}))
-                    failures.append(Failure(rec.id, None if rec.path is None else str(rec.path), reason,
-                                            PRIOR_FALLBACK))
-                else:
-                    failures.append(Failure(rec.id, None if rec.path is None else str(rec.path), reason))
+                p.feats, p.clips, p.error = None, [], e
+            del feats
+            pending.append(p)
+            while len(queue) >= self.batch_size:
+                run_batch()
+            emit()
+        while queue:
+            run_batch()
+        emit()
         return PredictResult(preds, failures, totals)
+
+    def _emit(self, p: _Pending, on_error: str, preds: list[Prediction], failures: list[Failure],
+              totals: dict[str, float]) -> None:
+        """A finished video: its Prediction (clip outputs stacked as one forward would give them) or failure."""
+        rec = p.rec
+        try:
+            if p.error is not None:
+                raise p.error
+            tm = p.feats.timings
+            totals["decode"] += tm.get("probe", 0.0) + tm.get("decode", 0.0)
+            totals["faces"] += tm.get("detect", 0.0) + tm.get("track", 0.0) + tm.get("crop", 0.0)
+            totals["audio"] += tm.get("audio", 0.0)
+            probs = {k: np.stack([o[k] for o in p.outputs]) for k in p.outputs[0]}  # (n_clips, ...)
+            pred = self._finish(rec.id, p.feats, p.clips, probs)
+            totals["model"] += p.t_model
+            pred.extras.update({f"t_{k}": float(v) for k, v in tm.items()})
+            pred.extras["t_model"] = p.t_model
+            preds.append(pred)
+        except (MediaError, _NoFace) as e:
+            reason = str(e)
+            path = None if rec.path is None else str(rec.path)
+            if on_error == "prior":
+                preds.append(Prediction(id=rec.id, score=self.run.prior, fallback=PRIOR_FALLBACK,
+                                        extras={"failed": 1.0}))
+                failures.append(Failure(rec.id, path, reason, PRIOR_FALLBACK))
+            else:
+                failures.append(Failure(rec.id, path, reason))
 
 
 def failures_report(result: PredictResult, prior: float) -> dict[str, Any]:
