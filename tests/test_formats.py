@@ -24,7 +24,7 @@ FIXTURES = Path(__file__).parent / "data" / "formats"
 EXPECTED = {
     "dfdc": ("dfdc", {"train": (2, 3, 0)}, None),
     "avdeepfake1m": ("avdeepfake1m", {"train": (1, 2, 0), "val": (1, 1, 0), "test": (0, 0, 2)}, 2),
-    "lavdf": ("lavdf", {"train": (1, 1, 0), "dev": (0, 1, 0), "test": (0, 1, 0)}, None),
+    "lavdf": ("lavdf", {"train": (1, 1, 0), "val": (0, 1, 0), "test": (0, 1, 0)}, None),  # dev read as val
     "csv": ("csv", {"train": (1, 2, 0), "val": (1, 1, 0), "test": (0, 0, 2)}, 2),
     "folders": ("folders", {"train": (2, 2, 0), "val": (1, 1, 0)}, None),
 }
@@ -147,8 +147,18 @@ def test_lavdf_record_fields():
     ds = load_dataset(FIXTURES / "lavdf")
     r = ds.by_id()["dev/000003.mp4"]
     assert r.modality is Modality.BOTH and r.segments == (Segment(0.2, 0.6), Segment(2.0, 2.36))
-    assert (r.duration, r.n_frames, r.split) == (2.4, 60, "dev")
+    assert (r.duration, r.n_frames, r.split) == (2.4, 60, "val")
     assert ds.by_id()["test/000005.mp4"].modality is Modality.AUDIO
+
+
+def test_lavdf_dev_is_the_validation_split():
+    """LAV-DF calls its validation split `dev`: it is read as "val" (what training validates on by
+    default, data.val_split=val), said in the notes, and `--split dev` still selects it."""
+    ds = load_dataset(FIXTURES / "lavdf")
+    assert ds.splits() == ["test", "train", "val"]
+    assert any("'dev' split is read as 'val'" in n for n in ds.notes)
+    for name in ("dev", "val", "validation"):
+        assert [r.id for r in load_dataset(FIXTURES / "lavdf", split=name).records] == ["dev/000003.mp4"]
 
 
 def test_dfdc_records_and_test_set():

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from fakelens.data.formats import load_dataset
-from fakelens.data.splits import original_group, split_by_group
+from fakelens.data.splits import class_counts, original_group, split_by_group
 from fakelens.errors import ConfigError
 from fakelens.types import Label, VideoRecord
 
@@ -32,11 +32,38 @@ def test_no_group_leaks_and_fraction(fraction):
     train, val = split_by_group(records, fraction, seed=3)
     assert {original_group(r) for r in train}.isdisjoint(original_group(r) for r in val)
     assert sorted(r.id for r in train + val) == sorted(r.id for r in records)
-    largest = 6  # an original and 5 fakes
-    assert abs(len(val) - fraction * len(records)) <= largest / 2
+    # Stratified: each stratum (mostly-real groups: lone originals; mostly-fake groups: an original
+    # and up to 5 fakes) is within half its largest group of its share.
+    assert abs(len(val) - fraction * len(records)) <= 0.5 * 1 + 0.5 * 6
     # input order is kept inside each part
     order = {r.id: i for i, r in enumerate(records)}
     assert [order[r.id] for r in val] == sorted(order[r.id] for r in val)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_small_dfdc_part_gets_both_classes_on_both_sides(seed):
+    """2 fakes whose originals are in another part and 2 reals: the old carve (by group, not
+    stratified) gave an all-fake validation set for seeds 0-3, and training crashed after an epoch."""
+    records = [VideoRecord("fake_a.mp4", None, Label.FAKE, original="elsewhere_a.mp4"),
+               VideoRecord("real_b.mp4", None, Label.REAL),
+               VideoRecord("fake_c.mp4", None, Label.FAKE, original="elsewhere_c.mp4"),
+               VideoRecord("real_d.mp4", None, Label.REAL)]
+    train, val = split_by_group(records, 0.15, seed=seed)
+    assert class_counts(train) == (1, 1) and class_counts(val) == (1, 1)
+
+
+def test_the_carve_is_stratified_by_label():
+    """Val's share of fakes follows the data's (DFDC-like groups, many seeds and fractions)."""
+    worst = 0.0
+    for seed in range(12):
+        records = dfdc_like(seed=seed + 1)
+        real, fake = class_counts(records)
+        for fraction in (0.1, 0.2, 0.5):
+            train, val = split_by_group(records, fraction, seed=seed)
+            r, f = class_counts(val)
+            worst = max(worst, abs(f / (r + f) - fake / (real + fake)))
+            assert r and f and all(class_counts(train))
+    assert worst < 0.07  # unstratified: up to 0.14
 
 
 def test_deterministic_and_seeded():

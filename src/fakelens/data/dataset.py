@@ -106,18 +106,24 @@ class CacheDataset(Dataset):
         self.config = load_config(self.cache_dir)
         splits = {split} if isinstance(split, str) else (set(split) if split is not None else None)
         rows = []
+        # Videos of the asked split(s) this dataset cannot use, by reason (reported by training).
+        self.left_out: dict[str, list[str]] = {}
         for row in read_index(self.cache_dir):
-            if row["status"] == "decode_error" or not row.get("npz"):
-                continue
-            if statuses is not None and row["status"] not in statuses:
-                continue
             if splits is not None and row.get("split") not in splits:
                 continue
-            if self.need_face and not row.get("has_face"):
-                continue
-            if self.need_audio and not row.get("has_audio"):
-                continue
-            if labeled_only and row["label"] == "unknown":
+            reason = None
+            if row["status"] == "decode_error" or not row.get("npz"):
+                reason = "could not be decoded"
+            elif statuses is not None and row["status"] not in statuses:
+                reason = f"status {row['status']}"
+            elif self.need_face and not row.get("has_face"):
+                reason = "no face found (the model needs face crops)"
+            elif self.need_audio and not row.get("has_audio"):
+                reason = "no audio track (the model needs audio)"
+            elif labeled_only and row["label"] == "unknown":
+                reason = "unlabelled"
+            if reason is not None:
+                self.left_out.setdefault(reason, []).append(row["id"])
                 continue
             rows.append(row)
         if not rows:

@@ -10,7 +10,16 @@ import random
 from typing import Callable, Sequence
 
 from fakelens.errors import ConfigError
-from fakelens.types import VideoRecord
+from fakelens.types import Label, VideoRecord
+
+
+VALIDATION_NAMES = ("val", "valid", "validation", "dev")  # what datasets call their validation split
+
+
+def canonical_split(name: str | None) -> str | None:
+    """The project's name of a split: every validation-like name (LAV-DF's `dev`, the CSV
+    competition's `validation`) is "val", as AV-Deepfake1M names it; other names are kept."""
+    return "val" if name is not None and name.lower() in VALIDATION_NAMES else name
 
 
 def original_group(record: VideoRecord) -> str:
@@ -24,11 +33,15 @@ def split_by_group(
     seed: int = 0,
     group: Callable[[VideoRecord], str] = original_group,
 ) -> tuple[list[VideoRecord], list[VideoRecord]]:
-    """Split records into (train, val) by whole groups, val holding about `val_fraction` of the videos.
+    """Split records into (train, val) by whole groups, stratified by label: val holds about
+    `val_fraction` of the real videos and of the fake ones.
 
-    Deterministic for a given seed and set of records (groups are sorted, then shuffled with the
-    seed, then added to val while that brings its size closer to the target). Both parts keep the
-    input order. Both are non-empty whenever there are at least two groups.
+    Deterministic for a given seed and set of records: groups are sorted, shuffled with the seed
+    and put in strata by their majority label (mostly real, mostly fake, even); each stratum gives
+    val about `val_fraction` of its videos (within half its largest group). A class found in two
+    or more groups gets at least one video on each side (so a small DFDC part does not end with
+    an all-fake validation set); a class in a single group stays in train. Both parts keep the
+    input order and are non-empty whenever there are two groups.
     """
     if not 0.0 < val_fraction < 1.0:
         raise ConfigError(f"val_fraction must be in (0, 1), got {val_fraction}")
@@ -40,19 +53,61 @@ def split_by_group(
                           f"{len(members)} group(s) (fakes are kept with their original)")
     keys = sorted(members)
     random.Random(seed).shuffle(keys)
-    target = val_fraction * len(records)
-    val_keys: set[str] = set()
-    n_val = 0
+
+    def counts(key: str) -> tuple[int, int]:  # (real, fake) videos of a group
+        labels = [records[i].label for i in members[key]]
+        return sum(lab is Label.REAL for lab in labels), sum(lab is Label.FAKE for lab in labels)
+
+    per = {k: counts(k) for k in keys}
+    total = [sum(c[j] for c in per.values()) for j in (0, 1)]
+    spread = [sum(1 for c in per.values() if c[j]) for j in (0, 1)]  # groups holding each class
+
+    val_keys: list[str] = []
+    n = [0, 0, 0]  # val's real, fake, unlabelled counts
+
+    def size(key: str) -> tuple[int, int, int]:
+        r, f = per[key]
+        return r, f, len(members[key]) - r - f
+
+    def keeps_train(m: Sequence[int]) -> bool:  # train keeps every class it had, and some video
+        return all(m[j] < total[j] or total[j] == 0 for j in (0, 1)) and sum(m) < len(records)
+
+    # Stratified by label within the grouping: groups are ranked by their share of fakes (all-real
+    # originals, originals with a few fakes, ...); each stratum gives val about val_fraction of its
+    # videos, taking its groups in the seeded order while that brings val closer to the target.
+    strata: dict[str, list[str]] = {}
     for key in keys:
-        size = len(members[key])
-        if abs(n_val + size - target) < abs(n_val - target):
-            val_keys.add(key)
-            n_val += size
-    if not val_keys:  # every group is larger than twice the target: take the first one
-        val_keys.add(keys[0])
+        r, f = per[key]
+        strata.setdefault("real" if r > f else "fake" if f > r else "even", []).append(key)
+    for name in sorted(strata):
+        group_keys = strata[name]
+        want = val_fraction * sum(len(members[k]) for k in group_keys)
+        got = 0
+        for key in group_keys:
+            grown = [a + b for a, b in zip(n, size(key))]
+            if abs(got + len(members[key]) - want) < abs(got - want) and keeps_train(grown):
+                val_keys.append(key)
+                n = grown
+                got += len(members[key])
+    for j in (0, 1):  # a class spread over groups but missing from val: its smallest group joins
+        if spread[j] >= 2 and n[j] == 0:
+            for key in sorted((k for k in keys if k not in val_keys and per[k][j]), key=lambda k: len(members[k])):
+                grown = [a + b for a, b in zip(n, size(key))]
+                if keeps_train(grown):
+                    val_keys.append(key)
+                    n = grown
+                    break
+    if not val_keys:  # every group is larger than twice the target: the smallest that keeps train whole
+        key = min((k for k in keys if keeps_train(size(k))), key=lambda k: len(members[k]), default=keys[0])
+        val_keys.append(key)
     if len(val_keys) == len(keys):  # never leave train empty
-        val_keys.discard(keys[-1])
+        val_keys.pop()
     in_val = {i for key in val_keys for i in members[key]}
     train = [r for i, r in enumerate(records) if i not in in_val]
     val = [r for i, r in enumerate(records) if i in in_val]
     return train, val
+
+
+def class_counts(records: Sequence[VideoRecord]) -> tuple[int, int]:
+    """(real, fake) videos among records (unlabelled ones are in neither)."""
+    return (sum(r.label is Label.REAL for r in records), sum(r.label is Label.FAKE for r in records))

@@ -26,7 +26,7 @@ class DataConfig:
     cache: str = ""  # cache directory (relative paths resolve against the working directory)
     dataset: str = "clips"  # a CACHE_DATASETS entry giving the model's inputs: clips | audio | av
     train_split: str = "train"
-    val_split: str = "val"  # a split of the cache; "" = carve validation out of train by original
+    val_split: str = "val"  # a split of the cache (an unknown name is an error); "" = carve it out of train
     val_fraction: float = 0.15  # used when carving validation out of train
     split_seed: int = 0
     balance: Literal["none", "pos_weight", "sampler"] = "pos_weight"  # class balance by loss or sampler
@@ -114,7 +114,7 @@ class RunConfig:
     limit_val_batches: float = 1.0
     log_every_n_steps: int = 10
     val_every_n_epochs: int = 1
-    progress_bar: bool = True
+    progress_bar: bool = True  # a bar where a terminal is attached (one line per epoch is always printed)
     deterministic: bool = False
 
     def __post_init__(self) -> None:

@@ -1,8 +1,9 @@
 """Training and validation datasets over a preprocessing cache, as the run config says.
 
-Validation is the cache's `data.val_split` when it holds videos; otherwise (DFDC ships no
-validation split) it is carved out of the training split by original with
-fakelens.data.splits.split_by_group, so no identity appears on both sides.
+Validation is the cache's `data.val_split` (a name the cache does not have is an error listing
+the splits it has); with data.val_split='' (DFDC ships no validation split) it is carved out of
+the training split by original and stratified by label with fakelens.data.splits.split_by_group,
+so no identity appears on both sides and both classes are on each side.
 
 The validation dataset yields every clip of every validation video, cut as `fakelens predict`
 cuts them (fakelens.data.dataset.AllClips), so validation scores videos as predict does.
@@ -83,10 +84,40 @@ def dataset_kwargs(cfg: TrainConfig) -> dict[str, Any]:
     raise ConfigError(f"data.dataset {d.dataset!r} has no mapping of its options")
 
 
-def _has_split(cache: Path, split: str) -> bool:
+def cache_splits(cache: Path) -> dict[str, int]:
+    """Videos with cached arrays per split of a cache (rows without a split count as "(none)")."""
+    from collections import Counter
+
     from fakelens.data.cache import read_index
 
-    return any(row.get("split") == split and row.get("npz") for row in read_index(cache))
+    return dict(sorted(Counter(str(row.get("split") or "(none)") for row in read_index(cache) if row.get("npz"))
+                       .items()))
+
+
+def resolve_split(name: str, splits: dict[str, int], key: str, cache: Path) -> str:
+    """The cache's name for split `name`: itself, else the validation-like split it stands for
+    (`val` and a cache made when LAV-DF's `dev` was kept as such); a ConfigError listing the
+    splits there are otherwise (a missing val split used to carve validation out of train silently)."""
+    from fakelens.data.splits import canonical_split
+
+    if name in splits:
+        return name
+    same = [s for s in splits if canonical_split(s) == canonical_split(name)]
+    if same:
+        return same[0]
+    have = ", ".join(f"{s} ({n} videos)" for s, n in splits.items()) or "none"
+    hint = (f"; set {key} to one of them, or data.val_split='' to carve validation out of the training "
+            "split by original (data.val_fraction)" if key == "data.val_split" else f"; set {key} to one of them")
+    raise ConfigError(f"{key} is {name!r} but the cache {cache} has no such split (its splits: {have}){hint}")
+
+
+def validation_source(cfg: TrainConfig) -> str:
+    """Where validation comes from, in words, for messages: a cache split or the carve."""
+    d = cfg.data
+    if d.val_split:
+        return f"split {d.val_split!r} of the cache"
+    return (f"carved out of split {d.train_split!r}: data.val_fraction {d.val_fraction}, data.split_seed "
+            f"{d.split_seed}, by original and stratified by label")
 
 
 def build_datasets(cfg: TrainConfig) -> tuple[Any, Any]:
@@ -110,18 +141,21 @@ def build_datasets(cfg: TrainConfig) -> tuple[Any, Any]:
     kw = dataset_kwargs(cfg)
     augment = SampleAugment(cfg.augment)
     transform = augment if augment.active else None
-    carve = not d.val_split or not _has_split(cache, d.val_split)
-    train = cls(cache, d.train_split, labeled_only=True, transform=transform, random=True, **kw)
+    splits = cache_splits(cache)
+    train_split = resolve_split(d.train_split, splits, "data.train_split", cache)
+    val_split = resolve_split(d.val_split, splits, "data.val_split", cache) if d.val_split else None
+    carve = val_split is None
+    train = cls(cache, train_split, labeled_only=True, transform=transform, random=True, **kw)
     val_cls, val_kw = cls, dict(kw)
     if d.dataset == "frames":
         val_cls, val_kw = ClipDataset, {"clip_frames": d.clip_frames}
     if d.dataset == "av":
         val_kw["audio_seconds"] = train.audio_seconds
     if not carve:
-        return train, AllClips(val_cls(cache, d.val_split, labeled_only=True, random=False, **val_kw))
+        return train, AllClips(val_cls(cache, val_split, labeled_only=True, random=False, **val_kw))
     from fakelens.data.splits import split_by_group
 
-    val_base = val_cls(cache, d.train_split, labeled_only=True, random=False, **val_kw)
+    val_base = val_cls(cache, train_split, labeled_only=True, random=False, **val_kw)
     train_recs, val_recs = split_by_group(train.records, d.val_fraction, d.split_seed)
     val_ids = {r.id for r in val_recs}
     train_idx = [i for i, r in enumerate(train.records) if r.id not in val_ids]

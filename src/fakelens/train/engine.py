@@ -30,6 +30,7 @@ from fakelens.train.config import CONFIG_NAME, TrainConfig
 
 CACHE_CONFIG_NAME = "cache_config.json"  # preprocessing parameters, reused by `fakelens predict`
 METRICS_NAME = "metrics.json"
+LEFT_OUT_NAME = "left_out.json"  # videos of the training/validation splits the dataset could not use, by reason
 BEST_NAME = "best"
 LAST_NAME = "last"
 
@@ -131,19 +132,32 @@ def make_loaders(cfg: TrainConfig, train_ds: Any, val_ds: Any, train_labels: Seq
 
 
 def fit(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, train_dataset: Any = None,
-        val_dataset: Any = None) -> FitResult:
+        val_dataset: Any = None, verbose: bool = False, notes: Sequence[str] = ()) -> FitResult:
     """Train `cfg` into `run_dir`. Datasets come from cfg.data unless given (tests, notebooks).
 
-    Refuses models over train.max_params before building anything heavy. With `resume`, training
-    continues from run_dir/checkpoints/last.ckpt (optimizer, scheduler, epoch and callbacks restored).
+    Refuses models over train.max_params before building anything heavy, and a one-class
+    validation set before the first step. With `resume`, training continues from
+    run_dir/checkpoints/last.ckpt (optimizer, scheduler, epoch and callbacks restored).
+    Prints one line per epoch (fakelens.train.progress; also RUN/train.log), after `notes` (lines
+    the caller wants in the log, e.g. what --smoke changed); third-party noise only if `verbose`.
     """
+    import lightning  # noqa: F401  (imported before quieting: it sets its loggers' levels on import)
+
+    from fakelens.train.progress import quiet_third_party
+
+    with quiet_third_party(verbose):
+        return _fit(cfg, Path(run_dir), resume, train_dataset, val_dataset, verbose, notes)
+
+
+def _fit(cfg: TrainConfig, run_dir: Path, resume: bool, train_dataset: Any, val_dataset: Any, verbose: bool,
+         notes: Sequence[str]) -> FitResult:
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 
     from fakelens.train.budget import check_budget
     from fakelens.train.module import DetectorModule
+    from fakelens.train.progress import RunLog, epoch_report, progress_bar, terminal_attached
 
-    run_dir = Path(run_dir)
     ckpt_dir = run_dir / "checkpoints"
     last = ckpt_dir / f"{LAST_NAME}.ckpt"
     if resume and not last.is_file():
@@ -157,7 +171,8 @@ def fit(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, train_datas
     cfg = dataclasses.replace(cfg, model=resolve_config(cfg.model))  # the run saves concrete values
     n_params = check_budget(cfg.model, cfg.train.max_params)
 
-    if train_dataset is None or val_dataset is None:
+    given = train_dataset is not None and val_dataset is not None
+    if not given:
         from fakelens.train.data import build_datasets
 
         train_dataset, val_dataset = build_datasets(cfg)
@@ -167,10 +182,10 @@ def fit(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, train_datas
     if len(train_labels) == 0 or len(val_labels) == 0:
         raise FakelensError(f"empty split: {len(train_labels)} training and {len(val_labels)} validation videos")
     if n_fake in (0, len(train_labels)):
-        raise FakelensError(f"the training split holds only {'fake' if n_fake else 'real'} videos")
-    if cfg.train.monitor == "val_auc" and n_val_fake in (0, len(val_labels)):
-        raise FakelensError("the validation split holds one class only: video AUC is undefined "
-                            "(use train.monitor=val_logloss or another split)")
+        raise FakelensError(f"the training split holds only {'fake' if n_fake else 'real'} videos "
+                            f"({len(train_labels) - n_fake} real, {n_fake} fake); training needs both classes")
+    if n_val_fake in (0, len(val_labels)):
+        raise FakelensError(one_class_validation(cfg, len(val_labels), n_val_fake, given=given))
     prior = n_fake / len(train_labels)  # P(fake) in the training set, the --on-error prior fallback
     pos_weight = (len(train_labels) - n_fake) / n_fake if cfg.data.balance == "pos_weight" else None
 
@@ -179,11 +194,14 @@ def fit(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, train_datas
     cache_config = cache_config_dict(cfg)
     module = DetectorModule(to_dict(cfg), prior=prior, pos_weight=pos_weight, cache_config=cache_config,
                             audio_width=audio_width(train_dataset))
+    left_out = left_out_videos(cfg, train_dataset, val_dataset) if not given else {}
+    log = RunLog(run_dir if _is_rank_zero() else None, echo=_is_rank_zero())
     if _is_rank_zero():
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run_dir / CONFIG_NAME)
         if cache_config is not None:
             atomic_write_text(run_dir / CACHE_CONFIG_NAME, json.dumps(cache_config, indent=2) + "\n")
+        atomic_write_text(run_dir / LEFT_OUT_NAME, json.dumps(left_out, indent=2) + "\n")
 
     mode = "max" if cfg.train.monitor == "val_auc" else "min"
     checkpoint = ModelCheckpoint(dirpath=str(ckpt_dir), filename=BEST_NAME, monitor=cfg.train.monitor, mode=mode,
@@ -192,20 +210,27 @@ def fit(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, train_datas
     # latest epoch, so a monitor-less checkpoint overwrites last.ckpt at every validation.
     latest = ModelCheckpoint(dirpath=str(ckpt_dir), filename=LAST_NAME, monitor=None, save_top_k=1,
                              enable_version_counter=False, auto_insert_metric_name=False)
-    callbacks: list[Any] = [checkpoint, latest, LearningRateMonitor(logging_interval="step")]
+    callbacks: list[Any] = [LearningRateMonitor(logging_interval="step"), checkpoint, latest,
+                            epoch_report(log, checkpoint, cfg.train.epochs)]  # the report after the checkpoints
     if cfg.train.patience > 0:
-        callbacks.append(EarlyStopping(monitor=cfg.train.monitor, mode=mode, patience=cfg.train.patience,
-                                       check_finite=True))
+        callbacks.append(_early_stopping(EarlyStopping, monitor=cfg.train.monitor, mode=mode,
+                                         patience=cfg.train.patience, check_finite=True))
     t = cfg.train
+    bar = t.progress_bar and terminal_attached()  # a bar only where a terminal is attached
+    if bar:
+        callbacks.append(progress_bar())
     trainer = L.Trainer(
         default_root_dir=str(run_dir), max_epochs=t.epochs, accelerator=t.accelerator, devices=_devices(t.devices),
         strategy=t.strategy, num_nodes=t.num_nodes, precision=_precision(cfg),
         gradient_clip_val=t.grad_clip if t.grad_clip > 0 else None, accumulate_grad_batches=t.accumulate_grad_batches,
         callbacks=callbacks, logger=_loggers(run_dir / "logs"), log_every_n_steps=t.log_every_n_steps,
-        check_val_every_n_epoch=t.val_every_n_epochs, enable_progress_bar=t.progress_bar,
+        check_val_every_n_epoch=t.val_every_n_epochs, enable_progress_bar=bar,
         limit_train_batches=_limit(t.limit_train_batches), limit_val_batches=_limit(t.limit_val_batches),
-        deterministic=t.deterministic, num_sanity_val_steps=0, enable_model_summary=t.progress_bar,
+        deterministic=t.deterministic, num_sanity_val_steps=0, enable_model_summary=verbose,
     )
+    for line in [*notes, *start_lines(cfg, n_params, train_labels, val_labels, left_out, trainer, run_dir, given,
+                                      resume)]:
+        log.line(line)
     from fakelens.train.data import validation_dataset
 
     # Validation scores whole videos as predict does: items carry their video and clip index.
@@ -217,9 +242,10 @@ def fit(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, train_datas
     best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
     last_path = last if last.is_file() else None
     score = checkpoint.best_model_score
+    score = float(score) if score is not None and math.isfinite(float(score)) else None
     metrics = {
         "monitor": t.monitor,
-        "best_score": float(score) if score is not None else None,
+        "best_score": score,
         "best_checkpoint": str(best.relative_to(run_dir)) if best and best.is_relative_to(run_dir) else (
             str(best) if best else None),
         "last_epoch_metrics": {k: float(v) for k, v in trainer.callback_metrics.items()
@@ -236,10 +262,93 @@ def fit(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, train_datas
         "n_val_fake": n_val_fake,
         "world_size": int(trainer.world_size),
         "resumed": resume,
+        "left_out": {split: {why: len(ids) for why, ids in reasons.items()} for split, reasons in left_out.items()},
     }
     if trainer.is_global_zero:
         _write_metrics(run_dir / METRICS_NAME, metrics)
+        best_text = (f"best {t.monitor} {score:.4f} ({metrics['best_checkpoint']})" if score is not None
+                     else f"no finite {t.monitor} at any validation")
+        log.line(f"done: {metrics['epochs']} epochs, {metrics['global_step']} steps in {wall:.1f} s; {best_text}")
     return FitResult(run_dir, best, last_path, metrics)
+
+
+def left_out_videos(cfg: TrainConfig, train_dataset: Any, val_dataset: Any) -> dict[str, dict[str, list[str]]]:
+    """{split: {reason: [ids]}}: the videos of the training and validation splits that the
+    datasets left out (no audio for an audio model, no face, decode errors, unlabelled)."""
+    out: dict[str, dict[str, list[str]]] = {}
+    for ds in (train_dataset, val_dataset):
+        while not hasattr(ds, "left_out") and hasattr(ds, "base"):
+            ds = ds.base
+        reasons = getattr(ds, "left_out", None)
+        if not reasons:
+            continue
+        splits = getattr(ds, "rows", None)
+        name = ds.rows[0].get("split") if splits else None
+        out.setdefault(str(name or "?"), {}).update(reasons)
+    return out
+
+
+def start_lines(cfg: TrainConfig, n_params: int, train_labels: Sequence[int], val_labels: Sequence[int],
+                left_out: dict[str, dict[str, list[str]]], trainer: Any, run_dir: Path, given: bool,
+                resume: bool) -> list[str]:
+    """What a run says before its first epoch: model, device, data, left-out videos, run folder."""
+    from fakelens.train.budget import human
+
+    device = str(trainer.strategy.root_device)
+    world = f" x {trainer.world_size} processes" if trainer.world_size > 1 else ""
+    lines = [f"{'resuming' if resume else 'training'} model {cfg.model.name!r} ({human(n_params)} parameters) on "
+             f"{device}{world}, precision {trainer.precision}, {cfg.train.epochs} epochs, monitor {cfg.train.monitor}"]
+    if given:
+        source = "the validation dataset given"
+    else:
+        from fakelens.train.data import validation_source
+
+        source = validation_source(cfg)
+    n_fake, n_val_fake = sum(train_labels), sum(val_labels)
+    lines.append(f"data: {len(train_labels)} training videos ({n_fake} fake); {len(val_labels)} validation videos "
+                 f"({n_val_fake} fake), {source}")
+    for split, reasons in left_out.items():
+        total = sum(len(ids) for ids in reasons.values())
+        why = "; ".join(f"{len(ids)} {reason}" for reason, ids in reasons.items())
+        lines.append(f"left out of split {split!r}: {total} videos ({why}); ids in {run_dir / LEFT_OUT_NAME}")
+    lines.append(f"run folder: {run_dir}")
+    return lines
+
+
+def _early_stopping(base: type, **kwargs: Any) -> Any:
+    """Lightning's EarlyStopping, except that a validation whose monitored metric is undefined
+    (DetectorModule.undefined_metrics: AUC over one class) neither counts nor stops the run."""
+
+    class UndefinedAwareEarlyStopping(base):  # type: ignore[misc, valid-type]
+        # Lightning checks at the end of validation or of the training epoch, whichever applies.
+        def on_validation_end(self, trainer: Any, pl_module: Any) -> None:
+            if self.monitor not in getattr(pl_module, "undefined_metrics", {}):
+                super().on_validation_end(trainer, pl_module)
+
+        def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+            if self.monitor not in getattr(pl_module, "undefined_metrics", {}):
+                super().on_train_epoch_end(trainer, pl_module)
+
+    return UndefinedAwareEarlyStopping(**kwargs)
+
+
+def one_class_validation(cfg: TrainConfig, n: int, n_fake: int, given: bool = False) -> str:
+    """Why a one-class validation set is refused before the first step, with its counts and what
+    to change: video AUC is undefined on it and log loss would rank a constant guess first."""
+    from fakelens.train.data import validation_source
+
+    only = "fake" if n_fake else "real"
+    where = "the validation dataset given" if given else f"validation ({validation_source(cfg)})"
+    text = (f"{where} holds {n} videos, all {only} ({n - n_fake} real, {n_fake} fake): video AUC is undefined "
+            "and log loss would reward a constant score, so no checkpoint could be chosen on it. ")
+    if given:
+        return text + "Give a validation dataset with both classes."
+    if cfg.data.val_split:
+        return text + ("Point data.val_split at a split with both classes, or set data.val_split='' to carve "
+                       "validation out of the training split (by original, stratified by label).")
+    return text + (f"The training split has too few groups of the missing class to give both sides one: raise "
+                   f"data.val_fraction (now {cfg.data.val_fraction}), or give a validation split with both "
+                   "classes as data.val_split.")
 
 
 def _limit(v: float) -> float | int:

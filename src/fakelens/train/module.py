@@ -94,6 +94,7 @@ class DetectorModule(L.LightningModule):
         self.input_keys = list(self.model.input_names)  # forward's keyword tensors, e.g. ["video"]
         self._nonfinite_run = 0
         self._val: list[dict[str, torch.Tensor]] = []  # per validation batch: see validation_step
+        self.undefined_metrics: dict[str, str] = {}  # metric -> why it is undefined at this validation
 
     def forward(self, **inputs: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.model(**inputs)
@@ -205,13 +206,16 @@ class DetectorModule(L.LightningModule):
         y = y.round().astype("int64")
         self.log("val_videos", float(len(y)), sync_dist=False)
         self.log("val_logloss", float(log_loss(y, s)), sync_dist=False, prog_bar=True)
+        self.undefined_metrics = {}
         if 0 < y.sum() < len(y):
             self.log("val_auc", float(auc(y, s)), sync_dist=False, prog_bar=True)
-        elif self.trainer.sanity_checking:
-            pass  # two sanity batches may hold one class only; the real validation is checked upfront
         else:
-            raise FakelensError(f"validation holds only {'fake' if y.sum() else 'real'} videos: video AUC is "
-                                "undefined; use a validation split with both classes")
+            # The whole validation set is checked for both classes before training; this epoch's
+            # scored part (train.limit_val_batches) may still hold one: AUC is undefined, logged as
+            # NaN (a checkpoint monitor treats it as the worst score), never a crash losing the run.
+            self.undefined_metrics["val_auc"] = (f"the {len(y)} validation videos scored hold only "
+                                                 f"{'fake' if y.sum() else 'real'} ones")
+            self.log("val_auc", float("nan"), sync_dist=False)
         self._val = []
 
     def lr_scheduler_step(self, scheduler: Any, metric: Any) -> None:

@@ -100,9 +100,12 @@ class RecordCollector:
         self.splits_seen: set[str | None] = set()
 
     def wants(self, split: str | None) -> bool:
-        """True if records of this split are kept. A reader skipping a whole label file because of it
+        """True if records of this split are kept (validation-like names match each other: `dev`
+        asks for LAV-DF's split read as "val"). A reader skipping a whole label file because of it
         must say so with `skipped(split)`, so that an empty result can name the splits there are."""
-        return self.split is None or split == self.split
+        from fakelens.data.splits import canonical_split
+
+        return self.split is None or split == self.split or canonical_split(split) == canonical_split(self.split)
 
     def skipped(self, split: str | None) -> None:
         self.splits_seen.add(split)

@@ -4,13 +4,15 @@ listing every video of every split.
 Each entry: `file` ("train/000001.mp4", relative to the dataset root; also the record id),
 `fake_periods` [[start_s, end_s], ...], `modify_video`, `modify_audio` (required); optionally
 `n_fakes` (checked against fake_periods), `duration` (seconds), `video_frames` (25 fps), `split`
-(train/dev/test), `original`, `visual_fake_periods`, `audio_fake_periods`. Other keys are ignored.
+(train/dev/test; `dev`, LAV-DF's validation split, is read as "val" so that training validates on
+it by default), `original`, `visual_fake_periods`, `audio_fake_periods`. Other keys are ignored.
 Told apart from DFDC's metadata.json (an object, not a list) and AV-1M (`fake_segments`, not
 `fake_periods`). A video is fake iff it has a fake period; the modify flags must agree.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from fakelens.data.formats.base import (
@@ -27,6 +29,7 @@ from fakelens.data.formats.base import (
     rel_source,
     require_keys,
 )
+from fakelens.data.splits import canonical_split
 from fakelens.errors import FormatError
 from fakelens.types import Label, Modality, VideoRecord
 
@@ -72,6 +75,9 @@ class LavdfReader(FormatReader):
         source = rel_source(meta, out.root)
         for i, entry in enumerate(data):
             rec, item = _parse_entry(entry, i, meta, source)
+            if rec.split is not None and canonical_split(rec.split) != rec.split:
+                out.note(f"LAV-DF's {rec.split!r} split is read as 'val' (the validation split)")
+                rec = dataclasses.replace(rec, split=canonical_split(rec.split))
             out.add(rec, meta, item=item)
 
 

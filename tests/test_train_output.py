@@ -1,0 +1,93 @@
+"""What a training run tells its user: one line per epoch, no third-party noise (unless verbose), a
+one-class validation set refused before the first step, and a metric undefined on one validation
+logged as such instead of crashing the run."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import numpy as np
+import pytest
+
+from fakelens.errors import FakelensError
+from test_train import RandomVideos, tiny_cfg
+
+NOISE = ("GPU available", "TPU available", "Tip:", "litlogger", "litmodels", "LeafSpec", "does not have many workers",
+         "smaller than the logging interval", "Trainable params", "LOCAL_RANK")
+
+
+class OrderedVideos(RandomVideos):
+    """RandomVideos whose first half is fake and second half real (batches in order are one-class)."""
+
+    def __init__(self, n: int, seed: int = 0):
+        super().__init__(n, seed=seed)
+        self.labels = np.array([1.0] * (n // 2) + [0.0] * (n - n // 2), np.float32)
+
+
+def test_one_line_per_epoch_and_no_third_party_noise(tmp_path, capfd):
+    from fakelens.train.engine import fit
+
+    run = tmp_path / "run"
+    fit(tiny_cfg(epochs=3), run, train_dataset=RandomVideos(16), val_dataset=RandomVideos(8, seed=1))
+    out, err = capfd.readouterr()
+    for noise in NOISE:
+        assert noise not in out + err, noise
+    lines = [line for line in err.splitlines() if line.startswith("epoch ")]
+    assert [line.split()[1] for line in lines] == ["1/3", "2/3", "3/3"], err
+    for line in lines:
+        assert "train_loss" in line and "val_auc" in line and "val_logloss" in line and " s  " in line
+    assert "new best val_auc, saved" in lines[0]  # the first validation always keeps a checkpoint
+    assert err.splitlines()[0].startswith("training model 'frame_tiny'") and "done: 3 epochs" in err
+    log = (run / "train.log").read_text()
+    assert [line for line in log.splitlines() if line.startswith("epoch ")] == lines
+    # --verbose shows what Lightning has to say (its banners go to its logger, which pytest may
+    # capture; the model summary is printed).
+    fit(tiny_cfg(epochs=1), tmp_path / "verbose", train_dataset=RandomVideos(8), val_dataset=RandomVideos(4, seed=1),
+        verbose=True)
+    out, err = capfd.readouterr()
+    assert "Trainable params" in out + err
+
+
+@pytest.mark.parametrize("monitor", ["val_logloss", "val_auc"])
+def test_one_class_validation_is_refused_before_the_first_step(tmp_path, monitor):
+    """Before: with val_logloss (the DFDC recipes' monitor) training ran an epoch, then crashed with
+    no checkpoint. Now the counts and what to change come before any step."""
+    from fakelens.train.engine import fit
+
+    all_real = RandomVideos(4, seed=1)
+    all_real.labels[:] = 0
+    with pytest.raises(FakelensError, match=r"holds 4 videos, all real \(4 real, 0 fake\)") as e:
+        fit(tiny_cfg(monitor=monitor), tmp_path / "run", train_dataset=RandomVideos(8), val_dataset=all_real)
+    assert "both classes" in str(e.value)
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_one_class_carve_message_says_what_to_change():
+    from fakelens.train.engine import one_class_validation
+    from fakelens.train.config import load_train_config
+
+    carved = load_train_config(None, ["data.val_split=", "data.val_fraction=0.1"])
+    text = one_class_validation(carved, 3, 3)
+    assert "all fake (0 real, 3 fake)" in text and "data.val_fraction (now 0.1)" in text
+    assert "stratified by label" in text
+    split = one_class_validation(load_train_config(None, []), 2, 0)
+    assert "split 'val' of the cache" in split and "data.val_split=''" in split
+
+
+def test_a_metric_undefined_on_one_validation_is_logged_not_fatal(tmp_path, capfd):
+    """limit_val_batches=0.5 scores only the first (all-fake) batch: val AUC is undefined at every
+    validation. Before: a FakelensError after the first epoch, and the run lost. Now NaN is logged,
+    a note says why, early stopping ignores that validation and the checkpoint is kept."""
+    from fakelens.train.engine import fit
+
+    cfg = tiny_cfg(epochs=2, monitor="val_auc", patience=1, limit_val_batches=0.5)
+    res = fit(cfg, tmp_path / "run", train_dataset=RandomVideos(16), val_dataset=OrderedVideos(8, seed=1))
+    assert res.metrics["epochs"] == 2 and res.best_checkpoint is not None and res.best_checkpoint.is_file()
+    assert res.metrics["best_score"] is None  # no finite val_auc at any validation
+    err = capfd.readouterr().err
+    assert "val_auc undefined" in err and "hold only fake ones" in err and "the run goes on" in err
+    with open(tmp_path / "run" / "logs" / "csv" / "version_0" / "metrics.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("val_auc")]
+    assert rows and all(math.isnan(float(r["val_auc"])) for r in rows)
+    assert all(math.isfinite(float(r["val_logloss"])) for r in rows)
