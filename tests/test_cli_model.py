@@ -84,7 +84,8 @@ def test_list(capsys):
     assert run(["list", "--backbones", "efficientnet_b*", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert [m["name"] for m in out["models"]] == MODELS.names()
-    assert "r3d_18" in out["backbones"]["clip3d (torchvision video)"]
+    assert {"r3d_18", "r3d_34", "mc3_34", "r2plus1d_34"} <= set(out["backbones"]["clip3d (video)"])
+    assert {"meso4", "mesoinception4"} <= set(out["backbones"]["frame/av/audio/i3d (2D)"])
     assert "efficientnet_b0" in out["matching_backbones"]
     assert run(["list"]) == 0
     assert "frame_tiny" in capsys.readouterr().out

@@ -17,11 +17,14 @@ TINY_AUDIO = {"n_mels": 16, "audio_frames": 40}
 EXPECTED_KEYS = {
     "frame": {"logit", "frame_logits"},
     "clip3d": {"logit"},
+    "i3d": {"logit"},
+    "meso4": {"logit", "frame_logits"},
+    "mesoinception4": {"logit", "frame_logits"},
     "audio": {"logit", "time_logits"},
     "av": {"logit", "visual_logit", "audio_logit", "frame_logits", "time_logits"},
 }
 # The heavy families run with their smallest sensible backbone here; other backbones below.
-SMALL_BACKBONES = {"frame": {"backbone": "resnet10t"}, "clip3d": {"backbone": "mc3_18"},
+SMALL_BACKBONES = {"frame": {"backbone": "resnet10t"}, "clip3d": {"backbone": "mc3_18"}, "i3d": {"backbone": "resnet10t"},
                    "audio": {"audio_backbone": "resnet10t"}, "av": {"backbone": "resnet10t", "audio_backbone": "tinycnn"}}
 
 
@@ -87,6 +90,12 @@ def test_every_registered_model_runs_and_learns(name, extra):
     ("frame", {"backbone": "tinycnn_wide"}),
     ("clip3d", {"backbone": "r3d_18"}),
     ("clip3d", {"backbone": "r2plus1d_18"}),
+    ("clip3d", {"backbone": "r3d_34"}),
+    ("clip3d", {"backbone": "mc3_34"}),
+    ("clip3d", {"backbone": "r2plus1d_34"}),
+    ("i3d", {"backbone": "efficientnet_b0"}),
+    ("i3d", {"backbone": "mesoinception4"}),
+    ("frame", {"backbone": "meso4"}),
     ("audio", {"audio_backbone": "resnet18", "audio_time_stride": 32}),
 ])
 def test_other_backbones(name, kw):

@@ -125,8 +125,8 @@ def run_list(args: argparse.Namespace) -> int:
         models.append({"name": name, "inputs": list(spec.inputs), "defaults": defaults, "summary": spec.summary})
     timm_count = len(image_backbone_names()) - len(BACKBONES)
     backbones = {
-        "frame/av/audio (2D)": BACKBONES.names() + [f"any of {timm_count} timm models (see --backbones PATTERN)"],
-        "clip3d (torchvision video)": video_backbone_names(),
+        "frame/av/audio/i3d (2D)": BACKBONES.names() + [f"any of {timm_count} timm models (see --backbones PATTERN)"],
+        "clip3d (video)": video_backbone_names(),
         "pooling": POOLINGS.names(),
     }
     matches = image_backbone_names(args.backbones) if args.backbones else None

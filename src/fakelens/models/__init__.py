@@ -5,6 +5,8 @@ pure nn.Modules taking keyword tensors in [0, 1] and returning a dict of logits.
 |---|---|---|
 | frame, frame_tiny | video (B,T,3,H,W) | logit (B,), frame_logits (B,T) |
 | clip3d | video (B,T,3,H,W) | logit (B,) |
+| i3d | video (B,T,3,H,W) | logit (B,) |
+| meso4, mesoinception4 | video (B,T,3,H,W) | logit (B,), frame_logits (B,T) |
 | audio, audio_tiny | audio (B,1,n_mels,F) | logit (B,), time_logits (B,F'); `.time_stride` mel frames per step |
 | av, av_tiny | video, audio | logit, visual_logit, audio_logit (B,), frame_logits (B,T), time_logits (B,F') |
 
@@ -25,7 +27,7 @@ _EXPORTS = {
     "example_inputs": "factory", "model_config": "factory", "resolve_config": "factory",
     "POOLINGS": "temporal",
 }
-_MODEL_MODULES = ("audio", "av", "clip3d", "frame")  # importing them registers the models
+_MODEL_MODULES = ("audio", "av", "clip3d", "frame", "i3d", "meso")  # importing them registers the models
 
 __all__ = sorted(_EXPORTS)
 

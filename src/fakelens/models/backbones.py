@@ -25,6 +25,35 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 BACKBONES: Registry[Callable[[int], nn.Module]] = Registry("backbone")
 
 
+@dataclass(frozen=True)
+class VideoBackbone:
+    """A fakelens-built video network for `clip3d` (torchvision ships only some depths): its
+    builder `build(num_classes) -> module` taking (B, 3, T, H, W), and the input statistics and
+    frame side of the weights it is meant to be used with."""
+
+    build: Callable[[int], nn.Module]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    crop: int
+    summary: str = ""
+
+
+# Video backbones beyond torchvision's list (fakelens.models.video_resnet: r3d_34, mc3_34, ...).
+VIDEO_BACKBONES: Registry[VideoBackbone] = Registry("video backbone")
+
+
+def _image_backbones() -> Registry[Callable[[int], nn.Module]]:
+    import fakelens.models.meso  # noqa: F401  (registers meso4, mesoinception4)
+
+    return BACKBONES
+
+
+def _video_backbones() -> Registry[VideoBackbone]:
+    import fakelens.models.video_resnet  # noqa: F401  (registers the 34-layer video ResNets)
+
+    return VIDEO_BACKBONES
+
+
 class Normalize(nn.Module):
     """(x - mean) / std over the channel axis at dim -3, so inputs stay plain floats in [0, 1].
     The statistics are non-persistent buffers: they follow the config, not the checkpoint."""
@@ -90,16 +119,17 @@ def image_backbone_names(pattern: str = "") -> list[str]:
 
     import timm
 
-    custom = [n for n in BACKBONES.names() if not pattern or fnmatch.fnmatch(n, pattern)]
+    custom = [n for n in _image_backbones().names() if not pattern or fnmatch.fnmatch(n, pattern)]
     return custom + timm.list_models(pattern or "*")
 
 
 def video_backbone_names() -> list[str]:
-    """Every video classification model torchvision ships (r3d_18, mc3_18, r2plus1d_18, s3d, ...)."""
+    """Every video classification model torchvision ships (r3d_18, mc3_18, r2plus1d_18, s3d, ...),
+    then fakelens' own (r3d_34, mc3_34, r2plus1d_34)."""
     import torchvision
     from torchvision.models import list_models
 
-    return list_models(module=torchvision.models.video)
+    return list_models(module=torchvision.models.video) + _video_backbones().names()
 
 
 def _unknown(kind: str, name: str, known: list[str], model: str) -> ConfigError:
@@ -110,7 +140,7 @@ def _unknown(kind: str, name: str, known: list[str], model: str) -> ConfigError:
 
 def check_image_backbone(name: str, model: str) -> None:
     """Raise ConfigError (with close names) unless `name` is a custom or timm 2D backbone."""
-    if name in BACKBONES:
+    if name in _image_backbones():
         return
     import timm
 
@@ -131,7 +161,7 @@ def check_video_backbone(name: str, model: str) -> None:
 def build_image_backbone(name: str, pretrained: bool | str, in_chans: int = 3) -> nn.Module:
     """A 2D backbone returning pooled features `(N, num_features)` from `forward` and maps from
     `forward_features`; `pretrained`: False, True (timm download) or a local weights file."""
-    if name in BACKBONES:
+    if name in _image_backbones():
         if pretrained is True:
             raise ConfigError(f"backbone {name!r} is a fakelens model without published weights; "
                               "set pretrained to false or to a local weights file")
@@ -184,6 +214,15 @@ def build_video_backbone(name: str, pretrained: bool | str) -> tuple[nn.Module, 
     Kinetics weights were trained with. Input (B, 3, T, H, W) -> (B, 1)."""
     from torchvision.models import get_model, get_model_weights
 
+    if name in _video_backbones():
+        spec = VIDEO_BACKBONES.get(name)
+        if pretrained is True:
+            raise ConfigError(f"video backbone {name!r} has no weights published by torchvision; set pretrained to "
+                              "false or to a local weights file in torchvision's VideoResNet layout")
+        net = spec.build(1)
+        if isinstance(pretrained, str):
+            load_weights(net, pretrained, what=f"backbone {name!r}")  # a head of another size is skipped
+        return net, spec.mean, spec.std, spec.crop
     weights = get_model_weights(name).DEFAULT
     tf = weights.transforms()  # only the preset's numbers; downloads nothing
     mean, std, crop = tuple(tf.mean), tuple(tf.std), int(tf.crop_size[0])
@@ -205,6 +244,8 @@ def video_backbone_crop(name: str) -> int:
     """The frame side the torchvision video weights expect (112 for r3d_18, 224 for s3d/mvit/swin3d)."""
     from torchvision.models import get_model_weights
 
+    if name in _video_backbones():
+        return VIDEO_BACKBONES.get(name).crop
     return int(get_model_weights(name).DEFAULT.transforms().crop_size[0])
 
 
