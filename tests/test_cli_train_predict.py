@@ -40,8 +40,10 @@ def test_train_writes_the_run_folder(tiny, capsys):
     assert "--resume" in capsys.readouterr().err
     resumed = tiny["root"] / "resumed"
     shutil.copytree(run, resumed)
+    recorded = (resumed / "cache_config.json").stat().st_mtime_ns
     assert main(["train", "--out", str(resumed), "--resume", "--set", "train.epochs=2", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["resumed"] is True
+    assert (resumed / "cache_config.json").stat().st_mtime_ns == recorded  # the run keeps its own record
 
 
 def test_train_refuses_bad_configs_and_over_budget_models(tiny, capsys):

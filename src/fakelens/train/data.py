@@ -171,3 +171,28 @@ def cache_config_dict(cfg: TrainConfig) -> dict[str, Any] | None:
 
     cc = load_config(Path(cfg.data.cache))
     return None if cc is None else cc.to_dict()
+
+
+def check_resumed_cache(run_dir: str | Path, cfg: TrainConfig) -> dict[str, Any] | None:
+    """On --resume: the run's own record of the preprocessing parameters it trained on
+    (run_dir/cache_config.json) must match its cache today; a cache rebuilt with other parameters
+    would feed the resumed epochs other inputs, and predict would then use the wrong ones.
+    Returns the recorded parameters (None when the run has none)."""
+    import json
+
+    path = Path(run_dir) / "cache_config.json"
+    if not path.is_file():
+        return None
+    try:
+        recorded = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise FakelensError(f"{path}: not JSON ({e}); the run's record of its cache parameters is damaged") from None
+    current = cache_config_dict(cfg)
+    if current is not None and current != recorded:
+        diff = ", ".join(f"{k}: {recorded.get(k)!r} -> {current.get(k)!r}" for k in sorted(set(recorded) | set(current))
+                         if recorded.get(k) != current.get(k))
+        raise FakelensError(
+            f"{cfg.data.cache}: the cache was rebuilt with other parameters since run {run_dir} started ({diff}); "
+            f"resuming would train on other inputs than the checkpoint saw. Rebuild the cache with the run's "
+            f"parameters ({path}), or start a new run with another --out")
+    return recorded

@@ -109,6 +109,37 @@ def _loggers(log_dir: Path) -> list[Any]:
     return loggers
 
 
+def rank_seed(seed: int, rank: int, epoch: int) -> int:
+    """The seed of one rank's main process for one epoch (distinct per rank and per epoch)."""
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, rank, epoch]).generate_state(1)[0])
+
+
+def _rank_seeder(base_seed: int) -> Any:
+    """A callback reseeding each rank's main process at every training epoch under DDP.
+
+    seed_everything gives every rank the same seed: with num_workers=0 the items are drawn in the
+    main process, so every rank drew the same clip starts and augmentations. DataLoader workers
+    are already seeded per rank by Lightning (from the worker id and the global rank)."""
+    from lightning.pytorch.callbacks import Callback
+
+    class RankSeeder(Callback):
+        def on_train_epoch_start(self, trainer, pl_module) -> None:
+            if trainer.world_size > 1:
+                import random
+
+                import numpy as np
+                import torch
+
+                s = rank_seed(base_seed, trainer.global_rank, trainer.current_epoch)
+                torch.manual_seed(s)
+                np.random.seed(s % 2**32)
+                random.seed(s)
+
+    return RankSeeder()
+
+
 def make_loaders(cfg: TrainConfig, train_ds: Any, val_ds: Any, train_labels: Sequence[int]):
     """Train loader (shuffled, or class-balanced by a weighted sampler) and validation loader."""
     import torch
@@ -165,6 +196,14 @@ def _fit(cfg: TrainConfig, run_dir: Path, resume: bool, train_dataset: Any, val_
     if not resume and last.is_file():
         raise FakelensError(f"{run_dir}: already holds a trained run; use --resume or another --out")
 
+    if resume:
+        from fakelens.train.data import check_resumed_cache
+
+        check_resumed_cache(run_dir, cfg)  # before anything heavy: a rebuilt cache is refused
+    if _is_rank_zero():
+        from fakelens.atomic import ensure_writable
+
+        ensure_writable(run_dir)  # a full or read-only folder fails now, not at the first checkpoint
     from fakelens.models import resolve_config
 
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
@@ -199,7 +238,8 @@ def _fit(cfg: TrainConfig, run_dir: Path, resume: bool, train_dataset: Any, val_
     if _is_rank_zero():
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run_dir / CONFIG_NAME)
-        if cache_config is not None:
+        if cache_config is not None and not (resume and (run_dir / CACHE_CONFIG_NAME).is_file()):
+            # a resumed run keeps its own record (checked equal to the cache above), never rewritten
             atomic_write_text(run_dir / CACHE_CONFIG_NAME, json.dumps(cache_config, indent=2) + "\n")
         atomic_write_text(run_dir / LEFT_OUT_NAME, json.dumps(left_out, indent=2) + "\n")
 
@@ -211,7 +251,8 @@ def _fit(cfg: TrainConfig, run_dir: Path, resume: bool, train_dataset: Any, val_
     latest = ModelCheckpoint(dirpath=str(ckpt_dir), filename=LAST_NAME, monitor=None, save_top_k=1,
                              enable_version_counter=False, auto_insert_metric_name=False)
     callbacks: list[Any] = [LearningRateMonitor(logging_interval="step"), checkpoint, latest,
-                            epoch_report(log, checkpoint, cfg.train.epochs)]  # the report after the checkpoints
+                            epoch_report(log, checkpoint, cfg.train.epochs),  # the report after the checkpoints
+                            _rank_seeder(cfg.train.seed)]
     if cfg.train.patience > 0:
         callbacks.append(_early_stopping(EarlyStopping, monitor=cfg.train.monitor, mode=mode,
                                          patience=cfg.train.patience, check_finite=True))

@@ -1,0 +1,48 @@
+"""A resumed run keeps its own record of the cache parameters it trained on: a cache rebuilt with
+other parameters is refused, and the run's cache_config.json is never overwritten; a run folder
+that cannot be written fails before training."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fakelens.data.cache import CacheConfig
+from fakelens.errors import FakelensError, OutputError
+from fakelens.train.config import load_train_config
+from fakelens.train.engine import fit
+
+
+def _setup(tmp_path, run_size: int, cache_size: int):
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / "config.json").write_text(json.dumps(CacheConfig(size=cache_size).to_dict()))
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "last.ckpt").write_bytes(b"not used: refused before")
+    record = json.dumps(CacheConfig(size=run_size).to_dict(), indent=2) + "\n"
+    (run / "cache_config.json").write_text(record)
+    cfg = load_train_config(None, [f"data.cache={cache}", "train.progress_bar=false"])
+    return cfg, run, record
+
+
+def test_resume_refuses_a_cache_rebuilt_with_other_parameters(tmp_path):
+    cfg, run, record = _setup(tmp_path, run_size=64, cache_size=112)
+    with pytest.raises(FakelensError, match=r"rebuilt with other parameters.*size: 64 -> 112"):
+        fit(cfg, run, resume=True)
+    assert (run / "cache_config.json").read_text() == record
+
+
+def test_resume_with_the_same_cache_passes_the_check(tmp_path):
+    cfg, run, record = _setup(tmp_path, run_size=64, cache_size=64)
+    with pytest.raises(FakelensError, match="not a finished preprocessing cache"):  # the next check: no index
+        fit(cfg, run, resume=True)
+    assert (run / "cache_config.json").read_text() == record
+
+
+def test_an_unwritable_run_folder_fails_first(tmp_path):
+    (tmp_path / "f").write_text("x")
+    cfg = load_train_config(None, [f"data.cache={tmp_path / 'nope'}"])
+    with pytest.raises(OutputError, match="a file, not a folder"):
+        fit(cfg, tmp_path / "f" / "run")
