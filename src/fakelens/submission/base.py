@@ -78,6 +78,35 @@ class SubmissionFormat:
         """The file content for validated ids and values (scores, or lists of Proposals)."""
         raise NotImplementedError
 
+    @classmethod
+    def id_problem(cls, name: str) -> str | None:
+        """Why this format cannot hold `name` so that its reader gives it back unchanged, or None.
+        Writers refuse such ids (SubmissionError) rather than write what reads back different."""
+        if not isinstance(name, str) or not name:
+            return "ids must be non-empty strings"
+        if any(0xD800 <= ord(c) <= 0xDFFF for c in name):
+            return "it holds a lone surrogate, which is not text a file can store (UTF-8)"
+        return None
+
+
+# Characters a line-based reader would cut at, strip or drop: controls (\r \n \t \x0c \x85 ...),
+# format characters (a byte-order mark), line and paragraph separators (\u2028 \u2029).
+_NOT_IN_LINES = ("Cc", "Cf", "Zl", "Zp", "Cs")
+
+
+def line_id_problem(name: str) -> str | None:
+    """id_problem of the line-based formats (CSV rows, `file;score` lines): no surrounding
+    whitespace (readers strip cells), no control, format or line-separator characters."""
+    import unicodedata
+
+    if name != name.strip():
+        return "it starts or ends with whitespace, which readers strip"
+    bad = next((c for c in name if unicodedata.category(c) in _NOT_IN_LINES), None)
+    if bad is not None:
+        return (f"it holds the control or line-separator character {bad!r} "
+                f"(U+{ord(bad):04X}), which line-based readers split or drop")
+    return None
+
 
 SUBMISSION_FORMATS: Registry[type[SubmissionFormat]] = Registry("submission format")
 
@@ -207,8 +236,9 @@ def _values_for(fmt: type[SubmissionFormat], predictions: Predictions, path: Pat
                 raise FakelensError(f"predictions must be Prediction objects or a mapping, got {type(p).__name__}")
             items.append((p.id, p.proposals if fmt.has_proposals else p.score))
     for name, value in items:
-        if not isinstance(name, str) or not name:
-            raise SubmissionError(path, f"ids must be non-empty strings, got {name!r}")
+        problem = fmt.id_problem(name)
+        if problem is not None:
+            raise SubmissionError(path, f"id {name!r} cannot be written in the {fmt.name} format: {problem}")
         if name in out:
             raise SubmissionError(path, f"id {name!r} is given twice")
         item = f"id {name!r}"

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 
 from fakelens.errors import FormatError, SubmissionError
-from fakelens.submission.base import SUBMISSION_FORMATS, Submission, SubmissionFormat, check_score
+from fakelens.submission.base import SUBMISSION_FORMATS, Submission, SubmissionFormat, check_score, line_id_problem
 
 
 def _parse_score(text: str, path: Path, line: int, item: str) -> float:
@@ -38,8 +38,10 @@ def _finish(path: Path, fmt: str, ids: list[str], scores: list[float], lines: li
 
 
 def _read_text(path: Path) -> str:
+    """The file as text, line endings as written (the csv module parses quoted ones itself)."""
     try:
-        return path.read_text(encoding="utf-8-sig")
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            return f.read()
     except UnicodeDecodeError as e:
         raise FormatError(path, f"not UTF-8 text ({e.reason} at byte {e.start})") from None
     except OSError as e:
@@ -50,6 +52,10 @@ class _HeaderCsv(SubmissionFormat):
     """A two-column CSV with a fixed header: id, score."""
 
     header: ClassVar[tuple[str, str]]
+
+    @classmethod
+    def id_problem(cls, name: str) -> str | None:
+        return super().id_problem(name) or line_id_problem(name)
 
     @classmethod
     def detect(cls, path: Path, head: str) -> bool:
@@ -119,6 +125,13 @@ class Avdf1mTask1Submission(SubmissionFormat):
     default_filename = "prediction.txt"
 
     @classmethod
+    def id_problem(cls, name: str) -> str | None:
+        problem = super().id_problem(name) or line_id_problem(name)
+        if problem is None and ";" in name:
+            problem = "it holds ';', the separator of 'file;score' lines"
+        return problem
+
+    @classmethod
     def detect(cls, path: Path, head: str) -> bool:
         first = head.splitlines()[0].strip() if head else ""
         return bool(_TASK1_LINE.match(first)) or (path.suffix.lower() == ".txt" and not head.strip())
@@ -144,6 +157,7 @@ class Avdf1mTask1Submission(SubmissionFormat):
     @classmethod
     def render(cls, ids: Sequence[str], values: Sequence[Any]) -> bytes:
         for name in ids:
-            if ";" in name or "\n" in name:
-                raise SubmissionError(cls.default_filename, f"id {name!r} contains ';' or a newline")
+            problem = cls.id_problem(name)
+            if problem is not None:
+                raise SubmissionError(cls.default_filename, f"id {name!r}: {problem}")
         return "".join(f"{name};{float(v)!r}\n" for name, v in zip(ids, values)).encode("utf-8")
