@@ -169,3 +169,32 @@ def test_cuda_predictions_match_the_cpu(tmp_path):
     assert next(gpu_predictor.run.model.parameters()).is_cuda
     gpu, _ = gpu_predictor.predict_features("v", feats)
     np.testing.assert_allclose(gpu.frame_scores, cpu.frame_scores, atol=1e-4)
+
+
+def test_predict_output_folder_problems_fail_before_any_work(tmp_path, capsys, monkeypatch):
+    import errno
+
+    from fakelens.cli.main import main
+
+    run, _ = _checkpoint(tmp_path)
+    (tmp_path / "f").write_text("x")
+    assert main(["predict", str(run), str(tmp_path / "no-data"), "--format", "dfdc",
+                 "--out", str(tmp_path / "f" / "submission.csv"), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert str(tmp_path / "f") in err and "a file, not a folder" in err and "Traceback" not in err
+    assert main(["predict", str(run), str(tmp_path), "--format", "dfdc", "--out", str(tmp_path / "s.csv"),
+                 "--device", "tpu"]) == 2
+    assert "--device must be" in capsys.readouterr().err
+
+    # A disk that fills up while the submission is written: a clear error, the old submission kept.
+    import fakelens.atomic as atomic
+    from fakelens.submission import write_submission
+
+    out = tmp_path / "sub" / "submission.csv"
+    write_submission("dfdc", out, {"a.mp4": 0.5}, ["a.mp4"])
+    before = out.read_bytes()
+    monkeypatch.setattr(atomic, "_write_temp", lambda path, data: (_ for _ in ()).throw(
+        OSError(errno.ENOSPC, "No space left on device")))
+    with pytest.raises(atomic.OutputError, match=r"sub: cannot write here: no space left"):
+        write_submission("dfdc", out, {"a.mp4": 0.9}, ["a.mp4"])
+    assert out.read_bytes() == before
