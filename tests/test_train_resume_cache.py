@@ -41,8 +41,9 @@ def test_resume_with_the_same_cache_passes_the_check(tmp_path):
     assert (run / "cache_config.json").read_text() == record
 
 
-def test_an_unwritable_run_folder_fails_first(tmp_path):
+def test_an_unwritable_run_folder_fails_before_training(tmp_path):
+    from tests.test_train import RandomVideos, tiny_cfg
+
     (tmp_path / "f").write_text("x")
-    cfg = load_train_config(None, [f"data.cache={tmp_path / 'nope'}"])
     with pytest.raises(OutputError, match="a file, not a folder"):
-        fit(cfg, tmp_path / "f" / "run")
+        fit(tiny_cfg(), tmp_path / "f" / "run", train_dataset=RandomVideos(8), val_dataset=RandomVideos(4))

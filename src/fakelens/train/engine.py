@@ -200,10 +200,6 @@ def _fit(cfg: TrainConfig, run_dir: Path, resume: bool, train_dataset: Any, val_
         from fakelens.train.data import check_resumed_cache
 
         check_resumed_cache(run_dir, cfg)  # before anything heavy: a rebuilt cache is refused
-    if _is_rank_zero():
-        from fakelens.atomic import ensure_writable
-
-        ensure_writable(run_dir)  # a full or read-only folder fails now, not at the first checkpoint
     from fakelens.models import resolve_config
 
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
@@ -236,7 +232,9 @@ def _fit(cfg: TrainConfig, run_dir: Path, resume: bool, train_dataset: Any, val_
     left_out = left_out_videos(cfg, train_dataset, val_dataset) if not given else {}
     log = RunLog(run_dir if _is_rank_zero() else None, echo=_is_rank_zero())
     if _is_rank_zero():
-        run_dir.mkdir(parents=True, exist_ok=True)
+        from fakelens.atomic import ensure_writable
+
+        ensure_writable(run_dir)  # a full or unwritable folder fails here, before any training step
         save_config(cfg, run_dir / CONFIG_NAME)
         if cache_config is not None and not (resume and (run_dir / CACHE_CONFIG_NAME).is_file()):
             # a resumed run keeps its own record (checked equal to the cache above), never rewritten
