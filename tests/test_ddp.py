@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -56,7 +57,8 @@ SCRIPT = textwrap.dedent('''
         train.log.mkdir(parents=True, exist_ok=True)
         # 5 validation videos on 2 ranks: the distributed sampler repeats one; validation counts it once.
         res = fit(cfg, out / "run", train_dataset=train, val_dataset=RandomVideos(5, 1))
-        print("RANK_DONE", workers, torch.distributed.get_rank(), res.metrics["world_size"], res.metrics["global_step"])
+        print("RANK_DONE", workers, torch.distributed.get_rank(), res.metrics["world_size"], res.metrics["global_step"],
+              flush=True)
 ''')
 
 
@@ -69,7 +71,8 @@ def test_two_process_ddp_on_cpu(tmp_path):
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script),
          str(tmp_path)], capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    done = sorted(line for line in proc.stdout.splitlines() if line.startswith("RANK_DONE"))
+    # the two ranks share one pipe: find the markers anywhere, lines may interleave
+    done = sorted(re.findall(r"RANK_DONE \d+ \d+ \d+ \d+", proc.stdout))
     # Both ranks finished; 8 samples / (2 ranks x batch 2) = 2 optimizer steps per epoch, 2 epochs.
     assert done == [f"RANK_DONE {w} {r} 2 4" for w in (0, 2) for r in (0, 1)], proc.stdout[-2000:]
     for workers in (0, 2):
