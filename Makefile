@@ -11,7 +11,7 @@ DEMO ?= demo_out
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,web]'
 	# facenet-pytorch (MTCNN, weights inside the wheel) pins old torch/numpy in its metadata
 	# but runs with current ones: install it without its dependencies.
 	$(PY) -m pip install -q --no-deps facenet-pytorch==2.6.0
@@ -36,6 +36,7 @@ demo: $(STAMP)
 	$(FAKELENS) evaluate $(DEMO)/prediction.txt --labels $(DEMO)/data --split test --json > $(DEMO)/metrics.json.tmp
 	mv $(DEMO)/metrics.json.tmp $(DEMO)/metrics.json
 	@echo "demo done: submission $(DEMO)/prediction.txt, metrics $(DEMO)/metrics.json, ROC $(DEMO)/roc.png, run $(DEMO)/run"
+	@echo "a forensic report per video: $(FAKELENS) detect $(DEMO)/data/test --model $(DEMO)/run --out $(DEMO)/reports"
 
 bench: $(STAMP)
 	$(PY) -m benchmarks

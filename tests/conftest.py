@@ -47,3 +47,53 @@ def tiny_synth(tmp_path_factory):
     from fakelens.data.synthetic import generate, preset
 
     return generate(tmp_path_factory.mktemp("synth") / "tiny", preset("tiny"), progress=False)
+
+
+@pytest.fixture(scope="session")
+def detect_run(tiny_synth, tmp_path_factory):
+    """A small audio-visual run trained from scratch on the tiny preset for the detect, web and
+    browser tests: {"run": run folder, "data": the tiny set}. 16 one-step epochs of the demo recipe
+    on 12 MTCNN face crops of 32 px; deterministic, and on the held-out test split it ranks the
+    audio fake above its real original and localizes the fake voice (what the tests rely on)."""
+    from fakelens.cli.main import main
+
+    root = tmp_path_factory.mktemp("detect_run")
+    cache, run = root / "cache", root / "run"
+    assert main(["preprocess", str(tiny_synth), "--out", str(cache), "--frames", "12", "--size", "32",
+                 "--no-progress"]) == 0
+    assert main(["train", "--config", "configs/demo.yaml", "--out", str(run), "--set", f"data.cache={cache}",
+                 "--set", "train.epochs=16", "--set", "train.val_every_n_epochs=8", "--set", "train.num_workers=0",
+                 "--set", "train.progress_bar=false", "--set", "data.clip_frames=4", "--set", "model.num_frames=4",
+                 "--set", "model.image_size=32", "--set", "model.audio_frames=48"]) == 0
+    return {"run": run, "data": tiny_synth}
+
+
+@pytest.fixture
+def untrained_run():
+    """untrained_run(model="av_tiny", n_frames=6, size=32, clip_frames=4) -> a LoadedRun with random
+    weights (no training, no checkpoint file) and the cheap full-frame detector: for tests of the
+    pipeline's plumbing, not of what a model learned."""
+    from pathlib import Path
+
+    from fakelens.features.media import MediaConfig
+    from fakelens.inference.pipeline import LoadedRun
+    from fakelens.models import create_model
+    from fakelens.tasks import build_task
+    from fakelens.train.config import load_train_config
+
+    def _make(model="av_tiny", n_frames=6, size=32, clip_frames=4, detector="full_frame"):
+        import torch
+
+        torch.manual_seed(0)
+        task = "av" if model.startswith("av") else "classification"
+        visual = [f"model.image_size={size}", f"model.num_frames={clip_frames}"] if not model.startswith("audio") \
+            else ["model.image_size=null", "model.num_frames=null"]
+        cfg = load_train_config("configs/demo.yaml", [f"model.name={model}", *visual, f"data.clip_frames={clip_frames}",
+                                                      "model.audio_frames=48", f"task.name={task}"])
+        net = create_model(cfg.model).eval()
+        audio_width = 48 if "audio" in net.input_names else None
+        return LoadedRun(cfg=cfg, cache=MediaConfig(n_frames=n_frames, size=size, detector=detector), model=net,
+                         task=build_task(cfg.task), prior=0.5, checkpoint=Path(f"untrained-{model}.ckpt"),
+                         audio_width=audio_width)
+
+    return _make

@@ -21,6 +21,8 @@ COMMANDS: list[tuple[str | None, str]] = [
     (None, "fakelens.cli.evaluate"),
     (None, "fakelens.cli.train"),
     (None, "fakelens.cli.predict"),
+    (None, "fakelens.cli.detect"),
+    (None, "fakelens.cli.serve"),
     ("submission", "fakelens.cli.submission"),
 ]
 

@@ -193,6 +193,12 @@ def _sniff(path: Path) -> str | None:
     return None
 
 
+def sniff_container(path: str | Path) -> str | None:
+    """The container family a file's first bytes announce ("MP4/MOV", "Matroska/WebM", ...), or
+    None when they look like no media: tells a corrupt video from a file that is not one."""
+    return _sniff(Path(path))
+
+
 def _describe(path: Path, exc: BaseException) -> str:
     """A human cause for a PyAV/FFmpeg failure."""
     import av

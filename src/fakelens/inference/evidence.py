@@ -1,0 +1,345 @@
+"""One video -> everything its forensic report shows: the Prediction of the one inference
+pipeline (`Predictor.features` + `Predictor.predict_features`, exactly what `predict` computes)
+and the evidence behind it: the face crops the model found most and least suspicious (ranked by
+its own per-frame scores) with Grad-CAM saliency (fakelens.inference.explain), the log-mel and its
+most suspicious span, the sampled frames without a face, the segments above the decision
+threshold, and what could not be analysed. `fakelens detect` and the web page both call
+`Analyser.analyse`; fakelens.report only draws what it returns.
+
+A video that cannot be scored is not an exception here: it comes back as an `Evidence` with
+status "failed" and the reason, so that a batch goes on and the failure is reported like the rest.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fakelens.errors import FakelensError
+from fakelens.types import FaceScore, Prediction, Proposal
+
+DEFAULT_THRESHOLD = 0.5  # P(fake) at or above which a video is called fake and a segment is shown
+SILENCE_MARGIN = 3.0  # a mel frame is sound when its loudest bin is this far (natural log) above the floor
+SILENT_FRACTION = 0.01  # audio with fewer sound frames than this is reported as silent
+
+
+@dataclass
+class Note:
+    """Something the report must say: what could not be analysed, and how that was handled."""
+
+    code: str  # stable identifier, e.g. "no_audio_branch" (documented in the report schema)
+    level: str  # "warning" (the verdict rests on less than the video) or "info"
+    message: str
+
+
+@dataclass
+class Crop:
+    """One face crop shown in the report, with the model's score for it and its saliency map."""
+
+    face: int  # face track index (FaceScore.index)
+    kind: str  # "most suspicious" | "least suspicious"
+    time: float  # seconds
+    position: int  # index of the sampled frame
+    score: float  # P(fake) of that frame (the Prediction's own per-frame score)
+    image: np.ndarray  # (S, S, 3) uint8 RGB crop the model saw
+    box: tuple[float, float, float, float] | None  # x1, y1, x2, y2 in displayed pixels
+    saliency: np.ndarray | None = None  # (S, S) float32 in [0, 1]
+    saliency_peak: float | None = None  # raw Grad-CAM maximum (0: nothing pushed this frame towards fake)
+
+
+@dataclass
+class Span:
+    """A time span in seconds with the mean score over it."""
+
+    start: float
+    end: float
+    score: float
+
+
+@dataclass
+class Evidence:
+    """What one video's report shows. Arrays are None when the model or the video lacks them."""
+
+    name: str  # the video's display name (file name)
+    status: str  # "ok" | "failed"
+    error: str | None = None
+    path: str | None = None
+    prediction: Prediction | None = None
+    media: dict[str, Any] = field(default_factory=dict)  # probe: duration, fps, size, rotation, audio
+    sampled_times: np.ndarray | None = None  # (T,) seconds of the frames the model saw
+    face_found: np.ndarray | None = None  # (F, T) bool: face detected (or interpolated) per track and frame
+    faces: list[FaceScore] = field(default_factory=list)  # every scored face track
+    crops: list[Crop] = field(default_factory=list)
+    mel: np.ndarray | None = None  # (n_mels, M) float32 log-mel the model heard
+    mel_times: np.ndarray | None = None  # (M,) seconds
+    audio_span: Span | None = None  # the most suspicious audio span
+    segments: list[Proposal] = field(default_factory=list)  # non-overlapping, confidence >= threshold
+    top_proposal: Proposal | None = None  # the most confident proposal, shown when no segment passes
+    threshold: float = DEFAULT_THRESHOLD
+    notes: list[Note] = field(default_factory=list)
+    model: dict[str, Any] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    saliency: dict[str, str] | None = None  # method, layer, target
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per step
+
+    @property
+    def verdict(self) -> str | None:
+        """"fake" / "real" at the threshold, None when the video could not be scored."""
+        if self.prediction is None:
+            return None
+        return "fake" if self.prediction.score >= self.threshold else "real"
+
+
+def display_segments(proposals: tuple[Proposal, ...] | list[Proposal], threshold: float) -> list[Proposal]:
+    """The proposals a person reads: confidence >= threshold, greedily by confidence, dropping any
+    that overlaps one already kept (proposal lists for scorers are nested and overlapping), in
+    time order."""
+    kept: list[Proposal] = []
+    for p in sorted(proposals, key=lambda p: -p.confidence):
+        if p.confidence < threshold:
+            break
+        if all(min(p.end, k.end) <= max(p.start, k.start) for k in kept):
+            kept.append(p)
+    return sorted(kept, key=lambda p: p.start)
+
+
+def _positions(sampled: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Index of each time in the sampled frame times (nearest sample)."""
+    idx = np.searchsorted(sampled, times)
+    idx = np.clip(idx, 0, len(sampled) - 1)
+    prev = np.clip(idx - 1, 0, len(sampled) - 1)
+    closer = np.abs(sampled[prev] - times) < np.abs(sampled[idx] - times)
+    return np.where(closer, prev, idx)
+
+
+def _fmt_times(times: np.ndarray, limit: int = 6) -> str:
+    shown = ", ".join(f"{t:.2f}" for t in times[:limit])
+    return shown + (f" ... ({len(times)} in all)" if len(times) > limit else "") + " s"
+
+
+class Analyser:
+    """Analyses videos with one loaded run and fixed settings (threshold, saliency on/off)."""
+
+    def __init__(self, predictor: Any, *, threshold: float = DEFAULT_THRESHOLD, saliency: bool = True):
+        if not 0.0 < threshold < 1.0:
+            raise FakelensError(f"threshold must be in (0, 1), got {threshold}")
+        self.predictor = predictor
+        self.threshold = float(threshold)
+        self.saliency = bool(saliency)
+
+    # ------------------------------------------------------------------ what the model is
+
+    def model_info(self) -> dict[str, Any]:
+        from fakelens.config import to_dict
+
+        pr = self.predictor
+        run = pr.run
+        inputs = list(pr.inputs)
+        p = run.cfg.predict
+        hop = run.cache.hop_seconds
+        return {
+            "checkpoint": str(run.checkpoint),
+            "name": run.cfg.model.name,
+            "inputs": inputs,
+            "clip_frames": int(pr.clip_frames) if "video" in inputs else None,
+            "audio_window_seconds": float(run.audio_width * hop) if run.audio_width else None,
+            "prior": float(run.prior),
+            "aggregate": pr.aggregate_name,
+            "level": pr.level,
+            "proposals": {"thresholds": [float(t) for t in p.thresholds], "suppression": p.suppression,
+                          "iou_threshold": float(p.iou_threshold), "max_proposals": int(p.max_proposals)},
+            "media": to_dict(pr.cache_cfg),
+        }
+
+    def settings(self) -> dict[str, Any]:
+        return {"threshold": self.threshold, "saliency": self.saliency, "device": str(self.predictor.device),
+                "no_face": self.predictor.no_face, "batch_size": int(self.predictor.batch_size)}
+
+    # ------------------------------------------------------------------ one video
+
+    def analyse(self, path: str | Path, name: str | None = None) -> Evidence:
+        """Score one video and gather its evidence; a video that cannot be scored gives status "failed"."""
+        from fakelens.io.video import probe
+
+        t_start = time.perf_counter()
+        path = Path(path)
+        ev = Evidence(name=name or path.name, status="ok", path=str(path), threshold=self.threshold,
+                      model=self.model_info(), settings=self.settings())
+        try:
+            t0 = time.perf_counter()
+            info = probe(path)
+            ev.timings["probe"] = time.perf_counter() - t0
+            ev.media = {"duration": float(info.duration), "fps": float(info.fps), "n_frames": int(info.n_frames),
+                        "width": int(info.width), "height": int(info.height), "rotation": int(info.rotation),
+                        "codec": info.codec, "has_audio": bool(info.has_audio),
+                        "audio_rate": info.audio_rate, "size_bytes": int(path.stat().st_size)}
+            feats = self.predictor.features(path)
+            ev.timings.update({k: float(v) for k, v in feats.timings.items() if k != "probe"})
+            pred, t_model = self.predictor.predict_features(ev.name, feats)
+            ev.timings["model"] = float(t_model)
+        except FakelensError as e:
+            ev.status, ev.error = "failed", str(e)
+            ev.timings["total"] = time.perf_counter() - t_start
+            return ev
+        ev.prediction = pred
+        self._fill(ev, pred, feats)
+        ev.timings["total"] = time.perf_counter() - t_start
+        return ev
+
+    def _fill(self, ev: Evidence, pred: Prediction, feats: Any) -> None:
+        inputs = self.predictor.inputs
+        ev.segments = display_segments(pred.proposals, self.threshold)
+        ev.top_proposal = max(pred.proposals, key=lambda p: p.confidence) if pred.proposals else None
+        if "video" in inputs:
+            clip = feats.clip
+            ev.sampled_times = np.asarray(clip.times, np.float64)  # (T,)
+            ev.face_found = np.asarray(clip.found, bool)  # (F, T)
+            ev.faces = list(pred.faces) or self._main_track(pred, clip)
+            t0 = time.perf_counter()
+            self._crops(ev, feats)
+            ev.timings["saliency"] = time.perf_counter() - t0
+        if "audio" in inputs and feats.has_audio:
+            ev.mel, ev.mel_times = feats.mel, feats.mel_times
+            ev.audio_span = self._audio_span(pred, feats)
+        ev.notes.extend(self._notes(ev, pred, feats))
+
+    @staticmethod
+    def _main_track(pred: Prediction, clip: Any) -> list[FaceScore]:
+        """The pipeline's single scored track as a FaceScore, when the Prediction lists no faces."""
+        if pred.frame_times is None or len(clip.faces) == 0:
+            return [FaceScore(index=0, score=pred.score, frame_times=np.asarray(clip.times, np.float64))]
+        pos = _positions(np.asarray(clip.times), np.asarray(pred.frame_times))
+        return [FaceScore(index=0, score=pred.score, frame_times=np.asarray(pred.frame_times, np.float64),
+                          frame_scores=np.asarray(pred.frame_scores, np.float64),
+                          boxes=np.asarray(clip.boxes[0][pos], np.float32))]
+
+    def _crops(self, ev: Evidence, feats: Any) -> None:
+        """Most and least suspicious crop of each face track, among frames where that face was found."""
+        clip = feats.clip
+        sampled = np.asarray(clip.times)
+        for face in ev.faces:
+            if face.index >= len(clip.faces) or face.frame_scores is None or len(face.frame_scores) == 0:
+                continue
+            pos = _positions(sampled, np.asarray(face.frame_times))
+            ok = clip.found[face.index][pos] & np.isfinite(face.frame_scores)
+            if clip.fallback:  # full-frame fallback crops have no detection but are what was scored
+                ok = np.isfinite(face.frame_scores)
+            if not ok.any():
+                continue
+            cand = np.flatnonzero(ok)
+            order = cand[np.argsort(np.asarray(face.frame_scores)[cand], kind="stable")]
+            picks = [("most suspicious", int(order[-1]))]
+            if len(order) > 1:
+                picks.append(("least suspicious", int(order[0])))
+            for kind, i in picks:
+                p = int(pos[i])
+                box = clip.boxes[face.index][p]
+                ev.crops.append(Crop(face=face.index, kind=kind, time=float(sampled[p]), position=p,
+                                     score=float(face.frame_scores[i]), image=clip.faces[face.index][p].copy(),
+                                     box=tuple(float(v) for v in box) if np.all(np.isfinite(box)) else None))
+        if not self.saliency or not ev.crops:
+            return
+        from fakelens.inference.explain import face_saliency
+
+        try:
+            for index in sorted({c.face for c in ev.crops}):
+                mine = [c for c in ev.crops if c.face == index]
+                sal = face_saliency(self.predictor.run, feats, index, [c.position for c in mine],
+                                    device=self.predictor.device)
+                for c, m, peak in zip(mine, sal.maps, sal.peaks):
+                    c.saliency, c.saliency_peak = m, float(peak)
+                ev.saliency = {"method": sal.method, "layer": sal.layer, "target": sal.target}
+        except (ValueError, RuntimeError) as e:  # a model captum cannot explain: said, not hidden
+            for c in ev.crops:
+                c.saliency = c.saliency_peak = None
+            ev.saliency = None
+            ev.notes.append(Note("saliency_unavailable", "info", f"no saliency map: {e}"))
+
+    def _audio_span(self, pred: Prediction, feats: Any) -> Span | None:
+        """The most confident run of high per-step audio scores, from the pipeline's proposal code."""
+        from fakelens.inference.postprocess import proposals_from_scores
+
+        if pred.audio_times is None or pred.audio_scores is None or len(pred.audio_scores) == 0:
+            return None
+        p = self.predictor.run.cfg.predict
+        hop = float(feats.mel_times[1] - feats.mel_times[0]) if len(feats.mel_times) > 1 else 0.01
+        duration = float(feats.mel_times[-1] + hop)
+        props = proposals_from_scores(pred.audio_times, pred.audio_scores, duration=duration,
+                                      thresholds=p.thresholds, suppression="nms", iou_threshold=0.0,
+                                      max_proposals=1)
+        best = props[0]
+        return Span(float(best.start), float(best.end), float(best.confidence))
+
+    def _notes(self, ev: Evidence, pred: Prediction, feats: Any) -> list[Note]:
+        from fakelens.audio.features import LOG_FLOOR
+
+        inputs = self.predictor.inputs
+        run = self.predictor.run
+        notes: list[Note] = []
+        if "video" in inputs:
+            clip = feats.clip
+            n, total = len(clip.times), ev.media.get("n_frames")
+            notes.append(Note("sampled_frames", "info",
+                              f"the model saw {n} sampled frames" + (f" of the video's {total}" if total else "")
+                              + "; frames in between were not analysed"))
+            if clip.fallback:
+                notes.append(Note("full_frame_fallback", "warning",
+                                  "no face was found: the whole frame was scored instead of a face crop"))
+            elif len(clip.faces):
+                missing = ~np.asarray(clip.found[0], bool)
+                if missing.any():
+                    times = np.asarray(clip.times)[missing]
+                    scored = pred.frame_times is not None and np.isin(
+                        np.round(times, 6), np.round(np.asarray(pred.frame_times), 6)).any()
+                    how = ("the model still scored the face crop held from the nearest frame with a face"
+                           if scored else "those frames were not scored")
+                    notes.append(Note("no_face_frames", "warning",
+                                      f"no face found in {int(missing.sum())} of {n} sampled frames "
+                                      f"(at {_fmt_times(times)}): {how}; they are marked on the timeline"))
+            if n < self.predictor.clip_frames:
+                notes.append(Note("short_video", "warning",
+                                  f"only {n} sampled frames, shorter than the model's clip of "
+                                  f"{self.predictor.clip_frames}: the clip was padded with the last frame "
+                                  "(padding is not scored)"))
+            if pred.frame_scores is None:
+                notes.append(Note("no_frame_scores", "info",
+                                  "the model scores whole clips, not single frames: no per-frame scores "
+                                  "and no ranked face crops"))
+            if len(pred.faces) > 1 and pred.face_aggregate:
+                notes.append(Note("faces", "info", f"{len(pred.faces)} faces scored; the video score is the "
+                                                   f"{pred.face_aggregate} over faces"))
+        else:
+            notes.append(Note("no_visual_branch", "warning",
+                              "the model has no visual branch: faces and frames were not analysed"))
+        if "audio" in inputs:
+            if not feats.has_audio:  # the pipeline refuses this for audio models; kept for other outcomes
+                notes.append(Note("no_audio", "warning", f"audio not analysed: {feats.audio_message or 'no audio'}"))
+            else:
+                loud = feats.mel.max(axis=0) > math.log(LOG_FLOOR) + SILENCE_MARGIN if feats.mel.size else np.zeros(0)
+                if loud.size == 0 or loud.mean() < SILENT_FRACTION:
+                    notes.append(Note("silent_audio", "warning",
+                                      "the audio track is silent (below about -60 dBFS): the audio scores "
+                                      "rest on silence"))
+                width = run.audio_width
+                if width and feats.mel.shape[1] < width:
+                    notes.append(Note("short_audio", "warning",
+                                      f"only {feats.mel.shape[1] * run.cache.hop_seconds:.2f} s of audio, shorter "
+                                      f"than the model's audio window of {width * run.cache.hop_seconds:.2f} s: "
+                                      "padded (padding is not scored)"))
+        else:
+            why = ("the video has no audio stream either" if not ev.media.get("has_audio")
+                   else "the audio track was not analysed")
+            notes.append(Note("no_audio_branch", "warning", f"the model has no audio branch: {why}"))
+        if pred.streams and pred.streams != "audio-visual":
+            notes.append(Note("streams", "warning", f"the score rests on {pred.streams}"))
+        if pred.fallback and not (feats.clip.fallback if "video" in inputs else False):
+            notes.append(Note("fallback", "warning", f"fallback used: {pred.fallback}"))
+        return notes
+
+
+__all__ = ["Analyser", "Crop", "DEFAULT_THRESHOLD", "Evidence", "Note", "Span", "display_segments"]

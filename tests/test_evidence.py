@@ -1,0 +1,114 @@
+"""inference.evidence and inference.explain on untrained runs (plumbing, not what a model learned):
+the evidence is the Prediction of the one pipeline, Grad-CAM explains exactly the scores the
+Prediction holds, and what could not be analysed becomes a note."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fakelens.inference.evidence import Analyser
+from fakelens.inference.pipeline import Predictor
+
+pytest.importorskip("captum")
+
+
+def _video(tiny_synth, split="test", index=0):
+    return sorted((tiny_synth / split).glob("*.mp4"))[index]
+
+
+def _codes(ev):
+    return [n.code for n in ev.notes]
+
+
+def test_evidence_is_the_pipelines_prediction_and_saliency_explains_its_scores(tiny_synth, untrained_run):
+    from fakelens.inference.explain import face_saliency, saliency_layer
+
+    run = untrained_run("av_tiny")
+    predictor = Predictor(run, device="cpu")
+    video = _video(tiny_synth)
+    ev = Analyser(predictor).analyse(video)
+    assert ev.status == "ok", ev.error
+    feats = predictor.features(video)
+    pred, _ = predictor.predict_features(video.name, feats)
+    assert ev.prediction.score == pytest.approx(pred.score)
+    np.testing.assert_allclose(ev.prediction.frame_scores, pred.frame_scores)
+    assert [(p.start, p.end) for p in ev.prediction.proposals] == [(p.start, p.end) for p in pred.proposals]
+    # most and least suspicious crop of the one face, ranked by the Prediction's own frame scores
+    assert [c.kind for c in ev.crops] == ["most suspicious", "least suspicious"]
+    assert ev.crops[0].score == pytest.approx(pred.frame_scores.max())
+    assert ev.crops[1].score == pytest.approx(pred.frame_scores.min())
+    for c in ev.crops:
+        assert c.image.shape == (32, 32, 3) and c.saliency.shape == (32, 32)
+        assert 0.0 <= c.saliency.min() and c.saliency.max() <= 1.0
+    # Grad-CAM explains the very output the Prediction scored at those frames
+    positions = [c.position for c in ev.crops]
+    sal = face_saliency(run, feats, 0, positions)
+    np.testing.assert_allclose(sal.scores, [c.score for c in ev.crops], atol=1e-5)
+    assert "frame_logits" in sal.target
+    # the explained layer still has a spatial map (a 32-px crop is 1x1 after the stride-32 stage)
+    import torch
+
+    sides = {}
+    name, layer = saliency_layer(run.model, {"video": torch.rand(1, 4, 3, 32, 32), "audio": torch.zeros(1, 1, 80, 48)})
+
+    def hook(module, inputs, out):
+        sides["side"] = min(out.shape[-2:])
+
+    layer.register_forward_hook(hook)
+    run.model(video=torch.rand(1, 4, 3, 32, 32), audio=torch.zeros(1, 1, 80, 48))
+    assert sides["side"] >= 7 and not name.startswith("audio") and ev.saliency["layer"] == name
+    assert ev.audio_span is not None and ev.mel is not None
+    assert _codes(ev) == ["sampled_frames"]
+
+
+def test_a_model_without_an_audio_branch_and_a_short_video_are_stated(tiny_synth, untrained_run):
+    ev = Analyser(Predictor(untrained_run("frame_tiny", n_frames=6, clip_frames=8), device="cpu")).analyse(
+        _video(tiny_synth))
+    assert ev.status == "ok", ev.error
+    assert "no_audio_branch" in _codes(ev) and "short_video" in _codes(ev)
+    assert ev.mel is None and ev.audio_span is None and ev.prediction.audio_scores is None
+    assert len(ev.prediction.frame_scores) == 6  # the padding of the 8-frame clip is not scored
+
+
+def test_an_audio_model_has_no_face_evidence(tiny_synth, untrained_run):
+    ev = Analyser(Predictor(untrained_run("audio_tiny"), device="cpu")).analyse(_video(tiny_synth))
+    assert ev.status == "ok", ev.error
+    assert "no_visual_branch" in _codes(ev) and ev.crops == [] and ev.faces == []
+    assert ev.mel is not None and ev.audio_span is not None
+
+
+def test_frames_without_a_face_are_stated_and_never_shown_as_crops(tiny_synth, untrained_run, monkeypatch):
+    predictor = Predictor(untrained_run("av_tiny"), device="cpu")
+    real_features = predictor.features
+
+    def features_losing_the_face(path):
+        feats = real_features(path)
+        feats.clip.found[0, 1:4] = False  # as if the detector lost the face there (the crop is held)
+        return feats
+
+    monkeypatch.setattr(predictor, "features", features_losing_the_face)
+    ev = Analyser(predictor).analyse(_video(tiny_synth))
+    note = next(n for n in ev.notes if n.code == "no_face_frames")
+    assert "3 of 6 sampled frames" in note.message and note.level == "warning"
+    assert all(c.position not in (1, 2, 3) for c in ev.crops)
+    assert ev.face_found[0].tolist() == [True, False, False, False, True, True]
+
+
+def test_silent_and_missing_audio_are_stated(tmp_path, untrained_run):
+    from fakelens.io.encode import write_video
+
+    frames = [np.full((64, 64, 3), 90 + i, np.uint8) for i in range(20)]
+    silent = write_video(tmp_path / "silent.mp4", frames, 10.0, audio=np.zeros(32000, np.float32),
+                         sample_rate=16000, codec="h264")
+    mute = write_video(tmp_path / "mute.mp4", frames, 10.0, codec="h264")
+    av = Analyser(Predictor(untrained_run("av_tiny"), device="cpu"))
+    ev = av.analyse(silent)
+    assert ev.status == "ok", ev.error
+    assert "silent_audio" in _codes(ev)
+    failed = av.analyse(mute)
+    assert failed.status == "failed" and "needs audio" in failed.error and "no audio stream" in failed.error
+    assert failed.media["has_audio"] is False  # probed before the failure, shown in the report
+    visual = Analyser(Predictor(untrained_run("frame_tiny"), device="cpu")).analyse(mute)
+    note = next(n for n in visual.notes if n.code == "no_audio_branch")
+    assert "no audio stream either" in note.message

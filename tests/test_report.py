@@ -1,0 +1,169 @@
+"""fakelens.report renders what it is given: a hand-built Evidence (two faces, audio, segments,
+notes) becomes a report.json that validates against the schema, two PNGs and a self-contained
+page showing every face; a failed video gets a report saying why; the schema check can fail."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+
+import numpy as np
+import pytest
+
+from fakelens.inference.evidence import Crop, Evidence, Note, Span, display_segments
+from fakelens.report import render, write_report
+from fakelens.report.document import load_schema, validate_report
+from fakelens.types import FaceScore, Prediction, Proposal
+
+pytest.importorskip("jsonschema")
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    from PIL import Image
+
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    with Image.open(io.BytesIO(data)) as im:
+        return im.size
+
+
+def _evidence(n_faces: int = 2, name: str = "clip.mp4") -> Evidence:
+    rng = np.random.default_rng(0)
+    times = np.linspace(0.1, 3.9, 20)  # (T,)
+    faces = []
+    for f in range(n_faces):
+        scores = np.clip(0.1 + 0.8 * ((times > 1.0) & (times < 2.0)) * (f == 1) + 0.02 * f, 0, 1)  # (T,)
+        faces.append(FaceScore(index=f, score=float(scores.max()), frame_times=times, frame_scores=scores,
+                               boxes=np.tile(np.array([10 + 40 * f, 10, 40 + 40 * f, 50], np.float32), (20, 1)),
+                               detection=0.99 - 0.1 * f))
+    audio_t = np.arange(0.05, 4.0, 0.08)
+    audio_s = np.where((audio_t > 2.5) & (audio_t < 3.0), 0.9, 0.05)
+    pred = Prediction(id=name, score=0.9, proposals=(Proposal(0.9, 1.0, 2.0), Proposal(0.6, 1.2, 1.8),
+                                                     Proposal(0.55, 2.5, 3.0), Proposal(0.2, 3.2, 3.5)),
+                      frame_times=times, frame_scores=faces[-1].frame_scores, audio_times=audio_t,
+                      audio_scores=audio_s, extras={"clips": 5.0, "visual_score": 0.8, "audio_score": 0.4},
+                      faces=tuple(faces), face_aggregate="max", streams="audio-visual")
+    found = np.ones((n_faces, 20), bool)
+    found[0, 3:5] = False
+    crops = []
+    for f in range(n_faces):
+        for kind, i in (("most suspicious", 12), ("least suspicious", 0)):
+            crops.append(Crop(face=f, kind=kind, time=float(times[i]), position=i,
+                              score=float(faces[f].frame_scores[i]),
+                              image=rng.integers(0, 255, (32, 32, 3), dtype=np.uint8), box=(1.0, 2.0, 30.0, 31.0),
+                              saliency=rng.random((32, 32)).astype(np.float32), saliency_peak=0.3))
+    mel_times = np.arange(400) * 0.01
+    return Evidence(
+        name=name, status="ok", path="/videos/" + name, prediction=pred,
+        media={"duration": 4.0, "fps": 25.0, "n_frames": 100, "width": 96, "height": 64, "rotation": 0,
+               "codec": "h264", "has_audio": True, "audio_rate": 16000, "size_bytes": 12345},
+        sampled_times=times, face_found=found, faces=faces, crops=crops,
+        mel=rng.normal(size=(80, 400)).astype(np.float32), mel_times=mel_times, audio_span=Span(2.5, 3.0, 0.9),
+        segments=display_segments(pred.proposals, 0.5), top_proposal=pred.proposals[0], threshold=0.5,
+        notes=[Note("no_face_frames", "warning", "no face found in 2 of 20 sampled frames"),
+               Note("sampled_frames", "info", "the model saw 20 sampled frames")],
+        model={"checkpoint": "run/checkpoints/best.ckpt", "name": "av_tiny", "inputs": ["video", "audio"],
+               "aggregate": "max", "level": "clips"},
+        settings={"threshold": 0.5}, saliency={"method": "Grad-CAM", "layer": "visual.backbone.layer1", "target": "t"},
+        timings={"total": 1.5, "model": 0.2})
+
+
+def test_display_segments_keep_confident_non_overlapping_proposals_in_time_order():
+    props = (Proposal(0.55, 2.5, 3.0), Proposal(0.9, 1.0, 2.0), Proposal(0.6, 1.2, 1.8), Proposal(0.2, 3.2, 3.5),
+             Proposal(0.7, 2.0, 2.4))
+    segs = display_segments(props, 0.5)
+    assert [(s.start, s.end) for s in segs] == [(1.0, 2.0), (2.0, 2.4), (2.5, 3.0)]  # touching is not overlapping
+    assert display_segments(props, 0.95) == []
+
+
+def test_a_prediction_with_two_faces_renders_every_face(tmp_path):
+    ev = _evidence(n_faces=2)
+    rendered = render(ev)
+    doc = rendered.document
+    validate_report(doc)
+    assert [f["index"] for f in doc["faces"]] == [0, 1] and doc["face_aggregate"] == "max"
+    assert len(doc["crops"]) == 4 and {c["face"] for c in doc["crops"]} == {0, 1}
+    assert doc["verdict"] == {"label": "fake", "p_fake": 0.9, "threshold": 0.5, "aggregate": "max over clips",
+                              "visual_p_fake": 0.8, "audio_p_fake": 0.4, "streams": "audio-visual", "fallback": None}
+    assert [(s["start"], s["end"]) for s in doc["segments"]] == [(1.0, 2.0), (2.5, 3.0)]
+    assert len(doc["proposals"]) == 4
+    assert doc["sampled_frames"]["face_found"][0][3] is False
+    assert doc["audio"]["most_suspicious_span"] == {"start": 2.5, "end": 3.0, "confidence": 0.9}
+    # one row of crops per face: two faces draw a taller crops.png than one
+    w2, h2 = _png_size(rendered.images["crops.png"])
+    _, h1 = _png_size(render(_evidence(n_faces=1)).images["crops.png"])
+    assert h2 > h1 and w2 == 1000
+    _png_size(rendered.images["timeline.png"])
+    page = rendered.html
+    assert page.count("<tr><td>") >= 2 + 2  # two segment rows and two face rows
+    assert re.search(r"<td>1</td><td>0\.920</td>", page)  # face 1's row with its score
+    files = write_report(rendered, tmp_path / "clip")
+    assert sorted(p.name for p in files.values()) == ["crops.png", "report.html", "report.json", "timeline.png"]
+    validate_report(json.loads((tmp_path / "clip" / "report.json").read_text()))
+
+
+def test_the_page_is_self_contained_and_escapes_what_it_shows():
+    ev = _evidence(name='<img src=x onerror="alert(1)">.mp4')
+    ev.notes.append(Note("fallback", "warning", "<script>alert(2)</script>"))
+    page = render(ev).html
+    assert "<script" not in page and "onerror=\"alert" not in page
+    assert "&lt;img src=x" in page and "&lt;script&gt;" in page
+    refs = re.findall(r'(?:src|href)="([^"]*)"', page)
+    assert refs and all(r.startswith("data:image/png;base64,") for r in refs)
+    assert "http://" not in page and "https://" not in page
+
+
+def test_a_failed_video_gets_a_report_saying_why(tmp_path):
+    out = tmp_path / "bad"
+    write_report(render(_evidence()), out)  # an older, successful report in the same folder
+    ev = Evidence(name="bad.mp4", status="failed", error="bad.mp4: not a media file FFmpeg can read",
+                  path="bad.mp4", model={"checkpoint": "c", "name": "av_tiny", "inputs": ["video", "audio"]},
+                  settings={"threshold": 0.5}, timings={"total": 0.01})
+    rendered = render(ev)
+    validate_report(rendered.document)
+    assert rendered.document["verdict"]["label"] is None and rendered.document["verdict"]["p_fake"] is None
+    files = write_report(rendered, out)
+    assert sorted(files) == ["report.html", "report.json"]
+    assert not (out / "timeline.png").exists() and not (out / "crops.png").exists()  # no stale evidence left
+    page = (out / "report.html").read_text()
+    assert "NOT ANALYSED" in page and "not a media file FFmpeg can read" in page
+
+
+def test_the_schema_check_rejects_broken_documents():
+    from fakelens.errors import FormatError
+
+    doc = render(_evidence()).document
+    bad = json.loads(json.dumps(doc))
+    bad["verdict"]["p_fake"] = 1.5
+    with pytest.raises(FormatError, match="verdict/p_fake"):
+        validate_report(bad)
+    bad = json.loads(json.dumps(doc))
+    del bad["segments"]
+    with pytest.raises(FormatError, match="segments"):
+        validate_report(bad)
+    bad = json.loads(json.dumps(doc))
+    bad["notes"].append({"code": "made_up", "level": "warning", "message": "x"})
+    with pytest.raises(FormatError):
+        validate_report(bad)
+    assert load_schema()["$id"] == doc["schema"]
+
+
+def test_report_folders_never_collide_or_escape_the_output(tmp_path):
+    from fakelens.cli.detect import find_videos, report_dirs
+    from fakelens.errors import FakelensError
+
+    out = tmp_path / "out"
+    dirs = report_dirs([tmp_path / "a" / "clip.mp4", tmp_path / "b" / "clip.mp4", tmp_path / "..mp4",
+                        tmp_path / "clip.mov"], out)
+    assert [d.name for d in dirs] == ["clip", "clip-2", "video", "clip-3"]
+    assert all(d.parent == out for d in dirs)
+    (tmp_path / "in" / "x").mkdir(parents=True)
+    (tmp_path / "in" / "x" / "B.MP4").write_bytes(b"")
+    (tmp_path / "in" / "a.mkv").write_bytes(b"")
+    (tmp_path / "in" / "readme.txt").write_text("")
+    assert [p.name for p in find_videos([str(tmp_path / "in")])] == ["a.mkv", "B.MP4"]
+    with pytest.raises(FakelensError, match="no such file"):
+        find_videos([str(tmp_path / "missing.mp4")])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FakelensError, match="no video files"):
+        find_videos([str(tmp_path / "empty")])
