@@ -26,6 +26,14 @@ def add_parser(subparsers) -> None:
                           help="N evenly spaced frames per video (default 32)")
     sampling.add_argument("--fps", type=float, default=None, help="sample this many frames per second")
     sampling.add_argument("--all", action="store_true", help="every frame")
+    sampling.add_argument("--windows", type=int, default=None, metavar="K",
+                          help="K clip windows per video of --window-frames consecutive frames at the video's "
+                          "own rate, evenly spaced (for 3D CNNs)")
+    p.add_argument("--window-frames", type=int, default=16, metavar="W",
+                   help="consecutive frames per clip window with --windows (default 16)")
+    p.add_argument("--crop", choices=["tracked", "roi"], default="tracked",
+                   help="tracked: each frame cut around its own face box; roi: one still region per face "
+                   "track and clip window enclosing all its boxes (needs --windows)")
     p.add_argument("--size", type=int, default=224, help="side of the square face crops in pixels")
     p.add_argument("--margin", type=float, default=1.3, help="crop side / face box side")
     p.add_argument("--detector", default="mtcnn", help="face detector: mtcnn, haar, full_frame")
@@ -74,13 +82,16 @@ def run(args: argparse.Namespace) -> int:
         FACE_DETECTORS.get(args.detector)  # unknown names fail before any work
         if args.all:
             sampling = {"sampling": "all"}
+        elif args.windows is not None:
+            sampling = {"sampling": "windows", "n_windows": args.windows, "window_frames": args.window_frames}
         elif args.fps is not None:
             sampling = {"sampling": "fps", "sample_fps": args.fps}
         else:
             sampling = {"sampling": "frames", "n_frames": args.frames or 32}
         cfg = CacheConfig(**sampling, size=args.size, margin=args.margin, detector=args.detector,
                           detect_max_side=args.detect_max_side or None, detect_every=args.detect_every,
-                          max_faces=args.max_faces, fallback="full_frame" if args.full_frame_fallback else "none")
+                          max_faces=args.max_faces, fallback="full_frame" if args.full_frame_fallback else "none",
+                          crop=args.crop)
         ds = load_dataset(args.data, format=args.format, allow_missing=args.allow_missing, split=args.split)
         missing = list(ds.missing)
         summary = preprocess(ds.records, out, cfg, workers=args.workers,

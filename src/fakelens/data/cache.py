@@ -15,6 +15,8 @@ Layout of a cache folder CACHE/:
                              indices   (T,) int64             video frame indices of the sampled frames
                              boxes     (F, T, 4) float32      face boxes x1 y1 x2 y2 in original pixels
                              found     (F, T) bool            box detected/interpolated (False: held or fallback)
+                             crop_boxes (F, T, 4) float32     crop mode roi only: the box each crop was cut
+                                                              around (one per track and clip window)
                              mel       (n_mels, M) float16    natural-log mel power (M=0: no audio)
                              mel_times (M,) float64           seconds of the mel frame centres
                              fps, duration, width, height     () scalars of the video
@@ -174,10 +176,13 @@ def record_from_row(row: dict[str, Any]) -> VideoRecord:
 def video_arrays(feats: VideoFeatures) -> dict[str, np.ndarray]:
     """The arrays stored for one video (see the layout above; any keys: fakelens.data.arrays)."""
     clip = feats.clip
-    return {"faces": clip.faces, "times": clip.times, "indices": clip.indices, "boxes": clip.boxes,
-            "found": clip.found, "mel": feats.mel.astype(MEL_DTYPE), "mel_times": feats.mel_times,
-            "fps": np.float64(clip.fps), "duration": np.float64(clip.duration),
-            "width": np.int64(clip.width), "height": np.int64(clip.height)}
+    out = {"faces": clip.faces, "times": clip.times, "indices": clip.indices, "boxes": clip.boxes,
+           "found": clip.found, "mel": feats.mel.astype(MEL_DTYPE), "mel_times": feats.mel_times,
+           "fps": np.float64(clip.fps), "duration": np.float64(clip.duration),
+           "width": np.int64(clip.width), "height": np.int64(clip.height)}
+    if clip.crop_boxes is not None:  # crop mode roi: the region each crop was cut around
+        out["crop_boxes"] = clip.crop_boxes
+    return out
 
 
 def process_video(rec: VideoRecord, cache_dir: Path, cfg: CacheConfig, detector=None) -> dict[str, Any]:

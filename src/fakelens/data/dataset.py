@@ -10,7 +10,8 @@ modality counts for both streams).
 
   FrameDataset  one frame per item, `frames_per_video` items per video, a random frame each epoch:
       the keys of ClipDataset with T = 1 (video (1, 3, S, S), label = that frame's label, ...)
-  ClipDataset   T consecutive sampled frames per video (random start when random=True):
+  ClipDataset   T consecutive sampled frames per video (random start when random=True; in a
+      cache of clip windows (sampling "windows") a clip lies inside one window, T dividing its length):
       video (T, 3, S, S), frame_labels (T,) fake in any stream, visual_frame_labels (T,) face
       fake (an audio-only fake is 0 here), label (clip: any fake frame), video_label,
       visual_label, audio_label, times (T,), found (T,) bool, mask (T,) bool (False = padding), id
@@ -39,7 +40,7 @@ import torch
 from torch.utils.data import Dataset
 
 from fakelens.data.cache import load_config, load_npz, open_npz, read_index, record_from_row
-from fakelens.errors import FakelensError
+from fakelens.errors import ConfigError, FakelensError
 from fakelens.registry import Registry
 from fakelens.types import Modality, Segment, VideoRecord, frame_labels
 
@@ -211,13 +212,26 @@ class ClipDataset(CacheDataset):
         super().__init__(cache_dir, split, **kwargs)
         self.clip_frames = int(clip_frames)
         self.random = random
+        # Frames of one clip window in a cache sampled in windows (fakelens.features.crops), else None.
+        self.window = self.config.window_frames if self.config is not None and self.config.sampling == "windows" \
+            else None
+        if self.window is not None and self.window % self.clip_frames:
+            raise ConfigError(
+                f"{self.cache_dir}: data.clip_frames={self.clip_frames} must divide the cache's clip windows of "
+                f"{self.window} consecutive frames, so that no clip spans two windows (other moments of the "
+                f"video, and with crop 'roi' other regions); e.g. data.clip_frames={self.window}")
 
     def __len__(self) -> int:
         return len(self.rows)
 
     def _start(self, n: int) -> int:
+        first = 0
+        if self.window is not None:  # a window (random, or the middle one), then a start inside it
+            k = -(-n // self.window)
+            w = int(torch.randint(k, ()).item()) if self.random else k // 2
+            first, n = w * self.window, min(self.window, n - w * self.window)
         span = max(0, n - self.clip_frames)
-        return int(torch.randint(span + 1, ()).item()) if self.random else span // 2
+        return first + (int(torch.randint(span + 1, ()).item()) if self.random else span // 2)
 
     def _clip(self, v: int, z: dict[str, np.ndarray]) -> dict[str, Any]:
         """The training clip (random start) or the centre clip (random=False) of video v."""

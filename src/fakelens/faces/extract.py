@@ -63,6 +63,7 @@ class FaceClip:
     width: int = 0
     height: int = 0
     timings: dict[str, float] = field(default_factory=dict)  # seconds per step; "decode" = waiting for frames
+    crop_boxes: np.ndarray | None = None  # (F, T, 4) boxes the crops were cut around when not `boxes` (crop mode roi)
 
     @property
     def main(self) -> np.ndarray:
@@ -158,6 +159,8 @@ class FaceTracks:
     width: int = 0
     height: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    # (F, T, 4) boxes to cut the crops around instead of `boxes` (a crop plan: fakelens.features.crops)
+    crop_boxes: np.ndarray | None = None
     path: Path | None = None
     _frames: Callable[[], Iterable] | None = field(default=None, repr=False)  # FullFrames of the distinct frames
     _pos: np.ndarray | None = field(default=None, repr=False)  # (T,) sampled frame -> distinct frame
@@ -192,6 +195,7 @@ class FaceTracks:
         emit = 0
         t0 = time.perf_counter()
         k = -1
+        cut = self.boxes if self.crop_boxes is None else self.crop_boxes  # (F, T, 4)
         for k, ff in enumerate(self._frames()):
             if k >= n_unique:
                 break
@@ -203,7 +207,7 @@ class FaceTracks:
                     pending[c] = (np.zeros((n_faces, length, s, s, 3), np.uint8), [length])  # (F, k, S, S, 3)
                 buf, left = pending[c]
                 for f in range(n_faces):
-                    buf[f, j - c * chunk_frames] = _crop_square_from(ff.crop, h, w, self.boxes[f, j], self.margin, s)
+                    buf[f, j - c * chunk_frames] = _crop_square_from(ff.crop, h, w, cut[f, j], self.margin, s)
                 left[0] -= 1
             while emit < n_chunks and emit in pending and pending[emit][1][0] == 0:
                 buf, _ = pending.pop(emit)
@@ -225,7 +229,7 @@ class FaceTracks:
                         status=self.status, fallback=self.fallback, n_tracks=self.n_tracks,
                         n_detected=self.n_detected, n_detect_runs=self.n_detect_runs, n_refined=self.n_refined,
                         fps=self.fps, duration=self.duration, width=self.width, height=self.height,
-                        timings=self.timings)
+                        timings=self.timings, crop_boxes=self.crop_boxes)
 
 
 def extract_faces(path: str | Path, times: Sequence[float] | np.ndarray | None = None, **kwargs) -> FaceClip:

@@ -21,7 +21,8 @@ CACHE_VERSION = 3  # 2: faces followed with detector.refine between full detecti
                    # 3: faces stored in chunks of frames, each npz records its parameters, rows their source file
 MEL_DTYPE = np.float16  # how the cache stores log-mels; compute_features rounds through it, so
                         # predict's features equal the cached ones training and validation read
-SAMPLINGS = ("frames", "fps", "all")
+SAMPLINGS = ("frames", "fps", "all", "windows")
+CROPS = ("tracked", "roi")  # fakelens.features.crops.CROP_MODES
 
 
 @dataclass
@@ -29,11 +30,15 @@ class MediaConfig:
     """Everything that changes the features of a video (sampling, crops, detector, log-mel); a cache
     records the one it was made with (CACHE/config.json) and a run records its cache's."""
 
-    sampling: str = "frames"  # "frames": n_frames evenly spaced; "fps": sample_fps per second; "all"
+    sampling: str = "frames"  # "frames": n_frames evenly spaced; "fps": sample_fps per second; "all";
+                              # "windows": n_windows clips of window_frames consecutive frames
     n_frames: int = 32
     sample_fps: float = 5.0
+    n_windows: int = 4
+    window_frames: int = 16
     size: int = 224
     margin: float = 1.3
+    crop: str = "tracked"  # "tracked": each frame around its own box; "roi": one region per track and window
     detector: str = "mtcnn"
     detect_max_side: int | None = 640
     detect_every: int = 8  # full-frame detection every k-th sampled frame, refine in between
@@ -50,6 +55,14 @@ class MediaConfig:
     def __post_init__(self) -> None:
         if self.sampling not in SAMPLINGS:
             raise ConfigError(f"sampling must be one of {SAMPLINGS}, got {self.sampling!r}")
+        if self.crop not in CROPS:
+            raise ConfigError(f"crop must be one of {CROPS}, got {self.crop!r}")
+        if self.crop == "roi" and self.sampling != "windows":
+            raise ConfigError("crop 'roi' cuts one region per clip window: it needs sampling 'windows' "
+                              f"(consecutive frames; preprocess --windows K), got sampling {self.sampling!r}")
+        if self.n_windows < 1 or self.window_frames < 1:
+            raise ConfigError(f"n_windows and window_frames must be >= 1, got {self.n_windows} and "
+                              f"{self.window_frames}")
         if self.fallback not in ("none", "full_frame"):
             raise ConfigError(f"fallback must be 'none' or 'full_frame', got {self.fallback!r}")
         if self.n_frames < 1 or self.sample_fps <= 0 or self.size < 8 or self.margin < 1.0:
@@ -76,12 +89,20 @@ class MediaConfig:
 
 
 def sampling_for(info, cfg: MediaConfig) -> dict[str, Any]:
-    """extract_faces' sampling argument for a probed video: n_frames evenly spaced, or every k-th
-    frame (streamed) for "fps" (k = round(video fps / sample_fps)) and "all" (k = 1)."""
+    """extract_faces' sampling argument for a probed video: n_frames evenly spaced, every k-th
+    frame (streamed) for "fps" (k = round(video fps / sample_fps)) and "all" (k = 1), or the
+    frames of the clip windows one window after the other (fakelens.features.crops)."""
     if cfg.sampling == "frames":
         return {"n_frames": cfg.n_frames}
     if cfg.sampling == "all":
         return {"every": 1}
+    if cfg.sampling == "windows":
+        from fakelens.features.crops import window_frame_indices
+
+        idx = window_frame_indices(info.n_frames, cfg.window_frames, cfg.n_windows)  # (K, W)
+        # Ask for the middle of each frame's display interval: the frame shown then is that frame even
+        # where the container rounds timestamps (mkv: 1 ms), which a request at index / fps is not.
+        return {"times": (idx.reshape(-1) + 0.5) / info.fps}  # (K*W,) seconds, window after window
     return {"every": max(1, int(round(info.fps / cfg.sample_fps)))}
 
 
@@ -165,10 +186,21 @@ def open_features(path: str | Path, cfg: MediaConfig, detector=None) -> MediaStr
     tracks = find_faces(path, **sampling_for(info, cfg), detector=detector or cfg.detector, size=cfg.size,
                         margin=cfg.margin, max_faces=cfg.max_faces, detect_max_side=cfg.detect_max_side,
                         detect_every=cfg.detect_every, find_every=cfg.find_every, fallback=cfg.fallback, info=info)
+    plan_crops(tracks, cfg)
     tracks.timings["probe"] = t_probe
     tracks.timings["audio"] = t_audio
     return MediaStream(faces=tracks, mel=mel, mel_times=mel_times, has_audio=mel.shape[1] > 0,
                        audio_message=message, timings=tracks.timings)
+
+
+def plan_crops(tracks, cfg: MediaConfig) -> None:
+    """Set `tracks.crop_boxes` for the crop mode of `cfg` (fakelens.features.crops): None for
+    "tracked", the window's enclosing box on every frame for "roi"."""
+    from fakelens.features.crops import crop_boxes, window_spans
+
+    spans = window_spans(len(tracks.times), cfg.window_frames) if cfg.sampling == "windows" else \
+        np.array([[0, len(tracks.times)]], np.int64)  # (K, 2)
+    tracks.crop_boxes = crop_boxes(cfg.crop, tracks.boxes, spans) if tracks.n_faces else None
 
 
 def compute_features(path: str | Path, cfg: MediaConfig, detector=None) -> VideoFeatures:

@@ -1,0 +1,225 @@
+"""Clip windows of consecutive frames and the crop modes (tracked, roi) of the one media -> features path."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from fakelens.errors import ConfigError
+from fakelens.features.crops import CROP_MODES, enclosing_boxes, window_frame_indices, window_spans
+from fakelens.features.media import MediaConfig, compute_features
+
+MARK = 24  # side of the bright square "face" in the test videos
+
+
+class MarkerDetector:
+    """A face detector for tests: the bounding box of the bright (green > 200) pixels, exact."""
+
+    name = "marker"
+
+    def detect(self, frames: np.ndarray) -> list[np.ndarray]:
+        out = []
+        for f in frames:
+            ys, xs = np.nonzero(f[..., 1] > 200)
+            out.append(np.zeros((0, 5), np.float32) if len(xs) == 0 else
+                       np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1, 1.0]], np.float32))
+        return out
+
+    def refine(self, frame: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        return self.detect(frame[None])[0]
+
+
+def _marker_position(i: int) -> tuple[int, int]:
+    """Top-left (x, y) of the marker on frame i: it drifts right and down, 2 px and 1 px per frame."""
+    return 40 + 2 * i, 30 + i
+
+
+def _marker_video(make_video, tmp_path, n_frames=40, fps=25.0, size=(160, 224), name="m.mkv"):
+    """Frames with a static background texture (so a still crop region shows) and a moving bright
+    square whose red channel is 5 x the frame number (frame identity)."""
+    from fakelens.io.encode import write_video
+
+    h, w = size
+    yy, xx = np.mgrid[0:h, 0:w]
+    background = np.stack([(xx * 3) % 120, (yy * 5) % 120, ((xx + yy) * 2) % 120], axis=-1).astype(np.uint8)
+    frames = []
+    for i in range(n_frames):
+        img = background.copy()  # (H, W, 3)
+        x, y = _marker_position(i)
+        img[y:y + MARK, x:x + MARK] = ((i * 5) % 256, 255, 90)
+        frames.append(img)
+    return write_video(tmp_path / name, frames, fps, codec="ffv1")
+
+
+# --------------------------------------------------------------------------- arrays
+
+
+def test_window_frame_indices():
+    idx = window_frame_indices(100, 16, 4)
+    assert idx.shape == (4, 16)
+    assert idx[0, 0] == 0 and idx[-1, -1] == 99  # from the first frame to the last full window
+    assert np.all(np.diff(idx, axis=1) == 1)  # consecutive frames in each window
+    assert window_frame_indices(10, 16, 4).tolist() == [list(range(10))]  # shorter than one window
+    assert window_frame_indices(18, 16, 4).shape == (3, 16)  # starts 0, 1, 2: duplicates dropped
+    assert window_frame_indices(100, 16, 1).tolist() == [list(range(42, 58))]  # one window: the middle
+    assert window_frame_indices(0, 16, 4).shape == (0, 16)
+    assert window_spans(40, 16).tolist() == [[0, 16], [16, 32], [32, 40]]
+
+
+def test_roi_boxes_contain_every_tracked_box_of_their_window():
+    rng = np.random.default_rng(0)
+    f, t, w = 2, 37, 8
+    xy = rng.uniform(0, 500, (f, t, 2)).cumsum(axis=1) / 10  # drifting faces
+    wh = rng.uniform(20, 80, (f, t, 2))
+    boxes = np.concatenate([xy, xy + wh], axis=-1).astype(np.float32)  # (F, T, 4)
+    spans = window_spans(t, w)
+    roi = CROP_MODES.get("roi")(boxes, spans)
+    assert CROP_MODES.get("tracked")(boxes, spans) is None
+    for a, b in spans:
+        region = roi[:, a:b]
+        assert np.all(region == region[:, :1])  # one box per track and window
+        inside = ((region[..., :2] <= boxes[:, a:b, :2]) & (region[..., 2:] >= boxes[:, a:b, 2:])).all()
+        assert inside
+        # and the smallest such box: each side touches some tracked box of the window
+        assert np.allclose(region[:, 0, :2], boxes[:, a:b, :2].min(axis=1))
+        assert np.allclose(region[:, 0, 2:], boxes[:, a:b, 2:].max(axis=1))
+    assert enclosing_boxes(boxes[:, :0], window_spans(0, w)).shape == (f, 0, 4)
+
+
+def test_media_config_checks_the_crop_and_window_parameters():
+    assert MediaConfig(sampling="windows", crop="roi").window_frames == 16
+    with pytest.raises(ConfigError, match="needs sampling 'windows'"):
+        MediaConfig(crop="roi")
+    with pytest.raises(ConfigError, match="crop must be one of"):
+        MediaConfig(sampling="windows", crop="fixed")
+    with pytest.raises(ConfigError, match="n_windows and window_frames"):
+        MediaConfig(sampling="windows", window_frames=0)
+
+
+# --------------------------------------------------------------------------- through the media path
+
+
+@pytest.mark.parametrize("fps", [25.0, 29.97])
+def test_windows_are_consecutive_frames_at_the_videos_own_rate(make_video, tmp_path, fps):
+    path = _marker_video(make_video, tmp_path, n_frames=40, fps=fps)
+    cfg = MediaConfig(sampling="windows", n_windows=3, window_frames=8, size=32, crop="tracked",
+                      detect_max_side=None, detect_every=1)
+    feats = compute_features(path, cfg, detector=MarkerDetector())
+    clip = feats.clip
+    assert clip.faces.shape == (1, 24, 32, 32, 3) and clip.crop_boxes is None
+    idx = clip.indices.reshape(3, 8)
+    assert idx[0, 0] == 0 and idx[-1, -1] == 39
+    assert np.all(np.diff(idx, axis=1) == 1)  # consecutive frames in each window
+    assert np.allclose(np.diff(clip.times.reshape(3, 8), axis=1), 1 / fps, atol=1e-3)  # the video's spacing
+    # the decoded frames are those frames: the marker at the centre of each crop carries its number
+    assert np.abs(clip.faces[0, :, 16, 16, 0].astype(int) - 5 * idx.reshape(-1)).max() <= 2
+
+
+def test_roi_crops_stand_still_and_hold_the_face_of_every_frame(make_video, tmp_path):
+    path = _marker_video(make_video, tmp_path, n_frames=40)
+    common = dict(sampling="windows", n_windows=2, window_frames=16, size=64, margin=1.2,
+                  detect_max_side=None, detect_every=1)
+    roi = compute_features(path, MediaConfig(**common, crop="roi"), detector=MarkerDetector()).clip
+    tracked = compute_features(path, MediaConfig(**common, crop="tracked"), detector=MarkerDetector()).clip
+    assert np.array_equal(roi.boxes, tracked.boxes)  # the tracked face boxes are kept as they are
+    spans = window_spans(roi.faces.shape[1], 16)
+    for a, b in spans:
+        region = roi.crop_boxes[0, a:b]
+        assert np.all(region == region[0])
+        assert (region[:, :2] <= roi.boxes[0, a:b, :2] + 1e-3).all()
+        assert (region[:, 2:] >= roi.boxes[0, a:b, 2:] - 1e-3).all()
+        crops = roi.faces[0, a:b].astype(np.int16)  # (16, 64, 64, 3)
+        marker = crops[..., 1] > 200  # (16, 64, 64)
+        # the whole face is inside every crop of the window: the same marker area in each
+        area = marker.sum(axis=(1, 2))
+        assert area.min() > 0 and area.max() - area.min() <= 0.15 * area.max()
+        # the region stands still: away from the marker, the background is the same in every frame
+        still = ~marker.any(axis=0)
+        diff = np.abs(crops[1:] - crops[:1])[:, still]
+        assert np.median(diff) <= 2
+        # ... and the face moves inside it (its centre follows the marker's drift)
+        cx = np.array([np.nonzero(m)[1].mean() for m in marker]) / 64  # (16,) in crop widths
+        roi_drift = cx[-1] - cx[0]
+        assert roi_drift > 0.3  # the marker crosses a third of the still region or more
+        # a tracked crop moves with the face instead (the face stays near the middle; the tracker's
+        # smoothing lags at the window's ends, so not exactly)
+        moving = tracked.faces[0, a:b]
+        cx = np.array([np.nonzero(m)[1].mean() for m in moving[..., 1] > 200]) / 64
+        assert abs(cx[-1] - cx[0]) < 0.5 * roi_drift
+
+
+def test_preprocess_roi_windows_into_the_cache(make_video, tmp_path):
+    from fakelens.data.cache import load_config, load_npz, preprocess, read_index
+    from fakelens.types import Label, VideoRecord
+
+    short = _marker_video(make_video, tmp_path, n_frames=12, name="short.mkv")  # shorter than a window
+    long = _marker_video(make_video, tmp_path, n_frames=60, name="long.mkv")
+    recs = [VideoRecord(id="short", path=short, label=Label.REAL, split="train"),
+            VideoRecord(id="long", path=long, label=Label.FAKE, split="train")]
+    cfg = MediaConfig(sampling="windows", n_windows=3, window_frames=16, size=32, crop="roi",
+                      detector="full_frame", detect_max_side=None)
+    out = tmp_path / "cache"
+    preprocess(recs, out, cfg, progress=False)
+    assert load_config(out) == cfg
+    assert json.loads((out / "config.json").read_text())["crop"] == "roi"
+    rows = {r["id"]: r for r in read_index(out)}
+    assert rows["short"]["status"] in ("ok", "no_audio") and rows["long"]["has_face"]
+    z = load_npz(out, rows["long"], ("faces", "crop_boxes", "boxes", "indices"))
+    assert z["faces"].shape[1] == 48 and z["crop_boxes"].shape == (1, 48, 4)
+    assert np.all(np.diff(z["indices"].reshape(3, 16), axis=1) == 1)
+    zs = load_npz(out, rows["short"], ("faces", "indices"))
+    assert zs["faces"].shape[1] == 12 and zs["indices"].tolist() == list(range(12))
+
+    # Training clips lie inside one window: consecutive frames, never across two windows.
+    import torch
+
+    from fakelens.data.dataset import ClipDataset
+
+    torch.manual_seed(0)
+    ds = ClipDataset(out, "train", clip_frames=8)
+    v = [r["id"] for r in ds.rows].index("long")
+    starts = set()
+    for _ in range(40):
+        item = ds[v]
+        frame = np.round(item["times"].numpy() * 25.0).astype(int)  # (8,) video frame numbers
+        assert np.all(np.diff(frame) == 1), frame
+        starts.add(int(frame[0]))
+    assert len(starts) > 3  # random starts, in more than one window
+    # predict and validation cut whole windows (tile_clips): 48 frames -> 6 clips, 2 per window
+    assert ds.n_tiles(v) == 6
+    z = ds._load(v)
+    for k in range(6):
+        assert np.all(np.diff(ds.tile(v, k, z)["times"].numpy()) > 0)
+    centre = ClipDataset(out, "train", clip_frames=16, random=False)[v]
+    assert np.all(np.diff(np.round(centre["times"].numpy() * 25.0)) == 1)
+    short = ClipDataset(out, "train", clip_frames=16, random=False)[[r["id"] for r in ds.rows].index("short")]
+    assert short["mask"].sum() == 12  # a short video's one window, padded
+    with pytest.raises(ConfigError, match="must divide the cache's clip windows of 16"):
+        ClipDataset(out, "train", clip_frames=12)
+
+
+@pytest.mark.slow
+def test_cli_preprocess_roi_windows_on_the_synthetic_set(tiny_synth, tmp_path, capsys):
+    from fakelens.cli.main import main
+    from fakelens.data.cache import load_npz, read_index
+
+    out = tmp_path / "c"
+    assert main(["preprocess", str(tiny_synth), "--out", str(out), "--crop", "roi", "--no-progress"]) == 2
+    assert "needs sampling 'windows'" in capsys.readouterr().err
+    assert main(["preprocess", str(tiny_synth), "--out", str(out), "--windows", "2", "--window-frames", "8",
+                 "--crop", "roi", "--detector", "haar", "--size", "48", "--no-progress"]) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert (cfg["sampling"], cfg["n_windows"], cfg["window_frames"], cfg["crop"]) == ("windows", 2, 8, "roi")
+    rows = [r for r in read_index(out) if r["has_face"]]
+    assert rows
+    for row in rows:
+        z = load_npz(out, row, ("faces", "crop_boxes", "boxes", "indices", "fps"))
+        assert z["faces"].shape[1:] == (16, 48, 48, 3)
+        idx = z["indices"].reshape(2, 8)
+        assert np.all(np.diff(idx, axis=1) == 1)
+        for a in (0, 8):
+            region, boxes = z["crop_boxes"][0, a:a + 8], z["boxes"][0, a:a + 8]
+            assert np.all(region == region[0])
+            assert (region[:, :2] <= boxes[:, :2] + 1e-3).all() and (region[:, 2:] >= boxes[:, 2:] - 1e-3).all()
