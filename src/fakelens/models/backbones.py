@@ -3,6 +3,8 @@ and loading of local weights files so offline users can start from ImageNet/Kine
 
 from __future__ import annotations
 
+import contextlib
+
 import difflib
 import math
 import warnings
@@ -170,11 +172,16 @@ def build_image_backbone(name: str, pretrained: bool | str, in_chans: int = 3) -
         import timm
 
         if pretrained is True:
+            from fakelens.models.hub import HF_HOST, hf_offline, offline_reason, way_out
+
+            # No network: cached weights still load (hub offline mode), others fail at once
+            # instead of a minute of download retries.
+            reason = offline_reason(HF_HOST)
             try:
-                net = timm.create_model(name, pretrained=True, num_classes=0, in_chans=in_chans)
+                with hf_offline() if reason else contextlib.nullcontext():
+                    net = timm.create_model(name, pretrained=True, num_classes=0, in_chans=in_chans)
             except Exception as e:  # network/hub failures: re-raised with the way out
-                raise ConfigError(f"could not get pretrained weights for timm model {name!r} ({e}); "
-                                  "download them once and set pretrained to the local file path") from e
+                raise ConfigError(way_out(f"timm model {name!r}", reason or f"{type(e).__name__}: {e}")) from e
         else:
             net = timm.create_model(name, pretrained=False, num_classes=0, in_chans=in_chans)
     if isinstance(pretrained, str):
@@ -227,11 +234,17 @@ def build_video_backbone(name: str, pretrained: bool | str) -> tuple[nn.Module, 
     tf = weights.transforms()  # only the preset's numbers; downloads nothing
     mean, std, crop = tuple(tf.mean), tuple(tf.std), int(tf.crop_size[0])
     if pretrained is True:
+        from urllib.parse import urlparse
+
+        from fakelens.models.hub import offline_reason, torch_hub_file, way_out
+
+        reason = None if torch_hub_file(weights.url).is_file() else offline_reason(urlparse(weights.url).hostname or "")
+        if reason:  # not downloaded yet and no network: fail now, not after the download's retries
+            raise ConfigError(way_out(f"torchvision model {name!r}", reason))
         try:
             net = get_model(name, weights=weights)
         except Exception as e:  # network failures: re-raised with the way out
-            raise ConfigError(f"could not get pretrained weights for torchvision model {name!r} ({e}); "
-                              "download them once and set pretrained to the local file path") from e
+            raise ConfigError(way_out(f"torchvision model {name!r}", f"{type(e).__name__}: {e}")) from e
     else:
         net = get_model(name, weights=None)
         if isinstance(pretrained, str):

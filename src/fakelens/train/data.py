@@ -196,3 +196,81 @@ def check_resumed_cache(run_dir: str | Path, cfg: TrainConfig) -> dict[str, Any]
             f"resuming would train on other inputs than the checkpoint saw. Rebuild the cache with the run's "
             f"parameters ({path}), or start a new run with another --out")
     return recorded
+
+
+def match_inputs(cfg: TrainConfig, train_dataset: Any) -> tuple[TrainConfig, list[str]]:
+    """Compare the recipe with what the cache holds, before training: (the config with the model's
+    counted input sizes set to the data's, one line per change).
+
+    Refused (ConfigError with both values and the fixes): crops of another size than
+    model.image_size (the recipe's 380 px model would train on 64 px crops), and a fixed-count
+    cache holding fewer frames than data.clip_frames (every clip padded). Adapted and said:
+    model.num_frames (the model is fed clips of data.clip_frames frames), model.audio_frames and
+    model.n_mels (the audio window and mel bands the data has), which only size the input the
+    parameter/FLOP counts use.
+    """
+    import dataclasses
+
+    from fakelens.data.cache import load_config
+    from fakelens.models import MODELS
+
+    if not cfg.data.cache:
+        return cfg, []
+    cache = Path(cfg.data.cache)
+    cc = load_config(cache)
+    if cc is None:
+        return cfg, []
+    m, d = cfg.model, cfg.data
+    inputs = MODELS.get(m.name).inputs
+    changes: dict[str, Any] = {}
+    notes: list[str] = []
+    if "video" in inputs:
+        if m.image_size is not None and m.image_size != cc.size:
+            raise ConfigError(
+                f"the cache {cache} holds {cc.size} px face crops (preprocessed with --size {cc.size}) but "
+                f"model.image_size is {m.image_size}: preprocess with --size {m.image_size}, or --set "
+                f"model.image_size={cc.size} to train on {cc.size} px crops")
+        if cc.sampling == "frames" and cc.n_frames < d.clip_frames:
+            raise ConfigError(
+                f"the cache {cache} holds {cc.n_frames} frames per video (preprocessed with --frames {cc.n_frames}) "
+                f"but data.clip_frames is {d.clip_frames}: every clip would be padded with copies of the last "
+                f"frame; preprocess with --frames {d.clip_frames} or more, or --set data.clip_frames={cc.n_frames} "
+                f"--set model.num_frames={cc.n_frames}")
+        rows = _rows_of(train_dataset)
+        if cc.sampling != "frames" and rows:
+            short = [r for r in rows if (r.get("counts") or {}).get("frames", d.clip_frames) < d.clip_frames]
+            if len(short) == len(rows):
+                raise ConfigError(
+                    f"every training video of the cache {cache} has fewer sampled frames than data.clip_frames "
+                    f"({d.clip_frames}): every clip would be padded; lower data.clip_frames or sample more frames")
+            if short:
+                notes.append(f"{len(short)} of {len(rows)} training videos have fewer than data.clip_frames "
+                             f"({d.clip_frames}) sampled frames: their clips are padded (masked)")
+        n = d.clip_frames  # training clips, and the clips validation and predict feed (frames datasets too)
+        if m.num_frames != n:
+            changes["num_frames"] = n
+            notes.append(f"model.num_frames {m.num_frames} -> {n}: the model is fed clips of data.clip_frames frames")
+    if "audio" in inputs:
+        from fakelens.train.engine import audio_width
+
+        width = audio_width(train_dataset)
+        if width is not None and width != m.audio_frames:
+            changes["audio_frames"] = width
+            notes.append(f"model.audio_frames {m.audio_frames} -> {width}: the data's audio window is {width} mel "
+                         f"frames ({width * cc.hop_seconds:.2f} s)")
+        if cc.n_mels != m.n_mels:
+            changes["n_mels"] = cc.n_mels
+            notes.append(f"model.n_mels {m.n_mels} -> {cc.n_mels}: the cache's log-mels have {cc.n_mels} bands")
+    if changes:
+        cfg = dataclasses.replace(cfg, model=dataclasses.replace(m, **changes))
+    return cfg, notes
+
+
+def _rows_of(dataset: Any) -> list[dict[str, Any]]:
+    """Index rows of the videos a (possibly wrapped) cache dataset uses."""
+    indices = None
+    while not hasattr(dataset, "rows") and hasattr(dataset, "base"):
+        indices = getattr(dataset, "indices", indices)
+        dataset = dataset.base
+    rows = list(getattr(dataset, "rows", []))
+    return [rows[i] for i in indices] if indices is not None else rows

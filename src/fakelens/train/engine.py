@@ -211,6 +211,10 @@ def _fit(cfg: TrainConfig, run_dir: Path, resume: bool, train_dataset: Any, val_
         from fakelens.train.data import build_datasets
 
         train_dataset, val_dataset = build_datasets(cfg)
+        from fakelens.train.data import match_inputs
+
+        cfg, adapted = match_inputs(cfg, train_dataset)  # refuses a cache made for another input
+        notes = [*notes, *adapted]
     train_labels = dataset_labels(train_dataset)
     val_labels = dataset_labels(val_dataset)
     n_fake, n_val_fake = sum(train_labels), sum(val_labels)

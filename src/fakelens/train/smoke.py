@@ -1,0 +1,108 @@
+"""`fakelens train --smoke`: any recipe, offline, on a CPU, in about a minute, to check a setup
+(installation, data, cache, model, checkpoints, validation) before renting GPUs.
+
+The recipe is kept (model family, backbone, task, loss, augmentations, validation scheme) and made
+small and local: pretrained weights off (nothing is downloaded), fp32 on one CPU, data loader
+workers at most half the CPUs, batches of at most 2 videos, one epoch of 2 training and 2
+validation batches, clips of at most 4 frames, and the model's input size taken from the cache
+(its crop size, and no more frames than it holds). Each change is one line of the run's log.
+`--set` after `--smoke` still wins. Without data.cache, a tiny synthetic set is generated and
+preprocessed into the run folder first (SMOKE_DATA, SMOKE_CACHE).
+
+`smoke_overrides` looks up the model's inputs in the registry (torch): call it after the
+light config check.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+SMOKE_FRAMES = 4  # frames per clip
+SMOKE_BATCH = 2  # videos per batch
+SMOKE_BATCHES = 2  # training and validation batches of the one epoch
+SMOKE_SIZE = 64  # crop side of the synthetic cache made when no cache is given
+SMOKE_CACHE_FRAMES = 8
+SMOKE_DATA, SMOKE_CACHE = "smoke_data", "smoke_cache"  # inside the run folder
+MARKER = "smoke.json"  # a run folder holding this is a smoke run: a new --smoke run replaces it
+
+
+def cpu_count() -> int:
+    """CPUs this process may use (the affinity mask where there is one)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def smoke_overrides(cfg: Any, cache_config: Any | None) -> tuple[list[str], list[str]]:
+    """(`--set` overrides, what each changes in words) making `cfg` a smoke run; `cache_config` is
+    the MediaConfig the cache was made with (None: unknown)."""
+    from fakelens.models import MODELS
+
+    sets: list[tuple[str, Any, Any]] = []  # key, old, new
+
+    def put(key: str, new: Any) -> None:
+        section, name = key.split(".")
+        old = getattr(getattr(cfg, section), name)
+        if old != new:
+            sets.append((key, old, new))
+
+    m, d, t = cfg.model, cfg.data, cfg.train
+    put("model.pretrained", False)
+    if m.audio_pretrained not in (None, False):
+        put("model.audio_pretrained", None)
+    put("train.precision", "32")
+    put("train.accelerator", "cpu")
+    put("train.devices", "1")
+    put("train.strategy", "auto")
+    put("train.num_nodes", 1)
+    put("train.num_workers", min(t.num_workers, max(1, cpu_count() // 2)))  # leave CPUs to the model
+    put("train.batch_size", min(t.batch_size, SMOKE_BATCH))
+    put("train.accumulate_grad_batches", 1)
+    put("train.epochs", 1)
+    put("train.limit_train_batches", float(SMOKE_BATCHES))  # > 1: a count of batches
+    put("train.limit_val_batches", float(SMOKE_BATCHES))
+    put("train.val_every_n_epochs", 1)
+    put("train.log_every_n_steps", 1)
+    put("train.patience", 0)
+    if "video" in MODELS.get(m.name).inputs:
+        frames = min(d.clip_frames, SMOKE_FRAMES)
+        if cache_config is not None and cache_config.sampling == "frames":
+            frames = min(frames, cache_config.n_frames)
+        put("data.clip_frames", frames)
+        put("model.num_frames", frames)
+        if cache_config is not None:
+            put("model.image_size", int(cache_config.size))
+    overrides = [f"{key}={_text(new)}" for key, _, new in sets]
+    notes = [f"smoke: {key} {_text(old)} -> {_text(new)}" for key, old, new in sets]
+    return overrides, notes
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def make_smoke_cache(run_dir: Path, progress: bool = False) -> tuple[Path, list[str]]:
+    """A tiny synthetic AV-Deepfake1M-style set (8 videos) preprocessed into RUN/smoke_cache with
+    the full-frame detector (no face detector needed), for a smoke run given no data.cache."""
+    from fakelens.data.cache import CacheConfig, preprocess
+    from fakelens.data.formats import load_dataset
+    from fakelens.data.synthetic import generate, preset
+
+    data = Path(run_dir) / SMOKE_DATA
+    cache = Path(run_dir) / SMOKE_CACHE
+    if not (cache / "index.jsonl").is_file():
+        generate(data, preset("tiny"), progress=progress)
+        records = load_dataset(data).records
+        preprocess(records, cache, CacheConfig(sampling="frames", n_frames=SMOKE_CACHE_FRAMES, size=SMOKE_SIZE,
+                                               detector="full_frame"), progress=progress)
+    return cache, [f"smoke: no data.cache given: the synthetic 'tiny' set ({data}) preprocessed into {cache} "
+                   f"({SMOKE_CACHE_FRAMES} frames of {SMOKE_SIZE} px per video, full-frame crops)"]

@@ -1,0 +1,169 @@
+"""`fakelens train --smoke`: every recipe in configs/ runs offline on a CPU, on a tiny synthetic set
+in the recipe's own data format (DFDC part folders for dfdc_*, CSV labels for the CSV recipe,
+AV-Deepfake1M metadata for the others, LAV-DF with its dev split); and what train checks on the
+way: a cache made for another input refused with both values, an unknown validation split
+refused with the splits there are, videos the data leaves out counted with their reasons.
+
+One preprocessed cache per format is shared by every test (4 frames of 32 px, full-frame crops)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+from fakelens.cli.main import main
+
+pytestmark = pytest.mark.slow
+
+CONFIGS = Path(__file__).resolve().parent.parent / "configs"
+RECIPES = sorted(CONFIGS.glob("*.yaml"))
+# The dataset format each recipe is made for (a new recipe must say which, here).
+RECIPE_FORMAT = {"demo": "avdeepfake1m", "avdf1m_task1": "avdeepfake1m", "csv_audio_resnet18": "csv",
+                 "dfdc_effnet": "dfdc", "dfdc_r2plus1d": "dfdc"}
+NOISE = ("GPU available", "Tip:", "LeafSpec", "does not have many workers", "Trainable params")
+
+
+def _preprocess(data: Path, cache: Path) -> Path:
+    assert main(["preprocess", str(data), "--out", str(cache), "--frames", "4", "--size", "32",
+                 "--detector", "full_frame", "--no-progress"]) == 0
+    return cache
+
+
+@pytest.fixture(scope="session")
+def tiny_cache(tmp_path_factory, tiny_synth):
+    """tiny_cache(fmt) -> the tiny preset written in that layout and preprocessed (made once)."""
+    made: dict[str, Path] = {}
+
+    def get(fmt: str) -> Path:
+        if fmt not in made:
+            root = tmp_path_factory.mktemp(f"smoke_{fmt}")
+            data = tiny_synth
+            if fmt != "avdeepfake1m":
+                data = root / "data"
+                assert main(["data", "synth", str(data), "--preset", "tiny", "--layout", fmt, "--quiet"]) == 0
+            made[fmt] = _preprocess(data, root / "cache")
+        return made[fmt]
+
+    return get
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """No network: the offline switch set, and any connection attempt fails (and is counted)."""
+    tries = []
+
+    def refuse(*args, **kwargs):
+        tries.append(args)
+        raise OSError("network is unreachable (test)")
+
+    monkeypatch.setenv("FAKELENS_OFFLINE", "1")
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    return tries
+
+
+def test_every_recipe_has_a_data_format():
+    assert {p.stem for p in RECIPES} == set(RECIPE_FORMAT)
+
+
+@pytest.mark.parametrize("recipe,fmt", [(p, RECIPE_FORMAT[p.stem]) for p in RECIPES] + [(CONFIGS / "demo.yaml", "lavdf")],
+                         ids=[p.stem for p in RECIPES] + ["demo-on-lavdf"])
+def test_every_recipe_runs_offline_with_smoke(recipe, fmt, tiny_cache, offline, tmp_path, capfd):
+    run, cache = tmp_path / "run", tiny_cache(fmt)
+    capfd.readouterr()
+    assert main(["train", "--config", str(recipe), "--smoke", "--out", str(run),
+                 "--set", f"data.cache={cache}", "--json"]) == 0
+    out, err = capfd.readouterr()
+    metrics = json.loads(out)
+    assert metrics["epochs"] == 1 and 1 <= metrics["global_step"] <= 2
+    assert (run / "checkpoints" / "best.ckpt").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
+    assert metrics["n_val_fake"] and metrics["n_val"] - metrics["n_val_fake"]  # both classes validated
+    from fakelens.train.config import load_train_config
+
+    cfg = load_train_config(run / "config.yaml")
+    assert cfg.model.pretrained is False and cfg.train.precision == "32" and cfg.train.accelerator == "cpu"
+    assert cfg.train.epochs == 1 and cfg.train.batch_size <= 2 and cfg.train.num_workers <= 2
+    if cfg.model.name != "audio":
+        assert cfg.model.image_size == 32 and cfg.data.clip_frames == cfg.model.num_frames <= 4  # the cache's
+    assert "smoke: train.epochs" in err and (run / "train.log").read_text().count("\nepoch 1/1") == 1
+    if fmt == "lavdf":  # LAV-DF's dev split is the validation split
+        assert "split 'val' of the cache" in err and metrics["n_val"] == 2
+    for noise in NOISE:
+        assert noise not in out + err, noise
+    assert offline == []  # pretrained off: no download was even tried
+    shutil.rmtree(run)  # large checkpoints (r2plus1d: ~750 MB with the optimizer state)
+
+
+def test_smoke_without_a_cache_makes_a_synthetic_one_and_replaces_its_own_run(tmp_path, offline, capfd):
+    run = tmp_path / "runs" / "demo_smoke"
+    recipe = str(CONFIGS / "demo.yaml")
+    assert main(["train", "--config", recipe, "--smoke", "--out", str(run)]) == 0
+    err = capfd.readouterr().err
+    assert "no data.cache given: the synthetic 'tiny' set" in err
+    assert (run / "smoke_cache" / "index.jsonl").is_file() and (run / "smoke.json").is_file()
+    # Again: the previous smoke run is replaced (its synthetic cache reused), not refused.
+    assert main(["train", "--config", recipe, "--smoke", "--out", str(run), "--set", "train.batch_size=1"]) == 0
+    assert "already holds" not in capfd.readouterr().err
+    # A real run in that folder is never deleted by --smoke.
+    (run / "smoke.json").unlink()
+    assert main(["train", "--config", recipe, "--smoke", "--out", str(run)]) == 2
+    assert "already holds a trained run" in capfd.readouterr().err
+
+
+def test_a_cache_made_for_another_input_is_refused_with_both_values(tiny_cache, tmp_path, capfd):
+    """Before: a 4-frame, 32 px cache trained the 8-frame, 64 px demo recipe without a word."""
+    cache = tiny_cache("avdeepfake1m")
+    capfd.readouterr()
+    base = ["train", "--config", str(CONFIGS / "demo.yaml"), "--out", str(tmp_path / "run"),
+            "--set", f"data.cache={cache}"]
+    assert main(base) == 2
+    err = capfd.readouterr().err
+    assert "holds 32 px face crops (preprocessed with --size 32) but model.image_size is 64" in err
+    assert "--set model.image_size=32" in err
+    assert main(base + ["--set", "model.image_size=32"]) == 2
+    err = capfd.readouterr().err
+    assert "holds 4 frames per video" in err and "data.clip_frames is 8" in err and "padded" in err
+    assert main(base + ["--set", "data.val_split=holdout", "--set", "model.image_size=32"]) == 2
+    err = capfd.readouterr().err
+    assert "data.val_split is 'holdout' but the cache" in err
+    assert "test (2 videos), train (4 videos), val (2 videos)" in err and "data.val_split=''" in err
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def _strip_audio(src: Path, dst: Path) -> None:
+    """Remux a video without its audio track (no re-encoding)."""
+    import av
+
+    with av.open(str(src)) as inp, av.open(str(dst), "w") as out:
+        stream = out.add_stream_from_template(inp.streams.video[0])
+        for packet in inp.demux(inp.streams.video[0]):
+            if packet.dts is None:
+                continue
+            packet.stream = stream
+            out.mux(packet)
+
+
+def test_videos_left_out_are_counted_with_their_reason(tiny_synth, tmp_path, capfd):
+    """The AV dataset drops a training video without audio: said in the log, metrics.json and
+    RUN/left_out.json (before: dropped silently); the matched inputs are said too."""
+    data = tmp_path / "data"
+    shutil.copytree(tiny_synth, data)
+    victim = sorted((data / "train").glob("*.mp4"))[0]
+    _strip_audio(victim, victim.with_name("silent.mp4"))
+    victim.with_name("silent.mp4").replace(victim)
+    cache = _preprocess(data, tmp_path / "cache")
+    run = tmp_path / "run"
+    capfd.readouterr()
+    assert main(["train", "--config", str(CONFIGS / "demo.yaml"), "--smoke", "--out", str(run),
+                 "--set", f"data.cache={cache}"]) == 0
+    err = capfd.readouterr().err
+    assert "left out of split 'train': 1 videos (1 no audio track (the model needs audio))" in err
+    assert "model.audio_frames 128 ->" in err  # counted at the audio window the data has
+    left = json.loads((run / "left_out.json").read_text())
+    assert left == {"train": {"no audio track (the model needs audio)": [f"train/{victim.name}"]}}
+    assert json.loads((run / "metrics.json").read_text())["left_out"] == {
+        "train": {"no audio track (the model needs audio)": 1}}
+    assert "left out of split 'train'" in (run / "train.log").read_text()
