@@ -11,6 +11,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from fakelens.data.formats import FORMATS, Dataset, detect_format, load_dataset
@@ -430,3 +431,24 @@ def test_real_fake_only_formats_mark_fakes_visual_and_say_so_once(folder):
     assert all(r.modality is Modality.VISUAL for r in fakes)
     assert all(r.modality is Modality.NONE for r in reals)
     assert sum("marked visual" in n for n in ds.notes) == 1
+
+
+def test_folders_find_broadcast_and_phone_containers_by_probing(tmp_path):
+    """.ts .m2ts .mts .m4v .3gp .flv .wmv .mpg are videos; so is a video under an unknown name;
+    pictures and text files are not."""
+    import cv2
+
+    from fakelens.io.encode import write_video
+
+    frames = [np.zeros((16, 16, 3), np.uint8)] * 25
+    kinds = {".ts": "h264", ".m2ts": "h264", ".mts": "h264", ".m4v": "h264", ".3gp": "h264", ".flv": "h264",
+             ".wmv": "mpeg4", ".mpg": "mpeg2video"}
+    for i, (ext, codec) in enumerate(kinds.items()):
+        write_video(tmp_path / ("real" if i % 2 else "fake") / f"v{i}{ext}", frames, 25.0, codec=codec)
+    unknown = tmp_path / "real" / "camera_dump.raw"
+    unknown.write_bytes((tmp_path / "real" / "v1.m2ts").read_bytes())
+    cv2.imwrite(str(tmp_path / "real" / "thumb.jpg"), np.zeros((8, 8, 3), np.uint8))
+    (tmp_path / "fake" / "README").write_text("made with tool X\n")
+    ds = load_dataset(tmp_path, format="folders")
+    assert sorted(r.id for r in ds.records) == sorted(
+        [f"{'real' if i % 2 else 'fake'}/v{i}{ext}" for i, ext in enumerate(kinds)] + ["real/camera_dump.raw"])

@@ -75,3 +75,35 @@ def test_audio_only_wav(tmp_path):
 def test_audio_missing_file(tmp_path):
     with pytest.raises(MediaError, match="does not exist"):
         read_audio(tmp_path / "none.wav")
+
+
+def _tone(amplitude: float, seconds: float = 1.0, rate: int = 16000) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (amplitude * np.sin(2 * np.pi * 440 * t)).astype(np.float32)  # (S,)
+
+
+def test_stereo_downmix_is_the_mean_of_the_channels_without_gain(make_video, tmp_path):
+    from fakelens.audio.features import MelConfig, log_mel
+    from fakelens.io.encode import write_video
+
+    frames = [np.zeros((16, 16, 3), np.uint8)] * 10
+    x = _tone(0.5)
+    mono = read_audio(write_video(tmp_path / "mono.mkv", frames, 10.0, audio=x, codec="ffv1"))
+    stereo = read_audio(write_video(tmp_path / "stereo.mkv", frames, 10.0, audio=np.stack([x, x]), codec="ffv1"))
+    rms = lambda a: float(np.sqrt(np.mean(a.astype(np.float64) ** 2)))  # noqa: E731
+    assert rms(mono) == pytest.approx(0.5 / np.sqrt(2), abs=1e-4)  # 0.354
+    assert rms(stereo) == pytest.approx(rms(mono), abs=1e-4)  # libswresample's 0.707 (L + R) gave 0.500
+    np.testing.assert_allclose(log_mel(stereo, MelConfig())[0], log_mel(mono, MelConfig())[0], atol=1e-3)
+    half = read_audio(write_video(tmp_path / "left.mkv", frames, 10.0, audio=np.stack([x, 0 * x]), codec="ffv1"))
+    np.testing.assert_allclose(half, x / 2, atol=1e-4)  # one channel silent: the mean, half the level
+
+
+def test_loud_stereo_is_not_clipped(tmp_path):
+    from fakelens.io.encode import write_video
+
+    frames = [np.zeros((16, 16, 3), np.uint8)] * 10
+    peak = 10 ** (-1 / 20)  # -1 dBFS in both channels
+    x = _tone(peak)
+    got = read_audio(write_video(tmp_path / "loud.mkv", frames, 10.0, audio=np.stack([x, x]), codec="ffv1"))
+    assert float(np.abs(got).max()) == pytest.approx(peak, abs=1e-3)  # not 1.0: no sample clipped
+    np.testing.assert_allclose(got, x, atol=1e-4)

@@ -43,15 +43,16 @@ def test_probe_h264_with_audio(make_video):
 
 def test_frame_identity_and_times_to_indices(make_video):
     path = make_video("v.mkv", n_frames=20, fps=10.0)
-    # The frame shown at t is the last one with pts <= t; 2.0 = duration shows the last frame.
-    times = [0.0, 0.05, 0.1, 0.99, 1.0, 1.95, 2.0]
+    # The frame for t is the one whose pts is nearest (half a frame either side, ties to the
+    # earlier one); 2.0 = duration shows the last frame.
+    times = [0.0, 0.05, 0.1, 0.94, 0.96, 1.0, 1.95, 2.0]
     got = read_frames(path, times)
-    want = np.array([0, 0, 1, 9, 10, 19, 19])
+    want = np.array([0, 0, 1, 9, 10, 10, 19, 19])
     np.testing.assert_array_equal(got.indices, want)
     np.testing.assert_allclose(got.times, want / 10.0)
     np.testing.assert_array_equal(got.frames[..., 0].max(axis=(1, 2)), want * 10)
     np.testing.assert_array_equal(got.frames[..., 0].min(axis=(1, 2)), want * 10)
-    assert got.frames.shape == (7, 48, 64, 3) and got.frames.dtype == np.uint8 and got.scale == 1.0
+    assert got.frames.shape == (8, 48, 64, 3) and got.frames.dtype == np.uint8 and got.scale == 1.0
 
 
 def test_unsorted_and_repeated_times_keep_request_order(make_video):
@@ -304,3 +305,87 @@ def test_silent_video_reads_frames(make_video):
     path = make_video("v.mp4", n_frames=10)
     assert not probe(path).has_audio
     assert read_frames(path, n=2).frames.shape == (2, 48, 64, 3)
+
+
+# -- footage as it comes: long MPEG-TS, variable frame rate, millisecond timestamps ----------
+
+
+def _grey_frames(n: int, side: int = 32, step: int = 3):
+    """n frames whose every pixel is (i * step) % 256: frame identity survives lossy coding."""
+    return (np.full((side, side, 3), (i * step) % 256, np.uint8) for i in range(n))
+
+
+def test_long_mpeg_ts_seeks_further_back_when_a_seek_decodes_nothing(tmp_path):
+    # 4 minutes at 10 fps with x264's default keyframe interval (250 frames): MPEG-TS seeks by
+    # bytes, and a seek to 228.7 s lands past the last keyframe (225 s), where nothing decodes.
+    path = write_video(tmp_path / "long.ts", _grey_frames(2400), 10.0)
+    info = probe(path)
+    assert (info.n_frames, info.duration) == (2400, pytest.approx(240.0))
+    seek = read_frames(path, n=32, strategy="seek", info=info)
+    seq = read_frames(path, n=32, strategy="sequential", info=info)
+    np.testing.assert_array_equal(seek.indices, np.floor((np.arange(32) + 0.5) * 2400 / 32))
+    np.testing.assert_array_equal(seek.indices, seq.indices)
+    np.testing.assert_array_equal(seek.frames, seq.frames)
+    assert np.abs(red(seek.frames) - (seek.indices * 3) % 256).max() < 4
+
+
+@pytest.mark.parametrize("name", ["vfr.mkv", "vfr.mp4"])
+def test_variable_frame_rate_returns_every_frame_once_with_its_position(tmp_path, name):
+    # 5 s at 30 fps, then 5 s at 10 fps: 200 frames, average 20 fps.
+    times = np.concatenate([np.arange(150) / 30, 5 + np.arange(50) / 10])
+    path = write_video(tmp_path / name, _grey_frames(200, step=1), 20.0, times=times,
+                       codec="ffv1" if name.endswith("mkv") else "h264")
+    info = probe(path)
+    assert info.n_frames == 200
+    np.testing.assert_allclose(info.frame_times, np.round(times, 3), atol=1e-6)
+    for strategy in ("sequential", "seek"):
+        every = read_frames(path, n=200, strategy=strategy, info=info)
+        assert len(np.unique(every.times)) == 200  # was 150 distinct frames with index / fps times
+        np.testing.assert_array_equal(every.indices, np.arange(200))  # the frame's own position
+        assert np.abs(red(every.frames) - np.arange(200)).max() < 4
+    some = read_frames(path, n=20, info=info)
+    np.testing.assert_array_equal(some.indices, np.floor((np.arange(20) + 0.5) * 10))  # evenly spaced frames
+    np.testing.assert_allclose(some.times, info.frame_times[some.indices])
+    assert [round(t * 10) for t, _, _ in iter_frames_at(path, [5.3], info=info)] == [53]
+
+
+@pytest.mark.parametrize("strategy", ["sequential", "seek"])
+def test_millisecond_timestamps_at_29_97_fps_give_each_frame_once(tmp_path, strategy):
+    # mkv stores pts in milliseconds: frame 2 of 29.97 fps is at 0.067 s, its nominal time 0.0667 s.
+    path = write_video(tmp_path / "ntsc.mkv", _grey_frames(90, step=2), 30000 / 1001, codec="ffv1")
+    info = probe(path)
+    nominal = np.arange(90) * 1001 / 30000
+    got = read_frames(path, nominal, strategy=strategy, info=info)  # nominal k / fps times
+    np.testing.assert_array_equal(got.indices, np.arange(90))  # was 57 distinct frames
+    np.testing.assert_array_equal(red(got.frames), (np.arange(90) * 2) % 256)
+    np.testing.assert_array_equal(read_frames(path, n=90, strategy=strategy, info=info).indices, np.arange(90))
+
+
+@pytest.mark.parametrize("ext, codec", [(".ts", "h264"), (".m2ts", "h264"), (".mts", "h264"), (".m4v", "h264"),
+                                        (".3gp", "h264"), (".flv", "h264"), (".wmv", "mpeg4"),
+                                        (".mpg", "mpeg2video"), (".webm", "libvpx-vp9")])
+def test_broadcast_and_phone_containers_decode(tmp_path, ext, codec):
+    path = write_video(tmp_path / f"v{ext}", _grey_frames(50, step=5), 25.0, codec=codec,
+                       audio=np.zeros(32000, np.float32))
+    info = probe(path)
+    assert (info.n_frames, info.fps, info.has_audio) == (50, 25.0, True)
+    got = read_frames(path, n=5, info=info)
+    np.testing.assert_array_equal(got.indices, [5, 15, 25, 35, 45])
+    assert np.abs(red(got.frames) - (got.indices * 5) % 256).max() < 6
+
+
+def test_is_video_file_probes_what_the_extension_does_not_say(tmp_path):
+    from fakelens.io.video import is_video_file
+
+    clip = write_video(tmp_path / "clip.mp4", _grey_frames(5), 10.0)
+    odd = tmp_path / "capture.dat"  # a video under an extension nobody listed
+    odd.write_bytes(clip.read_bytes())
+    bare = tmp_path / "capture"  # no extension at all
+    bare.write_bytes(clip.read_bytes())
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "still.jpeg"), np.zeros((8, 8, 3), np.uint8))
+    (tmp_path / "still.img").write_bytes((tmp_path / "still.jpeg").read_bytes())  # a JPEG under an odd name
+    (tmp_path / "notes.bin").write_bytes(b"not a video at all\n" * 50)
+    (tmp_path / ".hidden.mp4").write_bytes(clip.read_bytes())
+    assert [p.name for p in sorted(tmp_path.iterdir()) if is_video_file(p)] == ["capture", "capture.dat", "clip.mp4"]

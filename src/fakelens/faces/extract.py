@@ -330,7 +330,7 @@ def find_faces(
             for _, _, ff in iter_frames_every(path, every=every, convert_every=1 << 62, keep_full=True, info=info,
                                               max_side=32):
                 yield ff
-    return FaceTracks(times=f_times, indices=np.round(f_times * info.fps).astype(np.int64), boxes=boxes, found=found,
+    return FaceTracks(times=f_times, indices=info.frame_index(f_times), boxes=boxes, found=found,
                       status="no_face" if n_tracks == 0 else "ok", size=int(size), margin=crop_margin,
                       fallback=used_fallback, n_tracks=n_tracks,
                       n_detected=sum(1 for p in pos if u_dets[p] is not None and len(u_dets[p])),

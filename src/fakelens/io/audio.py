@@ -1,5 +1,11 @@
 """Decode a media file's audio track to mono float32 at a chosen rate with PyAV.
 
+Mono is the mean of the channels, without gain and without clipping (libswresample's own mono
+downmix is 0.707 (L + R), 3 dB louder than a mono source of the same content, and clipped), so a
+stereo and a mono copy of one recording give the same waveform and log-mel level. Sources with
+more than two channels are first downmixed to stereo by libswresample's standard matrix (centre
+and surrounds at -3 dB), then averaged.
+
 Sample i of the result is at time i / sample_rate seconds on the same clock as the video frames
 (origin = the first video frame when there is a video stream), so audio and frames line up.
 """
@@ -32,7 +38,8 @@ def read_audio(
     start: float | None = None,
     end: float | None = None,
 ) -> np.ndarray:
-    """(S,) float32 mono samples in [-1, 1] at `sample_rate`, optionally only [start, end) seconds.
+    """(S,) float32 mono samples at `sample_rate` (the mean of the channels, see above), optionally
+    only [start, end) seconds. Values are not clipped: a lossy codec's overshoot past +-1 is kept.
 
     Codec padding past the stream's stated duration is cut (AAC pads its last frame).
     """
@@ -68,7 +75,7 @@ def read_audio(
             raise MediaError(path, f"audio range [{lo:.3f}, {hi:.3f}] s is empty")
         lo = max(lo, 0.0)
 
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+        resampler = None  # made at the first frame, when the channel layout is known
         # One growing buffer instead of a list of chunks and their concatenation: the peak stays
         # ~1x the result (10 min at 16 kHz = 38 MB) rather than 3-4x.
         span = (hi if hi is not None else (end_time or 0.0)) - lo
@@ -86,10 +93,14 @@ def read_audio(
                     break
             if first_time is None:
                 first_time = t0 if t0 is not None else a_start - origin
+            if resampler is None:
+                channels = frame.layout.nb_channels
+                layout = frame.layout.name if channels <= 2 else "stereo"
+                resampler = av.AudioResampler(format="fltp", layout=layout, rate=sample_rate)
             for out in resampler.resample(frame):
-                samples.append(out.to_ndarray().reshape(-1))  # (samples,) packed mono flt
-        for out in resampler.resample(None):
-            samples.append(out.to_ndarray().reshape(-1))
+                samples.append(_mean_channels(out))
+        for out in resampler.resample(None) if resampler is not None else ():
+            samples.append(_mean_channels(out))
 
     samples = samples.array()  # (S,) float32, a view of the buffer
     first_time = first_time or 0.0
@@ -100,8 +111,13 @@ def read_audio(
         samples = np.concatenate([np.zeros(-i0, np.float32), samples])
         i0 = 0
     n = len(samples) - i0 if hi is None else round((hi - lo) * sample_rate)
-    out = samples[i0 : i0 + n]
-    return np.clip(out, -1.0, 1.0, out=out)  # (S,)
+    return samples[i0 : i0 + n]  # (S,)
+
+
+def _mean_channels(frame) -> np.ndarray:
+    """A planar float frame -> (samples,) float32 mean of its channels."""
+    x = frame.to_ndarray()  # (C, samples) fltp
+    return x[0] if len(x) == 1 else x.mean(axis=0, dtype=np.float32)
 
 
 class _Buffer:

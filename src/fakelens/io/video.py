@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -24,8 +24,10 @@ from fakelens.errors import MediaError
 TIME_TOLERANCE = 1e-3
 # Frame times are compared with this slack, far below any frame interval, far above float error.
 _EPS = 1e-6
-# Counting packets to get an exact frame count (mkv/webm store none) reads the whole file: only
-# below this size; above it n_frames is estimated as round(duration * fps).
+# `probe` demuxes the video packets (no decoding) to learn every frame's presentation time, and
+# the exact frame count mkv/webm do not store; this reads the whole file, so only below this
+# size. Above it n_frames may be estimated as round(duration * fps) and frame positions are
+# estimated from times (round(t * fps)), which is exact only at a constant frame rate.
 COUNT_MAX_BYTES = 256 * 1024 * 1024
 # The "auto" strategy (see `choose_strategy`) compares decoded-frame counts. A sequential pass
 # decodes every frame up to the last wanted one; each seek re-decodes from the keyframe before
@@ -73,10 +75,30 @@ class VideoInfo:
     codec: str
     start_time: float = 0.0  # seconds: pts of the first frame, subtracted from every frame time
     n_frames_estimated: bool = False  # True when n_frames = round(duration * fps), not counted
+    # (n_frames,) float64 ascending presentation times (seconds) of every frame, from the demux
+    # pass of `probe` (None above COUNT_MAX_BYTES or without packet timestamps)
+    frame_times: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     def frame_time(self, index):
-        """Nominal time (seconds) of frame `index` (int or array), assuming a constant frame rate."""
+        """Time (seconds) of frame `index` (int or array): its own presentation time when known,
+        else index / fps (a constant frame rate assumed)."""
+        if self.frame_times is not None and len(self.frame_times):
+            return self.frame_times[np.clip(np.asarray(index), 0, len(self.frame_times) - 1)]
         return index / self.fps
+
+    def frame_index(self, times) -> np.ndarray:
+        """Position in the stream (0 = first frame) of the frames whose presentation times are
+        `times` (seconds, as decoding returns them): the nearest known frame time; round(t * fps)
+        when the frame times are unknown. (N,) int64."""
+        t = np.asarray(times, np.float64).reshape(-1)  # (N,)
+        ft = self.frame_times
+        if ft is None or len(ft) == 0:
+            return np.round(t * self.fps).astype(np.int64)
+        j = np.clip(np.searchsorted(ft, t), 1, max(1, len(ft) - 1))  # (N,) first frame time >= t
+        if len(ft) == 1:
+            return np.zeros(len(t), np.int64)
+        before = np.abs(t - ft[j - 1]) <= np.abs(ft[j] - t)
+        return np.where(before, j - 1, j).astype(np.int64)
 
 
 class FullFrame:
@@ -158,7 +180,7 @@ class Frames:
 
     frames: np.ndarray  # (N, H, W, 3) uint8 RGB, rotation applied
     times: np.ndarray  # (N,) float64 seconds: actual presentation times of the returned frames
-    indices: np.ndarray  # (N,) int64 frame indices, round(time * fps)
+    indices: np.ndarray  # (N,) int64 frame positions in the stream (`VideoInfo.frame_index`)
     scale: float  # returned width / displayed width (1.0 if not resized)
     strategy: str = ""  # "sequential" or "seek": how they were decoded ("auto" resolved)
     full: list[FullFrame] | None = None  # (N,) full-resolution handles, with read_frames(keep_full=True)
@@ -253,6 +275,55 @@ def _video_stream(container, path: Path):
 
 
 # --------------------------------------------------------------------------------------------
+# Recognising videos
+
+
+# Containers of the video files met in datasets: recognised by their extension alone (a broken
+# one is reported when it is decoded). Any other file is opened to see what it is
+# (`is_video_file`), except the extensions of what is certainly not a video (NOT_VIDEO_EXTENSIONS).
+VIDEO_EXTENSIONS: tuple[str, ...] = (
+    ".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".ts", ".m2ts", ".mts", ".mpg", ".mpeg", ".m2v",
+    ".vob", ".3gp", ".3g2", ".flv", ".f4v", ".wmv", ".asf", ".ogv", ".mxf", ".dv", ".y4m", ".divx",
+    ".rm", ".rmvb", ".nut",
+)
+NOT_VIDEO_EXTENSIONS: tuple[str, ...] = (
+    ".json", ".jsonl", ".csv", ".tsv", ".txt", ".md", ".yaml", ".yml", ".xml", ".html", ".log", ".pdf",
+    ".py", ".sh", ".npz", ".npy", ".pt", ".pth", ".ckpt", ".safetensors", ".pkl", ".zip", ".tar", ".gz",
+    ".bz2", ".xz", ".7z", ".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".heic",
+    ".wav", ".mp3", ".flac", ".aac", ".m4a", ".ogg", ".opus", ".wma", ".srt", ".vtt", ".ass", ".sub",
+    ".idx", ".tmp", ".part", ".db", ".sqlite", ".parquet", ".arrow",
+)
+# FFmpeg demuxers that read still images: a picture is not a video, whatever its extension.
+_IMAGE_DEMUXERS = ("image2", "_pipe", "gif", "apng", "webp")
+
+
+def is_video_file(path: str | Path) -> bool:
+    """True when `path` is a video: a known video extension (VIDEO_EXTENSIONS, a hint that needs
+    no opening), or any other regular file (not NOT_VIDEO_EXTENSIONS) that PyAV opens and finds
+    a video stream in that is not a still image. Hidden files are never videos."""
+    path = Path(path)
+    if path.name.startswith("."):
+        return False
+    ext = path.suffix.lower()
+    if ext in VIDEO_EXTENSIONS:
+        return True
+    if ext in NOT_VIDEO_EXTENSIONS:
+        return False
+    import av
+
+    try:
+        if not path.is_file() or path.stat().st_size == 0:
+            return False
+        with av.open(str(path), mode="r") as container:
+            fmt = container.format.name or ""
+            if any(k in fmt for k in _IMAGE_DEMUXERS):
+                return False
+            return bool(container.streams.video)
+    except (av.error.FFmpegError, OSError, EOFError, UnicodeDecodeError):
+        return False
+
+
+# --------------------------------------------------------------------------------------------
 # Probe
 
 
@@ -318,18 +389,22 @@ def probe(path: str | Path) -> VideoInfo:
 
         estimated = False
         n_frames = int(vs.frames or 0)
-        if n_frames <= 0:
-            if path.stat().st_size <= COUNT_MAX_BYTES:
-                container.seek(0)
-                n_frames, end = _count_packets(container, vs)
+        frame_times = None
+        if path.stat().st_size <= COUNT_MAX_BYTES:
+            container.seek(0)
+            counted, end, pts = _count_packets(container, vs)
+            if n_frames <= 0:
+                n_frames = counted
                 if end is not None and end - start < duration - max(0.5, 2.0 / fps):
                     raise MediaError(
                         path,
                         f"truncated: the header says {duration:.3f} s of video but packets stop "
                         f"at {end - start:.3f} s",
                     )
-            else:
-                n_frames, estimated = max(1, round(duration * fps)), True
+            if pts is not None and len(pts) == n_frames:
+                frame_times = np.sort(pts) - start  # (n_frames,) presentation order
+        elif n_frames <= 0:
+            n_frames, estimated = max(1, round(duration * fps)), True
 
         audio = container.streams.audio
         audio_rate = int(audio[0].codec_context.sample_rate or audio[0].rate or 0) if audio else None
@@ -338,22 +413,29 @@ def probe(path: str | Path) -> VideoInfo:
     return VideoInfo(
         path=path, duration=duration, fps=fps, n_frames=n_frames, width=coded_w, height=coded_h,
         rotation=rotation, has_audio=bool(audio), audio_rate=audio_rate or None, codec=codec,
-        start_time=start, n_frames_estimated=estimated,
+        start_time=start, n_frames_estimated=estimated, frame_times=frame_times,
     )
 
 
-def _count_packets(container, vs) -> tuple[int, float | None]:
-    """Number of video packets and the end time (seconds) of the last one, without decoding."""
+def _count_packets(container, vs) -> tuple[int, float | None, np.ndarray | None]:
+    """Video packets without decoding: their number, the end time (seconds) of the last one, and
+    every packet's presentation time in seconds (None when a packet has no pts)."""
     n, end = 0, None
     tb = vs.time_base
+    pts: list[float] | None = []
     for packet in container.demux(vs):
-        if packet.size == 0:  # the flush packet demux yields at the end
+        if packet.size == 0 or packet.is_discard:  # the flush packet; edit-list discards
             continue
         n += 1
         if packet.pts is not None and tb:
-            t = float((packet.pts + (packet.duration or 0)) * tb)
+            t = float(packet.pts * tb)
+            if pts is not None:
+                pts.append(t)
+            t += float((packet.duration or 0) * tb)
             end = t if end is None else max(end, t)
-    return n, end
+        else:
+            pts = None
+    return n, end, None if pts is None else np.asarray(pts, np.float64)
 
 
 # --------------------------------------------------------------------------------------------
@@ -361,9 +443,11 @@ def _count_packets(container, vs) -> tuple[int, float | None]:
 
 
 def sample_times(info: VideoInfo, n: int) -> np.ndarray:
-    """(n,) times of n evenly spaced frames: the frame at the centre of each of n equal chunks.
+    """(n,) times of n evenly spaced frames: the frame at the centre of each of n equal chunks
+    of the stream's frames.
 
-    n >= n_frames gives every frame once. Times are nominal frame times (index / fps).
+    n >= n_frames gives every frame once. Times are the frames' own presentation times when
+    `probe` read them (variable frame rate: still every frame once), else index / fps.
     """
     if n <= 0:
         raise ValueError(f"n must be positive, got {n}")
@@ -371,6 +455,8 @@ def sample_times(info: VideoInfo, n: int) -> np.ndarray:
         idx = np.arange(info.n_frames)  # (n_frames,)
     else:
         idx = np.floor((np.arange(n) + 0.5) * info.n_frames / n).astype(np.int64)  # (n,)
+    if info.frame_times is not None and len(info.frame_times) == info.n_frames:
+        return info.frame_times[idx].astype(np.float64)  # (n,) seconds
     return idx / info.fps  # (n,) seconds
 
 
@@ -485,8 +571,10 @@ def read_frames(
 ) -> Frames:
     """Frames displayed at `times` (seconds), or at `n` evenly spaced times (`sample_times`).
 
-    For each time the frame shown then is returned: the last one whose presentation time <= t
-    (the first frame for t before it). Output order follows `times`. `size=(H, W)` or `max_side`
+    For each time the frame whose presentation time is nearest is returned (a frame matches t
+    within half its interval, ties to the earlier frame): requested frame times match their frame
+    even where the container rounds timestamps (mkv/webm store milliseconds: 29.97 fps frames
+    are up to 0.5 ms off their nominal k / fps) or the frame rate varies. Output order follows `times`. `size=(H, W)` or `max_side`
     downscales during the RGB conversion. `strategy`: "sequential" decodes once and converts only
     wanted frames; "seek" seeks to each wanted time and decodes forward from the keyframe;
     "auto" picks the one expected to decode fewer frames (`choose_strategy`).
@@ -507,7 +595,7 @@ def read_frames(
     frames = (np.stack([rgb for _, rgb, _ in picked])[pos] if picked
               else np.zeros((0, out_h, out_w, 3), np.uint8))  # (N, H, W, 3)
     f_times = u_times[pos] if len(u_times) else np.zeros(0)  # (N,)
-    indices = np.round(f_times * info.fps).astype(np.int64)  # (N,)
+    indices = info.frame_index(f_times)  # (N,) positions in the stream
     full = [picked[p][2] for p in pos] if keep_full else None  # (N,) shared for repeated frames
     return Frames(frames=frames, times=f_times, indices=indices, scale=scale, strategy=used.get("strategy", ""),
                   full=full)
@@ -565,20 +653,22 @@ def _truncated(info: VideoInfo, t: float, last: float | None) -> MediaError:
 
 
 def _assign_forward(frames_iter, vs, info: VideoInfo, targets: list[float]) -> Iterator[tuple[float, object]]:
-    """Walk decoded frames, yielding (time, frame) shown at each target (ascending times).
+    """Walk decoded frames, yielding (time, frame) nearest to each target (ascending times).
 
-    Consumes targets from the front; stops decoding once the last target is settled.
+    A target goes to the previous frame while it lies at most half-way to the next one (the
+    midpoint of two presentation times: half a frame of tolerance on either side, whatever the
+    local frame interval). Consumes targets from the front; stops decoding once the last target
+    is settled.
     """
     prev = None
     prev_t = None
     for frame in frames_iter:
         t_f = _frame_time(frame, vs, info.start_time, prev_t, info.fps)
-        while targets and targets[0] < t_f - _EPS:
-            targets.pop(0)
-            if prev is not None:
+        if prev is not None:
+            mid = (prev_t + t_f) / 2
+            while targets and targets[0] <= mid + _EPS:
+                targets.pop(0)
                 yield prev_t, prev
-            else:  # before the first frame: show the first frame
-                yield t_f, frame
         prev, prev_t = frame, t_f
         if not targets:
             break
@@ -598,22 +688,35 @@ def _walk_sequential(container, vs, info: VideoInfo, uniq: np.ndarray) -> Iterat
 
 
 def _walk_seek(container, vs, info: VideoInfo, uniq: np.ndarray) -> Iterator[tuple[float, object]]:
-    """One seek per wanted time (to the keyframe before it), then decode forward to it."""
+    """One seek per wanted time (to the keyframe before it), then decode forward to it.
+
+    The demuxer may land after the wanted time (a sparse index), or, in containers seeked by
+    bytes (MPEG-TS, MPEG-PS), after the last keyframe, where nothing decodes: then it seeks
+    further back (1 s, 2 s, 4 s ... before), down to the start of the file.
+    A seek to the start that still lands late is decoded forward from there (frames before the
+    landing are then shown the first decoded frame: only a file whose first frames cannot be
+    decoded does that).
+    """
     tb = vs.time_base
     for t in uniq:
         t = float(t)
         back = 0.0
         while True:
-            target = max(0.0, t - back) + info.start_time
-            container.seek(int(Fraction(target).limit_denominator(10**9) / tb), stream=vs,
-                           backward=True, any_frame=False)
+            target = max(0.0, t - back)
+            # At the start, seek before it: byte-seeking demuxers can land after their first
+            # keyframe even for a seek to the first timestamp exactly.
+            offset = (int(Fraction(target + info.start_time).limit_denominator(10**9) / tb) if target > 0
+                      else min(0, int(info.start_time / tb)) - 1)
+            container.seek(offset, stream=vs, backward=True, any_frame=False)
             frames_iter = container.decode(vs)
             first = next(frames_iter, None)
             if first is None:
-                raise _truncated(info, t, None)
+                if target <= 0.0:
+                    raise _truncated(info, t, None)
+                back = max(1.0, 2 * back)
+                continue
             t0 = _frame_time(first, vs, info.start_time, None, info.fps)
-            # The demuxer may land after the wanted time (sparse index): seek further back.
-            if t0 > t + _EPS and t0 > _EPS and target > info.start_time:
+            if t0 > t + _EPS and t0 > _EPS and target > 0.0:
                 back = max(1.0, 2 * back)
                 continue
             break

@@ -20,7 +20,10 @@ from fakelens.errors import FormatError
 from fakelens.registry import Registry
 from fakelens.types import Label, Modality, Segment, VideoRecord
 
-VIDEO_EXTENSIONS: tuple[str, ...] = (".mp4", ".avi", ".mov", ".mkv", ".webm")
+from fakelens.io.video import VIDEO_EXTENSIONS, is_video_file  # noqa: F401  (re-exported)
+
+# How messages name what a folder scan looks for.
+VIDEOS_LOOKED_FOR = "video files (any container FFmpeg opens; .mp4 .mov .mkv .webm .avi .ts ... without opening)"
 MAX_LISTED = 5  # how many offending ids an error message lists before "... and N more"
 
 
@@ -224,15 +227,18 @@ def csv_header(path: Path) -> list[str] | None:
 
 
 def is_video(path: Path) -> bool:
-    return path.suffix.lower() in VIDEO_EXTENSIONS and not path.name.startswith(".")
+    """A video file: decided by probing what PyAV opens, the extension a hint only
+    (fakelens.io.video.is_video_file)."""
+    return is_video_file(path)
 
 
 def find_videos(folder: Path) -> list[Path]:
-    """Every video under `folder` (recursive, hidden files skipped), sorted."""
+    """Every video under `folder` (recursive, hidden files skipped), sorted. Files of a known
+    video extension are taken by name; others are opened (`is_video`)."""
     out = []
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        out.extend(Path(dirpath) / f for f in filenames if is_video(Path(f)))
+        out.extend(p for p in (Path(dirpath) / f for f in filenames) if is_video(p))
     return sorted(out)
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from fakelens.data.formats.base import (
     FORMATS,
-    VIDEO_EXTENSIONS,
+    VIDEOS_LOOKED_FOR,
     FormatReader,
     RecordCollector,
     csv_header,
@@ -102,7 +102,7 @@ class CsvLabelsReader(FormatReader):
             _add_test_videos(test_dir, videos, out)
         elif not files:
             raise FormatError(path, "no label file (header video_name,target) and no videos "
-                              f"(looked for {' '.join(VIDEO_EXTENSIONS)}, recursively)")
+                              f"(looked for {VIDEOS_LOOKED_FOR}, recursively)")
         else:
             out.note(f"{rel_source(test_dir, out.root)}/ holds no videos: no unlabeled test set read")
 

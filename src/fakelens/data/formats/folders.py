@@ -2,8 +2,9 @@
 
 Layouts: `<root>/real/`, `<root>/fake/` (records without a split) and/or `<root>/<split>/real/`,
 `<root>/<split>/fake/` (e.g. train/real, val/fake); folder names are matched case-insensitively.
-Videos (.mp4 .avi .mov .mkv .webm) are found recursively, hidden files skipped. Record id = the
-video's path relative to the root (`train/fake/method/a.mp4`), unique even when names repeat.
+Videos are found recursively, hidden files skipped; a file is a video when PyAV opens a video
+stream in it (known extensions such as .mp4 .ts .m2ts .3gp .flv .wmv .mpg are taken without
+opening). Record id = the video's path relative to the root (`train/fake/method/a.mp4`), unique even when names repeat.
 Files are enumerated, so none can be missing. Fakes get Modality.VISUAL (the layout does not say
 which stream was manipulated), noted in the dataset.
 """
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from fakelens.data.formats.base import (
     FORMATS,
-    VIDEO_EXTENSIONS,
+    VIDEOS_LOOKED_FOR,
     FormatReader,
     RecordCollector,
     find_videos,
@@ -46,7 +47,7 @@ class FoldersReader(FormatReader):
     """real/ and fake/ folders, optionally under split folders."""
 
     name = "folders"
-    looks_for = f"real/ and fake/ folders of videos ({' '.join(VIDEO_EXTENSIONS)}), optionally under split folders (train/real, val/fake, ...)"
+    looks_for = f"real/ and fake/ folders of {VIDEOS_LOOKED_FOR}, optionally under split folders (train/real, val/fake, ...)"
 
     @classmethod
     def detect(cls, path: Path) -> bool:
@@ -74,4 +75,4 @@ class FoldersReader(FormatReader):
                                   split=split, source=source)
                 out.add(rec, v)
         if out.split is None and n_videos == 0:
-            raise FormatError(path, f"real/ and fake/ folders hold no videos (looked for {' '.join(VIDEO_EXTENSIONS)})")
+            raise FormatError(path, f"real/ and fake/ folders hold no videos (looked for {VIDEOS_LOOKED_FOR})")
