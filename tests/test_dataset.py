@@ -112,12 +112,12 @@ def test_audio_windows_and_labels(cache, meta):
     for i in range(len(ds)):
         item = ds[i]
         assert item["audio"].shape == (1, 80, 50) and item["audio"].dtype == torch.float32
-        times = item["times"].numpy()
+        times = item["audio_times"].numpy()
         np.testing.assert_allclose(np.diff(times), 0.01, atol=1e-5)
         segs = segments_from_pairs(meta[item["id"]]["audio_fake_segments"])
         want = np.array([any(s.start <= t < s.end for s in segs) for t in times], np.float32)
         edge = np.array([any(min(abs(t - s.start), abs(t - s.end)) < 1e-4 for s in segs) for t in times])
-        np.testing.assert_array_equal(item["frame_labels"].numpy()[~edge], want[~edge])  # float32 times
+        np.testing.assert_array_equal(item["audio_frame_labels"].numpy()[~edge], want[~edge])  # float32 times
         assert item["label"] == want.max()
 
 
@@ -156,21 +156,25 @@ def test_rows_without_faces_or_audio_are_left_out(cache, tmp_path):
     assert len(AudioDataset(out)) == 7 and len(ClipDataset(out)) == 7 and len(AVDataset(out)) == 6
 
 
-def test_tile_clips_pads_the_last_clip_and_masks_it():
+def test_tile_clips_ends_the_last_clip_at_the_last_frame():
     from fakelens.data.dataset import tile_clips
 
-    picks, masks = tile_clips(10, 4)
-    assert picks.shape == masks.shape == (3, 4)  # ceil(10 / 4) clips
-    assert picks.tolist() == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 9, 9]]  # padded with the last frame
-    assert masks.tolist() == [[True] * 4, [True] * 4, [True, True, False, False]]
-    picks, masks = tile_clips(8, 4)  # exact fit: no padding
-    assert picks.shape == (2, 4) and masks.all() and picks[-1, -1] == 7
-    picks, masks = tile_clips(2, 5)  # shorter than one clip
+    picks, masks, counted = tile_clips(10, 4)
+    assert picks.shape == masks.shape == counted.shape == (3, 4)  # ceil(10 / 4) clips
+    assert picks.tolist() == [[0, 1, 2, 3], [4, 5, 6, 7], [6, 7, 8, 9]]  # the last clip overlaps, no padding
+    assert masks.all()
+    assert counted.tolist() == [[True] * 4, [True] * 4, [False, False, True, True]]  # frames 6, 7 counted once
+    picks, masks, counted = tile_clips(8, 4)  # exact fit
+    assert picks.shape == (2, 4) and masks.all() and counted.all() and picks[-1, -1] == 7
+    picks, masks, counted = tile_clips(2, 5)  # shorter than one clip: the only padded case
     assert picks.tolist() == [[0, 1, 1, 1, 1]] and masks.tolist() == [[True, True, False, False, False]]
-    picks, masks = tile_clips(0, 4)
+    assert counted.tolist() == masks.tolist()
+    picks, masks, counted = tile_clips(0, 4)
     assert picks.shape == (0, 4) and masks.shape == (0, 4)
-    every = np.concatenate([p[m] for p, m in zip(*tile_clips(23, 6))])
-    assert every.tolist() == list(range(23))  # every frame exactly once outside the padding
+    for n, c in ((23, 6), (17, 8), (9, 8), (8, 8), (1, 3), (31, 1)):
+        t = tile_clips(n, c)
+        assert sorted(t.picks[t.counted].tolist()) == list(range(n))  # every frame counted exactly once
+        assert (t.picks[t.mask] < n).all() and (t.mask.all() or n < c)
     with pytest.raises(ValueError):
         tile_clips(5, 0)
 
@@ -178,8 +182,9 @@ def test_tile_clips_pads_the_last_clip_and_masks_it():
 def test_tile_windows_cover_the_mel_frames():
     from fakelens.data.dataset import tile_windows
 
-    assert tile_windows(100, 40).tolist() == [0, 40, 80]
+    assert tile_windows(100, 40).tolist() == [0, 40, 60]  # the last window ends at the last mel frame
     assert tile_windows(80, 40).tolist() == [0, 40]
+    assert tile_windows(30, 40).tolist() == [0]  # shorter than one window: padded (and masked)
     assert tile_windows(0, 40).tolist() == [0]  # always one window
     with pytest.raises(ValueError):
         tile_windows(10, 0)
@@ -199,17 +204,17 @@ def test_all_clips_yields_every_clip_of_every_video(cache, name, kw):
         assert len(ds) == sum(len(s) for s in starts) > len(base.rows)
     else:
         tiles = [tile_clips(zz["faces"].shape[1], 3) for zz in z]
-        assert len(ds) == sum(len(p) for p, _ in tiles) == len(base.rows) * 3  # 8 frames -> 3 clips, last padded
+        assert len(ds) == sum(len(t.picks) for t in tiles) == len(base.rows) * 3  # 8 frames -> 3 clips
     for i in range(len(ds)):
         item = ds[i]
         j, k = item["video_index"], item["clip_index"]
         assert item["id"] == base.records[j].id and item["video_label"] == base.labels[j]
         if name == "audio":
             mel, _, mask = mel_window(z[j], float(z[j]["mel_times"][starts[j][k]]), base.width)
-            assert torch.equal(item["audio"][0], torch.from_numpy(mel)) and item["mask"].tolist() == mask.tolist()
+            assert torch.equal(item["audio"][0], torch.from_numpy(mel)) and item["audio_mask"].tolist() == mask.tolist()
             continue
-        picks, masks = tiles[j]
-        assert item["mask"].tolist() == masks[k].tolist()
+        picks, masks, counted = tiles[j]
+        assert item["mask"].tolist() == masks[k].tolist() and item["counted"].tolist() == counted[k].tolist()
         np.testing.assert_array_equal(item["times"].numpy(), z[j]["times"][picks[k]].astype(np.float32))
         assert torch.equal(item["video"], torch.from_numpy(z[j]["faces"][0, picks[k]]).permute(0, 3, 1, 2).float() / 255)
         if name == "av":  # the mel window starts at the clip's first frame, as predict starts it

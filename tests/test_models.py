@@ -15,13 +15,13 @@ from fakelens.models.backbones import TinyCNN
 TINY_VIDEO = {"num_frames": 3, "image_size": 32}
 TINY_AUDIO = {"n_mels": 16, "audio_frames": 40}
 EXPECTED_KEYS = {
-    "frame": {"logit", "frame_logits"},
+    "frame": {"logit", "frame_logits", "frame_mask"},
     "clip3d": {"logit"},
     "i3d": {"logit"},
-    "meso4": {"logit", "frame_logits"},
-    "mesoinception4": {"logit", "frame_logits"},
-    "audio": {"logit", "time_logits"},
-    "av": {"logit", "visual_logit", "audio_logit", "frame_logits", "time_logits"},
+    "meso4": {"logit", "frame_logits", "frame_mask"},
+    "mesoinception4": {"logit", "frame_logits", "frame_mask"},
+    "audio": {"logit", "time_logits", "time_mask"},
+    "av": {"logit", "visual_logit", "audio_logit", "frame_logits", "time_logits", "frame_mask", "time_mask"},
 }
 # The heavy families run with their smallest sensible backbone here; other backbones below.
 SMALL_BACKBONES = {"frame": {"backbone": "resnet10t"}, "clip3d": {"backbone": "mc3_18"}, "i3d": {"backbone": "resnet10t"},
@@ -60,6 +60,11 @@ def run_and_check(model: torch.nn.Module, batch: int = 2) -> dict[str, torch.Ten
     for k in ("visual_logit", "audio_logit"):
         if k in out:
             assert out[k].shape == (batch,)
+    for k in ("frame_mask", "time_mask"):
+        if k in out:  # no mask given: every frame / step is valid
+            assert out[k].dtype == torch.bool and out[k].all()
+            assert out[k].shape == out[k.replace("mask", "logits")].shape
+    out = {k: v for k, v in out.items() if v.dtype != torch.bool}
     assert all(torch.isfinite(v).all() for v in out.values())
     loss = sum(v.float().mean() for v in out.values())
     loss.backward()

@@ -81,7 +81,7 @@ def _batch(b=4, t=6):
 @pytest.mark.parametrize("name", TASKS.names())
 def test_every_task_gives_a_finite_differentiable_loss(name):
     cfg = TaskConfig(name=name, frame_weight=0.5, mil_weight=0.5)
-    task = build_task(cfg, pos_weight=0.2)
+    task = build_task(cfg, pos_weight=0.2, time_stride=8)
     out = _outputs()
     loss, parts = task.loss(out, _batch())
     assert loss.ndim == 0 and torch.isfinite(loss)
@@ -123,21 +123,22 @@ def test_av_dense_terms_use_each_streams_own_labels():
     """An audio-only fake (frame_labels all 1, visual_frame_labels all 0): the visual per-frame
     term pushes its frame logits DOWN; the time term follows the audio labels pooled to steps."""
     task = build_task(TaskConfig(name="av", visual_weight=0.0, audio_weight=0.0, frame_weight=1.0,
-                                 audio_frame_weight=1.0))
+                                 audio_frame_weight=1.0), time_stride=4)
     frames = torch.zeros(1, 4, requires_grad=True)  # (B, T)
     times = torch.zeros(1, 3, requires_grad=True)  # (B, F') = 3 steps of 4 mel frames
     audio = torch.tensor([[0, 0, 0, 0, 0, 1, 0, 0, -1, -1, -1, -1]], dtype=torch.float32)  # (B, W=12)
     batch = {"label": torch.tensor([1.0]), "frame_labels": torch.ones(1, 4),
              "visual_frame_labels": torch.zeros(1, 4), "mask": torch.tensor([[True, True, True, False]]),
              "audio_frame_labels": audio, "audio_mask": torch.ones(1, 12, dtype=torch.bool)}
-    loss, parts = task.loss({"logit": torch.zeros(1), "frame_logits": frames, "time_logits": times}, batch)
+    out = {"logit": torch.zeros(1), "frame_logits": frames, "time_logits": times,
+           "frame_mask": batch["mask"]}  # the model passes its input mask on with the frame logits
+    loss, parts = task.loss(out, batch)
     loss.backward()
     assert (frames.grad[0, :3] > 0).all() and frames.grad[0, 3] == 0  # real faces; padding left out
     assert times.grad[0, 0] > 0 and times.grad[0, 1] < 0 and times.grad[0, 2] == 0  # unknown step left out
     assert set(parts) == {"video", "frame", "time"}
     with pytest.raises(KeyError, match="visual_frame_labels"):
-        task.loss({"logit": torch.zeros(1), "frame_logits": frames, "time_logits": times},
-                  {k: v for k, v in batch.items() if k != "visual_frame_labels"})
+        task.loss(out, {k: v for k, v in batch.items() if k != "visual_frame_labels"})
 
 
 def test_task_config_validation():

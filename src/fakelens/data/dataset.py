@@ -14,10 +14,11 @@ modality counts for both streams).
       cache of clip windows (sampling "windows") a clip lies inside one window, T dividing its length):
       video (T, 3, S, S), frame_labels (T,) fake in any stream, visual_frame_labels (T,) face
       fake (an audio-only fake is 0 here), label (clip: any fake frame), video_label,
-      visual_label, audio_label, times (T,), found (T,) bool, mask (T,) bool (False = padding), id
+      visual_label, audio_label, times (T,), found (T,) bool, mask (T,) bool (False = padding),
+      counted (T,) bool (the frames per-frame aggregation counts: see `tile_clips`), id
   AudioDataset  a window of W mel frames per video:
-      audio (1, M, W), frame_labels (W,) audio-fake per mel frame, label (window), video_label,
-      times (W,), mask (W,), id
+      audio (1, M, W), audio_frame_labels (W,) audio-fake per mel frame, label (window), video_label,
+      audio_times (W,), audio_mask (W,) (False = padding past the end of the audio), id
   AVDataset     a face clip and the mel window that starts at its first frame:
       everything of ClipDataset plus audio (1, M, W), audio_frame_labels (W,), audio_times (W,)
 
@@ -33,7 +34,7 @@ call them, so a validation score is the score predict gives.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -173,23 +174,41 @@ def _scalar(x: float) -> torch.Tensor:
     return torch.tensor(x, dtype=torch.float32)
 
 
-def tile_clips(n: int, clip_frames: int) -> tuple[np.ndarray, np.ndarray]:
-    """How a video of n sampled frames is cut into model clips, by predict and validation alike:
-    consecutive, non-overlapping clips of clip_frames frames from frame 0, the last one padded
-    with the video's last frame. Returns picks (K, C) int64 frame positions and masks (K, C) bool
-    (False = padding), K = ceil(n / C); K = 0 when n = 0."""
+class ClipTiling(NamedTuple):
+    """How a video of n sampled frames is cut into K clips of C frames (see `tile_clips`)."""
+
+    picks: np.ndarray  # (K, C) int64 frame positions
+    mask: np.ndarray  # (K, C) bool, False = padding (only in a video shorter than one clip)
+    counted: np.ndarray  # (K, C) bool, True where a frame is counted by per-frame aggregation and
+    #                      timelines: not padding, and not already in an earlier clip of the tiling
+
+
+def tile_clips(n: int, clip_frames: int) -> ClipTiling:
+    """How a video of n sampled frames is cut into model clips, by training validation and predict
+    alike: consecutive clips of C = clip_frames frames from frame 0, the last one ending at the
+    last frame (overlapping the one before when n is not a multiple of C), so every clip holds
+    real frames only and a video's scores do not depend on whether n is a multiple of C. Only a
+    video shorter than one clip is padded (with its last frame, masked). K = ceil(n / C) clips,
+    K = 0 when n = 0; `counted` marks each frame once (the overlap counts in the earlier clip)."""
     if clip_frames < 1:
         raise ValueError(f"clip_frames must be >= 1, got {clip_frames}")
-    wanted = np.arange(0, max(0, n), clip_frames)[:, None] + np.arange(clip_frames)[None, :]  # (K, C)
-    return np.minimum(wanted, max(0, n - 1)), wanted < n
+    n = max(0, int(n))
+    k = -(-n // clip_frames)
+    starts = np.minimum(np.arange(k) * clip_frames, max(0, n - clip_frames))  # (K,)
+    wanted = starts[:, None] + np.arange(clip_frames)[None, :]  # (K, C)
+    mask = wanted < n
+    counted = mask & (wanted >= (np.arange(k) * clip_frames)[:, None])
+    return ClipTiling(np.minimum(wanted, max(0, n - 1)).astype(np.int64), mask, counted)
 
 
 def tile_windows(n: int, width: int) -> np.ndarray:
-    """Start mel frames (K,) of the audio windows an audio-only model gets: 0, W, 2W, ... covering
-    n mel frames (the last window padded by `mel_window`); at least one window, K = max(1, ceil(n / W))."""
+    """Start mel frames (K,) of the audio windows an audio-only model gets: 0, W, 2W, ..., the last
+    one ending at the last mel frame (overlapping the one before) so that no window is padded
+    unless the audio is shorter than one window; at least one window, K = max(1, ceil(n / W))."""
     if width < 1:
         raise ValueError(f"width must be >= 1, got {width}")
-    return np.arange(0, max(1, n), width)  # (K,)
+    k = max(1, -(-max(0, int(n)) // width))
+    return np.minimum(np.arange(k) * width, max(0, int(n) - width))  # (K,)
 
 
 def _frame_fields(rec: VideoRecord, fps: float, indices: np.ndarray) -> dict[str, np.ndarray]:
@@ -234,21 +253,24 @@ class ClipDataset(CacheDataset):
         return first + (int(torch.randint(span + 1, ()).item()) if self.random else span // 2)
 
     def _clip(self, v: int, z: dict[str, np.ndarray]) -> dict[str, Any]:
-        """The training clip (random start) or the centre clip (random=False) of video v."""
+        """The training clip (random start) or the centre clip (random=False) of video v; a video
+        shorter than the clip is padded with its last frame, masked (as `tile_clips` pads it)."""
         n = z["faces"].shape[1]
         s = self._start(n)
         wanted = np.arange(s, s + self.clip_frames)  # (T,)
-        return self._clip_at(v, z, np.minimum(wanted, n - 1), wanted < n)  # padded with the last frame
+        return self._clip_at(v, z, np.minimum(wanted, n - 1), wanted < n)
 
     def n_tiles(self, v: int) -> int:
         return -(-self._count(v, "frames", "times") // self.clip_frames)
 
     def tile(self, v: int, k: int, z: dict[str, np.ndarray]) -> dict[str, Any]:
-        picks, masks = tile_clips(z["faces"].shape[1], self.clip_frames)  # (K, T), (K, T)
-        return self._clip_at(v, z, picks[k], masks[k])
+        tiling = tile_clips(z["faces"].shape[1], self.clip_frames)  # (K, T) each
+        return self._clip_at(v, z, tiling.picks[k], tiling.mask[k], tiling.counted[k])
 
-    def _clip_at(self, v: int, z: dict[str, np.ndarray], pick: np.ndarray, mask: np.ndarray) -> dict[str, Any]:
-        """Item of the frames at positions pick (T,); mask (T,) is False on padding."""
+    def _clip_at(self, v: int, z: dict[str, np.ndarray], pick: np.ndarray, mask: np.ndarray,
+                 counted: np.ndarray | None = None) -> dict[str, Any]:
+        """Item of the frames at positions pick (T,); mask (T,) is False on padding; counted (T,)
+        marks the frames per-frame aggregation counts (default: the unpadded ones)."""
         rec = self.records[v]
         lab = _frame_fields(rec, float(z["fps"]), z["indices"][pick])
         fl = lab["frame_labels"]
@@ -263,6 +285,7 @@ class ClipDataset(CacheDataset):
             "times": torch.from_numpy(z["times"][pick].astype(np.float32)),  # (T,)
             "found": torch.from_numpy(z["found"][0, pick]),  # (T,)
             "mask": torch.from_numpy(mask),  # (T,)
+            "counted": torch.from_numpy(mask if counted is None else counted),  # (T,)
             "id": rec.id,
         }
 
@@ -346,17 +369,17 @@ class AudioDataset(CacheDataset):
         return self._window(v, z, int(tile_windows(len(z["mel_times"]), self.width)[k]))
 
     def _window(self, v: int, z: dict[str, np.ndarray], a: int) -> dict[str, Any]:
-        """Item of the W mel frames from mel frame a."""
+        """Item of the W mel frames from mel frame a (padded past the end of the audio, masked)."""
         mel, times, mask = mel_window(z, float(z["mel_times"][a]), self.width)
         rec = self.records[v]
         fl = _labels_at_times(_stream_segments(rec, "audio"), rec, times)
         return {
             "audio": torch.from_numpy(mel)[None],  # (1, M, W)
-            "frame_labels": torch.from_numpy(fl),  # (W,)
+            "audio_frame_labels": torch.from_numpy(fl),  # (W,)
             "label": _scalar(_any(fl[mask])),
             "video_label": _scalar(_video_label(rec)),
-            "times": torch.from_numpy(times.astype(np.float32)),  # (W,)
-            "mask": torch.from_numpy(mask),  # (W,)
+            "audio_times": torch.from_numpy(times.astype(np.float32)),  # (W,)
+            "audio_mask": torch.from_numpy(mask),  # (W,)
             "id": rec.id,
         }
 
@@ -382,15 +405,16 @@ class AVDataset(ClipDataset):
         self.audio_seconds = float(audio_seconds)
         self.width = max(1, int(round(audio_seconds / hop)))  # W
 
-    def _clip_at(self, v: int, z: dict[str, np.ndarray], pick: np.ndarray, mask: np.ndarray) -> dict[str, Any]:
-        item = super()._clip_at(v, z, pick, mask)
+    def _clip_at(self, v: int, z: dict[str, np.ndarray], pick: np.ndarray, mask: np.ndarray,
+                 counted: np.ndarray | None = None) -> dict[str, Any]:
+        item = super()._clip_at(v, z, pick, mask, counted)
         # The window starts at the clip's first frame time in float64, as predict starts it.
-        mel, times, mask = mel_window(z, float(z["times"][pick[0]]), self.width)
+        mel, times, amask = mel_window(z, float(z["times"][pick[0]]), self.width)
         rec = self.records[v]
         item["audio"] = torch.from_numpy(mel)[None]  # (1, M, W)
         item["audio_frame_labels"] = torch.from_numpy(_labels_at_times(_stream_segments(rec, "audio"), rec, times))
         item["audio_times"] = torch.from_numpy(times.astype(np.float32))  # (W,)
-        item["audio_mask"] = torch.from_numpy(mask)  # (W,)
+        item["audio_mask"] = torch.from_numpy(amask)  # (W,)
         return item
 
 

@@ -80,16 +80,17 @@ def _clip_inputs(run: Any, feats: Any, face: int, position: int, device: torch.d
     faces = feats.clip.faces[face]  # (T, S, S, 3) uint8
     times = feats.clip.times  # (T,)
     clip_frames = run.cfg.data.clip_frames
-    picks, _ = tile_clips(faces.shape[0], clip_frames)  # (K, C)
-    k = position // clip_frames
-    pick = picks[k]
+    tiling = tile_clips(faces.shape[0], clip_frames)  # (K, C) each; the last clip ends at the last frame
+    k = min(position // clip_frames, len(tiling.picks) - 1)
+    pick = tiling.picks[k]
     video = torch.from_numpy(np.ascontiguousarray(faces[pick])).permute(0, 3, 1, 2).float() / 255.0  # (C,3,S,S)
-    inputs = {"video": video[None].to(device)}  # (1,C,3,S,S)
+    inputs = {"video": video[None].to(device),  # (1,C,3,S,S)
+              "mask": torch.from_numpy(tiling.mask[k])[None].to(device)}  # (1,C) False = padding
     if "audio" in run.model.input_names:
         mel, _, _ = mel_window({"mel": feats.mel, "mel_times": feats.mel_times}, float(times[pick[0]]),
                                int(run.audio_width))
         inputs["audio"] = torch.from_numpy(mel)[None, None].to(device)  # (1,1,M,W)
-    return inputs, position - k * clip_frames
+    return inputs, position - int(pick[0])
 
 
 def face_saliency(run: Any, feats: Any, face: int, positions: Sequence[int],
@@ -110,13 +111,15 @@ def face_saliency(run: Any, feats: Any, face: int, positions: Sequence[int],
     target_desc = ""
     for position in positions:
         inputs, j = _clip_inputs(run, feats, face, int(position), device)
+        extra = {k: v for k, v in inputs.items() if k not in names and k in getattr(model, "optional_input_names", ())}
+        inputs = {k: v for k, v in inputs.items() if k in names}
         if layer is None:
-            layer_name, layer = saliency_layer(model, inputs)
+            layer_name, layer = saliency_layer(model, {**inputs, **extra})
         seen: dict[str, torch.Tensor] = {}
 
         def forward(*args: torch.Tensor) -> torch.Tensor:
             nonlocal target_desc
-            out = dict(model(**dict(zip(names, args))))
+            out = dict(model(**dict(zip(names, args)), **extra))
             if "frame_logits" in out:
                 target_desc = "frame_logits at the frame (the frame's visual fake logit)"
                 logit = out["frame_logits"][:, j]  # (1,)

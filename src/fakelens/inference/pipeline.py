@@ -98,7 +98,8 @@ def load_run(run_or_checkpoint: str | Path, device: str | torch.device = "cpu") 
     prior = hp.get("prior")
     if prior is None:
         raise FakelensError(f"{ckpt_path}: no training-set prior recorded")
-    return LoadedRun(cfg=cfg, cache=cache, model=model, task=build_task(cfg.task).to(device), prior=float(prior),
+    task = build_task(cfg.task, time_stride=getattr(model, "time_stride", None)).to(device)
+    return LoadedRun(cfg=cfg, cache=cache, model=model, task=task, prior=float(prior),
                      checkpoint=ckpt_path, audio_width=hp.get("audio_width"))
 
 
@@ -213,7 +214,8 @@ class Predictor:
     # ------------------------------------------------------------------ model
 
     def _clips(self, feats: Any) -> list[dict[str, Any]]:
-        """Model inputs of one video, one dict per clip: tensors without batch dim, plus times/masks."""
+        """Model inputs of one video, one dict per clip: tensors without batch dim, plus times/masks
+        (numpy: times (C,) / audio_times (W,) seconds, mask / counted (C,), audio_mask (W,) bool)."""
         from fakelens.data.dataset import mel_window, tile_clips, tile_windows
 
         clips: list[dict[str, Any]] = []
@@ -221,10 +223,10 @@ class Predictor:
         if "video" in self.inputs:
             faces = feats.clip.main  # (T, S, S, 3) uint8
             times = feats.clip.times  # (T,)
-            picks, masks = tile_clips(faces.shape[0], self.clip_frames)  # (K, C) padded with the last frame
-            for pick, mask in zip(picks, masks):
+            tiling = tile_clips(faces.shape[0], self.clip_frames)  # (K, C) each; only a short video is padded
+            for pick, mask, counted in zip(tiling.picks, tiling.mask, tiling.counted):
                 video = torch.from_numpy(np.ascontiguousarray(faces[pick])).permute(0, 3, 1, 2).float() / 255.0  # (C,3,S,S)
-                item = {"video": video, "times": times[pick], "mask": mask}
+                item = {"video": video, "times": times[pick], "mask": mask, "counted": counted}
                 if "audio" in self.inputs:
                     mel, mt, mmask = mel_window(z, float(times[pick[0]]), self.run.audio_width)
                     item.update(audio=torch.from_numpy(mel)[None], audio_times=mt, audio_mask=mmask)  # (1, M, W)
@@ -239,13 +241,18 @@ class Predictor:
 
     @torch.inference_mode()
     def _forward(self, clips: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
-        """One forward pass over clips (of any videos) on the device -> P(fake) per output, batch dim = clip."""
+        """One forward pass over clips (of any videos) on the device -> per output, batch dim = clip:
+        P(fake) for the logits, bool for the model's masks (frame_mask, time_mask). The clips'
+        masks and times go in with them (fakelens.models.forward_inputs)."""
+        from fakelens.models import forward_inputs
+
         non_blocking = self.device.type == "cuda"
-        inputs = {k: torch.stack([c[k] for c in clips]).to(self.device, non_blocking=non_blocking)
-                  for k in self.inputs}  # e.g. video (B, C, 3, S, S), audio (B, 1, M, W)
-        out = dict(self.run.model(**inputs))
+        names = tuple(self.inputs) + tuple(getattr(self.run.model, "optional_input_names", ()))
+        batch = {k: torch.stack([torch.as_tensor(c[k]) for c in clips]).to(self.device, non_blocking=non_blocking)
+                 for k in names if k in clips[0]}  # e.g. video (B, C, 3, S, S), audio (B, 1, M, W), mask (B, C)
+        out = dict(self.run.model(**forward_inputs(self.run.model, batch)))
         out["video_logit"] = self.run.task.video_logit(out)  # (B,)
-        return {k: torch.sigmoid(v.float()).cpu().numpy() for k, v in out.items()}
+        return {k: (v if v.dtype == torch.bool else torch.sigmoid(v.float())).cpu().numpy() for k, v in out.items()}
 
     def _run_model(self, clips: list[dict[str, Any]]) -> dict[str, np.ndarray]:
         """Batched forward over the clips of one video -> numpy arrays per output, batch dim = clip."""
@@ -271,15 +278,16 @@ class Predictor:
     def _finish(self, video_id: str, feats: Any, clips: list[dict[str, Any]], probs: dict[str, np.ndarray]
                 ) -> Prediction:
         """The Prediction of one video from its clips and the model's outputs on them (batch dim = clip)."""
-        frame_times = frame_scores = audio_times = audio_scores = None
+        frame_times = frame_scores = audio_times = audio_scores = masks = None
         if "frame_logits" in probs:
-            keep = np.concatenate([c["mask"] for c in clips])  # (n_clips * C,)
+            # each frame once (the tiling's overlap and padding out), valid for the model
+            masks = np.stack([c["counted"] for c in clips]) & probs.get("frame_mask", True)  # (n_clips, C)
+            keep = masks.reshape(-1)  # (n_clips * C,)
             frame_times = np.concatenate([c["times"] for c in clips])[keep]  # (T,)
             frame_scores = probs["frame_logits"].reshape(-1)[keep]  # (T,)
         if "time_logits" in probs:
-            audio_times, audio_scores = self._audio_steps(clips, probs["time_logits"])
+            audio_times, audio_scores = self._audio_steps(clips, probs["time_logits"], probs.get("time_mask"))
         clip_scores = probs["video_logit"]  # (n_clips,)
-        masks = np.stack([c["mask"] for c in clips]) if "frame_logits" in probs else None  # (n_clips, C)
         score = video_score(self.aggregate_name, self.level, clip_scores, probs.get("frame_logits"), masks,
                             model=f"model {self.run.cfg.model.name!r}")
         duration = float(feats.clip.duration) if "video" in self.inputs else float(
@@ -298,22 +306,39 @@ class Predictor:
                           frame_scores=frame_scores, audio_times=audio_times, audio_scores=audio_scores,
                           fallback=fallback, extras=extras)
 
-    def _audio_steps(self, clips: list[dict[str, Any]], steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(n_clips, F') per-step P(fake) -> (A,) times (s, step centres) and scores inside real audio."""
+    def _audio_steps(self, clips: list[dict[str, Any]], steps: np.ndarray,
+                     step_mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """(n_clips, F') per-step P(fake) -> (A,) step start times (s) and scores, in time order.
+
+        Step i of a window covers its mel frames [i*s, (i+1)*s), s = the audio encoder's stride
+        (fakelens.models.audio), so a step's score stands for [its first frame's time, the next
+        step's): the cell convention of fakelens.inference.postprocess. Steps without valid audio
+        are dropped; where windows overlap (the last window ends at the last mel frame), a step is
+        kept only if it starts after the steps already kept end, so each moment counts once."""
+        stride = int(getattr(self.run.model, "time_stride", 0) or 0)
+        if stride < 1:
+            raise FakelensError(f"model {self.run.cfg.model.name!r} gives time_logits without a time_stride")
+        hop = float(self.run.cache.hop_seconds) if getattr(self.run.cache, "hop_seconds", None) else 0.01
         times, scores = [], []
-        for c, s in zip(clips, steps):
-            mt, mmask = c["audio_times"], c["audio_mask"]  # (W,), (W,)
-            stride = len(mt) / len(s)  # mel frames per step
-            idx = np.minimum(((np.arange(len(s)) + 0.5) * stride).astype(int), len(mt) - 1)  # (F',)
-            ok = mmask[idx]
-            times.append(mt[idx][ok])
-            scores.append(s[ok])
-        t = np.concatenate(times)
-        sc = np.concatenate(scores)
-        order = np.argsort(t, kind="stable")
-        t, sc = t[order], sc[order]
-        uniq = np.concatenate([[True], np.diff(t) > 1e-9])  # overlapping windows: keep the first
-        return t[uniq], sc[uniq]
+        end = -np.inf
+        for j in np.argsort([float(c["audio_times"][0]) for c in clips], kind="stable"):
+            c, s = clips[j], steps[j]
+            mt, mmask = np.asarray(c["audio_times"], np.float64), np.asarray(c["audio_mask"], bool)  # (W,), (W,)
+            first = np.arange(len(s)) * stride  # (F',) first mel frame of each step
+            inside = first < len(mt)
+            ok = inside.copy()
+            ok[inside] &= np.array([mmask[a:a + stride].any() for a in first[inside]], bool)
+            if step_mask is not None:
+                ok &= np.asarray(step_mask[j], bool)
+            for i in np.flatnonzero(ok):
+                start = float(mt[first[i]])
+                if start < end - 1e-9:
+                    continue
+                times.append(start)
+                scores.append(float(s[i]))
+                end = start + stride * hop
+        t = np.asarray(times, np.float64)
+        return t, np.asarray(scores, np.float64)
 
     @staticmethod
     def _timeline(clips, clip_scores, frame_times, frame_scores, audio_times, audio_scores):

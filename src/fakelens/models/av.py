@@ -6,27 +6,35 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from fakelens.models.audio import AudioEncoder
+from fakelens.models.audio import AudioEncoder, step_times
 from fakelens.models.backbones import check_image_backbone
 from fakelens.models.config import ModelConfig
 from fakelens.models.factory import MODELS, ModelSpec
 from fakelens.models.frame import FrameEncoder
-from fakelens.models.temporal import POOLINGS, sinusoidal, transformer_encoder
+from fakelens.models.temporal import POOLINGS, sinusoidal, transformer_encoder, valid_mask
 
-# Positions of the mid-fusion tokens are their time as a fraction of the clip, times this
-# scale: a video frame and an audio step at the same moment get the same positional code.
-_POSITION_SCALE = 100.0
+# Positions of the mid-fusion tokens are their time in seconds from the clip's first frame, in
+# units of 10 ms (times this scale): a video frame and an audio step at the same moment get the
+# same positional code, whatever each stream's length and rate.
+POSITION_UNITS_PER_SECOND = 100.0
+DEFAULT_HOP_SECONDS = 0.010  # mel hop assumed when forward gets no audio_times (example inputs)
 
 
 class AVModel(nn.Module):
-    """forward(video (B,T,3,H,W), audio (B,1,n_mels,F)) -> {"logit", "visual_logit",
-    "audio_logit": (B,), "frame_logits": (B,T) visual fake per frame, "time_logits": (B,F')
-    audio fake per audio step (`time_stride` mel frames each)}.
+    """forward(video (B,T,3,H,W), audio (B,1,n_mels,F), mask (B,T), audio_mask (B,F), times (B,T),
+    audio_times (B,F)) -> {"logit", "visual_logit", "audio_logit": (B,), "frame_logits" (B,T)
+    visual fake per frame, "time_logits" (B,F') audio fake per audio step (`time_stride` mel
+    frames each), "frame_mask" (B,T), "time_mask" (B,F') bool}. Masks and times are optional.
 
     Both encoders' sequences are projected to `temporal_dim`. fusion="late": each modality is
     pooled alone and "fake" is scored from both pooled embeddings. fusion="mid": the two token
-    sequences first attend to each other in a joint transformer (with time-aligned positions),
-    so lip-sync mismatches are visible to both heads. Video and audio must span the same clip."""
+    sequences first attend to each other in a joint transformer, so lip-sync mismatches are
+    visible to both heads; a token's position is its time in seconds from the clip's first frame
+    (frame times; the mean time of an audio step's mel frames), so tokens at the same moment get
+    the same code even when the two streams span different lengths. Masked frames and mel frames
+    (padding, no face) are key-padded out of the joint transformer and left out of the pooling.
+    Without `times` / `audio_times`, the mel frames are taken DEFAULT_HOP_SECONDS apart and the
+    frames spread evenly over the same span."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -55,24 +63,50 @@ class AVModel(nn.Module):
     def time_steps(self, n_mel_frames: int) -> int:
         return self.audio.time_steps(n_mel_frames)
 
-    def forward(self, video: torch.Tensor, audio: torch.Tensor) -> dict[str, torch.Tensor]:
-        v = self.dropout(self.proj_v(self.visual(video)))  # (B,T,d)
-        a = self.dropout(self.proj_a(self.audio(audio)))  # (B,F',d)
+    def positions(self, video: torch.Tensor, audio: torch.Tensor, steps: int, times: torch.Tensor | None,
+                  audio_times: torch.Tensor | None, audio_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Seconds from the clip's first frame of each video token (B,T) and audio step (B,F')."""
+        b, t, w = video.shape[0], video.shape[1], audio.shape[-1]
+        dev = video.device
+        if audio_times is None:
+            start = times[:, :1].double() if times is not None else torch.zeros(b, 1, dtype=torch.float64, device=dev)
+            audio_times = start + DEFAULT_HOP_SECONDS * torch.arange(w, device=dev, dtype=torch.float64)  # (B,W)
+        if times is None:
+            span = w * DEFAULT_HOP_SECONDS
+            times = audio_times[:, :1].double() + span / t * torch.arange(t, device=dev, dtype=torch.float64)  # (B,T)
+        t0 = times[:, :1].double()  # (B,1) the clip's first frame
+        pos_v = times.double() - t0  # (B,T)
+        pos_a = step_times(audio_times.double(), self.time_stride, steps, audio_mask) - t0  # (B,F')
+        return pos_v.float(), pos_a.float()
+
+    def forward(self, video: torch.Tensor, audio: torch.Tensor, mask: torch.Tensor | None = None,
+                audio_mask: torch.Tensor | None = None, times: torch.Tensor | None = None,
+                audio_times: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        fv = self.visual(video)  # (B,T,Dv)
+        mv = valid_mask(fv, mask)  # (B,T)
+        fa, ma = self.audio(audio, audio_mask)  # (B,F',Da), (B,F')
+        v = self.dropout(self.proj_v(fv))  # (B,T,d)
+        a = self.dropout(self.proj_a(fa))  # (B,F',d)
         if self.fusion == "mid":
             t, f, d = v.shape[1], a.shape[1], v.shape[2]
-            pos_v = sinusoidal((torch.arange(t, device=v.device) + 0.5) / t * _POSITION_SCALE, d)  # (T,d)
-            pos_a = sinusoidal((torch.arange(f, device=a.device) + 0.5) / f * _POSITION_SCALE, d)  # (F',d)
+            sec_v, sec_a = self.positions(video, audio, f, times, audio_times, audio_mask)  # (B,T), (B,F')
+            pos_v = sinusoidal(sec_v * POSITION_UNITS_PER_SECOND, d)  # (B,T,d)
+            pos_a = sinusoidal(sec_a * POSITION_UNITS_PER_SECOND, d)  # (B,F',d)
             tokens = torch.cat([v + pos_v + self.modality[0], a + pos_a + self.modality[1]], dim=1)  # (B,T+F',d)
-            z = self.joint(tokens)
+            keep = torch.cat([mv, ma], dim=1)  # (B,T+F')
+            keep = keep | ~keep.any(dim=1, keepdim=True)  # a row with nothing valid attends to all (never scored)
+            z = self.joint(tokens, src_key_padding_mask=~keep)
             v, a = z[:, :t], z[:, t:]
-        seq_v, pooled_v = self.pool_v(v)  # (B,T,dv), (B,dv)
-        seq_a, pooled_a = self.pool_a(a)  # (B,F',da), (B,da)
+        seq_v, pooled_v = self.pool_v(v, mv)  # (B,T,dv), (B,dv)
+        seq_a, pooled_a = self.pool_a(a, ma)  # (B,F',da), (B,da)
         return {
             "logit": self.head_fake(torch.cat([pooled_v, pooled_a], dim=1)).squeeze(-1),  # (B,)
             "visual_logit": self.head_v(pooled_v).squeeze(-1),  # (B,)
             "audio_logit": self.head_a(pooled_a).squeeze(-1),  # (B,)
             "frame_logits": self.head_v(seq_v).squeeze(-1),  # (B,T)
             "time_logits": self.head_a(seq_a).squeeze(-1),  # (B,F')
+            "frame_mask": mv,  # (B,T)
+            "time_mask": ma,  # (B,F')
         }
 
 
@@ -82,13 +116,14 @@ def _validate(cfg: ModelConfig) -> ModelConfig:
     return cfg
 
 
+AV_OPTIONAL = ("mask", "audio_mask", "times", "audio_times")
 MODELS.register("av")(ModelSpec(
-    build=AVModel, inputs=("video", "audio"), validate=_validate,
+    build=AVModel, inputs=("video", "audio"), optional=AV_OPTIONAL, validate=_validate,
     summary="audio-visual fusion (late or mid) -> fake, visual-fake, audio-fake, frame and time logits",
     defaults={"backbone": "efficientnet_b0", "num_frames": 16, "image_size": 224, "audio_backbone": "resnet18"},
 ))
 MODELS.register("av_tiny")(ModelSpec(
-    build=AVModel, inputs=("video", "audio"), validate=_validate,
+    build=AVModel, inputs=("video", "audio"), optional=AV_OPTIONAL, validate=_validate,
     summary="the CPU demo preset of `av`: tinycnn for both faces (112 px) and log-mels",
     defaults={"backbone": "tinycnn", "num_frames": 8, "image_size": 112, "audio_backbone": "tinycnn"},
 ))

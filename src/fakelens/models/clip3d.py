@@ -15,15 +15,19 @@ from fakelens.models.frame import check_video
 
 
 class Clip3DModel(nn.Module):
-    """forward(video (B,T,3,H,W) in [0,1]) -> {"logit": (B,)}; normalised with the statistics
-    of the backbone's Kinetics weights. mvit_* need T=16 and 224 px; the others any size."""
+    """forward(video (B,T,3,H,W) in [0,1], mask (B,T) | None) -> {"logit": (B,)}; normalised with
+    the statistics of the backbone's Kinetics weights. mvit_* need T=16 and 224 px; the others any size.
+
+    A 3D convolution mixes neighbouring frames, so it cannot leave a frame out: `mask` is accepted
+    for a uniform interface, and padded positions hold the clip's last frame repeated (training
+    pads a video shorter than a clip the same way, so the network has seen such clips)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.net, mean, std, _ = build_video_backbone(cfg.backbone, cfg.pretrained)  # type: ignore[arg-type]
         self.normalize = Normalize(mean, std)
 
-    def forward(self, video: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, video: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         check_video(video)
         x = self.normalize(video).transpose(1, 2)  # (B,3,T,H,W)
         return {"logit": self.net(x).reshape(-1)}  # (B,)
@@ -37,7 +41,7 @@ def _validate(cfg: ModelConfig) -> ModelConfig:
 
 
 MODELS.register("clip3d")(ModelSpec(
-    build=Clip3DModel, inputs=("video",), validate=_validate,
+    build=Clip3DModel, inputs=("video",), optional=("mask",), validate=_validate,
     summary="torchvision video model (r3d_18, mc3_18, r2plus1d_18, s3d, ...) on a face clip -> clip logit",
     defaults={"backbone": "r3d_18", "num_frames": 16},
 ))

@@ -26,6 +26,10 @@ class ModelSpec:
     build: Callable[[ModelConfig], nn.Module]
     summary: str
     inputs: tuple[str, ...]  # keyword tensors of forward: "video" (B,T,3,H,W), "audio" (B,1,n_mels,F)
+    # Optional keyword tensors of forward: "mask" (B,T) bool video-frame validity, "audio_mask"
+    # (B,W) bool mel-frame validity (False = padding / missing), "times" (B,T) and "audio_times"
+    # (B,W) seconds of the frames and mel frames.
+    optional: tuple[str, ...] = ()
     defaults: dict[str, Any] = field(default_factory=dict)  # values for config fields left at None
     validate: Callable[[ModelConfig], ModelConfig] | None = None  # checks names, fills derived defaults
 
@@ -93,7 +97,26 @@ def create_model(cfg: ModelConfig | str | Mapping[str, Any], **overrides: Any) -
     model = spec.build(cfg)
     model.cfg = cfg
     model.input_names = spec.inputs
+    model.optional_input_names = spec.optional
     return model
+
+
+def forward_inputs(model: nn.Module, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """The keyword tensors of `model.forward` taken from a batch dict: every required input (a
+    clear KeyError naming the missing ones) and the optional ones (masks, times) the batch has.
+    Training, validation and predict all feed the model through this."""
+    required = list(getattr(model, "input_names", ()))
+    missing = [k for k in required if k not in batch]
+    if missing:
+        cfg = getattr(model, "cfg", None)
+        name = cfg.name if isinstance(cfg, ModelConfig) else type(model).__name__
+        raise KeyError(f"model {name!r} needs inputs {required}; the batch lacks {missing} (has {sorted(batch)}): "
+                       "pick a data.dataset that provides them")
+    out = {k: batch[k] for k in required}
+    for k in getattr(model, "optional_input_names", ()):
+        if k in batch and isinstance(batch[k], torch.Tensor):
+            out[k] = batch[k]
+    return out
 
 
 def model_config(model_or_cfg: nn.Module | ModelConfig | str | Mapping[str, Any]) -> ModelConfig:

@@ -9,7 +9,7 @@ from torch import nn
 from fakelens.models.backbones import Normalize, backbone_mean_std, build_image_backbone, check_image_backbone
 from fakelens.models.config import ModelConfig
 from fakelens.models.factory import MODELS, ModelSpec
-from fakelens.models.temporal import POOLINGS
+from fakelens.models.temporal import POOLINGS, valid_mask
 
 
 def check_video(video: torch.Tensor) -> None:
@@ -35,10 +35,13 @@ class FrameEncoder(nn.Module):
 
 
 class FrameModel(nn.Module):
-    """forward(video (B,T,3,H,W)) -> {"logit": (B,), "frame_logits": (B,T)}.
+    """forward(video (B,T,3,H,W), mask (B,T) bool | None) -> {"logit": (B,), "frame_logits": (B,T),
+    "frame_mask": (B,T) bool}.
 
     One linear head scores both the per-frame features and the pooled video feature, so with
-    mean/attention pooling the video logit is a (weighted) mean of the frame logits."""
+    mean/attention pooling the video logit is a (weighted) mean of the frame logits. Frames where
+    `mask` is False (padding, no face) are left out of the pooling; `frame_mask` says which
+    frame logits are real (all True without a mask)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -47,12 +50,14 @@ class FrameModel(nn.Module):
         self.pool = POOLINGS.get(cfg.pooling)(self.encoder.out_dim, cfg)
         self.head = nn.Linear(self.pool.out_dim, 1)
 
-    def forward(self, video: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, video: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         feats = self.dropout(self.encoder(video))  # (B,T,D)
-        seq, pooled = self.pool(feats)  # (B,T,D'), (B,D')
+        m = valid_mask(feats, mask)  # (B,T)
+        seq, pooled = self.pool(feats, m)  # (B,T,D'), (B,D')
         return {
             "logit": self.head(pooled).squeeze(-1),  # (B,)
             "frame_logits": self.head(seq).squeeze(-1),  # (B,T)
+            "frame_mask": m,  # (B,T)
         }
 
 
@@ -62,12 +67,12 @@ def _validate(cfg: ModelConfig) -> ModelConfig:
 
 
 MODELS.register("frame")(ModelSpec(
-    build=FrameModel, inputs=("video",), validate=_validate,
+    build=FrameModel, inputs=("video",), optional=("mask",), validate=_validate,
     summary="timm 2D backbone per face frame + temporal pooling -> video and frame logits",
     defaults={"backbone": "efficientnet_b0", "num_frames": 8, "image_size": 224},
 ))
 MODELS.register("frame_tiny")(ModelSpec(
-    build=FrameModel, inputs=("video",), validate=_validate,
+    build=FrameModel, inputs=("video",), optional=("mask",), validate=_validate,
     summary="the CPU demo preset of `frame`: small from-scratch CNN (tinycnn) at 112 px",
     defaults={"backbone": "tinycnn", "num_frames": 8, "image_size": 112},
 ))

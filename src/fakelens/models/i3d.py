@@ -140,8 +140,11 @@ def inflate(net: nn.Module, clip: _Clip | None = None) -> tuple[nn.Module, _Clip
 
 
 class I3DModel(nn.Module):
-    """forward(video (B,T,3,H,W) in [0,1]) -> {"logit": (B,)}: the inflated backbone's features,
-    averaged over the remaining time steps (and space, by the backbone's own global pool)."""
+    """forward(video (B,T,3,H,W) in [0,1], mask (B,T) | None) -> {"logit": (B,)}: the inflated
+    backbone's features, averaged over the remaining time steps (and space, by the backbone's own
+    global pool). Like clip3d, its temporal convolutions mix neighbouring frames, so `mask` is
+    accepted for a uniform interface and padded positions hold the clip's last frame repeated
+    (as training pads a video shorter than a clip)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -162,7 +165,7 @@ class I3DModel(nn.Module):
         feats = self.backbone(x)  # (B*T', D)
         return feats.view(b, -1, feats.shape[-1]).mean(dim=1)  # (B, D)
 
-    def forward(self, video: torch.Tensor) -> dict[str, torch.Tensor]:
+    def forward(self, video: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         return {"logit": self.head(self.dropout(self.features(video))).squeeze(-1)}  # (B,)
 
 
@@ -172,7 +175,7 @@ def _validate(cfg: ModelConfig) -> ModelConfig:
 
 
 MODELS.register("i3d")(ModelSpec(
-    build=I3DModel, inputs=("video",), validate=_validate,
+    build=I3DModel, inputs=("video",), optional=("mask",), validate=_validate,
     summary="a 2D backbone (timm / fakelens) inflated to 3D, I3D-style (kernels repeated over time / kt) -> clip logit",
     defaults={"backbone": "inception_v3", "num_frames": 16, "image_size": 224},
 ))

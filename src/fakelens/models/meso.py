@@ -102,7 +102,7 @@ def mesoinception4(in_chans: int = 3) -> nn.Module:
 
 for _name in ("meso4", "mesoinception4"):
     MODELS.register(_name)(ModelSpec(
-        build=FrameModel, inputs=("video",), validate=_validate,
+        build=FrameModel, inputs=("video",), optional=("mask",), validate=_validate,
         summary=f"{_name} (Afchar et al. 2018) per face frame + temporal pooling (pooling: mean, dropout: 0.5 "
                 "for the paper's model)",
         defaults={"backbone": _name, "num_frames": 8, "image_size": 256},

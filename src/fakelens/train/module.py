@@ -89,7 +89,7 @@ class DetectorModule(L.LightningModule):
         self.save_hyperparameters()
         self.cfg: TrainConfig = from_dict(TrainConfig, config)
         self.model = create_model(self.cfg.model)
-        self.task = build_task(self.cfg.task, pos_weight)
+        self.task = build_task(self.cfg.task, pos_weight, time_stride=getattr(self.model, "time_stride", None))
         self.batch_mix = build_batch_mix(self.cfg.augment)
         self.input_keys = list(self.model.input_names)  # forward's keyword tensors, e.g. ["video"]
         self._nonfinite_run = 0
@@ -100,11 +100,10 @@ class DetectorModule(L.LightningModule):
         return self.model(**inputs)
 
     def _inputs(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        missing = [k for k in self.input_keys if k not in batch]
-        if missing:
-            raise KeyError(f"model {self.cfg.model.name!r} needs inputs {self.input_keys}; the batch lacks {missing} "
-                           f"(has {sorted(batch)}): pick a data.dataset that provides them")
-        return {k: batch[k] for k in self.input_keys}
+        """The model's inputs and the masks / times the batch has (fakelens.models.forward_inputs)."""
+        from fakelens.models import forward_inputs
+
+        return forward_inputs(self.model, batch)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int):
         if self.batch_mix is not None:
@@ -172,12 +171,9 @@ class DetectorModule(L.LightningModule):
             "label": label.detach().float(),  # (B,)
         }
         frames = outputs.get("frame_logits")
-        if frames is not None:  # per-frame P(fake) and validity, for predict.level=frames
-            from fakelens.tasks.classification import instance_mask
-
-            mask = instance_mask(frames, batch)
+        if frames is not None:  # per-frame P(fake) and the frames counted, for predict.level=frames
             rec["frames"] = torch.sigmoid(frames.detach().float())  # (B, T)
-            rec["mask"] = (torch.ones_like(frames, dtype=torch.bool) if mask is None else mask.bool()).float()  # (B, T)
+            rec["mask"] = frame_counted(outputs, batch).float()  # (B, T)
         self._val.append(rec)
 
     def on_validation_epoch_start(self) -> None:
@@ -229,6 +225,20 @@ class DetectorModule(L.LightningModule):
         total = int(self.trainer.estimated_stepping_batches)
         return build_optimization([p for p in self.model.parameters() if p.requires_grad], self.cfg.optim,
                                   total, self.cfg.train.epochs)
+
+
+def frame_counted(outputs: dict[str, torch.Tensor], batch: dict[str, Any]) -> torch.Tensor:
+    """(B, T) bool: the per-frame scores a video's frame-level aggregation counts: valid for the
+    model (its frame_mask) and counted by the tiling (each frame once, no padding: `counted`)."""
+    from fakelens.tasks.classification import instance_mask
+
+    frames = outputs["frame_logits"]
+    mask = instance_mask(outputs, "frame_logits")
+    out = torch.ones_like(frames, dtype=torch.bool) if mask is None else mask
+    for key in ("counted", "mask"):
+        if key in batch and tuple(batch[key].shape) == tuple(frames.shape):
+            out = out & batch[key].bool()
+    return out
 
 
 def video_scores(video: np.ndarray, clip: np.ndarray, clip_scores: np.ndarray, labels: np.ndarray,
