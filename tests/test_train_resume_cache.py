@@ -47,3 +47,20 @@ def test_an_unwritable_run_folder_fails_before_training(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(OutputError, match="a file, not a folder"):
         fit(tiny_cfg(), tmp_path / "f" / "run", train_dataset=RandomVideos(8), val_dataset=RandomVideos(4))
+
+
+def test_a_disk_full_during_training_names_the_folder(tmp_path, monkeypatch):
+    import errno
+
+    import torch
+
+    from tests.test_train import RandomVideos, tiny_cfg
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full)  # the first checkpoint write
+    with pytest.raises(OutputError, match=r"cannot write here: no space left on the device \(ENOSPC\)") as e:
+        fit(tiny_cfg(epochs=1), tmp_path / "run", train_dataset=RandomVideos(8), val_dataset=RandomVideos(4))
+    assert str(tmp_path / "run") in str(e.value)
+    assert (tmp_path / "run" / "config.yaml").is_file()  # what was written before stays

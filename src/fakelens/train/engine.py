@@ -279,7 +279,15 @@ def _fit(cfg: TrainConfig, run_dir: Path, resume: bool, train_dataset: Any, val_
     # Validation scores whole videos as predict does: items carry their video and clip index.
     train_loader, val_loader = make_loaders(cfg, train_dataset, validation_dataset(val_dataset), train_labels)
     started = time.perf_counter()
-    trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if resume else None)
+    try:
+        trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if resume else None)
+    except OSError as e:  # a checkpoint or log write on a full / unwritable disk: say where, no traceback
+        from fakelens.atomic import output_error
+
+        err = output_error(e, Path(e.filename).parent if e.filename else run_dir)
+        if err is None:
+            raise
+        raise err from e
     wall = time.perf_counter() - started
 
     best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
