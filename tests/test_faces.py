@@ -293,3 +293,50 @@ def test_face_finder_schedule():
     assert finder.n_full == 5 and finder.n_refined == 0
     with pytest.raises(ValueError, match="detect_every"):
         FaceFinder(det, detect_every=0)
+
+
+def test_a_lost_face_is_looked_for_at_once_while_another_is_still_followed():
+    """Issue 10 item 2: a followed false positive (or a second person) must not hide a lost face
+    until the next keyframe."""
+    a = np.array([[1, 1, 5, 5, 0.9]], np.float32)  # e.g. a picture frame, always followed
+    b = np.array([[20, 20, 30, 30, 0.8]], np.float32)  # the face: refine loses it on frames 2-3
+    both = np.concatenate([a, b])
+    det = _ScriptedDetector([both] * 8, [both, both, a, a, both, both, both, both])
+    finder = FaceFinder(det, detect_every=8)
+    out = _run_finder(finder, det, 8)
+    # refine misses b on frames 2 and 3: a full detection on each (before: [0] only, b gone on 2-7)
+    assert [f for c, f in det.calls if c == "detect"] == [0, 2, 3]
+    assert all(len(o) == 2 for o in out)  # the full detections found b again
+
+
+def test_cut_to_another_face_at_the_same_place_splits_tracks_and_a_face_that_leaves_is_not_found(
+        tmp_path, astronaut, detectors):
+    """Issue 10 items 3-4 on decoded video: frames 0-9 the astronaut's face (~87 px wide),
+    frames 10-19 the same spot shows a face twice as large (a cut to a close-up: another
+    shot), then frames 20-29 only the background. Each face is its own track, found only on its
+    own frames; nothing is found after the face leaves."""
+    import cv2
+
+    from fakelens.io.encode import write_video
+
+    face = astronaut[30:200, 150:300]  # (170, 150, 3)
+    big = cv2.resize(face, (300, 340))
+    frames = []
+    for i in range(30):
+        f = np.full((480, 480, 3), 40, np.uint8)
+        f[:, :, 2] = 90
+        if i < 10:
+            f[150:320, 165:315] = face
+        elif i < 20:
+            f[70:410, 90:390] = big
+        frames.append(f)
+    path = write_video(tmp_path / "cut.mp4", frames, 10.0)
+    clip = extract_faces(path, n_frames=30, detector=_detector(detectors, "mtcnn"), size=32, max_faces=3,
+                         detect_max_side=240, detect_every=4)
+    assert clip.n_tracks == 2 and clip.faces.shape[0] == 2
+    spans = sorted((int(np.flatnonzero(f)[0]), int(np.flatnonzero(f)[-1])) for f in clip.found)
+    assert spans[0][0] == 0 and spans[0][1] <= 9 and spans[1][0] >= 10 and spans[1][1] <= 19
+    assert not clip.found[:, 20:].any()  # the background after the face left: never a face
+    widths = clip.boxes[:, :, 2] - clip.boxes[:, :, 0]
+    small, large = sorted(float(np.median(w[f])) for w, f in zip(widths, clip.found))
+    assert large > 1.6 * small

@@ -109,3 +109,47 @@ def test_track_boxes_uses_time_not_index():
     tr = Track([0, 2], [np.array([0, 0, 10, 10.0]), np.array([30, 0, 40, 10.0])], [1.0, 1.0])
     boxes, found = track_boxes(tr, np.array([0.0, 0.9, 1.0]), smooth_seconds=0)  # uneven times
     np.testing.assert_allclose(boxes[1], [27, 0, 37, 10], atol=1e-4)
+
+
+def test_a_different_face_size_at_the_same_place_is_another_track():
+    """Issue 10 item 4: a cut from person A (side ~103 px) to person B (~191 px) at the same spot
+    was one track whose box width jumped 103 -> 191."""
+    times = np.arange(12) / 10.0
+    a, b = [400, 200, 503, 330], [356, 140, 547, 380]  # same centre x, width 103 then 191
+    dets = [det(a) if i < 6 else det(b) for i in range(12)]
+    boxes, found, n_tracks = track_faces(dets, times, max_faces=2, smooth_seconds=0)
+    assert n_tracks == 2
+    assert found.sum(axis=1).tolist() == [6, 6] and not (found[0] & found[1]).any()
+    widths = boxes[:, :, 2] - boxes[:, :, 0]
+    assert sorted({round(float(w)) for w in widths[found]}) == [103, 191]  # no box mixes the two
+    # slow zoom within a shot (5% a frame) is still one face
+    zoom = [det([400 - 2.5 * i, 200 - 3 * i, 503 + 2.5 * i, 330 + 3 * i]) for i in range(12)]
+    assert track_faces(zoom, times, smooth_seconds=0)[2] == 1
+
+
+def test_tracks_are_split_at_shot_cuts_and_never_joined_across_them():
+    times = np.arange(10) / 10.0
+    dets = [det(moving_box(i)) for i in range(10)]
+    assert len(link_detections(dets, times)) == 1
+    shots = np.array([0] * 5 + [1] * 5)
+    tracks = link_detections(dets, times, shots=shots)
+    assert [(t.first, t.last) for t in tracks] == [(0, 4), (5, 9)]
+    # a gap across the cut is not bridged by joining either
+    gappy = [d if i not in (4, 5) else det() for i, d in enumerate(dets)]
+    assert len(link_detections(gappy, times, shots=shots)) == 2
+    assert len(link_detections(gappy, times)) == 1
+    boxes, found, n = track_faces(dets, times, max_faces=2, shots=shots, smooth_seconds=0)
+    assert n == 2 and found.sum(axis=1).tolist() == [5, 5]
+
+
+def test_shot_cut_histogram_test():
+    from skimage import data
+
+    from fakelens.faces.shots import ShotCuts
+
+    a = data.astronaut()
+    other = np.ascontiguousarray(data.coffee()[:512, :512])
+    cuts = ShotCuts()
+    for frame in (a, np.roll(a, 8, axis=1), (a * 0.9).astype(np.uint8), None, other, other):
+        cuts(frame)
+    assert cuts.shots == [0, 0, 0, 0, 1, 1]

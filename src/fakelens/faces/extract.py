@@ -9,7 +9,8 @@ prediction see identical crops. Steps:
 2. `FaceFinder` on the small copies, in time order: the full-frame detector on every
    `detect_every`-th sampled frame and wherever no face is being followed; in between, each face
    of the previous frame is re-detected near its box (`detector.refine`, ~15x cheaper for MTCNN);
-3. boxes mapped back to full resolution, tracked (interpolated, smoothed, main tracks kept);
+3. boxes mapped back to full resolution, tracked (interpolated, smoothed, main tracks kept),
+   tracks split at shot cuts (fakelens.faces.shots, a histogram test on the small copies);
 4. square crops of `margin` x the face box, converting only the crops to RGB (from the kept
    frames, or from a second streamed pass when they did not fit).
 
@@ -34,6 +35,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 
 from fakelens.faces.detectors import FaceDetector, build_detector, nms, scale_boxes
+from fakelens.faces.shots import ShotCuts
 from fakelens.faces.tracking import track_faces
 
 FALLBACKS = ("none", "full_frame")
@@ -104,8 +106,10 @@ class FaceFinder:
     The full-frame `detector.detect` runs on every `detect_every`-th frame and on every frame
     where no face is being followed (until one is found, so a faceless video costs a detection
     per frame); on the other frames each face found on the previous frame is re-detected near its
-    box (`detector.refine`), and a frame where all of them are lost gets a full detection. On
-    full-detection frames the refined faces are kept too (NMS), which helps recall on dark faces.
+    box (`detector.refine`), and a frame where any of them is lost gets a full detection at once,
+    whatever the other faces do (a followed false positive never hides a lost face until the
+    next keyframe). On full-detection frames the refined faces are kept too (NMS), which helps
+    recall on dark faces.
     """
 
     def __init__(self, detector: FaceDetector, detect_every: int = DETECT_EVERY):
@@ -123,10 +127,12 @@ class FaceFinder:
         keyframe = self.n_frames % self.every == 0
         self.n_frames += 1
         found = _EMPTY
+        lost = False
         if len(self.prev):
             found = self.detector.refine(frame, self.prev)  # (K', 5)
             self.n_refined += 1
-        if keyframe or len(found) == 0:
+            lost = len(found) < len(self.prev)  # a followed face was not found near its box
+        if keyframe or lost or len(found) == 0:
             full = self.detector.detect(frame[None])[0]  # (K, 5)
             self.n_full += 1
             found = nms(np.concatenate([found, full]), 0.5) if len(found) and len(full) else (
@@ -303,7 +309,8 @@ def find_faces(
         first = _finder_frames(iter_frames_at(path, uniq, info=info, max_side=small_side, keep_full=keep_full),
                                find_every)
     finder = FaceFinder(det, detect_every)
-    u_times, u_dets, fulls = _detect_pass(first, finder, info, timings)
+    cuts = ShotCuts()
+    u_times, u_dets, fulls = _detect_pass(first, finder, info, timings, cuts)
     if every is not None:
         if len(u_times) == 0:
             raise MediaError(path, "no frame could be decoded")
@@ -313,7 +320,8 @@ def find_faces(
     u_times = np.asarray(u_times, np.float64)  # (U,) ascending
     f_times = u_times[pos] if len(u_times) else np.zeros(0)  # (T,)
     # Track over the distinct frames in time order, then give each request its frame's boxes.
-    boxes, found, n_tracks, used_fallback, crop_margin = _track(u_dets, u_times, info, timings, **opts)
+    boxes, found, n_tracks, used_fallback, crop_margin = _track(u_dets, u_times, info, timings,
+                                                                shots=np.asarray(cuts.shots, np.int64), **opts)
     boxes, found = boxes[:, pos], found[:, pos]  # (F, T, 4), (F, T)
 
     if keep_full:
@@ -346,10 +354,12 @@ def _finder_frames(frames: Iterable, find_every: int) -> Iterator:
         yield t, (small if k % find_every == 0 else None), full
 
 
-def _detect_pass(frames: Iterable, finder: FaceFinder, info, timings: dict[str, float]) -> tuple[list, list, list]:
-    """Run `finder` on (time, small RGB or None = skip, FullFrame or None) items decoded in a background thread
-    -> times, detections in full-resolution pixels, FullFrames. timings["decode"] is the time
-    spent waiting for frames (decoding not hidden behind detection), timings["detect"] the rest."""
+def _detect_pass(frames: Iterable, finder: FaceFinder, info, timings: dict[str, float],
+                 cuts: ShotCuts | None = None) -> tuple[list, list, list]:
+    """Run `finder` (and the shot-cut test `cuts`) on (time, small RGB or None = skip, FullFrame or
+    None) items decoded in a background thread -> times, detections in full-resolution pixels,
+    FullFrames. timings["decode"] is the time spent waiting for frames (decoding not hidden
+    behind detection), timings["detect"] the rest."""
     from fakelens.io.prefetch import background
 
     u_times: list[float] = []
@@ -361,6 +371,8 @@ def _detect_pass(frames: Iterable, finder: FaceFinder, info, timings: dict[str, 
         t1 = time.perf_counter()
         # small is None on frames where faces are not looked for (find_every): the tracker interpolates
         u_dets.append(None if small is None else scale_boxes([finder(small)], small.shape[1] / info.width)[0])
+        if cuts is not None:
+            cuts(small)
         detect += time.perf_counter() - t1
         u_times.append(t)
         fulls.append(full)
@@ -370,11 +382,12 @@ def _detect_pass(frames: Iterable, finder: FaceFinder, info, timings: dict[str, 
 
 
 def _track(dets: list[np.ndarray | None], times: np.ndarray, info, timings: dict[str, float], *, margin: float,
-           max_faces: int, fallback: str, smooth_seconds: float, max_gap: int) -> tuple:
-    """Tracks -> (boxes (F, T, 4), found (F, T), n_tracks, fallback used, crop margin)."""
+           max_faces: int, fallback: str, smooth_seconds: float, max_gap: int,
+           shots: np.ndarray | None = None) -> tuple:
+    """Tracks (split at shot cuts) -> (boxes (F, T, 4), found (F, T), n_tracks, fallback used, crop margin)."""
     t1 = time.perf_counter()
     boxes, found, n_tracks = track_faces(dets, times, max_faces=max_faces, smooth_seconds=smooth_seconds,
-                                         max_gap=max_gap)  # (F, T, 4), (F, T)
+                                         max_gap=max_gap, shots=shots)  # (F, T, 4), (F, T)
     looked = [i for i, d in enumerate(dets) if d is not None]
     if looked and looked[-1] + 1 < len(dets):
         # Frames after the last one searched (find_every > 1): a face found there is still there.

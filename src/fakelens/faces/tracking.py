@@ -4,8 +4,9 @@ Input is one detection array per sampled frame ((K, 5) x1, y1, x2, y2, score) or
 detector did not run (detect-every-k), plus the frames' times in seconds. Linking is greedy
 per frame with an optimal assignment (IoU, or centre distance to the last box or to the box
 moved at the track's velocity, allowing more distance after longer gaps); a track ends
-after `max_gap` frames on which the detector ran and missed it; tracks that continue one
-another are joined. Boxes are then interpolated linearly in time inside a track's span,
+after `max_gap` frames on which the detector ran and missed it, and at a shot cut; linked boxes
+keep a continuous size (a different person at the same place is another track); tracks that
+continue one another in the same shot are joined. Boxes are then interpolated linearly in time inside a track's span,
 smoothed with a Gaussian in seconds, and held (found=False) outside it. The main track is
 the one with the most detections, then the largest.
 """
@@ -79,15 +80,32 @@ def _centre_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.linalg.norm(ca[:, None, :] - cb[None, :, :], axis=-1) / size[:, None]
 
 
+# Size continuity: a face's side (sqrt of its box area) changes by less than this factor between
+# two detections linked into one track; a cut from one person to another at the same place
+# (side 103 -> 191 px) is two tracks.
+MAX_SIZE_RATIO = 1.5
+
+
+def _size_ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """max(side_a / side_b, side_b / side_a) for boxes a (A, 4) and b (B, 4) -> (A, B), side = sqrt(area)."""
+    sa = np.sqrt(np.maximum((a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]), 1e-6))  # (A,)
+    sb = np.sqrt(np.maximum((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]), 1e-6))  # (B,)
+    r = sa[:, None] / sb[None, :]
+    return np.maximum(r, 1.0 / r)
+
+
 def _matchable(a: np.ndarray, b: np.ndarray, iou_threshold: float,
-               centre_threshold: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(cost (A, B), allowed (A, B)): pairs linked when IoU or relative centre distance is close enough.
+               centre_threshold: float | np.ndarray,
+               max_size_ratio: float = MAX_SIZE_RATIO) -> tuple[np.ndarray, np.ndarray]:
+    """(cost (A, B), allowed (A, B)): pairs linked when IoU or relative centre distance is close
+    enough and the face size is continuous (side ratio <= `max_size_ratio`).
 
     `centre_threshold` is in face sizes, a scalar or one per box of a (A,).
     """
     iou = box_iou(a, b)
     dist = _centre_distance(a, b)
-    allowed = (iou >= iou_threshold) | (dist <= np.reshape(centre_threshold, (-1, 1)))
+    allowed = ((iou >= iou_threshold) | (dist <= np.reshape(centre_threshold, (-1, 1)))) & (
+        _size_ratio(a, b) <= max_size_ratio)
     cost = (1.0 - iou) + dist
     return cost, allowed
 
@@ -101,22 +119,28 @@ def _best_of(pairs: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np
 
 def link_detections(dets: list[np.ndarray | None], times: np.ndarray | None = None, *, min_score: float = 0.0,
                     iou_threshold: float = 0.3, centre_threshold: float = 1.0, max_speed: float = 1.0,
-                    max_gap: int = 5) -> list[Track]:
+                    max_gap: int = 5, shots: np.ndarray | None = None) -> list[Track]:
     """Link per-frame detections (None = detector not run on that frame) into tracks.
 
     A detection may match a track's last box or that box moved at the track's velocity to the
     frame's time (`times`, seconds; default the frame index). Centres may be `centre_threshold`
     face sizes apart plus `max_speed` face sizes per second since the track's last detection,
-    so sparsely sampled (or detect-every-k) motion stays one track.
+    so sparsely sampled (or detect-every-k) motion stays one track; the face's size must be
+    continuous (MAX_SIZE_RATIO). `shots` (T,) int gives each frame's shot (fakelens.faces.shots):
+    every track ends at a shot cut, and tracks of different shots are never joined.
     """
     from scipy.optimize import linear_sum_assignment
 
     times = np.arange(len(dets), dtype=np.float64) if times is None else np.asarray(times, np.float64)
+    shots = np.zeros(len(dets), np.int64) if shots is None else np.asarray(shots, np.int64)
     active: list[Track] = []
     done: list[Track] = []
     for i, d in enumerate(dets):
         if d is None:
             continue
+        if active and shots[i] != shots[active[0].last]:  # a cut: no face continues across it
+            done += active
+            active = []
         d = np.asarray(d, np.float32).reshape(-1, 5)
         d = d[d[:, 4] >= min_score]
         matched_t: set[int] = set()
@@ -146,18 +170,18 @@ def link_detections(dets: list[np.ndarray | None], times: np.ndarray | None = No
         for c in range(len(d)):
             if c not in matched_d:
                 active.append(Track([i], [d[c, :4].copy()], [float(d[c, 4])]))
-    return _join_tracks(done + active, times, iou_threshold, centre_threshold, max_speed)
+    return _join_tracks(done + active, times, iou_threshold, centre_threshold, max_speed, shots)
 
 
 def _join_tracks(tracks: list[Track], times: np.ndarray, iou_threshold: float, centre_threshold: float,
-                 max_speed: float) -> list[Track]:
+                 max_speed: float, shots: np.ndarray) -> list[Track]:
     """Join tracks where one ends before the other starts at about the same place (a long miss)."""
     tracks = sorted(tracks, key=lambda t: (t.first, t.last))
     out: list[Track] = []
     for t in tracks:
         best = None
         for o in out:
-            if o.last < t.first:
+            if o.last < t.first and shots[o.last] == shots[t.first]:
                 end, start = o.boxes[-1][None], t.boxes[0][None]
                 forward = o.predict(times[t.first], times)[None]
                 backward = t.predict(times[o.last], times, backward=True)[None]
@@ -225,11 +249,11 @@ def gaussian_smooth(times: np.ndarray, values: np.ndarray, sigma: float) -> np.n
 
 def track_faces(dets: list[np.ndarray | None], times: np.ndarray, *, max_faces: int = 1,
                 min_score: float = 0.0, iou_threshold: float = 0.3, centre_threshold: float = 1.0,
-                max_speed: float = 1.0, max_gap: int = 5,
-                smooth_seconds: float = 0.1) -> tuple[np.ndarray, np.ndarray, int]:
+                max_speed: float = 1.0, max_gap: int = 5, smooth_seconds: float = 0.1,
+                shots: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, int]:
     """Detections per frame -> boxes (F, T, 4), found (F, T) of the F <= max_faces main tracks, n_tracks."""
     tracks = link_detections(dets, times, min_score=min_score, iou_threshold=iou_threshold,
-                             centre_threshold=centre_threshold, max_speed=max_speed, max_gap=max_gap)
+                             centre_threshold=centre_threshold, max_speed=max_speed, max_gap=max_gap, shots=shots)
     main = select_tracks(tracks, max_faces)
     t = len(times)
     boxes = np.zeros((len(main), t, 4), np.float32)  # (F, T, 4)
