@@ -100,9 +100,10 @@ def sampling_for(info, cfg: MediaConfig) -> dict[str, Any]:
         from fakelens.features.crops import window_frame_indices
 
         idx = window_frame_indices(info.n_frames, cfg.window_frames, cfg.n_windows)  # (K, W)
-        # Ask for the middle of each frame's display interval: the frame shown then is that frame even
-        # where the container rounds timestamps (mkv: 1 ms), which a request at index / fps is not.
-        return {"times": (idx.reshape(-1) + 0.5) / info.fps}  # (K*W,) seconds, window after window
+        # Each frame's own presentation time (index / fps when probe could not read them): decoding
+        # matches a time to the nearest frame, so rounded container timestamps (mkv: 1 ms) and
+        # variable frame rates still give these very frames.
+        return {"times": np.asarray(info.frame_time(idx.reshape(-1)), np.float64)}  # (K*W,) s, window after window
     return {"every": max(1, int(round(info.fps / cfg.sample_fps)))}
 
 
