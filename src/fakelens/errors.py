@@ -6,7 +6,22 @@ from pathlib import Path
 
 
 class FakelensError(Exception):
-    """Base of every error fakelens raises on purpose; the CLI prints these without a traceback."""
+    """Base of every error fakelens raises on purpose; the CLI prints these without a traceback.
+
+    Every subclass pickles (a worker process raising one hands it to its parent), whatever its
+    __init__ takes: the copy is rebuilt from the message and the attributes, not by calling
+    __init__ again (the default would call __init__(message) and fail on extra arguments)."""
+
+    def __reduce__(self):
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
+
+
+def _rebuild(cls: type, args: tuple, state: dict) -> FakelensError:
+    """An error of type `cls` with these args and attributes, without calling cls.__init__."""
+    err = cls.__new__(cls, *args)
+    Exception.__init__(err, *args)
+    err.__dict__.update(state)
+    return err
 
 
 class MediaError(FakelensError):
@@ -58,6 +73,3 @@ class OutputError(FakelensError):
         self.folder = str(folder)
         self.cause = cause
         super().__init__(f"{self.folder}: cannot write here: {cause}; nothing already written was changed")
-
-    def __reduce__(self):  # picklable across worker processes (the default would call __init__(message))
-        return (type(self), (self.folder, self.cause))
