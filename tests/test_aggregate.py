@@ -49,6 +49,26 @@ def test_confident_mean_rule():
     assert aggregate("confident_mean", real) == pytest.approx(0.05)
 
 
+def test_confident_mean_needs_more_than_eleven_confident_fakes():
+    """The winner's rule as published: more than floor(T / 2.5) confident fakes AND more than 11.
+    The reported case: 10 frames, five at 0.9 and five at 0.1, give 0.5 (the plain mean), not 0.9."""
+    from fakelens.inference.aggregate import confident_mean
+
+    assert aggregate("confident_mean", np.array([0.9] * 5 + [0.1] * 5)) == pytest.approx(0.5)
+    eleven = np.array([0.95] * 11 + [0.5] * 5)  # 69% confident, but only 11 frames: not enough
+    assert aggregate("confident_mean", eleven) == pytest.approx(eleven.mean())
+    twelve = np.array([0.95] * 12 + [0.5] * 5)
+    assert aggregate("confident_mean", twelve) == pytest.approx(0.95)
+    at_fraction = np.array([0.95] * 12 + [0.5] * 18)  # 30 frames: 12 is floor(30 / 2.5), not more
+    assert aggregate("confident_mean", at_fraction) == pytest.approx(at_fraction.mean())
+    assert aggregate("confident_mean", np.array([0.95] * 13 + [0.5] * 18)) == pytest.approx(0.95)
+    # the thresholds are parameters
+    s = np.array([0.9] * 5 + [0.1] * 5)
+    assert confident_mean(s, min_fake_frames=4) == pytest.approx(0.9)
+    assert confident_mean(s, fake_threshold=0.95, real_threshold=0.15, min_real_fraction=0.4) == pytest.approx(0.1)
+    assert confident_mean(np.array([0.85] * 20), fake_threshold=0.9) == pytest.approx(0.85)
+
+
 def test_unknown_name_suggests():
     with pytest.raises(KeyError, match="confident_mean"):
         aggregate("confident", np.array([0.5]))

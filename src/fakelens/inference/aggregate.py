@@ -56,31 +56,38 @@ def topk_mean(scores: np.ndarray, fraction: float = TOPK_FRACTION) -> float:
     return float(np.sort(s)[-k:].mean())
 
 
-# Thresholds of the confident-mean rule (the DFDC winner used 0.8 / 0.2 on 32 frames).
-CONFIDENT_FAKE = 0.8
-CONFIDENT_REAL = 0.2
-MIN_FAKE_FRACTION = 0.4  # of the frames must be confidently fake to trust them
-MIN_REAL_FRACTION = 0.9  # of the frames must be confidently real to trust them
+# The confident-mean rule of the DFDC winner (Seferbekov), with its published constants: it ran on
+# 32 frames per video.
+CONFIDENT_FAKE = 0.8  # a frame scoring above this is confidently fake
+CONFIDENT_REAL = 0.2  # a frame scoring below this is confidently real
+MIN_FAKE_FRACTION = 0.4  # more than floor(this x frames) confident fakes are needed (the rule's n // 2.5) ...
+MIN_FAKE_FRAMES = 11  # ... and more than this many: a floor on the count, whatever the number of frames
+MIN_REAL_FRACTION = 0.9  # more than this fraction of the frames confidently real
 
 
 @AGGREGATIONS.register("confident_mean")
-def confident_mean(scores: np.ndarray) -> float:
-    """Confident-mean, the DFDC winner's rule (stated here in our own words):
+def confident_mean(scores: np.ndarray, fake_threshold: float = CONFIDENT_FAKE,
+                   real_threshold: float = CONFIDENT_REAL, min_fake_fraction: float = MIN_FAKE_FRACTION,
+                   min_fake_frames: int = MIN_FAKE_FRAMES, min_real_fraction: float = MIN_REAL_FRACTION) -> float:
+    """Confident-mean, the DFDC winner's rule as published (stated here in our own words):
 
-    1. if more than 40% of the frames score above 0.8 (confidently fake), the video score is the
-       mean of those confident frames: a fake face usually looks fake in many frames, and the
-       uncertain frames (blur, profile views) would only pull the score towards 0.5;
-    2. else, if more than 90% of the frames score below 0.2 (confidently real), the score is the
-       mean of those frames;
-    3. otherwise, the plain mean of all frames.
-    Confident scores cut the log loss on clear cases and keep uncertain videos near their mean.
+    1. count the frames scoring above `fake_threshold` (confidently fake); if there are more than
+       floor(min_fake_fraction x T) of them AND more than `min_fake_frames` (11: a floor on the
+       count itself, so a handful of confident frames never decides a video), the score is the
+       mean of those frames: a fake face looks fake in many frames, and the uncertain ones (blur,
+       profile views) would only pull it towards 0.5;
+    2. else, if more than min_real_fraction x T frames score below `real_threshold`, the mean of
+       those confidently real frames;
+    3. otherwise the plain mean of all frames.
+    With fewer than min_fake_frames + 1 frames the first branch never fires: 10 frames, five at
+    0.9 and five at 0.1, score 0.5.
     """
     s = _check(scores)
-    fake = s[s > CONFIDENT_FAKE]
-    if fake.size > MIN_FAKE_FRACTION * s.size:
+    fake = s[s > fake_threshold]
+    if fake.size > math.floor(min_fake_fraction * s.size + 1e-9) and fake.size > min_fake_frames:
         return float(fake.mean())
-    real = s[s < CONFIDENT_REAL]
-    if real.size > MIN_REAL_FRACTION * s.size:
+    real = s[s < real_threshold]
+    if real.size > min_real_fraction * s.size:
         return float(real.mean())
     return float(s.mean())
 
