@@ -191,3 +191,32 @@ def test_frame_level_scores_count_each_frame_once(n):
     np.testing.assert_allclose(p.frame_times, np.arange(n) / 25.0)
     np.testing.assert_allclose(p.frame_scores, want, rtol=1e-5)
     assert p.score == pytest.approx(float(want.mean()), rel=1e-5)  # the overlap counts once
+
+
+def test_mid_fusion_positions_are_seconds_from_the_clip_start():
+    """Frames 1/6 s apart (a 1.33 s clip) and a fixed 1.21 s audio window: a frame and an audio
+    step at the same moment get the same position code, wherever the clip is in the video
+    (issue 17, item 14: the code used to be each stream's fraction of its own span)."""
+    from fakelens.models.temporal import sinusoidal
+
+    torch.manual_seed(0)
+    model = create_model("av_tiny", num_frames=8, image_size=32, n_mels=16, audio_frames=121, fusion="mid",
+                         temporal_dim=16, audio_time_stride=8).eval()
+    t0 = 5.0
+    times = (t0 + torch.arange(8, dtype=torch.float64) / 6.0)[None]  # (1, T) seconds
+    audio_times = (t0 + 0.01 * torch.arange(121, dtype=torch.float64))[None]  # (1, W)
+    video, audio = torch.rand(1, 8, 3, 32, 32), torch.randn(1, 1, 16, 121) - 4.0
+    pos_v, pos_a = model.positions(video, audio, 16, times, audio_times, None)  # (1, T), (1, F')
+    np.testing.assert_allclose(pos_v[0].numpy(), np.arange(8) / 6.0, atol=1e-6)
+    step_means = np.array([np.mean(0.01 * np.arange(8 * i, min(121, 8 * i + 8))) for i in range(16)])
+    np.testing.assert_allclose(pos_a[0].numpy(), step_means, atol=1e-6)
+    # a window starting 15 ms before the first frame: step 6 (mel frames 48..55, mean 0.515 s into
+    # the window) is at 0.5 s from the clip start, the moment of frame 3
+    pos_v, pos_a = model.positions(video, audio, 16, times, audio_times - 0.015, None)
+    assert abs(float(pos_v[0, 3]) - 0.5) < 1e-6 and abs(float(pos_a[0, 6]) - 0.5) < 1e-6
+    code = sinusoidal(torch.stack([pos_v[0, 3], pos_a[0, 6]]) * 100.0, 16)
+    torch.testing.assert_close(code[0], code[1], rtol=0, atol=1e-5)
+    with torch.no_grad():  # the clip's place in the video does not matter, only times within it
+        a = model(video, audio, times=times, audio_times=audio_times)
+        b = model(video, audio, times=times - t0, audio_times=audio_times - t0)
+    torch.testing.assert_close(a["logit"], b["logit"], rtol=0, atol=1e-5)

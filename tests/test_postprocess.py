@@ -9,18 +9,22 @@ from fakelens.inference.postprocess import SUPPRESSIONS, frame_cells, iou, propo
 from fakelens.types import Proposal
 
 
-def test_frame_cells_cover_the_video():
-    starts, ends = frame_cells(np.array([0.5, 1.5, 2.5, 3.5]), duration=4.0)
+def test_frame_cells_are_on_the_label_grid():
+    starts, ends = frame_cells(np.array([0.0, 1.0, 2.0, 3.0]), duration=4.0)  # frame k shown [k, k+1)
     assert starts.tolist() == [0.0, 1.0, 2.0, 3.0]
     assert ends.tolist() == [1.0, 2.0, 3.0, 4.0]
     starts, ends = frame_cells(np.array([0.0, 0.1, 0.2]))
-    assert starts[0] == 0.0 and ends[-1] == pytest.approx(0.25)
+    assert starts[0] == 0.0 and ends[-1] == pytest.approx(0.3)
+    starts, ends = frame_cells(np.array([0.0, 0.1, 0.2]), duration=0.25)  # capped at the duration
+    assert ends[-1] == pytest.approx(0.25)
+    starts, ends = frame_cells(np.array([0.0, 0.1, 0.2]), duration=9.0)  # the last cell is one interval
+    assert ends[-1] == pytest.approx(0.3)
     with pytest.raises(ValueError, match="increasing"):
         frame_cells(np.array([0.0, 0.0]))
 
 
 def test_one_fake_run_is_found_in_seconds():
-    times = np.arange(20) * 0.5 + 0.25  # 20 samples of a 10 s video
+    times = np.arange(20) * 0.5  # 20 samples of a 10 s video, frame k at k * 0.5 s
     scores = np.full(20, 0.05)
     scores[6:10] = 0.95  # fake from 3.0 s to 5.0 s
     props = proposals_from_scores(times, scores, duration=10.0, suppression="nms")

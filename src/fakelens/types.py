@@ -83,15 +83,28 @@ class Segment:
         return [self.start, self.end]
 
 
+# Tolerance, in frames, of `frame_index`: a time on the frame grid (k / fps, written in seconds)
+# must give frame k although k / fps * fps is often k - 1e-15 in floating point (1.16 * 25).
+FRAME_GRID_TOLERANCE = 1e-6
+
+
+def frame_index(t: float, fps: float) -> int:
+    """The frame whose display interval [k / fps, (k + 1) / fps) holds time t: floor(t * fps),
+    tolerant of floating-point error on the grid itself (see FRAME_GRID_TOLERANCE). The label rule
+    of every per-frame label (`frame_labels`); renderers of labelled media use it too."""
+    return int(math.floor(t * fps + FRAME_GRID_TOLERANCE))
+
+
 def frame_labels(segments: Iterable[Segment], fps: float, n_frames: int) -> np.ndarray:
-    """Per-frame 0/1 labels: frames int(start*fps) to int(end*fps) (exclusive) are fake.
+    """Per-frame 0/1 labels: frames frame_index(start) to frame_index(end) (exclusive) are fake,
+    i.e. int(start*fps) to int(end*fps) with segments on the frame grid read exactly.
 
     Returns an int64 array of shape (n_frames,).
     """
     labels = np.zeros(n_frames, dtype=np.int64)  # (n_frames,)
     for seg in segments:
-        a = max(0, int(seg.start * fps))
-        b = min(n_frames, int(seg.end * fps))
+        a = max(0, frame_index(seg.start, fps))
+        b = min(n_frames, frame_index(seg.end, fps))
         if b > a:
             labels[a:b] = 1
     return labels

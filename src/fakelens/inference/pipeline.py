@@ -292,7 +292,8 @@ class Predictor:
                             model=f"model {self.run.cfg.model.name!r}")
         duration = float(feats.clip.duration) if "video" in self.inputs else float(
             feats.mel_times[-1] + (feats.mel_times[1] - feats.mel_times[0] if len(feats.mel_times) > 1 else 0.01))
-        times, scores = self._timeline(clips, clip_scores, frame_times, frame_scores, audio_times, audio_scores)
+        times, scores = self._timeline(clips, clip_scores, frame_times, frame_scores, audio_times, audio_scores,
+                                       duration)
         p = self.run.cfg.predict
         proposals = proposals_from_scores(times, scores, duration=duration, thresholds=p.thresholds,
                                           suppression=p.suppression, iou_threshold=p.iou_threshold,
@@ -311,57 +312,70 @@ class Predictor:
         """(n_clips, F') per-step P(fake) -> (A,) step start times (s) and scores, in time order.
 
         Step i of a window covers its mel frames [i*s, (i+1)*s), s = the audio encoder's stride
-        (fakelens.models.audio), so a step's score stands for [its first frame's time, the next
-        step's): the cell convention of fakelens.inference.postprocess. Steps without valid audio
-        are dropped; where windows overlap (the last window ends at the last mel frame), a step is
-        kept only if it starts after the steps already kept end, so each moment counts once."""
+        (fakelens.models.audio), so a step's score stands for [its first frame's time, the time
+        after its last frame): the cell convention of fakelens.inference.postprocess (a score at
+        time t stands until the next time). Steps without valid audio are dropped; where windows
+        overlap (the last window ends at the last mel frame), a step that reaches past the steps
+        already kept stands for its new part only (its time moves to where they end), so each
+        moment counts once and none is left out."""
         stride = int(getattr(self.run.model, "time_stride", 0) or 0)
         if stride < 1:
             raise FakelensError(f"model {self.run.cfg.model.name!r} gives time_logits without a time_stride")
-        hop = float(self.run.cache.hop_seconds) if getattr(self.run.cache, "hop_seconds", None) else 0.01
+        hop = float(getattr(self.run.cache, "hop_seconds", 0.0) or 0.01)
         times, scores = [], []
         end = -np.inf
         for j in np.argsort([float(c["audio_times"][0]) for c in clips], kind="stable"):
             c, s = clips[j], steps[j]
             mt, mmask = np.asarray(c["audio_times"], np.float64), np.asarray(c["audio_mask"], bool)  # (W,), (W,)
-            first = np.arange(len(s)) * stride  # (F',) first mel frame of each step
-            inside = first < len(mt)
-            ok = inside.copy()
-            ok[inside] &= np.array([mmask[a:a + stride].any() for a in first[inside]], bool)
-            if step_mask is not None:
-                ok &= np.asarray(step_mask[j], bool)
-            for i in np.flatnonzero(ok):
-                start = float(mt[first[i]])
-                if start < end - 1e-9:
+            col = float(mt[1] - mt[0]) if len(mt) > 1 else hop  # the window's own spacing (a resampled one differs)
+            for i in range(len(s)):
+                a, b = i * stride, min(len(mt), (i + 1) * stride)  # the step's mel frames [a, b)
+                if a >= len(mt) or not mmask[a:b].any() or (step_mask is not None and not step_mask[j][i]):
                     continue
-                times.append(start)
+                step_end = float(mt[b - 1]) + col
+                if step_end <= end + 1e-9:
+                    continue
+                times.append(max(float(mt[a]), end))
                 scores.append(float(s[i]))
-                end = start + stride * hop
-        t = np.asarray(times, np.float64)
-        return t, np.asarray(scores, np.float64)
+                end = step_end
+        return np.asarray(times, np.float64), np.asarray(scores, np.float64)
 
     @staticmethod
-    def _timeline(clips, clip_scores, frame_times, frame_scores, audio_times, audio_scores):
-        """Fakeness over time for proposals: per-frame scores, raised by the audio score at that time
-        when the model also hears (a fake of either stream is a fake segment); else audio steps;
-        else one value per clip at its centre."""
+    def _timeline(clips, clip_scores, frame_times, frame_scores, audio_times, audio_scores, duration=None):
+        """Fakeness over time for proposals, each score standing from its time to the next one (the
+        cells of fakelens.inference.postprocess.frame_cells): per-frame scores, each raised to the
+        highest audio-step score overlapping its cell when the model also hears (a fake of either
+        stream is a fake segment); else audio steps; else one value per clip from the first frame
+        it adds to the tiling."""
+        from fakelens.inference.postprocess import frame_cells
+
         if frame_scores is not None:
             order = np.argsort(frame_times, kind="stable")
             t, s = frame_times[order], frame_scores[order]
             keep = np.concatenate([[True], np.diff(t) > 1e-9])
-            t, s = t[keep], s[keep]
+            t, s = t[keep], np.array(s[keep], np.float64)
             if audio_scores is not None and len(audio_scores):
-                s = np.maximum(s, np.interp(t, audio_times, audio_scores))
+                fs, fe = frame_cells(t, duration)
+                a_s, a_e = frame_cells(audio_times, duration)
+                lo = np.searchsorted(a_e, fs, side="right")  # first audio cell ending after the frame cell starts
+                hi = np.searchsorted(a_s, fe - 1e-9, side="left")  # audio cells starting before it ends: [lo, hi)
+                for i in np.flatnonzero(hi > lo):
+                    s[i] = max(s[i], float(np.max(audio_scores[lo[i]:hi[i]])))
             return t, s
         if audio_scores is not None and len(audio_scores):
             return audio_times, audio_scores
-        centres = []
+        starts = []
         for c in clips:
-            tt = c["times"][c["mask"]] if "times" in c else c["audio_times"][c["audio_mask"]]
-            centres.append(float(np.mean(tt)))
-        t = np.asarray(centres)
+            if "times" in c:
+                own = c["counted"] if "counted" in c else c["mask"]
+                starts.append(float(np.asarray(c["times"])[own][0]))
+            else:
+                starts.append(float(np.asarray(c["audio_times"])[0]))
+        t = np.asarray(starts)
         order = np.argsort(t, kind="stable")
-        return t[order], np.asarray(clip_scores)[order]
+        t, sc = t[order], np.asarray(clip_scores)[order]
+        keep = np.concatenate([[True], np.diff(t) > 1e-9])
+        return t[keep], sc[keep]
 
     # ------------------------------------------------------------------ many videos
 

@@ -1,8 +1,10 @@
 """Per-frame P(fake) over time -> temporal proposals [confidence, start_s, end_s].
 
-Each sampled frame at time t_i stands for a cell of the timeline: from the midpoint with the
-previous sample to the midpoint with the next one, the first cell starting at 0 and the last
-ending at the video duration. Runs of consecutive cells scoring above a threshold become
+Each sampled frame at time t_i stands for a cell of the timeline on the label grid: frame k of a
+video is shown during [k/fps, (k+1)/fps), the interval `frame_labels` marks fake, so a sample's
+cell runs from its own time to the next sample's (the last one for one sampling interval, capped
+at the video duration). Perfect frame scores therefore give back a fake segment on the frame grid
+exactly (AP = 1 at every IoU threshold). Runs of consecutive cells scoring above a threshold become
 proposals (confidence = mean score of the run); several thresholds give nested candidates of
 different lengths, and a named suppression (NMS, soft-NMS, none) removes the duplicates.
 
@@ -33,19 +35,20 @@ SUPPRESSIONS: Registry[SuppressFn] = Registry("proposal suppression")
 
 
 def frame_cells(times: np.ndarray, duration: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(T,) sample times (s, increasing) -> (T,) cell starts and (T,) cell ends in seconds."""
+    """(T,) sample times (s, increasing) -> (T,) cell starts and (T,) cell ends in seconds: cell i is
+    [t_i, t_(i+1)), the last [t_(T-1), t_(T-1) + the median interval) capped at `duration` (one
+    sample alone: 1 s, or up to `duration`)."""
     t = np.asarray(times, dtype=np.float64).reshape(-1)  # (T,)
     if t.size == 0:
         raise ValueError("no frame times")
     if np.any(np.diff(t) <= 0):
         raise ValueError("frame times must be strictly increasing")
-    mids = (t[1:] + t[:-1]) / 2  # (T-1,)
-    half = float(np.median(np.diff(t))) / 2 if t.size > 1 else 0.5
-    first = 0.0 if duration is not None else max(0.0, t[0] - half)
-    last = float(duration) if duration is not None else t[-1] + half
-    last = max(last, t[-1] + 1e-6)
-    starts = np.concatenate([[first], mids])  # (T,)
-    ends = np.concatenate([mids, [last]])  # (T,)
+    step = float(np.median(np.diff(t))) if t.size > 1 else 1.0
+    last = t[-1] + step
+    if duration is not None and float(duration) > t[-1]:
+        last = min(last, float(duration)) if t.size > 1 else float(duration)
+    starts = t.copy()  # (T,)
+    ends = np.concatenate([t[1:], [last]])  # (T,)
     return starts, ends
 
 
