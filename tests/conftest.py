@@ -97,3 +97,27 @@ def untrained_run():
                          audio_width=audio_width)
 
     return _make
+
+
+@pytest.fixture(scope="session")
+def layout_cache(tmp_path_factory):
+    """layout_cache(layout) -> (data root, cache dir): the tiny preset written in a dataset layout
+    ("avdeepfake1m", "csv", "dfdc", "lavdf") at 64 px, 1 s per video, and preprocessed (8 frames,
+    32 px full-frame crops, log-mels); each layout generated once per session."""
+    made: dict = {}
+
+    def get(layout: str):
+        if layout not in made:
+            from fakelens.data.cache import CacheConfig, preprocess
+            from fakelens.data.formats import load_dataset
+            from fakelens.data.synthetic import generate, preset
+
+            root = tmp_path_factory.mktemp(f"layout_{layout}")
+            data = generate(root / "data", preset("tiny", layout=layout, size=(64, 64), duration=(1.0, 1.0)),
+                            progress=False)
+            preprocess(load_dataset(data).records, root / "cache",
+                       CacheConfig(n_frames=8, size=32, detector="full_frame"), progress=False)
+            made[layout] = (data, root / "cache")
+        return made[layout]
+
+    return get

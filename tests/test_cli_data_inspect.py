@@ -46,7 +46,7 @@ def test_human_output_and_split(capsys):
     assert inspect(str(FIXTURES / "dfdc"), "--format", "dfdc", "--probe", "0") == 0
     out = capsys.readouterr().out
     assert "format dfdc (given), 5 videos" in out
-    assert "Videos by split and label" in out and "whole-video" in out and "marked visual" in out
+    assert "Videos by split and label" in out and "whole-video" in out and "stream of every fake is unknown" in out
     s = inspect_json(capsys, str(FIXTURES / "lavdf"), "--split", "dev", "--labels-only")
     assert list(s["counts"]) == ["val"]  # LAV-DF dev is read as val and s["modality"] == {"both": 1}
 

@@ -193,7 +193,7 @@ def test_tile_windows_cover_the_mel_frames():
 @pytest.mark.parametrize("name,kw", [("clips", {"clip_frames": 3}), ("av", {"clip_frames": 3}),
                                      ("audio", {"window_seconds": 0.4})])
 def test_all_clips_yields_every_clip_of_every_video(cache, name, kw):
-    from fakelens.data.dataset import AllClips, mel_window, tile_clips, tile_windows
+    from fakelens.data.dataset import AllClips, clip_audio_window, clip_span, mel_window, tile_clips, tile_windows
 
     base = CACHE_DATASETS.get(name)(cache, "val", random=False, **kw)
     ds = AllClips(base)
@@ -217,9 +217,10 @@ def test_all_clips_yields_every_clip_of_every_video(cache, name, kw):
         assert item["mask"].tolist() == masks[k].tolist() and item["counted"].tolist() == counted[k].tolist()
         np.testing.assert_array_equal(item["times"].numpy(), z[j]["times"][picks[k]].astype(np.float32))
         assert torch.equal(item["video"], torch.from_numpy(z[j]["faces"][0, picks[k]]).permute(0, 3, 1, 2).float() / 255)
-        if name == "av":  # the mel window starts at the clip's first frame, as predict starts it
-            mel, _, _ = mel_window(z[j], float(z[j]["times"][picks[k][0]]), base.width)
-            assert torch.equal(item["audio"][0], torch.from_numpy(mel))
+        if name == "av":  # the audio of the clip's own span, as predict cuts it
+            t0, t1 = clip_span(z[j]["times"], picks[k], masks[k], float(z[j]["fps"]))
+            mel, _, amask = clip_audio_window(z[j], t0, t1, base.width)
+            assert torch.equal(item["audio"][0], torch.from_numpy(mel)) and item["audio_mask"].tolist() == amask.tolist()
     sub = AllClips(base, [1])
     assert {sub[i]["id"] for i in range(len(sub))} == {base.records[1].id} and sub.labels.tolist() == [base.labels[1]]
     with pytest.raises(ValueError, match="deterministic"):

@@ -165,10 +165,10 @@ def test_lavdf_dev_is_the_validation_split():
 def test_dfdc_records_and_test_set():
     ds = load_dataset(FIXTURES / "dfdc")
     fake = ds.by_id()["abarnvbtwb.mp4"]
-    assert fake.segments == () and fake.modality is Modality.VISUAL and fake.original == "aaqaifqrwn.mp4"
+    assert fake.segments == () and fake.modality is Modality.UNKNOWN and fake.original == "aaqaifqrwn.mp4"
     assert fake.frame_labels(10.0, 5).tolist() == [1] * 5  # whole-video fake
     assert fake.source == "dfdc_train_part_0/metadata.json"
-    assert any("marked visual" in n for n in ds.notes)
+    assert any("stream of every fake is unknown" in n for n in ds.notes)
     test = load_dataset(FIXTURES / "dfdc_test")
     assert test.expected_ids == ["aassnaulhq.mp4", "aayfryxljh.mp4", "acazlolrpz.mp4"]
     assert {r.label for r in test.records} == {Label.UNKNOWN}
@@ -423,14 +423,14 @@ def test_avdeepfake1m_labels_supersede_test_file_list(tmp_path):
 
 
 @pytest.mark.parametrize("folder", ["dfdc", "csv", "folders"])
-def test_real_fake_only_formats_mark_fakes_visual_and_say_so_once(folder):
+def test_real_fake_only_formats_leave_the_fake_stream_unknown_and_say_so_once(folder):
     ds = load_dataset(FIXTURES / folder)
     fakes = [r for r in ds.records if r.label is Label.FAKE]
     reals = [r for r in ds.records if r.label is Label.REAL]
     assert fakes and reals
-    assert all(r.modality is Modality.VISUAL for r in fakes)
+    assert all(r.modality is Modality.UNKNOWN and not r.modality.visual and not r.modality.audio for r in fakes)
     assert all(r.modality is Modality.NONE for r in reals)
-    assert sum("marked visual" in n for n in ds.notes) == 1
+    assert sum("stream of every fake is unknown" in n for n in ds.notes) == 1
 
 
 def test_folders_find_broadcast_and_phone_containers_by_probing(tmp_path):

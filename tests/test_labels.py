@@ -3,6 +3,7 @@ step times from the encoder's own stride, proposals on the label grid, ..."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -157,5 +158,265 @@ def test_a_perfect_detector_scores_ap_one_at_every_threshold(fps):
     assert ap == pytest.approx(best), ap
     ar = ar_at_n(props, truth, [10], thresholds)
     assert ar[10] == pytest.approx(1.0)
+
+
+# ------------------------------------------------------------------ which stream is fake (item 1)
+
+
+@pytest.mark.parametrize("layout", ["csv", "dfdc"])
+def test_formats_that_do_not_say_which_stream_leave_it_unknown(layout_cache, layout):
+    """DFDC metadata and CSV labels say real/fake only: a fake's per-stream labels are unknown
+    (-1), not "visual" (which gave the audio head, and the audio-only baseline, 0 for every fake)."""
+    from fakelens.data.dataset import AudioDataset, AVDataset, ClipDataset
+
+    _, cache = layout_cache(layout)
+    av = AVDataset(cache, clip_frames=4, random=False, labeled_only=True)
+    fakes = [v for v, r in enumerate(av.records) if r.is_fake]
+    assert fakes
+    for v in range(len(av)):
+        item = av[v]
+        fake = av.records[v].is_fake
+        assert item["video_label"] == float(fake) and item["label"] == float(fake)
+        for key in ("visual_label", "audio_label", "visual_frame_labels", "audio_frame_labels"):
+            assert (item[key] == -1).all() if fake else (item[key] == 0).all(), (key, fake)
+    audio = AudioDataset(cache, window_seconds=0.3, random=False, labeled_only=True)
+    for v in range(len(audio)):
+        item = audio[v]
+        assert item["label"] == (-1.0 if audio.records[v].is_fake else 0.0)  # unknown before the task's rule
+    assert ClipDataset(cache, clip_frames=4, random=False, labeled_only=True)[fakes[0]]["label"] == 1.0
+
+
+@pytest.mark.parametrize("layout", ["avdeepfake1m", "lavdf"])
+def test_formats_that_say_which_stream_keep_their_per_stream_labels(layout_cache, layout):
+    from fakelens.data.dataset import AVDataset
+    from fakelens.types import Modality
+
+    _, cache = layout_cache(layout)
+    ds = AVDataset(cache, clip_frames=8, random=False, labeled_only=True)
+    seen = set()
+    for v, rec in enumerate(ds.records):
+        item = ds[v]
+        assert rec.modality.known
+        assert (item["visual_frame_labels"] >= 0).all() and (item["audio_frame_labels"] >= 0).all()
+        if rec.modality is Modality.AUDIO:  # the face is real, the voice fake
+            assert item["visual_frame_labels"].max() == 0 and item["visual_label"] == 0
+            seen.add("audio")
+        if rec.modality is Modality.VISUAL:
+            assert item["audio_frame_labels"].max() == 0 and item["audio_label"] == 0
+            seen.add("visual")
+    assert seen  # the tiny preset holds single-stream fakes
+
+
+def test_unknown_stream_rules_on_targets(layout_cache):
+    """auto: the audio-only model's target is the video label where the stream is unknown (as the
+    competition baseline trains), the av task's per-stream heads leave unknowns out and, left with
+    real labels only, are disabled; ignore: refused; video_label: every head trains."""
+    from fakelens.tasks import TaskConfig, build_task
+    from fakelens.train.engine import dry_run
+
+    _, cache = layout_cache("csv")
+    base = [f"data.cache={cache}", "data.val_split=val"]
+    audio = dry_run(load_train_config(None, base + ["data.dataset=audio", "model.name=audio_tiny",
+                                                    "data.audio_seconds=0.3"]))
+    (label,) = audio.counts
+    assert label.rule == "video_label" and label.unknown > 0 and label.positives == pytest.approx(label.unknown)
+    assert not audio.problems and not audio.disabled
+    av = ["data.dataset=av", "model.name=av_tiny", "task.name=av", "task.frame_weight=1", "task.audio_frame_weight=1",
+          "data.clip_frames=4", "model.image_size=32"]
+    auto = dry_run(load_train_config(None, base + av))
+    assert sorted(auto.disabled) == ["audio", "frame", "time", "visual"] and not auto.problems
+    assert any("audio_label (audio-fake head)" in line and "disabled" in line for line in auto.lines())
+    ignore = dry_run(load_train_config(None, base + av + ["task.unknown_stream=ignore"]))
+    assert len(ignore.problems) == 4 and not ignore.disabled
+    video = dry_run(load_train_config(None, base + av + ["task.unknown_stream=video_label"]))
+    assert not video.problems and not video.disabled
+    assert all(c.positives > 0 and c.negatives > 0 for c in video.counts)
+    # the rule acts in the loss: unknown head labels are left out, or replaced by the video label
+    out = {"logit": torch.zeros(2), "visual_logit": torch.tensor([5.0, -5.0]), "audio_logit": torch.zeros(2)}
+    batch = {"label": torch.tensor([1.0, 0.0]), "video_label": torch.tensor([1.0, 0.0]),
+             "visual_label": torch.tensor([-1.0, 0.0]), "audio_label": torch.tensor([-1.0, 0.0])}
+    _, left_out = build_task(TaskConfig(name="av")).loss(out, batch)
+    _, as_video = build_task(TaskConfig(name="av", unknown_stream="video_label")).loss(out, batch)
+    assert left_out["visual"].item() == pytest.approx(0.0067153, abs=1e-6)
+    assert as_video["visual"].item() == pytest.approx(0.0067153, abs=1e-6)
+    batch["visual_label"] = torch.tensor([-1.0, 1.0])  # the known one wrong: only it counts when left out
+    _, left_out = build_task(TaskConfig(name="av")).loss(out, batch)
+    _, as_video = build_task(TaskConfig(name="av", unknown_stream="video_label")).loss(out, batch)
+    assert left_out["visual"].item() == pytest.approx(5.0067, abs=1e-3)
+    assert as_video["visual"].item() == pytest.approx((0.0067 + 5.0067) / 2, abs=1e-3)
+
+
+@pytest.mark.slow
+def test_the_run_says_what_unknown_stream_labels_trained_on(layout_cache, tmp_path):
+    """The CSV competition baseline (audio-only model) on CSV data: the run log and metrics.json say
+    that the unknown-stream window labels trained on the video label."""
+    from fakelens.train.engine import fit
+
+    _, cache = layout_cache("csv")
+    cfg = load_train_config(CONFIGS / "csv_audio_resnet18.yaml", [
+        f"data.cache={cache}", "model.audio_backbone=tinycnn", "train.epochs=1", "train.batch_size=2",
+        "train.num_workers=0", "train.progress_bar=false", "train.accelerator=cpu", "train.devices=1",
+        "data.audio_seconds=0.3", "train.monitor=val_logloss"])
+    res = fit(cfg, tmp_path / "run")
+    targets = res.metrics["targets"]["targets"]
+    (label,) = targets
+    assert label["unknown_as"] == "video_label" and label["unknown"] > 0 and label["positives"] > 0
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())["targets"]
+    assert saved["targets"][0]["unknown_as"] == "video_label"
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "target label (video logit)" in log and "unknown-stream values trained on the video label" in log
+
+
+# ------------------------------------------------------------------ pos_weight from what the loss sees (item 7)
+
+
+def test_pos_weight_comes_from_the_clip_labels_the_loss_sees(layout_cache):
+    """Fakes are fake in a segment only, so fewer training clips than videos are fake: the video
+    term's pos_weight is n_negative / n_positive over the clip labels (here over every start of
+    the random clip), and every other term gets its own."""
+    from fakelens.data.cache import load_npz
+    from fakelens.train.engine import dry_run
+    from fakelens.types import frame_labels
+
+    _, cache = layout_cache("avdeepfake1m")
+    cfg = load_train_config(CONFIGS / "demo.yaml", [f"data.cache={cache}", "data.clip_frames=4",
+                                                    "model.image_size=32"])
+    plan = dry_run(cfg)
+    from fakelens.data.dataset import AVDataset
+
+    ds = AVDataset(cache, "train", clip_frames=4, labeled_only=True)
+    pos = neg = 0.0
+    for v, rec in enumerate(ds.records):
+        z = load_npz(cache, ds.rows[v], ("indices", "fps"))
+        n = len(z["indices"])
+        starts = range(n - 4 + 1)  # every start of the random clip, equally likely
+        lab = frame_labels(rec.segments, float(z["fps"]), int(z["indices"].max()) + 1)[z["indices"]]
+        fake = np.mean([lab[s:s + 4].max() for s in starts]) if rec.is_fake else 0.0
+        pos, neg = pos + fake, neg + 1 - fake
+    videos = ds.labels
+    assert pos / len(videos) < videos.mean()  # a fake video's clips are not all fake
+    assert plan.pos_weights["video"] == pytest.approx(neg / pos, rel=1e-6)
+    assert plan.pos_weights["video"] != pytest.approx((videos == 0).sum() / (videos == 1).sum())
+    assert set(plan.pos_weights) == {"video", "visual", "audio", "frame", "time"}  # one per trained term
+    for c in plan.counts:
+        assert c.pos_weight == pytest.approx(c.negatives / c.positives)
+    cfg = load_train_config(CONFIGS / "demo.yaml", [f"data.cache={cache}", "data.balance=sampler",
+                                                    "model.image_size=32"])
+    assert dry_run(cfg).pos_weights == {}  # the sampler balances instead
+
+
+def test_task_applies_each_terms_pos_weight():
+    from fakelens.tasks import TaskConfig, build_task
+
+    out = {"logit": torch.zeros(2), "visual_logit": torch.zeros(2), "audio_logit": torch.zeros(2)}
+    batch = {"label": torch.tensor([1.0, 0.0]), "visual_label": torch.tensor([1.0, 0.0]),
+             "audio_label": torch.tensor([1.0, 0.0])}
+    _, parts = build_task(TaskConfig(name="av"), pos_weights={"video": 3.0, "audio": 0.5}).loss(out, batch)
+    ln2 = float(np.log(2))
+    assert parts["video"].item() == pytest.approx(ln2 * (3 + 1) / 2)
+    assert parts["visual"].item() == pytest.approx(ln2)
+    assert parts["audio"].item() == pytest.approx(ln2 * (0.5 + 1) / 2)
+
+
+# ------------------------------------------------------------------ the clip's own audio (item 8)
+
+
+@pytest.fixture(scope="module")
+def varied_cache(tiny_synth, tmp_path_factory):
+    """The tiny AV-1M preset (videos of 1.2-1.6 s) cached at 8 frames: sampling intervals differ."""
+    from fakelens.data.cache import CacheConfig, preprocess
+    from fakelens.data.formats import load_dataset
+
+    out = tmp_path_factory.mktemp("varied") / "c"
+    preprocess(load_dataset(tiny_synth).records, out, CacheConfig(n_frames=8, size=32, detector="full_frame"),
+               progress=False)
+    return out
+
+
+@pytest.mark.parametrize("audio_seconds", [None, 0.3])
+def test_av_clip_audio_is_the_clips_own_span_on_every_video(varied_cache, audio_seconds):
+    """Videos sampled at different intervals (8 frames of 1.2-1.6 s videos): each clip's audio is
+    the mel frames of [its first frame, its last frame + one interval), padded and masked when
+    shorter than the model's window, resampled over the same span when longer, and audio_label
+    is the label of exactly that audio."""
+    from fakelens.data.cache import load_npz
+    from fakelens.data.dataset import AllClips, AVDataset, sampling_interval
+
+    cache = varied_cache
+    kw = {} if audio_seconds is None else {"audio_seconds": audio_seconds}
+    base = AVDataset(cache, clip_frames=4, random=False, **kw)
+    spans = set()
+    padded = resampled = 0
+    for item in AllClips(base):
+        v = base.records.index(next(r for r in base.records if r.id == item["id"]))
+        z = load_npz(cache, base.rows[v], ("times", "mel_times", "fps"))
+        dt = sampling_interval(z["times"], float(z["fps"]))
+        t0, t1 = float(item["times"][0]), float(item["times"][item["mask"]][-1]) + dt
+        spans.add(round(t1 - t0, 3))
+        ok = item["audio_mask"].numpy()
+        at = item["audio_times"].numpy().astype(np.float64)
+        inside = z["mel_times"][(z["mel_times"] >= t0 - 1e-6) & (z["mel_times"] < t1 - 1e-6)]
+        if len(inside) > base.width:  # longer than the window: resampled over the span
+            assert ok.all()
+            resampled += 1
+            assert at[0] == pytest.approx(inside[0], abs=1e-5) and at[-1] == pytest.approx(inside[-1], abs=1e-5)
+        else:
+            padded += not ok.all()
+            assert ok.sum() == len(inside)
+            np.testing.assert_allclose(at[ok], inside, atol=1e-5)  # exactly the clip's mel frames
+        afl = item["audio_frame_labels"].numpy()
+        assert item["audio_label"] == (afl[ok].max() if ok.any() else 0.0)
+    assert len(spans) > 1  # the videos' clips span different times
+    if audio_seconds is None:
+        assert resampled == 0 and padded > 0  # the default window holds the longest clip
+    else:
+        assert resampled > 0
+
+
+# ------------------------------------------------------------------ MixUp / CutMix (item 4)
+
+
+@pytest.mark.parametrize("mode", ["mixup", "cutmix"])
+def test_mixing_mixes_each_target_as_much_as_its_input(mode):
+    """The video is mixed, the audio is not: visual targets (per clip and per frame) follow the
+    pixels with the same weight; audio targets stay; "fake in any stream" is the mixed visual label
+    or the sample's own audio label, whichever is faker; unknown stays unknown."""
+    from fakelens.train.augment import BatchMix
+
+    torch.manual_seed(3)
+    b, t = 4, 3
+    video = torch.stack([torch.full((t, 3, 16, 16), float(i + 1)) for i in range(b)])  # sample i is all i + 1
+    # 0: audio-only fake, 1: real, 2: visual-only fake, 3: a fake of unknown stream (DFDC-like)
+    visual = torch.tensor([0.0, 0.0, 1.0, -1.0])
+    audio_l = torch.tensor([1.0, 0.0, 0.0, -1.0])
+    label = torch.tensor([1.0, 0.0, 1.0, 1.0])
+    vfl = torch.stack([torch.full((t,), float(v)) for v in visual])  # (B, T)
+    vfl[2, 0] = 0.0  # the visual fake starts at its second frame
+    afl = torch.stack([torch.full((10,), float(a)) for a in audio_l])  # (B, W)
+    batch = {"video": video, "audio": torch.randn(b, 1, 8, 10), "label": label, "video_label": label.clone(),
+             "visual_label": visual, "audio_label": audio_l, "frame_labels": vfl.clamp_min(0), "visual_frame_labels": vfl,
+             "audio_frame_labels": afl, "mask": torch.ones(b, t, dtype=torch.bool), "id": list("abcd")}
+    batch["mask"][1, 2] = False  # sample 1's last frame is padding
+    out = BatchMix(mode, alpha=1.0)(batch)
+    mixed = out["video"][:, 0, 0]  # (B, H, W) one channel of the first frame
+    own = (mixed == (torch.arange(b) + 1.0)[:, None, None]).float().mean(dim=(1, 2))  # cutmix: own area
+    lam = own if mode == "cutmix" else (mixed.mean(dim=(1, 2)) - torch.arange(b).roll(1) - 1.0) / (
+        torch.arange(b) - torch.arange(b).roll(1)).float()  # mixup: x = lam * own + (1 - lam) * partner
+    partner = torch.arange(b).roll(1)  # v2 pairs each sample with the previous one
+    assert 0 < lam.min() and lam.max() < 1
+    for k in ("audio", "audio_label", "audio_frame_labels"):
+        assert torch.equal(out[k], batch[k])  # the audio is not mixed, nor its labels
+    for i in range(b):
+        j = int(partner[i])
+        for key in ("visual_label", "visual_frame_labels"):
+            a, c = batch[key][i], batch[key][j]
+            want = torch.where((a < 0) | (c < 0), torch.tensor(-1.0), lam[i] * a + (1 - lam[i]) * c)
+            torch.testing.assert_close(out[key][i], want, atol=1e-5, rtol=0)
+        assert out["mask"][i].tolist() == (batch["mask"][i] & batch["mask"][j]).tolist()
+    assert out["label"][0] == 1.0  # the audio-only fake's voice is still fake, whatever the face
+    assert out["label"][2] == pytest.approx(float(lam[2] * 1 + (1 - lam[2]) * 0))  # visual fake x real face
+    assert out["visual_label"][3] == -1 and out["label"][3] == pytest.approx(  # unknown stream: as the video
+        float(lam[3] * 1 + (1 - lam[3]) * 1))
+    assert out["label"][1] == pytest.approx(0.0)  # real face and voice of 1, real face of 0 pasted in
 
 

@@ -151,7 +151,9 @@ def test_videos_left_out_are_counted_with_their_reason(tiny_synth, tmp_path, cap
     RUN/left_out.json (before: dropped silently); the matched inputs are said too."""
     data = tmp_path / "data"
     shutil.copytree(tiny_synth, data)
-    victim = sorted((data / "train").glob("*.mp4"))[0]
+    # a real video: the split's only audio fake must stay, or train refuses the audio head's targets
+    meta = json.loads((data / "train_metadata.json").read_text())
+    victim = data / sorted(e["file"] for e in meta if e["modify_type"] == "real")[0]
     _strip_audio(victim, victim.with_name("silent.mp4"))
     victim.with_name("silent.mp4").replace(victim)
     cache = _preprocess(data, tmp_path / "cache")

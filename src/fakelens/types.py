@@ -30,12 +30,14 @@ class Label(str, Enum):
 
 
 class Modality(str, Enum):
-    """Which stream of a video was manipulated."""
+    """Which stream of a video was manipulated. UNKNOWN: a fake whose dataset does not say
+    (DFDC, CSV labels, real/fake folders); its per-stream labels are unknown, not "visual"."""
 
     NONE = "none"
     VISUAL = "visual"
     AUDIO = "audio"
     BOTH = "both"
+    UNKNOWN = "unknown"
 
     @classmethod
     def from_flags(cls, visual: bool, audio: bool) -> "Modality":
@@ -49,11 +51,18 @@ class Modality(str, Enum):
 
     @property
     def visual(self) -> bool:
+        """The visual stream is known to be manipulated."""
         return self in (Modality.VISUAL, Modality.BOTH)
 
     @property
     def audio(self) -> bool:
+        """The audio stream is known to be manipulated."""
         return self in (Modality.AUDIO, Modality.BOTH)
+
+    @property
+    def known(self) -> bool:
+        """The dataset says which streams were manipulated (NONE: neither)."""
+        return self is not Modality.UNKNOWN
 
 
 @dataclass(frozen=True, order=True)

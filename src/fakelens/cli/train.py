@@ -30,6 +30,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--verbose", action="store_true", help="also show what Lightning and torch print (banners, "
                    "tips, deprecation warnings, the model summary)")
     p.add_argument("--json", action="store_true", help="print the final metrics as JSON")
+    p.add_argument("--dry-run", action="store_true",
+                   help="build and check the datasets and the task as training would, print every target it "
+                        "trains on (positives, negatives, unknown, weight) and exit without training or writing "
+                        "anything: 0 if training would start, 1 if it would refuse a target")
     p.set_defaults(func=run)
 
 
@@ -42,6 +46,9 @@ def run(args: argparse.Namespace) -> int:
 
     if args.smoke and args.resume:
         raise ConfigError("--smoke starts a new short run; it cannot --resume one")
+    if args.smoke and args.dry_run:
+        raise ConfigError("--dry-run shows what a recipe trains on without writing anything; --smoke writes a "
+                          "run (and a synthetic cache): give one of them")
     if args.out is None:
         if args.config is None:
             raise ConfigError("give --config RECIPE.yaml (or --out RUN_DIR --resume)")
@@ -56,9 +63,11 @@ def run(args: argparse.Namespace) -> int:
     overrides, notes = list(args.overrides), []
     if args.smoke:
         overrides, notes = _smoke(light, out, args.overrides)
+    cfg = load_train_config(config, overrides)
+    if args.dry_run:
+        return _dry_run(cfg, args.json)
     from fakelens.train.engine import fit
 
-    cfg = load_train_config(config, overrides)
     result = fit(cfg, out, resume=args.resume, verbose=args.verbose, notes=notes)
     m = result.metrics
     if args.json:
@@ -106,3 +115,29 @@ def _smoke(light, out, user_overrides: list[str]) -> tuple[list[str], list[str]]
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / MARKER, json.dumps({"smoke": True, "changes": notes}, indent=2) + "\n")
     return [*cache_overrides, *smoke, *user_overrides], notes
+
+
+def _dry_run(cfg, as_json: bool) -> int:
+    """Print the targets the run would train on (fakelens.train.targets): 0 if it would train, 1
+    if it would refuse a target."""
+    from fakelens.cli.output import console, print_json, print_table
+    from fakelens.train.engine import dry_run
+    from fakelens.train.targets import TABLE_COLUMNS, table_rows
+
+    plan = dry_run(cfg)
+    code = 1 if plan.problems else 0
+    if as_json:
+        print_json({**plan.to_dict(), "problems": plan.problems})
+        return code
+    for note in plan.notes:
+        console().print(note)
+    scope = f"{plan.videos} training videos" if plan.videos_counted == plan.videos else (
+        f"{plan.videos_counted} of {plan.videos} training videos, scaled")
+    print_table(f"targets of task {cfg.task.name!r} per epoch ({scope})", list(TABLE_COLUMNS), table_rows(plan))
+    for problem in plan.problems:
+        console().print(f"[bold red]training would be refused:[/] {problem}")
+    if plan.disabled:
+        console().print(f"disabled (task.unknown_stream={cfg.task.unknown_stream}): {', '.join(plan.disabled)}")
+    if not plan.problems:
+        console().print("every target that trains holds both classes; dry run: nothing trained")
+    return code

@@ -4,9 +4,11 @@ Every item is a dict; tensors are made here, shapes below (S = crop side, T = cl
 M = mel bands, W = mel frames). Labels are float32 scalars: 1 = fake, 0 = real, -1 = unknown
 (unlabeled test videos). Per-frame labels come from the record's fake segments with the official
 frame convention (`VideoRecord.frame_labels` at the sampled frames' video indices); a fake video
-without segments is fake in every frame. Per-modality labels use `visual_segments` /
-`audio_segments` where the dataset has them, else the video's modality (a fake of unknown
-modality counts for both streams).
+without segments is fake in every frame. Per-stream labels (visual_*, audio_*) use
+`visual_segments` / `audio_segments` where the dataset has them, else the video's modality; where
+the dataset does not say which stream of a fake was manipulated (Modality.UNKNOWN: DFDC, CSV,
+folders) they are -1 = unknown, and the task's `unknown_stream` rule decides what trains on them
+(fakelens.tasks: the video label, or left out). An audio window's `label` is its audio label.
 
   FrameDataset  one frame per item, `frames_per_video` items per video, a random frame each epoch:
       the keys of ClipDataset with T = 1 (video (1, 3, S, S), label = that frame's label, ...)
@@ -33,6 +35,7 @@ call them, so a validation score is the score predict gives.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, Sequence
 
@@ -53,25 +56,30 @@ def _video_label(rec: VideoRecord) -> float:
     return float(rec.label.as_int) if rec.has_label else UNKNOWN
 
 
-def _stream_segments(rec: VideoRecord, stream: str) -> tuple[Segment, ...] | None:
-    """Fake segments of one stream; None means 'the whole video is fake in this stream'."""
+UNKNOWN_STREAM = "unknown stream"  # _stream_segments: the dataset does not say whether this stream is fake
+
+
+def _stream_segments(rec: VideoRecord, stream: str) -> tuple[Segment, ...] | None | str:
+    """Fake segments of one stream; None means 'the whole video is fake in this stream',
+    UNKNOWN_STREAM that the dataset does not say whether this stream of a fake is manipulated."""
     own = rec.visual_segments if stream == "visual" else rec.audio_segments
     if own:
         return own
     if not rec.is_fake:
         return ()
-    touched = rec.modality is Modality.NONE or getattr(rec.modality, stream)
-    if not touched:
+    if not rec.modality.known or rec.modality is Modality.NONE:  # a fake of unstated (or unset) modality
+        return UNKNOWN_STREAM
+    if not getattr(rec.modality, stream):
         return ()
     if rec.visual_segments or rec.audio_segments:  # per-stream segments given, none for this stream
         return ()
     return rec.segments if rec.segments else None
 
 
-def _labels_at_indices(segments: tuple[Segment, ...] | None, rec: VideoRecord, fps: float,
+def _labels_at_indices(segments: tuple[Segment, ...] | None | str, rec: VideoRecord, fps: float,
                        indices: np.ndarray) -> np.ndarray:
     """(T,) float32 0/1 at video frame `indices`, or -1 when the label is unknown."""
-    if not rec.has_label:
+    if not rec.has_label or isinstance(segments, str):  # unlabelled, or UNKNOWN_STREAM
         return np.full(len(indices), UNKNOWN, np.float32)
     if segments is None:
         return np.ones(len(indices), np.float32)
@@ -79,9 +87,9 @@ def _labels_at_indices(segments: tuple[Segment, ...] | None, rec: VideoRecord, f
     return frame_labels(segments, fps, n)[indices].astype(np.float32)  # (T,)
 
 
-def _labels_at_times(segments: tuple[Segment, ...] | None, rec: VideoRecord, times: np.ndarray) -> np.ndarray:
+def _labels_at_times(segments: tuple[Segment, ...] | None | str, rec: VideoRecord, times: np.ndarray) -> np.ndarray:
     """(W,) float32 0/1 for instants `times` (start <= t < end), or -1 when the label is unknown."""
-    if not rec.has_label:
+    if not rec.has_label or isinstance(segments, str):  # unlabelled, or UNKNOWN_STREAM
         return np.full(len(times), UNKNOWN, np.float32)
     if segments is None:
         return np.ones(len(times), np.float32)
@@ -160,6 +168,29 @@ class CacheDataset(Dataset):
         """Length of a cached array of video v: the index row's `counts[count]`, else read from the npz."""
         n = (self.rows[v].get("counts") or {}).get(count)
         return int(n) if n is not None else len(load_npz(self.cache_dir, self.rows[v], (key,))[key])
+
+    label_keys: tuple[str, ...] = ()  # npz members the targets of an item are computed from
+    items_per_video = 1  # items of each video in an epoch
+
+    def label_arrays(self, v: int) -> dict[str, Any]:
+        """The arrays `census_labels` needs for video v: read from the cache when its labels vary in
+        time (it has fake segments), else made from the index row (times evenly spread over the
+        duration), since labels that are constant over the video do not depend on them."""
+        rec, row = self.records[v], self.rows[v]
+        counts = row.get("counts") or {}
+        if not (rec.segments or rec.visual_segments or rec.audio_segments) and row.get("duration") and \
+                all(counts.get(c) is not None for c in ("frames", "mel_frames")):
+            n, duration = int(counts["frames"]), float(row["duration"])
+            hop = self.config.hop_seconds if self.config is not None else 0.01
+            return {"times": np.arange(n) * duration / max(1, n), "indices": np.arange(n),
+                    "fps": float(row.get("fps") or max(1, n) / duration),
+                    "mel_times": np.arange(int(counts["mel_frames"])) * hop}
+        return load_npz(self.cache_dir, row, self.label_keys)
+
+    def census_labels(self, v: int, z: dict[str, Any], per_video: int) -> list[dict[str, Any]]:
+        """The targets (and masks) of up to `per_video` training items of video v, their random
+        choices (clip start, window start) evenly spaced over their range, as the items hold them."""
+        raise FakelensError(f"{type(self).__name__} does not list its targets")
 
     def n_tiles(self, v: int) -> int:
         """How many inputs `fakelens predict` cuts video v into (see `tile`)."""
@@ -271,23 +302,59 @@ class ClipDataset(CacheDataset):
                  counted: np.ndarray | None = None) -> dict[str, Any]:
         """Item of the frames at positions pick (T,); mask (T,) is False on padding; counted (T,)
         marks the frames per-frame aggregation counts (default: the unpadded ones)."""
-        rec = self.records[v]
-        lab = _frame_fields(rec, float(z["fps"]), z["indices"][pick])
-        fl = lab["frame_labels"]
-        return {
+        item = {k: torch.from_numpy(val) if isinstance(val, np.ndarray) else _scalar(val)
+                for k, val in self._labels(v, z, pick, mask).items()}
+        item.update({
             "video": self._images(z["faces"][0, pick]),  # (T, 3, S, S)
-            "frame_labels": torch.from_numpy(fl),  # (T,) fake in any stream
-            "visual_frame_labels": torch.from_numpy(lab["visual"]),  # (T,) the face is fake
-            "label": _scalar(_any(fl[mask])),
-            "video_label": _scalar(_video_label(rec)),
-            "visual_label": _scalar(_any(lab["visual"][mask])),
-            "audio_label": _scalar(_any(lab["audio"][mask])),
             "times": torch.from_numpy(z["times"][pick].astype(np.float32)),  # (T,)
             "found": torch.from_numpy(z["found"][0, pick]),  # (T,)
             "mask": torch.from_numpy(mask),  # (T,)
             "counted": torch.from_numpy(mask if counted is None else counted),  # (T,)
-            "id": rec.id,
+            "id": self.records[v].id,
+        })
+        return item
+
+    def _labels(self, v: int, z: dict[str, np.ndarray], pick: np.ndarray, mask: np.ndarray) -> dict[str, Any]:
+        """The targets of the clip of frames `pick` (T,) (numpy arrays and floats): what an item
+        holds besides its inputs, also counted by fakelens.train.targets without loading pixels."""
+        rec = self.records[v]
+        lab = _frame_fields(rec, float(z["fps"]), z["indices"][pick])
+        fl = lab["frame_labels"]
+        return {
+            "frame_labels": fl,  # (T,) fake in any stream
+            "visual_frame_labels": lab["visual"],  # (T,) the face is fake (-1: unknown)
+            "label": _any(fl[mask]),
+            "video_label": _video_label(rec),
+            "visual_label": _any(lab["visual"][mask]),
+            "audio_label": _any(lab["audio"][mask]),
         }
+
+    label_keys: tuple[str, ...] = ("times", "indices", "fps")  # npz members `_labels` reads
+
+    def census_labels(self, v: int, z: dict[str, np.ndarray], per_video: int) -> list[dict[str, Any]]:
+        """Targets (and masks) of up to `per_video` training clips of video v (`census_picks`),
+        as its items hold them: what fakelens.train.targets counts without loading pixels."""
+        n = len(z["times"])
+        return [{**self._labels(v, z, pick, mask), "mask": mask} for pick, mask in self.census_picks(n, per_video)]
+
+    def census_picks(self, n: int, per_video: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(pick, mask) of up to `per_video` training clips of a video of n frames, their starts
+        evenly spaced over the random start's range: what `fakelens.train.targets` counts."""
+        if self.window is None:
+            spans = [(0, n)]
+        else:  # a clip lies inside one window (`_start`): a few starts in each
+            spans = [(a, min(n, a + self.window)) for a in range(0, n, self.window)]
+        starts_list = []
+        for a, b in spans:
+            span = max(0, b - a - self.clip_frames)
+            k = min(max(1, per_video // len(spans)), span + 1)
+            starts_list.append(a + np.unique(np.linspace(0, span, k).round().astype(int)))
+        starts = np.concatenate(starts_list)
+        out = []
+        for s in starts:
+            wanted = np.arange(s, s + self.clip_frames)
+            out.append((np.minimum(wanted, n - 1), wanted < n))
+        return out
 
     def __getitem__(self, v: int) -> dict[str, Any]:
         return self._finish(self._clip(v, self._load(v)))
@@ -313,8 +380,16 @@ class FrameDataset(ClipDataset):
     def __len__(self) -> int:
         return len(self.rows) * self.k
 
+    @property
+    def items_per_video(self) -> int:  # type: ignore[override]
+        return self.k
+
     def n_tiles(self, v: int) -> int:
         raise FakelensError("FrameDataset gives no whole-video tiling: validate on AllClips(ClipDataset)")
+
+    def census_picks(self, n: int, per_video: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        frames = np.unique(np.linspace(0, n - 1, min(per_video, n)).round().astype(int))
+        return [(np.array([t]), np.array([True])) for t in frames]
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         v, j = divmod(i, self.k)
@@ -337,6 +412,52 @@ def mel_window(z: dict[str, np.ndarray], start_time: float, width: int) -> tuple
     times = (mt[a] if a < len(mt) else start_time) + hop * np.arange(width)  # (W,)
     mask = np.arange(width) < piece.shape[1]
     return out, times, mask
+
+
+def clip_audio_window(z: dict[str, np.ndarray], t_first: float, t_end: float, width: int,
+                      with_mel: bool = True) -> tuple[np.ndarray | None, np.ndarray, np.ndarray]:
+    """The mel frames of a clip shown during [t_first, t_end) (its first frame's time to its last
+    frame's plus one sampling interval), as a model input of a fixed W = `width` mel frames:
+    shorter spans (or audio that ends early) are padded and masked (mask False); a longer span
+    is resampled to W columns over the same time (linear in time, per mel bin), its `times` the
+    columns' true times, so labels and step times stay in seconds. Returns (M, W) float32 (None
+    without `with_mel`), times (W,) float64 and mask (W,) bool. Training, validation and predict
+    cut every audio-visual clip's audio with this one rule."""
+    from fakelens.audio.features import LOG_FLOOR
+
+    mt = z["mel_times"]
+    hop = float(mt[1] - mt[0]) if len(mt) > 1 else 0.01
+    a = int(np.searchsorted(mt, t_first - 1e-9))
+    b = max(a, int(np.searchsorted(mt, t_end - 1e-9)))
+    n = b - a
+    if n <= width:
+        times = (mt[a] if a < len(mt) else t_first) + hop * np.arange(width)  # (W,)
+        mask = np.arange(width) < n
+        if not with_mel:
+            return None, times, mask
+        out = np.full((z["mel"].shape[0], width), np.log(LOG_FLOOR), np.float32)  # (M, W)
+        out[:, :n] = z["mel"][:, a:b]
+        return out, times, mask
+    times = np.linspace(float(mt[a]), float(mt[b - 1]), width)  # (W,) the span, resampled
+    mask = np.ones(width, bool)
+    if not with_mel:
+        return None, times, mask
+    piece = z["mel"][:, a:b].astype(np.float32)  # (M, n)
+    out = np.stack([np.interp(times, mt[a:b], row) for row in piece]).astype(np.float32)  # (M, W)
+    return out, times, mask
+
+
+def sampling_interval(times: np.ndarray, fps: float) -> float:
+    """The interval (s) a sampled frame stands for: the median gap between the video's sampled
+    frames, 1 / fps for a single frame."""
+    return float(np.median(np.diff(times))) if len(times) > 1 else 1.0 / max(float(fps), 1e-6)
+
+
+def clip_span(times: np.ndarray, pick: np.ndarray, mask: np.ndarray, fps: float) -> tuple[float, float]:
+    """[start, end) seconds a clip of frames `pick` (mask: its real ones) of a video sampled at
+    `times` is shown for: its first frame's time to its last real frame's plus one interval."""
+    last = pick[mask][-1] if mask.any() else pick[0]
+    return float(times[pick[0]]), float(times[last]) + sampling_interval(times, fps)
 
 
 class AudioDataset(CacheDataset):
@@ -371,51 +492,97 @@ class AudioDataset(CacheDataset):
     def _window(self, v: int, z: dict[str, np.ndarray], a: int) -> dict[str, Any]:
         """Item of the W mel frames from mel frame a (padded past the end of the audio, masked)."""
         mel, times, mask = mel_window(z, float(z["mel_times"][a]), self.width)
-        rec = self.records[v]
-        fl = _labels_at_times(_stream_segments(rec, "audio"), rec, times)
-        return {
+        item = {k: torch.from_numpy(val) if isinstance(val, np.ndarray) else _scalar(val)
+                for k, val in self._window_labels(v, times, mask).items()}
+        item.update({
             "audio": torch.from_numpy(mel)[None],  # (1, M, W)
-            "audio_frame_labels": torch.from_numpy(fl),  # (W,)
-            "label": _scalar(_any(fl[mask])),
-            "video_label": _scalar(_video_label(rec)),
             "audio_times": torch.from_numpy(times.astype(np.float32)),  # (W,)
             "audio_mask": torch.from_numpy(mask),  # (W,)
-            "id": rec.id,
-        }
+            "id": self.records[v].id,
+        })
+        return item
+
+    def _window_labels(self, v: int, times: np.ndarray, mask: np.ndarray) -> dict[str, Any]:
+        """The targets of a window of mel frames at `times` (W,): `label` is its audio label."""
+        rec = self.records[v]
+        fl = _labels_at_times(_stream_segments(rec, "audio"), rec, times)
+        return {"audio_frame_labels": fl, "label": _any(fl[mask]), "audio_label": _any(fl[mask]),
+                "video_label": _video_label(rec)}
+
+    label_keys = ("mel_times",)
+
+    def census_labels(self, v: int, z: dict[str, np.ndarray], per_video: int) -> list[dict[str, Any]]:
+        """Targets (and masks) of up to `per_video` training windows of video v, their starts evenly
+        spaced over the random start's range (fakelens.train.targets)."""
+        mt = z["mel_times"]
+        span = max(0, len(mt) - self.width)
+        out = []
+        for a in np.unique(np.linspace(0, span, min(per_video, span + 1)).round().astype(int)):
+            _, times, mask = mel_window({"mel": np.zeros((0, len(mt)), np.float32), "mel_times": mt},
+                                        float(mt[a]) if len(mt) else 0.0, self.width)
+            out.append({**self._window_labels(v, times, mask), "audio_mask": mask})
+        return out
+
+
+MAX_SPAN_OVER_MEDIAN = 1.5  # AVDataset's default audio window: at most this many median clip spans
+
+
+def _row_interval(row: dict[str, Any]) -> float:
+    """A cached video's sampling interval (s) from its index row: duration / sampled frames, rounded
+    up to whole video frames when the fps is known (sampled indices are whole frames apart)."""
+    dt = float(row["duration"]) / max(1, int(row["counts"]["frames"]))
+    fps = row.get("fps")
+    return math.ceil(dt * float(fps) - 1e-6) / float(fps) if fps else dt
 
 
 class AVDataset(ClipDataset):
-    """A face clip plus the mel window starting at its first frame.
-
-    The window has a fixed W = audio_seconds / hop frames so items batch; by default
-    audio_seconds = clip_frames x the median sampled-frame interval of the dataset.
+    """A face clip plus its audio: the mel frames of the time the clip is shown for, from its first
+    frame's time to its last frame's plus one sampling interval (`clip_audio_window`), so the
+    audio fed and its labels (`audio_frame_labels`, `audio_label`) are the clip's own on every
+    video. The window has a fixed W = audio_seconds / hop mel frames so items batch; by default
+    audio_seconds = the longest clip span of the dataset's videos (clip_frames x its sampled-frame
+    interval), at most MAX_SPAN_OVER_MEDIAN x the median one. A clip shown for less is padded and
+    masked (`audio_mask`); one shown for longer (a video sampled sparser than any in training, or
+    an outlier) is resampled to W, its `audio_times` the true times.
     """
 
     need_face = True
     need_audio = True
     keys = CacheDataset.keys + AudioDataset.keys
+    label_keys = ClipDataset.label_keys + ("mel_times",)
 
     def __init__(self, cache_dir: str | Path, split: str | Sequence[str] | None = None, *,
                  clip_frames: int = 16, audio_seconds: float | None = None, random: bool = True, **kwargs):
         super().__init__(cache_dir, split, clip_frames=clip_frames, random=random, **kwargs)
-        if audio_seconds is None:
-            dts = [r["duration"] / max(1, r["counts"]["frames"]) for r in self.rows]
-            audio_seconds = clip_frames * float(np.median(dts))
         hop = self.config.hop_seconds if self.config is not None else 0.01
+        if audio_seconds is None:
+            # a cache sampled in windows holds consecutive frames: one video frame apart
+            spans = clip_frames * np.array([1.0 / float(r["fps"]) if self.window is not None and r.get("fps")
+                                            else _row_interval(r) for r in self.rows])
+            # one mel frame of slack: a span of L seconds holds round(L / hop) or one more frame centres
+            audio_seconds = float(min(spans.max(), MAX_SPAN_OVER_MEDIAN * np.median(spans))) + hop
         self.audio_seconds = float(audio_seconds)
         self.width = max(1, int(round(audio_seconds / hop)))  # W
 
     def _clip_at(self, v: int, z: dict[str, np.ndarray], pick: np.ndarray, mask: np.ndarray,
                  counted: np.ndarray | None = None) -> dict[str, Any]:
         item = super()._clip_at(v, z, pick, mask, counted)
-        # The window starts at the clip's first frame time in float64, as predict starts it.
-        mel, times, amask = mel_window(z, float(z["times"][pick[0]]), self.width)
-        rec = self.records[v]
+        t0, t1 = clip_span(z["times"], pick, mask, float(z["fps"]))  # float64, as predict computes it
+        mel, _, _ = clip_audio_window(z, t0, t1, self.width)
         item["audio"] = torch.from_numpy(mel)[None]  # (1, M, W)
-        item["audio_frame_labels"] = torch.from_numpy(_labels_at_times(_stream_segments(rec, "audio"), rec, times))
-        item["audio_times"] = torch.from_numpy(times.astype(np.float32))  # (W,)
-        item["audio_mask"] = torch.from_numpy(amask)  # (W,)
         return item
+
+    def _labels(self, v: int, z: dict[str, np.ndarray], pick: np.ndarray, mask: np.ndarray) -> dict[str, Any]:
+        out = super()._labels(v, z, pick, mask)
+        rec = self.records[v]
+        t0, t1 = clip_span(z["times"], pick, mask, float(z["fps"]))
+        _, times, amask = clip_audio_window(z, t0, t1, self.width, with_mel=False)
+        afl = _labels_at_times(_stream_segments(rec, "audio"), rec, times)
+        out.update(audio_frame_labels=afl,  # (W,) per mel frame fed
+                   audio_label=_any(afl[amask]),  # the audio fed is fake somewhere
+                   audio_times=times.astype(np.float32),  # (W,)
+                   audio_mask=amask)  # (W,)
+        return out
 
 
 class AllClips(Dataset):

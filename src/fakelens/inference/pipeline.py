@@ -216,7 +216,7 @@ class Predictor:
     def _clips(self, feats: Any) -> list[dict[str, Any]]:
         """Model inputs of one video, one dict per clip: tensors without batch dim, plus times/masks
         (numpy: times (C,) / audio_times (W,) seconds, mask / counted (C,), audio_mask (W,) bool)."""
-        from fakelens.data.dataset import mel_window, tile_clips, tile_windows
+        from fakelens.data.dataset import clip_audio_window, clip_span, mel_window, tile_clips, tile_windows
 
         clips: list[dict[str, Any]] = []
         z = {"mel": feats.mel, "mel_times": feats.mel_times}
@@ -227,8 +227,9 @@ class Predictor:
             for pick, mask, counted in zip(tiling.picks, tiling.mask, tiling.counted):
                 video = torch.from_numpy(np.ascontiguousarray(faces[pick])).permute(0, 3, 1, 2).float() / 255.0  # (C,3,S,S)
                 item = {"video": video, "times": times[pick], "mask": mask, "counted": counted}
-                if "audio" in self.inputs:
-                    mel, mt, mmask = mel_window(z, float(times[pick[0]]), self.run.audio_width)
+                if "audio" in self.inputs:  # the clip's own span of audio, as training cuts it
+                    t0, t1 = clip_span(times, pick, mask, float(feats.clip.fps))
+                    mel, mt, mmask = clip_audio_window(z, t0, t1, int(self.run.audio_width))
                     item.update(audio=torch.from_numpy(mel)[None], audio_times=mt, audio_mask=mmask)  # (1, M, W)
                 clips.append(item)
         else:

@@ -10,7 +10,8 @@ from typing import Any
 
 _EXPORTS = {
     "TASKS": "classification", "AVTask": "classification", "ClassificationTask": "classification",
-    "MILTask": "classification", "Task": "classification", "build_task": "classification",
+    "MILTask": "classification", "Task": "classification", "Target": "classification",
+    "build_task": "classification",
     "TaskConfig": "config",
     "POOLINGS": "pooling", "PoolingParams": "pooling", "pool": "pooling",
 }

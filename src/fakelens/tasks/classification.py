@@ -15,14 +15,15 @@ Models stay pure (inputs -> logits); a task knows the targets and the loss:
 
 from __future__ import annotations
 
-from typing import Mapping
+from dataclasses import dataclass
+from typing import Iterable, Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from fakelens.registry import Registry
-from fakelens.tasks.config import TaskConfig  # noqa: F401  (defined there: importing it needs no torch)
+from fakelens.tasks.config import TaskConfig  # defined there: importing it needs no torch
 from fakelens.tasks.pooling import POOLINGS, PoolingParams, pool
 
 
@@ -71,20 +72,76 @@ def instance_mask(outputs: Outputs, key: str) -> torch.Tensor | None:
     return mask.bool()
 
 
-class Task(nn.Module):
-    """Base task: no parameters; `pos_weight` (n_real / n_fake) rebalances the video-level BCE.
-    `time_stride` is the audio encoder's mel frames per step (per-mel-frame labels -> per-step)."""
+@dataclass(frozen=True)
+class Target:
+    """One term of a task's loss and the labels it trains on.
 
-    def __init__(self, cfg: TaskConfig, pos_weight: float | None = None, time_stride: int | None = None):
+    `term` names the part (the loss logs `train_<term>_loss`), `key` the batch key of its labels,
+    `weight` its weight in the loss, `unknown` what a -1 value (stream not stated by the dataset)
+    trains as: "video_label" (the item's `video_label`) or "ignore" (left out); `mask_key` the
+    batch key of the validity of dense labels (padding), None for one label per item."""
+
+    term: str
+    key: str
+    weight: float
+    unknown: str
+    mask_key: str | None = None
+    about: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.key} ({self.about or self.term})"
+
+
+def _rule(cfg: TaskConfig, main: bool) -> str:
+    """The unknown-stream rule of a target: cfg.unknown_stream, "auto" meaning the video label for
+    the model's main target and "ignore" for the per-stream ones."""
+    if cfg.unknown_stream != "auto":
+        return cfg.unknown_stream
+    return "video_label" if main else "ignore"
+
+
+def resolve_unknown(target: Target, batch: Batch) -> torch.Tensor:
+    """The labels `target` trains on: its batch values with the unknown (-1) ones replaced by the
+    item's video label under the "video_label" rule (left at -1, i.e. out of the loss, otherwise)."""
+    values = batch[target.key].float()
+    if target.unknown != "video_label" or "video_label" not in batch:
+        return values
+    video = batch["video_label"].float().reshape((-1,) + (1,) * (values.ndim - 1)).expand_as(values)
+    return torch.where(values < 0, video, values)
+
+
+class Task(nn.Module):
+    """Base task: no parameters. `targets()` lists the terms it trains (fakelens.train.targets counts
+    their labels before training); `pos_weights` ({term: n_negative / n_positive}) rebalances each
+    term's BCE (`pos_weight` alone: the video term's), `disabled` terms are left out of the loss
+    (a per-stream term whose known labels hold one class). `time_stride` is the audio encoder's
+    mel frames per step (per-mel-frame labels -> per-step)."""
+
+    def __init__(self, cfg: TaskConfig, pos_weight: float | None = None, time_stride: int | None = None,
+                 pos_weights: Mapping[str, float] | None = None, disabled: Iterable[str] = ()):
         super().__init__()
         self.cfg = cfg
         self.time_stride = time_stride
         self.pooling_params = PoolingParams(topk=cfg.topk, r=cfg.lse_r)
-        pw = torch.tensor(float(pos_weight)) if pos_weight is not None else torch.tensor(float("nan"))
-        self.register_buffer("pos_weight", pw, persistent=False)  # () scalar, nan = unweighted
+        self.pos_weights = {k: float(v) for k, v in (pos_weights or {}).items() if v is not None}
+        if pos_weight is not None:
+            self.pos_weights.setdefault("video", float(pos_weight))
+        self.disabled = frozenset(disabled)
+        unknown = sorted(self.disabled - {t.term for t in self.targets()})
+        if unknown:
+            raise ValueError(f"cannot disable {unknown}: the {cfg.name} task trains {[t.term for t in self.targets()]}")
 
-    def _pw(self) -> torch.Tensor | None:
-        return None if torch.isnan(self.pos_weight) else self.pos_weight.float()
+    def targets(self) -> list[Target]:
+        """The terms of the loss with a weight > 0 (disabled ones included, see `weight`)."""
+        raise NotImplementedError
+
+    def weight(self, target: Target) -> float:
+        return 0.0 if target.term in self.disabled else target.weight
+
+    def _pw(self, term: str, like: torch.Tensor) -> torch.Tensor | None:
+        pw = self.pos_weights.get(term)
+        return None if pw is None else torch.tensor(pw, dtype=torch.float32, device=like.device)
 
     def video_logit(self, outputs: Outputs) -> torch.Tensor:
         """(B,) logit that the whole video is fake."""
@@ -99,29 +156,64 @@ class Task(nn.Module):
         return outputs.get("time_logits")
 
     def loss(self, outputs: Outputs, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Scalar loss and its named parts (detached) for logging."""
-        raise NotImplementedError
+        """Scalar loss (the weighted sum of the targets' terms) and its named parts (detached)."""
+        total: torch.Tensor | None = None
+        parts: dict[str, torch.Tensor] = {}
+        for target in self.targets():
+            w = self.weight(target)
+            if w <= 0:
+                continue
+            if target.key not in batch:
+                raise KeyError(f"the {self.cfg.name} task's {target.term!r} term needs batch key {target.key!r}; "
+                               f"the batch has {sorted(batch)}")
+            term = self.term(target, outputs, batch, resolve_unknown(target, batch))
+            total = w * term if total is None else total + w * term
+            parts[target.term] = term.detach()
+        if total is None:
+            raise ValueError(f"the {self.cfg.name} task has no term left to train (disabled: {sorted(self.disabled)})")
+        return total, parts
 
-    def _frame_term(self, outputs: Outputs, batch: Batch) -> torch.Tensor | None:
-        """Per-frame supervision where the batch has frame labels and the config asks for it."""
-        frames = self.frame_logits(outputs)
-        if self.cfg.frame_weight <= 0 or frames is None or "frame_labels" not in batch:
-            return None
-        target = batch["frame_labels"]  # (B, T)
-        if target.shape != frames.shape:
-            raise ValueError(f"frame_labels shape {tuple(target.shape)} != frame_logits {tuple(frames.shape)}")
-        return _bce(frames, target, mask=instance_mask(outputs, "frame_logits"))
+    def term(self, target: Target, outputs: Outputs, batch: Batch, labels: torch.Tensor) -> torch.Tensor:
+        """The loss of one target on its (resolved) labels; -1 labels are left out."""
+        if target.term == "video":
+            return _bce(self.video_logit(outputs), labels.clamp_min(0.0), self._pw("video", labels), mask=labels >= 0)
+        if target.term == "frame":
+            return self._dense(outputs, batch, "frame_logits", target, labels)
+        raise KeyError(f"the {self.cfg.name} task has no term {target.term!r}")
 
-    def _video_and_frame_loss(self, video_logit: torch.Tensor, outputs: Outputs,
-                              batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Video BCE (class-balanced) plus the optional per-frame term, with the parts for logging."""
-        video = _bce(video_logit, batch["label"], self._pw())
-        parts = {"video": video.detach()}
-        frame = self._frame_term(outputs, batch)
-        if frame is None:
-            return video, parts
-        parts["frame"] = frame.detach()
-        return video + self.cfg.frame_weight * frame, parts
+    def _dense(self, outputs: Outputs, batch: Batch, inst_key: str, target: Target, labels: torch.Tensor) -> torch.Tensor:
+        """BCE of per-frame (or per-audio-step) logits vs dense labels, leaving out padding (the
+        model's mask and the batch's) and unknown (-1) labels; mel-frame labels are pooled to the
+        model's audio steps with the audio encoder's own stride."""
+        if inst_key not in outputs:
+            raise KeyError(f"the {self.cfg.name} task's {target.term!r} term needs output {inst_key!r}; "
+                           f"the model gives {sorted(outputs)}")
+        inst = outputs[inst_key]  # (B, T) or (B, F')
+        valid = labels >= 0
+        mk = target.mask_key
+        if mk is not None and mk in batch and batch[mk].shape == labels.shape:
+            valid = valid & batch[mk].bool()
+        if inst_key == "time_logits":
+            if self.time_stride is None:
+                raise ValueError(f"the {self.cfg.name} task's dense audio term needs the audio encoder's time_stride "
+                                 "(build_task(..., time_stride=model.time_stride))")
+            if labels.shape[0] != inst.shape[0]:
+                raise ValueError(f"{target.key} shape {tuple(labels.shape)} does not fit {inst_key} {tuple(inst.shape)}")
+            labels, valid = _labels_to_steps(labels, valid, self.time_stride, inst.shape[1])
+        elif labels.shape != inst.shape:
+            raise ValueError(f"{target.key} shape {tuple(labels.shape)} != {inst_key} {tuple(inst.shape)}")
+        model_mask = instance_mask(outputs, inst_key)
+        if model_mask is not None:
+            valid = valid & model_mask
+        return _bce(inst, labels.clamp_min(0.0), self._pw(target.term, labels), mask=valid)
+
+    def _main_targets(self) -> list[Target]:
+        """The video label and, with frame_weight, the per-frame labels (classification, mil)."""
+        out = [Target("video", "label", 1.0, _rule(self.cfg, True), about="video logit")]
+        if self.cfg.frame_weight > 0:
+            out.append(Target("frame", "frame_labels", self.cfg.frame_weight, _rule(self.cfg, True), "mask",
+                              about="per-frame logits"))
+        return out
 
 
 TASKS: Registry[type[Task]] = Registry("task")
@@ -131,16 +223,19 @@ TASKS: Registry[type[Task]] = Registry("task")
 class ClassificationTask(Task):
     """Video label on the model's `logit`; optional per-frame labels on `frame_logits`."""
 
+    def targets(self) -> list[Target]:
+        return self._main_targets()
+
     def video_logit(self, outputs: Outputs) -> torch.Tensor:
         return outputs["logit"]
-
-    def loss(self, outputs: Outputs, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        return self._video_and_frame_loss(self.video_logit(outputs), outputs, batch)
 
 
 @TASKS.register("mil")
 class MILTask(Task):
     """Weak supervision: video logit = pooling of the per-frame (or per-audio-window) logits."""
+
+    def targets(self) -> list[Target]:
+        return self._main_targets()
 
     def _instances(self, outputs: Outputs) -> tuple[torch.Tensor, str]:
         for key in ("frame_logits", "time_logits"):
@@ -155,87 +250,62 @@ class MILTask(Task):
         inst, key = self._instances(outputs)
         return pool(self.cfg.pooling, inst, instance_mask(outputs, key), self.pooling_params)  # (B,)
 
-    def loss(self, outputs: Outputs, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        return self._video_and_frame_loss(self.video_logit(outputs), outputs, batch)
-
 
 @TASKS.register("av")
 class AVTask(Task):
     """Audio-visual: overall fake, visual-fake and audio-fake heads; MIL terms give per-frame and
     per-audio-window scores trained from the per-modality video labels; dense terms train
     `frame_logits` on `visual_frame_labels` (weight `frame_weight`) and `time_logits` on
-    `audio_frame_labels` pooled to audio steps (weight `audio_frame_weight`)."""
+    `audio_frame_labels` pooled to audio steps (weight `audio_frame_weight`). Per-stream labels a
+    dataset does not state follow `task.unknown_stream`."""
+
+    _HEADS = {"visual": "visual_logit", "audio": "audio_logit"}
+    _MIL = {"mil_frame": "frame_logits", "mil_time": "time_logits"}
+
+    def targets(self) -> list[Target]:
+        cfg = self.cfg
+        stream = _rule(cfg, False)
+        rows = [Target("video", "label", 1.0, _rule(cfg, True), about="fake head"),
+                Target("visual", "visual_label", cfg.visual_weight, stream, about="visual-fake head"),
+                Target("audio", "audio_label", cfg.audio_weight, stream, about="audio-fake head"),
+                Target("mil_frame", "visual_label", cfg.mil_weight, stream, about="pooled frame logits"),
+                Target("mil_time", "audio_label", cfg.mil_weight, stream, about="pooled audio steps"),
+                Target("frame", "visual_frame_labels", cfg.frame_weight, stream, "mask", about="per-frame logits"),
+                Target("time", "audio_frame_labels", cfg.audio_frame_weight, stream, "audio_mask",
+                       about="per-audio-step logits")]
+        return [t for t in rows if t.weight > 0]
 
     def video_logit(self, outputs: Outputs) -> torch.Tensor:
         return outputs["logit"]
 
-    def loss(self, outputs: Outputs, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        cfg = self.cfg
-        fake = _bce(outputs["logit"], batch["label"], self._pw())
-        parts = {"video": fake.detach()}
-        total = fake
-        for head, label_key, weight in (("visual_logit", "visual_label", cfg.visual_weight),
-                                        ("audio_logit", "audio_label", cfg.audio_weight)):
-            if weight > 0:
-                if head not in outputs or label_key not in batch:
-                    raise KeyError(f"the av task with a {label_key} weight needs output {head!r} and batch "
-                                   f"key {label_key!r}; got outputs {sorted(outputs)}, batch {sorted(batch)}")
-                target = batch[label_key].float()  # (B,) -1 = unknown: left out
-                term = _bce(outputs[head], target.clamp_min(0.0), mask=target >= 0)
-                total = total + weight * term
-                parts[head.replace("_logit", "")] = term.detach()
-        if cfg.mil_weight > 0:
-            for inst_key, label_key in (("frame_logits", "visual_label"), ("time_logits", "audio_label")):
-                if inst_key in outputs and label_key in batch:
-                    inst = outputs[inst_key]  # (B, n)
-                    m = instance_mask(outputs, inst_key)
-                    m = torch.ones_like(inst, dtype=torch.bool) if m is None else m  # (B, n)
-                    target = batch[label_key].float()  # (B,)
-                    rows = m.any(dim=1) & (target >= 0)  # something to pool and a known label
-                    if bool(rows.any()):
-                        pooled = pool(cfg.pooling, inst[rows], m[rows], self.pooling_params)
-                        term = _bce(pooled, target[rows])
-                    else:
-                        term = inst.sum() * 0.0
-                    total = total + cfg.mil_weight * term
-                    parts[f"mil_{inst_key.split('_')[0]}"] = term.detach()
-        for inst_key, label_key, weight, name in (
-                ("frame_logits", "visual_frame_labels", cfg.frame_weight, "frame"),
-                ("time_logits", "audio_frame_labels", cfg.audio_frame_weight, "time")):
-            if weight > 0:
-                term = self._dense_term(outputs, batch, inst_key, label_key)
-                total = total + weight * term
-                parts[name] = term.detach()
-        return total, parts
-
-    def _dense_term(self, outputs: Outputs, batch: Batch, inst_key: str, label_key: str) -> torch.Tensor:
-        """BCE of per-frame (or per-audio-step) logits vs the same stream's dense labels, leaving out
-        padding and unknown (-1) labels; mel-frame labels are pooled to the model's audio steps
-        with the audio encoder's own stride."""
-        if inst_key not in outputs or label_key not in batch:
-            raise KeyError(f"the av task's dense {label_key} term needs output {inst_key!r} and batch key "
-                           f"{label_key!r}; got outputs {sorted(outputs)}, batch {sorted(batch)}")
-        inst = outputs[inst_key]  # (B, T) or (B, F')
-        target = batch[label_key].float()  # (B, T) or (B, W)
-        valid = target >= 0
-        if inst_key == "time_logits":
-            if self.time_stride is None:
-                raise ValueError("the av task's dense audio term needs the audio encoder's time_stride "
-                                 "(build_task(..., time_stride=model.time_stride))")
-            if "audio_mask" in batch and batch["audio_mask"].shape == target.shape:
-                valid = valid & batch["audio_mask"].bool()
-            if target.shape[0] != inst.shape[0]:
-                raise ValueError(f"{label_key} shape {tuple(target.shape)} does not fit {inst_key} {tuple(inst.shape)}")
-            target, valid = _labels_to_steps(target, valid, self.time_stride, inst.shape[1])
-        elif target.shape != inst.shape:
-            raise ValueError(f"{label_key} shape {tuple(target.shape)} does not fit {inst_key} {tuple(inst.shape)}")
-        model_mask = instance_mask(outputs, inst_key)
-        if model_mask is not None:
-            valid = valid & model_mask
-        return _bce(inst, target.clamp_min(0.0), mask=valid)
+    def term(self, target: Target, outputs: Outputs, batch: Batch, labels: torch.Tensor) -> torch.Tensor:
+        if target.term in self._HEADS:
+            head = self._HEADS[target.term]
+            if head not in outputs:
+                raise KeyError(f"the av task with a {target.key} weight needs output {head!r}; "
+                               f"the model gives {sorted(outputs)}")
+            return _bce(outputs[head], labels.clamp_min(0.0), self._pw(target.term, labels), mask=labels >= 0)
+        if target.term in self._MIL:
+            inst_key = self._MIL[target.term]
+            if inst_key not in outputs:
+                raise KeyError(f"the av task's MIL term needs output {inst_key!r}; the model gives {sorted(outputs)}")
+            inst = outputs[inst_key]  # (B, n)
+            m = instance_mask(outputs, inst_key)
+            m = torch.ones_like(inst, dtype=torch.bool) if m is None else m  # (B, n)
+            rows = m.any(dim=1) & (labels >= 0)  # something to pool and a known label
+            if not bool(rows.any()):
+                return inst.sum() * 0.0
+            pooled = pool(self.cfg.pooling, inst[rows], m[rows], self.pooling_params)
+            return _bce(pooled, labels[rows], self._pw(target.term, labels))
+        if target.term == "time":
+            return self._dense(outputs, batch, "time_logits", target, labels)
+        return super().term(target, outputs, batch, labels)
 
 
-def build_task(cfg: TaskConfig, pos_weight: float | None = None, time_stride: int | None = None) -> Task:
-    """Build the named task; `pos_weight` = n_real / n_fake when class balance uses loss weights;
-    `time_stride` = the model's audio encoder stride (mel frames per step), for per-step labels."""
-    return TASKS.get(cfg.name)(cfg, pos_weight, time_stride)
+def build_task(cfg: TaskConfig, pos_weight: float | None = None, time_stride: int | None = None,
+               pos_weights: Mapping[str, float] | None = None, disabled: Iterable[str] = ()) -> Task:
+    """Build the named task; `pos_weight` = n_real / n_fake of the video term when class balance
+    uses loss weights (`pos_weights`: per term, see fakelens.train.targets); `time_stride` = the
+    model's audio encoder stride (mel frames per step), for per-step labels; `disabled` terms are
+    left out of the loss."""
+    return TASKS.get(cfg.name)(cfg, pos_weight, time_stride, pos_weights, disabled)

@@ -8,6 +8,9 @@ from dataclasses import dataclass
 from fakelens.registry import check_registered
 
 
+UNKNOWN_STREAM_RULES = ("auto", "video_label", "ignore")
+
+
 @dataclass
 class TaskConfig:
     """What the model is trained to predict and with which loss (the `task` section of a recipe)."""
@@ -21,6 +24,14 @@ class TaskConfig:
     visual_weight: float = 0.5  # av: weight of the visual-fake head loss
     audio_weight: float = 0.5  # av: weight of the audio-fake head loss
     mil_weight: float = 0.0  # av: weight of pooled frame/time logits vs the visual/audio labels
+    # What a target trains on where the dataset does not say which stream of a fake was manipulated
+    # (DFDC, CSV labels, real/fake folders: its per-stream labels are unknown, -1):
+    #   "video_label": the video's label (the multimedia competition baseline trains its audio-only
+    #                  model so); "ignore": those values are left out of the loss;
+    #   "auto": the video label for the model's main target (`label`: e.g. an audio-only model's
+    #           window label), left out for the per-stream heads and terms of `av`, and a per-stream
+    #           term left with one class by that is disabled (the run says so).
+    unknown_stream: str = "auto"
 
     def __post_init__(self) -> None:
         check_registered("fakelens.tasks.classification", "TASKS", self.name)  # raises with a suggestion
@@ -29,6 +40,9 @@ class TaskConfig:
             raise ValueError(f"task.topk must be in (0, 1], got {self.topk}")
         if self.lse_r <= 0:
             raise ValueError(f"task.lse_r must be > 0, got {self.lse_r}")
+        if self.unknown_stream not in UNKNOWN_STREAM_RULES:
+            raise ValueError(f"task.unknown_stream must be one of {', '.join(UNKNOWN_STREAM_RULES)}, "
+                             f"got {self.unknown_stream!r}")
         for key in ("frame_weight", "audio_frame_weight", "visual_weight", "audio_weight", "mil_weight"):
             if getattr(self, key) < 0:
                 raise ValueError(f"task.{key} must be >= 0, got {getattr(self, key)}")

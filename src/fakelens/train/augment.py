@@ -4,7 +4,8 @@ Video augmentations act on one sample's (T, 3, H, W) float tensor in [0, 1]; v2 
 random parameters once per call, so the same flip, crop, blur, JPEG quality and erased box
 apply to all T frames of a video (a per-frame jitter would itself look like a deepfake artefact).
 Audio augmentations act on a (1, n_mels, F) log-mel in the same normalised scale as the features.
-Batch-level CutMix/MixUp (`BatchMix`) mixes videos and their (soft) binary labels.
+Batch-level CutMix/MixUp (`BatchMix`) mixes videos and, exactly as much, the targets that follow
+the pixels (soft binary labels); audio and its targets are left alone.
 """
 
 from __future__ import annotations
@@ -206,14 +207,28 @@ class SampleAugment:
         return self.video is not None or self.audio is not None
 
 
-LABEL_KEYS = ("label", "visual_label", "audio_label", "frame_labels")
+# How each target of a batch follows a mix of its videos (BatchMix): the pixels are mixed, the
+# audio is not, so each target is mixed exactly as its input is.
+VISUAL_KEYS = ("visual_label", "frame_labels", "visual_frame_labels")  # the face / frames: mixed as the video
+AUDIO_KEYS = ("audio_label", "audio_frame_labels")  # the audio is not mixed: neither are these
+ANY_KEYS = ("label", "video_label")  # fake in either stream: see BatchMix
+MASK_KEYS = ("mask", "counted", "found")  # per-frame validity: a mixed frame is valid where both sources are
 
 
 class BatchMix:
-    """CutMix or MixUp over a collated batch (v2.CutMix/MixUp on the video as a tv_tensors.Video).
+    """CutMix or MixUp over a collated batch (v2.CutMix / v2.MixUp on the video as a tv_tensors.Video).
 
-    The 0/1 labels become soft targets (mixed P(fake)); video, frame, visual and audio labels are
-    passed to v2 as columns of one 2-D label tensor, so they are all mixed with the same weight. Audio is left alone: CutMix on pixels does not move the sound.
+    The mixing weights come from v2 itself (an identity matrix passed as the labels gives each
+    mixed sample's weights over the batch: lambda for itself, 1 - lambda for its partner, CutMix's
+    lambda being the pasted box's true area), and every target follows its input:
+    - visual targets (VISUAL_KEYS: visual_label, frame_labels, visual_frame_labels) become the
+      same mix of their sources' labels, frame by frame for the per-frame ones;
+    - audio targets (AUDIO_KEYS) are left alone: the audio is not mixed;
+    - "fake in any stream" targets (label, video_label): with audio in the batch and known
+      per-stream labels, max(mixed visual label, the sample's own audio label) (its voice is
+      still fake when it was); otherwise (no audio input, or streams unknown) mixed as the video.
+    A value whose source is unknown (-1) stays unknown. Per-frame masks (mask, counted, found)
+    keep a frame valid only where every source of its pixels is.
     """
 
     def __init__(self, mode: str, alpha: float):
@@ -222,23 +237,43 @@ class BatchMix:
         self.mode = mode
         self.op = (v2.CutMix if mode == "cutmix" else v2.MixUp)(alpha=alpha, labels_getter=lambda inputs: inputs[1])
 
+    @staticmethod
+    def _mix(weights: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        """weights (B, B) x values (B, ...) -> (B, ...); -1 where a contributing source is unknown."""
+        v = values.float()
+        flat = v.reshape(v.shape[0], -1)  # (B, n)
+        mixed = weights @ flat.clamp_min(0.0)  # (B, n)
+        unknown = (weights > 0).float() @ (flat < 0).float() > 0  # (B, n)
+        return torch.where(unknown, torch.full_like(mixed, -1.0), mixed).reshape(v.shape)
+
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         from torchvision import tv_tensors
 
         if "video" not in batch:
             raise ValueError(f"{self.mode} needs a 'video' in the batch")
         b = batch["video"].shape[0]
-        keys = [k for k in LABEL_KEYS if k in batch]
-        cols = [batch[k].reshape(b, -1).float() for k in keys]  # each (B, n_k)
-        labels = torch.cat(cols, dim=1)  # (B, sum n_k)
         video = tv_tensors.Video(batch["video"])  # (B, T, 3, H, W)
-        mixed_video, mixed = self.op(video, labels)
+        mixed_video, weights = self.op(video, torch.eye(b))  # weights (B, B): sample i = sum_j w_ij source j
+        weights = weights.float()
         out = dict(batch)
         out["video"] = mixed_video.as_subclass(torch.Tensor)
-        i = 0
-        for k, c in zip(keys, cols):
-            out[k] = mixed[:, i:i + c.shape[1]].reshape(batch[k].shape)
-            i += c.shape[1]
+        for k in VISUAL_KEYS:
+            if k in batch:
+                out[k] = self._mix(weights, batch[k]).to(batch[k].dtype if batch[k].is_floating_point() else torch.float32)
+        for k in MASK_KEYS:
+            if k in batch and batch[k].dtype == torch.bool:
+                ok = batch[k].reshape(b, -1).float()
+                out[k] = (((weights > 0).float() @ (1 - ok)) == 0).reshape(batch[k].shape)
+        audio = "audio" in batch and "visual_label" in batch and "audio_label" in batch
+        for k in ANY_KEYS:
+            if k not in batch:
+                continue
+            as_video = self._mix(weights, batch[k])  # (B,)
+            if audio:
+                vis, aud = out["visual_label"].float(), batch["audio_label"].float()
+                known = (vis >= 0) & (aud >= 0)
+                as_video = torch.where(known, torch.maximum(vis, aud), as_video)
+            out[k] = as_video.to(torch.float32)
         return out
 
 

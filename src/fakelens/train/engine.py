@@ -180,6 +180,33 @@ def fit(cfg: TrainConfig, run_dir: str | Path, resume: bool = False, train_datas
         return _fit(cfg, Path(run_dir), resume, train_dataset, val_dataset, verbose, notes)
 
 
+def _training_data(cfg: TrainConfig, train_dataset: Any, val_dataset: Any,
+                   notes: Sequence[str]) -> tuple[TrainConfig, Any, Any, list[str], bool]:
+    """The datasets a run trains and validates on, as `fit` and `dry_run` both build and check
+    them: (cfg with the model's input sizes matched to the data, train, val, notes + what was
+    adapted, whether the datasets were given). Refuses a cache made for another input, an empty
+    split and a split of one class (FakelensError / ConfigError)."""
+    given = train_dataset is not None and val_dataset is not None
+    notes = list(notes)
+    if not given:
+        from fakelens.train.data import build_datasets, match_inputs
+
+        train_dataset, val_dataset = build_datasets(cfg)
+        cfg, adapted = match_inputs(cfg, train_dataset)  # refuses a cache made for another input
+        notes += adapted
+    train_labels = dataset_labels(train_dataset)
+    val_labels = dataset_labels(val_dataset)
+    n_fake, n_val_fake = sum(train_labels), sum(val_labels)
+    if len(train_labels) == 0 or len(val_labels) == 0:
+        raise FakelensError(f"empty split: {len(train_labels)} training and {len(val_labels)} validation videos")
+    if n_fake in (0, len(train_labels)):
+        raise FakelensError(f"the training split holds only {'fake' if n_fake else 'real'} videos "
+                            f"({len(train_labels) - n_fake} real, {n_fake} fake); training needs both classes")
+    if n_val_fake in (0, len(val_labels)):
+        raise FakelensError(one_class_validation(cfg, len(val_labels), n_val_fake, given=given))
+    return cfg, train_dataset, val_dataset, notes, given
+
+
 def _fit(cfg: TrainConfig, run_dir: Path, resume: bool, train_dataset: Any, val_dataset: Any, verbose: bool,
          notes: Sequence[str]) -> FitResult:
     import lightning as L
@@ -206,33 +233,26 @@ def _fit(cfg: TrainConfig, run_dir: Path, resume: bool, train_dataset: Any, val_
     cfg = dataclasses.replace(cfg, model=resolve_config(cfg.model))  # the run saves concrete values
     n_params = check_budget(cfg.model, cfg.train.max_params)
 
-    given = train_dataset is not None and val_dataset is not None
-    if not given:
-        from fakelens.train.data import build_datasets
-
-        train_dataset, val_dataset = build_datasets(cfg)
-        from fakelens.train.data import match_inputs
-
-        cfg, adapted = match_inputs(cfg, train_dataset)  # refuses a cache made for another input
-        notes = [*notes, *adapted]
+    cfg, train_dataset, val_dataset, notes, given = _training_data(cfg, train_dataset, val_dataset, notes)
     train_labels = dataset_labels(train_dataset)
     val_labels = dataset_labels(val_dataset)
     n_fake, n_val_fake = sum(train_labels), sum(val_labels)
-    if len(train_labels) == 0 or len(val_labels) == 0:
-        raise FakelensError(f"empty split: {len(train_labels)} training and {len(val_labels)} validation videos")
-    if n_fake in (0, len(train_labels)):
-        raise FakelensError(f"the training split holds only {'fake' if n_fake else 'real'} videos "
-                            f"({len(train_labels) - n_fake} real, {n_fake} fake); training needs both classes")
-    if n_val_fake in (0, len(val_labels)):
-        raise FakelensError(one_class_validation(cfg, len(val_labels), n_val_fake, given=given))
     prior = n_fake / len(train_labels)  # P(fake) in the training set, the --on-error prior fallback
-    pos_weight = (len(train_labels) - n_fake) / n_fake if cfg.data.balance == "pos_weight" else None
+    from fakelens.tasks import build_task
+    from fakelens.train.targets import check_plan, plan_targets
+
+    # What each term of the loss trains on, counted on the training items: class weights from the
+    # labels the loss sees, terms without both classes refused (or disabled, see train.targets).
+    targets = plan_targets(train_dataset, build_task(cfg.task), cfg.data.balance)
+    check_plan(targets)
+    pos_weight = targets.pos_weights.get("video")
 
     from fakelens.train.data import cache_config_dict
 
     cache_config = cache_config_dict(cfg)
     module = DetectorModule(to_dict(cfg), prior=prior, pos_weight=pos_weight, cache_config=cache_config,
-                            audio_width=audio_width(train_dataset))
+                            audio_width=audio_width(train_dataset), pos_weights=targets.pos_weights,
+                            disabled=targets.disabled)
     left_out = left_out_videos(cfg, train_dataset, val_dataset) if not given else {}
     log = RunLog(run_dir if _is_rank_zero() else None, echo=_is_rank_zero())
     if _is_rank_zero():
@@ -272,7 +292,7 @@ def _fit(cfg: TrainConfig, run_dir: Path, resume: bool, train_dataset: Any, val_
         deterministic=t.deterministic, num_sanity_val_steps=0, enable_model_summary=verbose,
     )
     for line in [*notes, *start_lines(cfg, n_params, train_labels, val_labels, left_out, trainer, run_dir, given,
-                                      resume)]:
+                                      resume), *targets.lines()]:
         log.line(line)
     from fakelens.train.data import validation_dataset
 
@@ -307,6 +327,7 @@ def _fit(cfg: TrainConfig, run_dir: Path, resume: bool, train_dataset: Any, val_
         "params": n_params,
         "prior": prior,
         "pos_weight": pos_weight,
+        "targets": targets.to_dict(),
         "n_train": len(train_labels),
         "n_train_fake": n_fake,
         "n_val": len(val_labels),
@@ -321,6 +342,23 @@ def _fit(cfg: TrainConfig, run_dir: Path, resume: bool, train_dataset: Any, val_
                      else f"no finite {t.monitor} at any validation")
         log.line(f"done: {metrics['epochs']} epochs, {metrics['global_step']} steps in {wall:.1f} s; {best_text}")
     return FitResult(run_dir, best, last_path, metrics)
+
+
+def dry_run(cfg: TrainConfig, train_dataset: Any = None, val_dataset: Any = None) -> Any:
+    """What `fakelens train --dry-run` shows: the datasets built and checked as `fit` builds them
+    (a cache made for another input, an empty or one-class split: the same errors) and the task's
+    targets counted on the training items (fakelens.train.targets.TargetPlan, its `notes` what
+    was adapted to the data), without building the model or training. A plan with `problems` is
+    one `fit` refuses."""
+    from fakelens.models import resolve_config
+    from fakelens.tasks import build_task
+    from fakelens.train.targets import plan_targets
+
+    cfg = dataclasses.replace(cfg, model=resolve_config(cfg.model))
+    cfg, train_dataset, _, notes, _ = _training_data(cfg, train_dataset, val_dataset, ())
+    plan = plan_targets(train_dataset, build_task(cfg.task), cfg.data.balance)
+    plan.notes = notes
+    return plan
 
 
 def left_out_videos(cfg: TrainConfig, train_dataset: Any, val_dataset: Any) -> dict[str, dict[str, list[str]]]:

@@ -79,7 +79,8 @@ class DetectorModule(L.LightningModule):
     hyper-parameters, so a checkpoint alone rebuilds the model and its input pipeline."""
 
     def __init__(self, config: dict[str, Any], prior: float | None = None, pos_weight: float | None = None,
-                 cache_config: dict[str, Any] | None = None, audio_width: int | None = None):
+                 cache_config: dict[str, Any] | None = None, audio_width: int | None = None,
+                 pos_weights: dict[str, float] | None = None, disabled: list[str] | None = None):
         super().__init__()
         from fakelens.models import create_model
         from fakelens.tasks import build_task
@@ -89,7 +90,9 @@ class DetectorModule(L.LightningModule):
         self.save_hyperparameters()
         self.cfg: TrainConfig = from_dict(TrainConfig, config)
         self.model = create_model(self.cfg.model)
-        self.task = build_task(self.cfg.task, pos_weight, time_stride=getattr(self.model, "time_stride", None))
+        # pos_weights / disabled: per loss term, from the training labels (fakelens.train.targets)
+        self.task = build_task(self.cfg.task, pos_weight, time_stride=getattr(self.model, "time_stride", None),
+                               pos_weights=pos_weights, disabled=disabled or ())
         self.batch_mix = build_batch_mix(self.cfg.augment)
         self.input_keys = list(self.model.input_names)  # forward's keyword tensors, e.g. ["video"]
         self._nonfinite_run = 0

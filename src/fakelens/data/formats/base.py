@@ -122,12 +122,12 @@ class RecordCollector:
             self.notes.append(text)
 
     def unstated_modality(self, label: Label, note: str) -> Modality:
-        """For formats that only say real/fake: a fake is taken as visual, and `note` records that
-        assumption once in the dataset's notes."""
+        """For formats that only say real/fake: which stream of a fake was manipulated is UNKNOWN
+        (training then follows `task.unknown_stream`), and `note` says so once in the notes."""
         if label is not Label.FAKE:
             return Modality.NONE
         self.note(note)
-        return Modality.VISUAL
+        return Modality.UNKNOWN
 
     def add(self, rec: VideoRecord, src: Path, line: int | None = None, item: str | None = None,
             expected: bool = False) -> None:

@@ -15,7 +15,7 @@ Unlabeled test videos: a `test/` (or `testset/`) folder beside the label files, 
 has split "test", is read as Label.UNKNOWN records with `expected_ids` = their paths relative to
 that folder. A folder holding videos and no label file at all, read with format="csv"
 (CLI: --format csv), is such a test set itself (auto-detection does not claim bare video folders).
-The labels do not say which stream was manipulated: fakes get Modality.VISUAL, noted.
+The labels do not say which stream was manipulated: fakes get Modality.UNKNOWN, noted.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ HEADER = ["video_name", "target"]
 VAL_ALIASES = ("val", "valid", "validation", "dev")
 TEST_DIRS = ("test", "testset")
 _SUFFIX_RE = re.compile(r"[_\-.]?labels?$", re.IGNORECASE)
-MODALITY_NOTE = "CSV labels do not say which stream was manipulated: fakes are marked visual"
+MODALITY_NOTE = "CSV labels do not say which stream was manipulated: the stream of every fake is unknown"
 
 
 def _is_label_file(path: Path) -> bool:

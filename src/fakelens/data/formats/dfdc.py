@@ -13,7 +13,7 @@ Layouts read:
 
 DFDC labels are whole-video: a fake has no segments (every frame counts as fake). The metadata does
 not say which stream was manipulated (some DFDC fakes have swapped audio), so fakes get
-Modality.VISUAL and the dataset notes it.
+Modality.UNKNOWN and the dataset notes it.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ METADATA = "metadata.json"
 SAMPLE_SUBMISSION = "sample_submission.csv"
 TEST_SPLIT = "test"
 _LABELS = {"real": Label.REAL, "fake": Label.FAKE, "0": Label.REAL, "1": Label.FAKE}
-MODALITY_NOTE = "DFDC metadata does not say which stream was manipulated: fakes are marked visual"
+MODALITY_NOTE = "DFDC metadata does not say which stream was manipulated: the stream of every fake is unknown"
 
 
 def _is_metadata(path: Path) -> bool:

@@ -5,7 +5,7 @@ Layouts: `<root>/real/`, `<root>/fake/` (records without a split) and/or `<root>
 Videos are found recursively, hidden files skipped; a file is a video when PyAV opens a video
 stream in it (known extensions such as .mp4 .ts .m2ts .3gp .flv .wmv .mpg are taken without
 opening). Record id = the video's path relative to the root (`train/fake/method/a.mp4`), unique even when names repeat.
-Files are enumerated, so none can be missing. Fakes get Modality.VISUAL (the layout does not say
+Files are enumerated, so none can be missing. Fakes get Modality.UNKNOWN (the layout does not say
 which stream was manipulated), noted in the dataset.
 """
 
@@ -26,7 +26,7 @@ from fakelens.errors import FormatError
 from fakelens.types import Label, VideoRecord
 
 LABEL_DIRS = {"real": Label.REAL, "fake": Label.FAKE}
-MODALITY_NOTE = "real/fake folders do not say which stream was manipulated: fakes are marked visual"
+MODALITY_NOTE = "real/fake folders do not say which stream was manipulated: the stream of every fake is unknown"
 
 
 def _label_dirs(folder: Path) -> list[tuple[Path, Label]]:

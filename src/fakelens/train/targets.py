@@ -1,0 +1,226 @@
+"""What a run trains on, counted before it trains: every target of the task (`Task.targets()`),
+its positives, negatives and unknown values over the training set's items, the class weight it
+gets and whether it trains at all.
+
+The counts are those of the labels the loss sees: each video's training items (clips, frames,
+audio windows) at their random choices evenly spaced over their range (`census_labels` of the
+cache datasets, the same label code as the items), after the task's `unknown_stream` rule
+(fakelens.tasks.classification.resolve_unknown), so `pos_weight` of each term balances what it
+really trains on (clip labels, not video labels) and a target that holds one class is caught
+before the first step. Up to `MAX_VIDEOS` videos are read (evenly chosen; counts scaled to the
+split), and videos whose labels do not vary in time are counted from their index row alone.
+
+A target whose labels hold one class while its weight is > 0 is refused, naming the target and
+the likely cause; except that under `task.unknown_stream: auto` a per-stream term left with one
+class because the dataset does not say which stream of its fakes was manipulated is disabled,
+and the run says so (log line, metrics.json "targets").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from fakelens.errors import ConfigError
+
+MAX_VIDEOS = 2000  # videos read for the counts (the rest are estimated from them)
+PER_VIDEO = 8  # training items per video counted (random choices evenly spaced)
+
+# The config field of each term's weight (what to set to 0 to drop it).
+WEIGHT_FIELD = {"visual": "task.visual_weight", "audio": "task.audio_weight", "mil_frame": "task.mil_weight",
+                "mil_time": "task.mil_weight", "time": "task.audio_frame_weight", "frame": "task.frame_weight"}
+
+
+@dataclass
+class TargetCount:
+    """The labels one target trains on over an epoch of the training set (expected counts of
+    items, or of frames / mel frames for dense targets); `unknown` counts the values the dataset
+    left unknown before the rule, `ignored` those left out of the loss after it."""
+
+    term: str
+    name: str
+    weight: float
+    rule: str
+    positives: float = 0.0
+    negatives: float = 0.0
+    unknown: float = 0.0
+    ignored: float = 0.0
+    pos_weight: float | None = None
+    status: str = "trains"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"target": self.name, "term": self.term, "positives": round(self.positives, 3),
+                "negatives": round(self.negatives, 3), "unknown": round(self.unknown, 3),
+                "unknown_as": self.rule, "weight": self.weight, "pos_weight": self.pos_weight, "status": self.status}
+
+
+@dataclass
+class TargetPlan:
+    """What a run trains: the counts per target, the per-term class weights, the disabled terms,
+    and the lines the run prints and logs about them."""
+
+    counts: list[TargetCount]
+    videos_counted: int
+    videos: int
+    pos_weights: dict[str, float] = field(default_factory=dict)
+    disabled: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # why training would be refused
+    notes: list[str] = field(default_factory=list)  # what the run adapts to the data (dry run)
+
+    def lines(self) -> list[str]:
+        out = []
+        for c in self.counts:
+            extra = f", pos_weight {c.pos_weight:.3f}" if c.pos_weight is not None else ""
+            unknown = ""
+            if c.unknown:
+                unknown = (f", {c.unknown:.0f} unknown-stream values trained on the video label" if c.rule == "video_label"
+                           else f", {c.unknown:.0f} unknown-stream values left out")
+            out.append(f"target {c.name}: {c.positives:.1f} positive / {c.negatives:.1f} negative{unknown}, "
+                       f"weight {c.weight:g}{extra}: {c.status}")
+        if self.videos_counted < self.videos:
+            out.append(f"targets counted on {self.videos_counted} of {self.videos} training videos, scaled")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"videos_counted": self.videos_counted, "videos": self.videos, "notes": list(self.notes),
+                "targets": [c.to_dict() for c in self.counts], "disabled": list(self.disabled),
+                "pos_weights": dict(self.pos_weights)}
+
+
+def _unwrap(dataset: Any) -> tuple[Any, list[int]]:
+    """(cache dataset, its video indices) behind a training dataset (LabeledSubset, or itself)."""
+    if hasattr(dataset, "census_labels") and hasattr(dataset, "label_arrays"):
+        return dataset, list(range(len(dataset.rows)))
+    base = getattr(dataset, "base", None)
+    if base is not None and hasattr(dataset, "indices") and hasattr(base, "census_labels"):
+        return base, [int(i) for i in dataset.indices]
+    return None, []
+
+
+def _item_labels(dataset: Any, max_videos: int, keys: Sequence[str] = ()) -> tuple[list[tuple[float, list[dict[str, Any]]]], int, int]:
+    """[(weight of each item, item label dicts)] per counted video, videos counted, videos. `keys`:
+    the batch keys the targets read; a dataset that is not a cache dataset but lists its `labels`
+    is counted from them without loading an item when the targets read only `label`."""
+    base, videos = _unwrap(dataset)
+    if base is not None:
+        chosen = videos if len(videos) <= max_videos else [
+            videos[int(i)] for i in np.linspace(0, len(videos) - 1, max_videos).round().astype(int)]
+        per_epoch = float(getattr(base, "items_per_video", 1))
+        out = []
+        for v in chosen:
+            items = base.census_labels(v, base.label_arrays(v), PER_VIDEO)
+            out.append((per_epoch / max(1, len(items)), items))
+        return out, len(chosen), len(videos)
+    labels = getattr(dataset, "labels", None)
+    if labels is not None and set(keys) <= {"label"}:  # given to fit with its labels: no item loaded
+        return [(1.0, [{"label": float(y)}]) for y in labels], len(labels), len(labels)
+    # Any other dataset (given to fit directly): its items, without disturbing the random state.
+    import torch
+
+    n = len(dataset)
+    idx = list(range(n)) if n <= max_videos else np.linspace(0, n - 1, max_videos).round().astype(int).tolist()
+    out = []
+    with torch.random.fork_rng(devices=[]):
+        for i in idx:
+            item = dataset[i]
+            out.append((1.0, [{k: v.numpy() if hasattr(v, "numpy") else v for k, v in item.items()
+                               if not isinstance(v, str)}]))
+    return out, len(idx), n
+
+
+def count_targets(dataset: Any, task: Any, max_videos: int = MAX_VIDEOS) -> tuple[list[TargetCount], int, int]:
+    """Positives / negatives / unknown of every target of `task` over `dataset`'s training items."""
+    import torch
+
+    from fakelens.tasks.classification import resolve_unknown
+
+    targets = task.targets()
+    counts = [TargetCount(t.term, t.name, t.weight, t.unknown) for t in targets]
+    per_video, counted, total = _item_labels(dataset, max_videos, [t.key for t in targets])
+    for weight, items in per_video:
+        for item in items:
+            for t, c in zip(targets, counts):
+                if t.key not in item:
+                    continue
+                raw = np.asarray(item[t.key], np.float32).reshape(-1)  # (n,)
+                valid = np.ones_like(raw, bool)
+                if t.mask_key is not None and t.mask_key in item and np.size(item[t.mask_key]) == raw.size:
+                    valid = np.asarray(item[t.mask_key], bool).reshape(-1)
+                batch = {t.key: torch.from_numpy(raw)[None]}
+                if "video_label" in item:
+                    batch["video_label"] = torch.tensor([float(item["video_label"])])
+                resolved = resolve_unknown(t, batch)[0].numpy()
+                c.unknown += weight * float(((raw < 0) & valid).sum())
+                c.ignored += weight * float(((resolved < 0) & valid).sum())
+                c.positives += weight * float(((resolved >= 0.5) & valid).sum())
+                c.negatives += weight * float(((resolved >= 0) & (resolved < 0.5) & valid).sum())
+    scale = total / max(1, counted)
+    for c in counts:
+        c.positives, c.negatives, c.unknown, c.ignored = (x * scale for x in (c.positives, c.negatives, c.unknown,
+                                                                               c.ignored))
+    return counts, counted, total
+
+
+def _cause(c: TargetCount, cfg: Any) -> str:
+    """Why a target holds one class, and what to change."""
+    field_name = WEIGHT_FIELD.get(c.term)
+    drop = f"set {field_name}=0" if field_name else "check the training split's labels"
+    if c.positives <= 0 and c.negatives <= 0:
+        return f"no training item has a known label for it; {drop}"
+    one = "negative (real)" if c.positives <= 0 else "positive (fake)"
+    if c.ignored > 0:
+        return (f"every known label is {one}: the {c.ignored:.0f} values of fakes whose stream the dataset does not "
+                f"state are left out (task.unknown_stream={cfg.unknown_stream}); set task.unknown_stream=video_label "
+                f"to train them on the video label, or {drop}")
+    if c.positives <= 0:
+        stream = {"audio": "audio", "mil_time": "audio", "time": "audio", "visual": "visual", "mil_frame": "visual"}
+        what = f"no {stream[c.term]} fake" if c.term in stream else "no fake"
+        return f"every label is {one}: the training split holds {what} for it; {drop}, or train on data that has some"
+    return f"every label is {one}: the training split holds no real item for it; {drop}"
+
+
+def plan_targets(dataset: Any, task: Any, balance: str, max_videos: int = MAX_VIDEOS) -> TargetPlan:
+    """Count the targets of `task` on the training `dataset` and decide what trains: a per-term
+    pos_weight (n_negative / n_positive) when `balance` is "pos_weight", terms disabled under the
+    "auto" unknown-stream rule, and the problems that refuse training."""
+    cfg = task.cfg
+    counts, counted, total = count_targets(dataset, task, max_videos)
+    plan = TargetPlan(counts, counted, total)
+    for c in counts:
+        if c.positives > 0 and c.negatives > 0:
+            if balance == "pos_weight":
+                c.pos_weight = c.negatives / c.positives
+                plan.pos_weights[c.term] = c.pos_weight
+            continue
+        if cfg.unknown_stream == "auto" and c.term != "video" and c.ignored > 0:
+            c.status = (f"disabled (weight {c.weight:g} -> 0): the stream of the fakes is unknown, "
+                        f"the known labels are all {'real' if c.positives <= 0 else 'fake'}")
+            c.weight = 0.0
+            plan.disabled.append(c.term)
+            continue
+        c.status = "REFUSED"
+        plan.problems.append(f"target {c.name} has weight {c.weight:g} but {_cause(c, cfg)}")
+    return plan
+
+
+def check_plan(plan: TargetPlan) -> None:
+    """Refuse a run whose targets cannot train (ConfigError naming each target and the cause)."""
+    if plan.problems:
+        raise ConfigError("cannot train: " + "; ".join(plan.problems))
+
+
+def table_rows(plan: TargetPlan) -> list[list[Any]]:
+    """Rows of the `target | positives | negatives | unknown | weight | pos_weight | status` table."""
+    rows = []
+    for c in plan.counts:
+        status = c.status
+        if c.unknown and c.status == "trains":
+            status += "; unknown = video label" if c.rule == "video_label" else "; unknown left out"
+        rows.append([c.name, f"{c.positives:.1f}", f"{c.negatives:.1f}", f"{c.unknown:.1f}", f"{c.weight:g}",
+                     "" if c.pos_weight is None else f"{c.pos_weight:.3f}", status])
+    return rows
+
+
+TABLE_COLUMNS: Sequence[str] = ("target", "positives", "negatives", "unknown", "weight", "pos_weight", "status")

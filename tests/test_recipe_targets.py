@@ -1,0 +1,137 @@
+"""Every recipe in configs/ trains on targets that hold both classes on data in its own format
+(CSV for the CSV competition baseline, DFDC metadata.json for the DFDC recipes, AV-Deepfake1M for
+the others), checked through `fakelens train --dry-run`'s code path; and `train` refuses a target
+with one class (issue 17, guards)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fakelens.train.config import load_train_config
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+RECIPES = sorted(p.name for p in CONFIGS.glob("*.yaml"))
+
+
+def recipe_layout(name: str) -> str:
+    """The data format a recipe is written for."""
+    if name.startswith("csv_"):
+        return "csv"
+    if name.startswith("dfdc_"):
+        return "dfdc"
+    if name.startswith(("avdf1m_", "demo")):
+        return "avdeepfake1m"
+    raise AssertionError(f"configs/{name}: say which data format it trains on in recipe_layout()")
+
+
+def test_every_recipe_has_a_format():
+    assert RECIPES and all(recipe_layout(r) for r in RECIPES)
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_every_recipe_trains_both_classes_of_every_target_on_its_own_format(recipe, layout_cache):
+    from fakelens.train.engine import dry_run
+
+    from fakelens.models import MODELS
+
+    _, cache = layout_cache(recipe_layout(recipe))
+    cfg = load_train_config(CONFIGS / recipe, [f"data.cache={cache}"])
+    # the tiny cache: 8 frames of 32 px crops (train refuses a recipe asking for more, as dry_run does)
+    fit_cache = [f"data.clip_frames={min(cfg.data.clip_frames, 8)}"]
+    if "video" in MODELS.get(cfg.model.name).inputs:
+        fit_cache.append("model.image_size=32")
+    cfg = load_train_config(CONFIGS / recipe, [f"data.cache={cache}", *fit_cache])
+    plan = dry_run(cfg)
+    assert not plan.problems, plan.problems
+    trained = [c for c in plan.counts if c.weight > 0]
+    assert trained and any(c.term == "video" for c in trained)
+    for c in trained:
+        assert c.positives > 0 and c.negatives > 0, (recipe, c)
+    if recipe.startswith("csv_"):  # the competition baseline's audio-only model learns the video label
+        (label,) = [c for c in trained if c.term == "video"]
+        assert label.unknown > 0 and label.rule == "video_label"
+    if recipe_layout(recipe) == "avdeepfake1m":  # per-stream labels are stated: nothing unknown
+        assert all(c.unknown == 0 for c in plan.counts) and not plan.disabled
+
+
+def test_dry_run_prints_the_targets_and_trains_nothing(layout_cache, tmp_path, capsys, monkeypatch):
+    from fakelens.cli.main import main
+
+    monkeypatch.setenv("COLUMNS", "200")  # rich tables: one line per row
+
+    _, cache = layout_cache("csv")
+    out = tmp_path / "run"
+    rc = main(["train", "--config", str(CONFIGS / "csv_audio_resnet18.yaml"), "--set", f"data.cache={cache}",
+               "--out", str(out), "--dry-run"])
+    text = capsys.readouterr().out
+    assert rc == 0 and not out.exists()
+    for column in ("target", "positives", "negatives", "unknown", "weight"):
+        assert column in text
+    assert "label (video logit)" in text and "video label" in text
+    rc = main(["train", "--config", str(CONFIGS / "demo.yaml"), "--set", f"data.cache={cache}", "--out", str(out),
+               "--set", "task.unknown_stream=ignore", "--set", "model.image_size=32", "--dry-run", "--json"])
+    plan = json.loads(capsys.readouterr().out)
+    assert rc == 1 and not out.exists()  # training would refuse: the exit status says so
+    assert any("audio_label" in p and "task.unknown_stream" in p for p in plan["problems"])
+
+
+def test_dry_run_refuses_what_train_refuses_and_writes_nothing(layout_cache, tmp_path, capsys):
+    """A dry run builds and checks the data as train does: a cache of 32 px crops for a 64 px
+    recipe is the same error (it used to count the targets and say all was well); with --smoke
+    (which writes a run) it is refused before anything is written."""
+    from fakelens.cli.main import main
+
+    _, cache = layout_cache("avdeepfake1m")
+    out = tmp_path / "run"
+    rc = main(["train", "--config", str(CONFIGS / "demo.yaml"), "--set", f"data.cache={cache}", "--out", str(out),
+               "--dry-run"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "holds 32 px face crops" in err and "model.image_size is 64" in err and not out.exists()
+    rc = main(["train", "--config", str(CONFIGS / "demo.yaml"), "--out", str(out), "--smoke", "--dry-run"])
+    assert rc == 2 and "--dry-run" in capsys.readouterr().err and not out.exists()
+
+
+def test_train_refuses_a_target_with_one_class_naming_it(layout_cache, tmp_path):
+    """An AV-1M training split without audio fakes: the audio head would learn "never fake"."""
+    import shutil
+
+    from fakelens.data.cache import read_index
+    from fakelens.errors import ConfigError
+    from fakelens.train.engine import fit
+
+    _, cache = layout_cache("avdeepfake1m")
+    mine = tmp_path / "cache"
+    shutil.copytree(cache, mine)
+    rows = [r for r in read_index(mine) if not (r.get("split") == "train" and r["audio_segments"])]
+    assert len(rows) < len(read_index(mine))
+    (mine / "index.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = load_train_config(CONFIGS / "demo.yaml", [f"data.cache={mine}", "train.epochs=1", "model.image_size=32"])
+    with pytest.raises(ConfigError, match=r"audio_label \(audio-fake head\).*no audio fake.*task.audio_weight=0"):
+        fit(cfg, tmp_path / "run")
+    assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_a_dataset_given_with_its_labels_is_counted_without_loading_an_item():
+    """fit(train_dataset=...) with a `labels` attribute and a task that trains on `label` only:
+    the counts come from the labels, no item is loaded (a user's dataset may draw random numbers
+    or read files per item; the DDP test counts each rank's draws)."""
+    import numpy as np
+
+    from fakelens.tasks import TaskConfig, build_task
+    from fakelens.train.targets import plan_targets
+
+    class Listed:
+        labels = np.array([0, 1, 1, 0, 1], np.float32)
+
+        def __len__(self):
+            return 5
+
+        def __getitem__(self, i):
+            raise AssertionError("an item was loaded")
+
+    plan = plan_targets(Listed(), build_task(TaskConfig(name="classification")), "pos_weight")
+    (video,) = plan.counts
+    assert (video.positives, video.negatives) == (3, 2) and plan.pos_weights == {"video": 2 / 3}
