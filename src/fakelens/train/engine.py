@@ -140,24 +140,53 @@ def _rank_seeder(base_seed: int) -> Any:
     return RankSeeder()
 
 
+def _epoch_order_guard() -> Any:
+    """A callback making a resumed run draw the order of the epoch it continues with.
+
+    Lightning builds the training loader's iterator before it restores the epoch counters from
+    the checkpoint; with loader workers that iterator draws its first indices at once, so the
+    EpochSampler drew epoch 0's order. At train start the epoch is known: if the sampler drew
+    another, it is set and the (persistent-worker) iterator restarted in place, its stale
+    prefetched items dropped, before the first batch is taken."""
+    from lightning.pytorch.callbacks import Callback
+
+    from fakelens.train.sampling import EpochSampler
+
+    class EpochOrderGuard(Callback):
+        def on_train_start(self, trainer, pl_module) -> None:
+            loader = trainer.train_dataloader
+            sampler = getattr(loader, "sampler", None)
+            epoch = int(trainer.current_epoch)
+            if isinstance(sampler, EpochSampler) and sampler.drawn_epoch not in (None, epoch):
+                sampler.set_epoch(epoch)
+                if getattr(loader, "_iterator", None) is not None:
+                    iter(loader)  # persistent workers: the same iterator, reset to the new order
+
+    return EpochOrderGuard()
+
+
 def make_loaders(cfg: TrainConfig, train_ds: Any, val_ds: Any, train_labels: Sequence[int]):
-    """Train loader (shuffled, or class-balanced by a weighted sampler) and validation loader."""
-    import torch
-    from torch.utils.data import DataLoader, WeightedRandomSampler
+    """Train loader (shuffled, or class-balanced draws) and validation loader. The training order
+    and every item's random choices derive from (train.seed, epoch) only (fakelens.train.sampling),
+    so a resumed run sees what the uninterrupted one would have."""
+    from torch.utils.data import DataLoader
+
+    from fakelens.train.sampling import EpochSampler, SeededItems
 
     t = cfg.train
     common = dict(batch_size=t.batch_size, num_workers=t.num_workers, persistent_workers=t.num_workers > 0,
                   pin_memory=False)
-    sampler = None
+    weights = None
     if cfg.data.balance == "sampler":
         n_fake = sum(train_labels)
         n_real = len(train_labels) - n_fake
-        # Each class gets half of the draws: weight 1/(2 n_class) per sample.
-        w = [0.5 / n_fake if y else 0.5 / n_real for y in train_labels]
-        sampler = WeightedRandomSampler(torch.tensor(w, dtype=torch.double), num_samples=len(w), replacement=True,
-                                        generator=torch.Generator().manual_seed(t.seed))
-    train = DataLoader(train_ds, shuffle=sampler is None, sampler=sampler, drop_last=len(train_ds) > t.batch_size,
-                       **common)
+        # Each class gets half of the draws: weight 1/(2 n_class) per video.
+        weights = [0.5 / n_fake if y else 0.5 / n_real for y in train_labels]
+        per_video = len(train_ds) // max(1, len(weights))
+        if len(train_ds) != len(weights) and per_video * len(weights) == len(train_ds):
+            weights = [w / per_video for w in weights for _ in range(per_video)]  # items of a video in a row
+    sampler = EpochSampler(len(train_ds), t.seed, weights)
+    train = DataLoader(SeededItems(train_ds), sampler=sampler, drop_last=len(train_ds) > t.batch_size, **common)
     val = DataLoader(val_ds, shuffle=False, **common)
     return train, val
 
@@ -274,7 +303,7 @@ def _fit(cfg: TrainConfig, run_dir: Path, resume: bool, train_dataset: Any, val_
                              enable_version_counter=False, auto_insert_metric_name=False)
     callbacks: list[Any] = [LearningRateMonitor(logging_interval="step"), checkpoint, latest,
                             epoch_report(log, checkpoint, cfg.train.epochs),  # the report after the checkpoints
-                            _rank_seeder(cfg.train.seed)]
+                            _rank_seeder(cfg.train.seed), _epoch_order_guard()]
     if cfg.train.patience > 0:
         callbacks.append(_early_stopping(EarlyStopping, monitor=cfg.train.monitor, mode=mode,
                                          patience=cfg.train.patience, check_finite=True))

@@ -108,6 +108,15 @@ class DetectorModule(L.LightningModule):
 
         return forward_inputs(self.model, batch)
 
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        # The random state of the training steps (dropout, batch mixing) starts each epoch from
+        # (train.seed, epoch), as the data order does (fakelens.train.sampling): a resumed run
+        # continues exactly as the uninterrupted one.
+        if batch_idx == 0:
+            from fakelens.train.sampling import epoch_seed
+
+            torch.manual_seed(epoch_seed(self.cfg.train.seed, self.current_epoch) + 7919 * self.global_rank)
+
     def training_step(self, batch: dict[str, Any], batch_idx: int):
         if self.batch_mix is not None:
             batch = self.batch_mix(batch)
