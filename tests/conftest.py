@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -102,19 +103,30 @@ def untrained_run():
 @pytest.fixture(scope="session")
 def layout_cache(tmp_path_factory):
     """layout_cache(layout) -> (data root, cache dir): the tiny preset written in a dataset layout
-    ("avdeepfake1m", "csv", "dfdc", "lavdf") at 64 px, 1 s per video, and preprocessed (8 frames,
+    ("avdeepfake1m", "csv", "dfdc", "lavdf", or "folders": the csv set's labelled videos copied
+    to <split>/real/ and <split>/fake/) at 64 px, 1 s per video, and preprocessed (8 frames,
     32 px full-frame crops, log-mels); each layout generated once per session."""
     made: dict = {}
 
     def get(layout: str):
         if layout not in made:
+            import shutil
+
             from fakelens.data.cache import CacheConfig, preprocess
             from fakelens.data.formats import load_dataset
             from fakelens.data.synthetic import generate, preset
 
             root = tmp_path_factory.mktemp(f"layout_{layout}")
-            data = generate(root / "data", preset("tiny", layout=layout, size=(64, 64), duration=(1.0, 1.0)),
-                            progress=False)
+            if layout == "folders":
+                data = root / "data"
+                for rec in load_dataset(get("csv")[0]).records:
+                    if rec.has_label:
+                        dest = data / rec.split / ("fake" if rec.is_fake else "real") / Path(rec.path).name
+                        dest.parent.mkdir(parents=True, exist_ok=True)
+                        shutil.copyfile(rec.path, dest)
+            else:
+                data = generate(root / "data", preset("tiny", layout=layout, size=(64, 64), duration=(1.0, 1.0)),
+                                progress=False)
             preprocess(load_dataset(data).records, root / "cache",
                        CacheConfig(n_frames=8, size=32, detector="full_frame"), progress=False)
             made[layout] = (data, root / "cache")

@@ -163,9 +163,9 @@ def test_a_perfect_detector_scores_ap_one_at_every_threshold(fps):
 # ------------------------------------------------------------------ which stream is fake (item 1)
 
 
-@pytest.mark.parametrize("layout", ["csv", "dfdc"])
+@pytest.mark.parametrize("layout", ["csv", "dfdc", "folders"])
 def test_formats_that_do_not_say_which_stream_leave_it_unknown(layout_cache, layout):
-    """DFDC metadata and CSV labels say real/fake only: a fake's per-stream labels are unknown
+    """DFDC metadata, CSV labels and real/fake folders say real/fake only: a fake's per-stream labels are unknown
     (-1), not "visual" (which gave the audio head, and the audio-only baseline, 0 for every fake)."""
     from fakelens.data.dataset import AudioDataset, AVDataset, ClipDataset
 

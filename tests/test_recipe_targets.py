@@ -31,30 +31,56 @@ def test_every_recipe_has_a_format():
     assert RECIPES and all(recipe_layout(r) for r in RECIPES)
 
 
-@pytest.mark.parametrize("recipe", RECIPES)
-def test_every_recipe_trains_both_classes_of_every_target_on_its_own_format(recipe, layout_cache):
+STREAM_UNSTATED = ("csv", "dfdc", "folders")  # formats that do not say which stream of a fake was manipulated
+
+
+def _plan(recipe: str, layout: str, layout_cache):
+    """The dry-run plan of configs/<recipe> on the tiny cache of `layout` (8 frames of 32 px crops:
+    the recipe's clip and crop sizes are fitted to it, as train refuses a recipe asking for more)."""
+    from fakelens.models import MODELS
     from fakelens.train.engine import dry_run
 
-    from fakelens.models import MODELS
-
-    _, cache = layout_cache(recipe_layout(recipe))
+    _, cache = layout_cache(layout)
     cfg = load_train_config(CONFIGS / recipe, [f"data.cache={cache}"])
-    # the tiny cache: 8 frames of 32 px crops (train refuses a recipe asking for more, as dry_run does)
     fit_cache = [f"data.clip_frames={min(cfg.data.clip_frames, 8)}"]
     if "video" in MODELS.get(cfg.model.name).inputs:
         fit_cache.append("model.image_size=32")
-    cfg = load_train_config(CONFIGS / recipe, [f"data.cache={cache}", *fit_cache])
-    plan = dry_run(cfg)
-    assert not plan.problems, plan.problems
+    return dry_run(load_train_config(CONFIGS / recipe, [f"data.cache={cache}", *fit_cache]))
+
+
+def _check_plan(recipe: str, layout: str, plan) -> None:
+    assert not plan.problems, (recipe, layout, plan.problems)
     trained = [c for c in plan.counts if c.weight > 0]
     assert trained and any(c.term == "video" for c in trained)
     for c in trained:
-        assert c.positives > 0 and c.negatives > 0, (recipe, c)
-    if recipe.startswith("csv_"):  # the competition baseline's audio-only model learns the video label
-        (label,) = [c for c in trained if c.term == "video"]
-        assert label.unknown > 0 and label.rule == "video_label"
-    if recipe_layout(recipe) == "avdeepfake1m":  # per-stream labels are stated: nothing unknown
+        assert c.positives > 0 and c.negatives > 0, (recipe, layout, c)
+    (video,) = [c for c in plan.counts if c.term == "video"]
+    if layout in STREAM_UNSTATED:
+        # per-stream heads would see real labels only: disabled, and the plan says so
+        assert sorted(plan.disabled) == sorted(c.term for c in plan.counts if c.term != "video"), plan.disabled
+        assert all(c.status.startswith("disabled") for c in plan.counts if c.term != "video")
+        if video.unknown:  # an audio-only model's window label: trained on the video label
+            assert video.rule == "video_label" and video.positives == pytest.approx(video.unknown)
+    else:  # per-stream labels are stated: nothing unknown, nothing disabled
         assert all(c.unknown == 0 for c in plan.counts) and not plan.disabled
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_every_recipe_trains_both_classes_of_every_target_on_its_own_format(recipe, layout_cache):
+    plan = _plan(recipe, recipe_layout(recipe), layout_cache)
+    _check_plan(recipe, recipe_layout(recipe), plan)
+    if recipe.startswith("csv_"):  # the competition baseline's audio-only model learns the video label
+        (label,) = [c for c in plan.counts if c.term == "video"]
+        assert label.unknown > 0 and label.rule == "video_label" and label.weight > 0
+
+
+@pytest.mark.parametrize("layout", ["lavdf", "folders"])
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_every_recipe_on_lavdf_and_real_fake_folders(recipe, layout, layout_cache):
+    """The formats without a recipe of their own: LAV-DF (per-stream labels stated) and real/fake
+    folders (stream unknown): every recipe's targets train on both classes or, for a per-stream
+    head the folders cannot label, are disabled and said to be."""
+    _check_plan(recipe, layout, _plan(recipe, layout, layout_cache))
 
 
 def test_dry_run_prints_the_targets_and_trains_nothing(layout_cache, tmp_path, capsys, monkeypatch):
