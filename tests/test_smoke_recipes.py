@@ -169,3 +169,22 @@ def test_videos_left_out_are_counted_with_their_reason(tiny_synth, tmp_path, cap
     assert json.loads((run / "metrics.json").read_text())["left_out"] == {
         "train": {"no audio track (the model needs audio)": 1}}
     assert "left out of split 'train'" in (run / "train.log").read_text()
+
+
+def test_model_info_counts_a_recipe_at_the_inputs_its_cache_gives(tiny_cache, capfd):
+    """FLOPs were counted at model.audio_frames (demo: 128) whatever the data's audio window;
+    with data.cache they are counted at the window the training dataset cuts, as fit adapts it."""
+    from fakelens.data.dataset import AVDataset
+
+    cache = tiny_cache("avdeepfake1m")
+    capfd.readouterr()
+    assert main(["model", "info", "--config", str(CONFIGS / "demo.yaml"), "--set", f"data.cache={cache}",
+                 "--set", "model.image_size=32", "--set", "data.clip_frames=4", "--json"]) == 0
+    out = json.loads(capfd.readouterr().out)
+    width = AVDataset(cache, "train", clip_frames=4).width
+    assert out["cost"]["input_shapes"] == {"video": [1, 4, 3, 32, 32], "audio": [1, 1, 80, width]}
+    assert width != 128 and any(f"model.audio_frames 128 -> {width}" in n for n in out["notes"])
+    # The same recipe at the cache's other crop size: train would refuse it, model info says so.
+    assert main(["model", "info", "--config", str(CONFIGS / "demo.yaml"), "--set", f"data.cache={cache}",
+                 "--json"]) == 0
+    assert any("train would refuse" in w and "--size 32" in w for w in json.loads(capfd.readouterr().out)["warnings"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from pathlib import Path
@@ -105,12 +106,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         if isinstance(value, bool):
             raise ConfigError(f"{where}: expected an integer, got {value!r}")
         try:
-            f = float(value)
-        except (TypeError, ValueError):
+            return parse_count(value)
+        except ValueError:
             raise ConfigError(f"{where}: expected an integer, got {value!r}") from None
-        if f != int(f):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
-        return int(f)
     if tp is float:
         if isinstance(value, bool):
             raise ConfigError(f"{where}: expected a number, got {value!r}")
@@ -125,6 +123,27 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     if tp is Path:
         return Path(value)
     return value
+
+
+_SUFFIXES = {"k": 1e3, "m": 1e6, "g": 1e9}
+
+
+def parse_count(value: Any) -> int:
+    """An integer as people write counts: 5000000, 5e6, 5_000_000, 200M, 1.5G, 250k (ValueError
+    otherwise, also for a non-integer like 5.5)."""
+    if isinstance(value, bool):
+        raise ValueError(f"not an integer: {value!r}")
+    text = str(value).strip().replace("_", "")
+    scale = 1.0
+    if text[-1:].lower() in _SUFFIXES:
+        scale, text = _SUFFIXES[text[-1].lower()], text[:-1]
+    try:
+        f = float(text) * scale
+    except ValueError:
+        raise ValueError(f"not an integer: {value!r}") from None
+    if not math.isfinite(f) or f != int(f):
+        raise ValueError(f"not an integer: {value!r}")
+    return int(f)
 
 
 def from_dict(cls: type[C], data: Mapping[str, Any], prefix: str = "") -> C:

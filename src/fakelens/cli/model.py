@@ -18,30 +18,50 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser(
         "info", help="parameters and FLOPs/MACs of a model, true and by thop, against the budget",
-        description="Count a model's parameters and MACs on its configured input (built on the meta "
-        "device: nothing is allocated or downloaded), with torch.utils.flop_counter and with thop "
-        "(the multimedia competition's counter), and check it against the parameter budget.")
+        description="Count a model's parameters and MACs on its input (built on the meta device: nothing is "
+        "allocated or downloaded), with torch.utils.flop_counter and with thop (the multimedia competition's "
+        "counter), and check it against the parameter budget. With a recipe (--config), the input is the one "
+        "the recipe feeds (its clip length, audio window, and with data.cache the cache's). Exit status 2 "
+        "when the model is over the budget.")
     p.add_argument("name", nargs="?", default=None, help="model name (default: the config's model.name)")
     p.add_argument("--config", type=Path, default=None,
-                   help="YAML run config (its `model:` section and train.max_params) or a bare model config")
+                   help="YAML recipe / run config (its model, data and train.max_params) or a bare model config")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a model config key, e.g. --set backbone=xception41 (repeatable)")
-    p.add_argument("--max-params", type=int, default=None,
-                   help="parameter budget (default: the config's train.max_params, else 200,000,000)")
+                   help="override a config key, e.g. --set backbone=xception41 or --set data.cache=CACHE "
+                        "(bare keys are model keys; repeatable)")
+    p.add_argument("--max-params", type=_count, default=None, metavar="N",
+                   help="parameter budget: 200000000, 2e8 or 200M (default: the config's train.max_params, "
+                        "else 200M)")
     p.add_argument("--batch", type=int, default=1, help="batch size of the counted input (default 1)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run_info)
 
 
-def _model_section(args: argparse.Namespace) -> tuple[dict[str, Any], int | None]:
-    """The model config mapping (YAML < NAME < --set) and the budget named in the YAML, if any."""
+def _count(text: str) -> int:
+    from fakelens.config import parse_count
+
+    try:
+        value = parse_count(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count (write 200000000, 2e8 or 200M)") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
+    return value
+
+
+SECTIONS = ("model", "data", "task", "optim", "train", "augment", "predict")
+
+
+def _model_section(args: argparse.Namespace) -> tuple[dict[str, Any], int | None, dict[str, Any] | None]:
+    """The model config mapping (YAML < NAME < --set), the budget named in the YAML if any, and
+    for a recipe (a YAML with a `model:` section) the whole run config mapping with the overrides."""
     import yaml
 
     from fakelens.config import merge_overrides
     from fakelens.errors import ConfigError
 
     data: dict[str, Any] = {}
-    max_params = None
+    run: dict[str, Any] | None = None
     if args.config is not None:
         if not args.config.is_file():
             raise ConfigError(f"{args.config}: config file not found")
@@ -52,18 +72,29 @@ def _model_section(args: argparse.Namespace) -> tuple[dict[str, Any], int | None
         if not isinstance(loaded, dict):
             raise ConfigError(f"{args.config}: top level must be a mapping")
         if isinstance(loaded.get("model"), dict):  # a full run config
-            data = dict(loaded["model"])
-            train = loaded.get("train")
-            if isinstance(train, dict) and train.get("max_params") is not None:
-                max_params = int(train["max_params"])
+            run = loaded
         else:
             data = loaded
+    if run is not None:
+        overrides = [o if o.split(".", 1)[0] in SECTIONS and "." in o.split("=", 1)[0] else f"model.{o}"
+                     for o in args.overrides]
+        run = merge_overrides(run, overrides)
+        data = dict(run["model"])
+    else:
+        data = merge_overrides(data, [o[len("model."):] if o.startswith("model.") else o for o in args.overrides])
     if args.name:
         data["name"] = args.name
+        if run is not None:
+            run["model"] = data
     if "name" not in data:
         raise ConfigError("give a model NAME or a --config with model.name (`fakelens model list` shows them)")
-    overrides = [o[len("model."):] if o.startswith("model.") else o for o in args.overrides]
-    return merge_overrides(data, overrides), max_params
+    max_params = None
+    train = (run or {}).get("train")
+    if isinstance(train, dict) and train.get("max_params") is not None:
+        from fakelens.config import parse_count
+
+        max_params = parse_count(getattr(train["max_params"], "value", train["max_params"]))
+    return data, max_params, run
 
 
 def run_info(args: argparse.Namespace) -> int:
@@ -71,27 +102,42 @@ def run_info(args: argparse.Namespace) -> int:
     from fakelens.config import from_dict, to_dict
     from fakelens.models.config import ModelConfig
 
-    data, yaml_budget = _model_section(args)
+    data, yaml_budget, run = _model_section(args)
     if args.batch < 1:
         from fakelens.errors import ConfigError
 
         raise ConfigError(f"--batch must be >= 1, got {args.batch}")
     from_dict(ModelConfig, data, prefix="model.")  # a wrong key or value, reported before torch loads
+    if run is not None:
+        from fakelens.registry import deferred_name_checks
+        from fakelens.train.config import TrainConfig
+
+        with deferred_name_checks():
+            from_dict(TrainConfig, run)
     from fakelens.models import resolve_config
-    from fakelens.train.budget import DEFAULT_MAX_PARAMS, count_config, describe, human
+    from fakelens.train.budget import DEFAULT_MAX_PARAMS, count_config, describe, human, verdict_differs
 
     cfg = resolve_config(data)
+    notes: list[str] = []
+    if run is not None:  # count at the input the recipe feeds the model
+        import dataclasses
+
+        from fakelens.train.config import TrainConfig
+        from fakelens.train.data import recipe_inputs
+
+        cfg, notes = recipe_inputs(dataclasses.replace(from_dict(TrainConfig, run), model=cfg))
     max_params = args.max_params or yaml_budget or DEFAULT_MAX_PARAMS
     cost = count_config(cfg, batch=args.batch)
     within = cost.params <= max_params
-    warnings = list(cost.disagreement) + list(cost.notes)
-    if cost.thop_params <= max_params < cost.params:
-        warnings.insert(0, f"thop's count ({human(cost.thop_params)}) passes the {human(max_params)} budget "
-                           f"but the true count ({human(cost.params)}) does not")
+    # A difference between thop and the true count is a warning only where it changes the verdict.
+    warnings = [w for w in [verdict_differs(cost, max_params)] if w]
+    warnings += [n for n in notes if n.startswith("train would refuse")]
+    notes = [n for n in notes if n not in warnings] + list(cost.disagreement) + list(cost.notes)
+    status = 0 if within else 2
     if args.json:
-        print_json({"model": describe(cfg), "config": to_dict(cfg), "cost": cost,
-                    "max_params": max_params, "within_budget": within, "warnings": warnings})
-        return 0
+        print_json({"model": describe(cfg), "config": to_dict(cfg), "cost": cost, "max_params": max_params,
+                    "within_budget": within, "warnings": warnings, "notes": notes})
+        return status
     shapes = ", ".join(f"{k} {tuple(v)}" for k, v in cost.input_shapes.items())
     verdict = (f"within budget ({cost.params / max_params:.1%} of {human(max_params)})" if within
                else f"OVER BUDGET: {cost.params / 1e6:.1f}M > {human(max_params)}")
@@ -111,7 +157,9 @@ def run_info(args: argparse.Namespace) -> int:
     err = console(stderr=True)
     for w in warnings:
         err.print(f"[bold red]warning:[/] {w}", highlight=False)
-    return 0
+    for n in notes:
+        err.print(f"[yellow]note:[/] {n}", highlight=False)
+    return status
 
 
 def run_list(args: argparse.Namespace) -> int:

@@ -274,3 +274,41 @@ def _rows_of(dataset: Any) -> list[dict[str, Any]]:
         dataset = dataset.base
     rows = list(getattr(dataset, "rows", []))
     return [rows[i] for i in indices] if indices is not None else rows
+
+
+def recipe_inputs(cfg: TrainConfig) -> tuple[Any, list[str]]:
+    """The model config with its counted input sizes set to what the recipe feeds it, and one line
+    per change, for `fakelens model info --config RECIPE`: with a cache (data.cache), exactly what
+    `fit` adapts (match_inputs, on the training dataset); without one, the clip length and the
+    audio window the data section fixes (an AV window that depends on the videos is said)."""
+    import dataclasses
+
+    from fakelens.models import MODELS
+
+    m, d = cfg.model, cfg.data
+    if d.cache and (Path(d.cache) / "index.jsonl").is_file():
+        train, _ = build_datasets(cfg)
+        try:
+            adapted, notes = match_inputs(cfg, train)
+        except ConfigError as e:
+            return m, [f"train would refuse this recipe on its cache: {e}"]
+        return adapted.model, notes
+    inputs = MODELS.get(m.name).inputs
+    changes: dict[str, Any] = {}
+    notes: list[str] = []
+    if "video" in inputs and m.num_frames != d.clip_frames:
+        changes["num_frames"] = d.clip_frames
+        notes.append(f"model.num_frames {m.num_frames} -> {d.clip_frames}: the model is fed clips of "
+                     "data.clip_frames frames")
+    if "audio" in inputs:
+        seconds = d.audio_seconds if d.audio_seconds is not None else (1.0 if d.dataset == "audio" else None)
+        if seconds is None:
+            notes.append(f"audio counted at model.audio_frames ({m.audio_frames} mel frames): the data's window "
+                         "(data.clip_frames x the videos' frame interval) is known with a cache (--set data.cache=...)")
+        else:
+            width = max(1, int(round(seconds / 0.010)))  # the default 10 ms hop of the log-mels
+            if width != m.audio_frames:
+                changes["audio_frames"] = width
+                notes.append(f"model.audio_frames {m.audio_frames} -> {width}: the data's audio window is "
+                             f"{seconds:g} s")
+    return (dataclasses.replace(m, **changes) if changes else m), notes
