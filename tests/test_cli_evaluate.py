@@ -83,6 +83,29 @@ def test_evaluate_missing_prediction_is_a_clear_error(run_cli, dfdc):
     sub.write_text("filename,label\na.mp4,0.9\nb.mp4,0.2\n")
     code, _, err = run_cli("evaluate", sub, "--labels", meta)
     assert code == 2 and "2 of 4 labelled videos have no prediction: 'c.mp4', 'd.mp4'" in err
+    assert "--subset" in err
+
+
+def test_evaluate_subset_scores_the_covered_videos_and_says_how_many(run_cli, dfdc):
+    """A partial submission had no way to be scored; --subset scores the covered ids and says so."""
+    meta, sub = dfdc
+    sub.write_text("filename,label\na.mp4,0.9\nb.mp4,0.2\nc.mp4,0.7\n")
+    code, out, _ = run_cli("evaluate", sub, "--labels", meta, "--subset", "--json")
+    res = json.loads(out)
+    assert code == 0 and res["scored"] == 3 and res["classification"]["videos"] == 3
+    assert any("--subset: 3 of 4 labelled videos scored; 1 have no prediction ('d.mp4')" in n for n in res["notes"])
+    sub.write_text("filename,label\nzzz.mp4,0.9\n")
+    code, _, err = run_cli("evaluate", sub, "--labels", meta, "--subset")
+    assert code == 2 and "none of the 4 labelled videos has a prediction" in err
+
+
+def test_an_undefined_precision_is_explained(run_cli, dfdc):
+    """'precision @ 0.5 nan' was printed without a word: no video scored >= 0.5."""
+    meta, sub = dfdc
+    sub.write_text("filename,label\na.mp4,0.1\nb.mp4,0.2\nc.mp4,0.3\nd.mp4,0.4\n")
+    code, out, _ = run_cli("evaluate", sub, "--labels", meta)
+    assert code == 0 and "nan" not in out and "undefined (see the notes)" in out
+    assert "precision @ 0.5 is undefined: no video scores >= 0.5" in " ".join(out.split())
 
 
 def test_submission_check(run_cli, dfdc, tmp_path):
@@ -94,6 +117,38 @@ def test_submission_check(run_cli, dfdc, tmp_path):
     sample.write_text("filename,label\na.mp4,0.5\nb.mp4,0.5\nc.mp4,0.5\ne.mp4,0.5\n")
     code, _, err = run_cli("submission", "check", sub, "--expect", sample)
     assert code == 2 and "expected ids missing: 'e.mp4'" in err and "not expected (first at line 5): 'd.mp4'" in err
+
+
+def test_submission_check_lists_every_problem_and_prints_json(run_cli, tmp_path):
+    """It stopped at the first problem and printed text under --json."""
+    sample = tmp_path / "sample_submission.csv"
+    sample.write_text("filename,label\n" + "".join(f"{c}.mp4,0.5\n" for c in "abcdef"))
+    sub = tmp_path / "submission.csv"
+    sub.write_text("filename,label\na.mp4,1.5\nb.mp4,0.2\nc.mp4,high\nb.mp4,0.3\nd.mp4\nx.mp4,0.1\n")
+    code, _, err = run_cli("submission", "check", sub, "--expect", sample)
+    assert code == 2 and "6 problem(s)" in err
+    for text in ("line 2, 'a.mp4': score must be a finite number in [0, 1], got 1.5",
+                 "line 4, 'c.mp4': score 'high' is not a number", "id 'b.mp4' appears twice (first at line 3)",
+                 "line 6: expected 2 cells", "expected ids missing: 'a.mp4', 'c.mp4', 'd.mp4', 'e.mp4', 'f.mp4'",
+                 "1 ids not expected (first at line 7): 'x.mp4'"):
+        assert text in err, text
+    code, out, _ = run_cli("submission", "check", sub, "--expect", sample, "--json")
+    result = json.loads(out)
+    assert code == 2 and result["valid"] is False and len(result["errors"]) == 6 and result["format"] == "dfdc"
+    # A file that cannot be read at all: still JSON.
+    sub.write_text("not a submission\n")
+    code, out, _ = run_cli("submission", "check", sub, "--expect", sample, "--json")
+    assert code == 2 and json.loads(out)["valid"] is False and "not a known submission format" in out
+
+
+def test_submission_check_lists_every_bad_proposal(run_cli, avdf):
+    meta, pred = avdf
+    pred.write_text(json.dumps({"000001.mp4": [[0.5, 3.0, 1.0], [1.5, 0.0, 1.0]], "000002.mp4": [[0.2, 0.0, 1.0],
+                                                                                                   [0.4, 1.0, 2.0]]}))
+    code, out, _ = run_cli("submission", "check", pred, "--expect", meta, "--json")
+    errors = json.loads(out)["errors"]
+    assert code == 2 and len(errors) == 3, errors
+    assert "'000001.mp4' row 0" in errors[0] and "'000001.mp4' row 1" in errors[1] and "not sorted" in errors[2]
 
 
 def test_submission_check_proposals(run_cli, avdf, tmp_path):

@@ -91,3 +91,27 @@ def test_predict_failures_stop_unless_the_prior_is_asked_for(tiny, capsys):
     assert float(rows[f"test/{victim.name}"]) == pytest.approx(prior)
     report = json.loads((out.parent / "prediction.txt.failures.json").read_text())
     assert report["failures"][0]["fallback"] == "prior"
+
+
+def test_predict_takes_videos_and_folders_of_videos_without_any_flag(tiny, capsys):
+    """A folder of unlabelled videos said "needs --format csv" (the --data-format of predict); a
+    folder, a single video and a list of files are now inputs as they are, scores printed or
+    written as a plain score file."""
+    from fakelens.submission import read_submission
+
+    test_dir = tiny["data"] / "test"
+    videos = sorted(test_dir.glob("*.mp4"))
+    run = str(tiny["run"])
+    assert main(["predict", run, str(test_dir), "--json", "--no-progress"]) == 0  # printed, nothing written
+    scores = json.loads(capsys.readouterr().out)
+    assert set(scores) == {v.name for v in videos} and all(0 <= s <= 1 for s in scores.values())
+    out = tiny["root"] / "plain" / "scores.json"
+    assert main(["predict", run, *map(str, videos), "--out", str(out), "--json"]) == 0  # a list of files
+    sub = read_submission(out)
+    assert sub.format == "scores-json" and sub.score_dict() == pytest.approx(scores)
+    out = tiny["root"] / "plain" / "prediction.txt"  # one file, in a challenge's format
+    assert main(["predict", run, str(videos[0]), "--format", "avdf1m-task1", "--out", str(out), "--json"]) == 0
+    assert out.read_text().startswith(f"{videos[0].name};")
+    capsys.readouterr()
+    assert main(["predict", run, str(test_dir), "--format", "csv"]) == 2
+    assert "give --out FILE" in capsys.readouterr().err

@@ -452,3 +452,20 @@ def test_folders_find_broadcast_and_phone_containers_by_probing(tmp_path):
     ds = load_dataset(tmp_path, format="folders")
     assert sorted(r.id for r in ds.records) == sorted(
         [f"{'real' if i % 2 else 'fake'}/v{i}{ext}" for i, ext in enumerate(kinds)] + ["real/camera_dump.raw"])
+
+
+def test_csv_labels_with_a_wrong_header_are_an_error_not_unlabelled_videos(tmp_path, capsys):
+    """`data inspect --format csv` used to ignore a labels file with another header and list its
+    videos as unlabelled test videos."""
+    shutil.copytree(FIXTURES / "csv" / "test", tmp_path / "test")
+    (tmp_path / "train_labels.csv").write_text("name,label\na.mp4,1\n")
+    with pytest.raises(FormatError, match=r"train_labels.csv, line 1: header is 'name,label' but CSV labels need "
+                                          r"the columns video_name,target"):
+        load_dataset(tmp_path, format="csv")
+    from fakelens.cli.main import main
+
+    assert main(["data", "inspect", str(tmp_path), "--format", "csv", "--labels-only"]) == 2
+    assert "header is 'name,label'" in capsys.readouterr().err
+    # A bare folder of test videos (no label-like file) is still read as the unlabelled test set.
+    (tmp_path / "train_labels.csv").unlink()
+    assert {r.split for r in load_dataset(tmp_path, format="csv").records} == {"test"}

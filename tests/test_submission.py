@@ -202,7 +202,8 @@ def test_slow_path_still_reads_valid_files_fast_path_declines(tmp_path):
     p = _write(tmp_path, "p.json", '{"a.mp4": [[0.5, 1.0, 2.0]], "b.mp4": [[0.25, 0, 1E0]]}')
     sub = read_submission(p)
     assert sub.proposals.to_dict()["b.mp4"][0] == Proposal(0.25, 0.0, 1.0)
-    ids, counts, vals = _slow_parse(p, p.read_bytes())
+    ids, counts, vals, rejected = _slow_parse(p, p.read_bytes())
+    assert rejected == set()
     assert ids == ["a.mp4", "b.mp4"] and counts.tolist() == [1, 1]
 
 

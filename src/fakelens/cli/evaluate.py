@@ -4,6 +4,7 @@ supported label source and print every metric that applies (table, or --json; --
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="localization thresholds (default: lavdf for LAV-DF labels, else avdf1m)")
     p.add_argument("--fpr", type=float, default=1e-3, help="FPR for TPR@FPR (default 1e-3)")
     p.add_argument("--threshold", type=float, default=0.5, help="decision threshold for accuracy etc.")
+    p.add_argument("--subset", action="store_true",
+                   help="score only the labelled videos the predictions cover, saying how many (default: a "
+                        "labelled video without a prediction is an error)")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.add_argument("--plot", type=Path, default=None,
                    help="write a ROC curve (scores) or precision-recall + AR@N plot (proposals) to this image")
@@ -33,8 +37,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def evaluate(predictions: Path, labels: Path, *, pred_format: str | None = None, labels_format: str | None = None,
-             split: str | None = None, preset: str | None = None, fpr: float = 1e-3, threshold: float = 0.5
-             ) -> dict[str, Any]:
+             split: str | None = None, preset: str | None = None, fpr: float = 1e-3, threshold: float = 0.5,
+             subset: bool = False) -> dict[str, Any]:
     """Read both sides, align predictions to the labelled videos and compute every applicable metric."""
     from fakelens.data.formats import load_dataset
     from fakelens.errors import FakelensError
@@ -53,7 +57,16 @@ def evaluate(predictions: Path, labels: Path, *, pred_format: str | None = None,
     missing = [r.id for r in records if r.id not in have]
     if missing:
         shown = ", ".join(repr(m) for m in missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise FakelensError(f"{predictions}: {len(missing)} of {len(records)} labelled videos have no prediction: {shown}")
+        if not subset:
+            raise FakelensError(f"{predictions}: {len(missing)} of {len(records)} labelled videos have no prediction: "
+                                f"{shown}; pass --subset to score only the {len(records) - len(missing)} covered ones")
+        if len(missing) == len(records):
+            raise FakelensError(f"{predictions}: none of the {len(records)} labelled videos has a prediction")
+        out["notes"].append(f"--subset: {len(records) - len(missing)} of {len(records)} labelled videos scored; "
+                            f"{len(missing)} have no prediction ({shown})")
+        gone = set(missing)
+        records = [r for r in records if r.id not in gone]
+    out["scored"] = len(records)
     extra = len(have) - len({r.id for r in records} & have)
     if extra:
         out["notes"].append(f"{extra} predicted videos have no label and were ignored")
@@ -85,8 +98,12 @@ def _rows(result: dict[str, Any]) -> list[tuple[str, Any]]:
         if "log_loss" in c:
             rows.append(("log loss", c["log_loss"]))
         m = c["at_threshold"]
-        rows += [(f"accuracy @ {m.threshold:g}", m.accuracy), (f"precision @ {m.threshold:g}", m.precision),
-                 (f"recall @ {m.threshold:g}", m.recall), (f"F1 @ {m.threshold:g}", m.f1)]
+
+        def value(v: float) -> Any:
+            return "undefined (see the notes)" if math.isnan(v) else v
+
+        rows += [(f"accuracy @ {m.threshold:g}", m.accuracy), (f"precision @ {m.threshold:g}", value(m.precision)),
+                 (f"recall @ {m.threshold:g}", value(m.recall)), (f"F1 @ {m.threshold:g}", value(m.f1))]
     if "localization" in result:
         loc = result["localization"]
         rows.append(("videos / segments / proposals", f"{loc['videos']} / {loc['segments']} / {loc['proposals']}"))
@@ -141,7 +158,8 @@ def run(args: argparse.Namespace) -> int:
     from fakelens.cli.output import console, print_json, print_table
 
     result = evaluate(args.predictions, args.labels, pred_format=args.pred_format, labels_format=args.labels_format,
-                      split=args.split, preset=args.preset, fpr=args.fpr, threshold=args.threshold)
+                      split=args.split, preset=args.preset, fpr=args.fpr, threshold=args.threshold,
+                      subset=args.subset)
     if args.plot is not None:
         _plot(result, args.plot)
         result["plot"] = str(args.plot)

@@ -1,4 +1,9 @@
-"""`fakelens predict RUN_OR_CHECKPOINT DATA --format FMT --out FILE`: score videos, write a submission.
+"""`fakelens predict RUN_OR_CHECKPOINT DATA... [--format FMT] [--out FILE]`: score videos, write a submission.
+
+DATA is a dataset (folder or label/metadata file, any supported format), or video files and
+folders of videos (unlabelled, no flag needed). Without --out the scores are printed; with --out
+and no --format the file is a plain score list: CSV `file,score` (format `scores`), or JSON
+`{"file": score}` (`scores-json`) for a .json --out.
 
 One pipeline: decode sampled frames/audio -> faces (same parameters as the training cache) ->
 model -> per-frame / per-clip scores -> video score by a named aggregation (--aggregate) ->
@@ -21,11 +26,14 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("predict", help="score videos with a trained run and write a validated submission",
                               description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", metavar="RUN_OR_CHECKPOINT", help="a `fakelens train` run folder or a .ckpt file")
-    p.add_argument("data", metavar="DATA", help="dataset folder or label/metadata file, or a folder of videos")
-    p.add_argument("--format", required=True, dest="fmt",
-                   help="submission format: dfdc, csv, avdf1m-task1, avdf1m-task2, lavdf")
-    p.add_argument("--out", required=True, help="submission file to write")
-    p.add_argument("--data-format", default=None, help="dataset format of DATA (default: detected)")
+    p.add_argument("data", metavar="DATA", nargs="+",
+                   help="a dataset folder or label/metadata file, or video files and folders of videos")
+    p.add_argument("--format", default=None, dest="fmt",
+                   help="submission format: dfdc, csv, avdf1m-task1, avdf1m-task2, lavdf, or plain scores: scores "
+                        "(CSV file,score), scores-json (default: scores, scores-json for a .json --out)")
+    p.add_argument("--out", default=None, help="submission file to write (default: print the scores)")
+    p.add_argument("--data-format", default=None, help="dataset format of DATA (default: detected; video files "
+                   "and folders of videos need none)")
     p.add_argument("--split", default=None, help="only this split of DATA (e.g. test)")
     p.add_argument("--aggregate", default=None, help="video score strategy: mean, max, median, topk_mean, "
                    "confident_mean (default: the run's predict.aggregate)")
@@ -52,37 +60,49 @@ def run(args: argparse.Namespace) -> int:
 
     from fakelens.atomic import atomic_write_text, ensure_writable
     from fakelens.cli.output import _jsonable, print_json, print_table
-    from fakelens.data.formats import load_dataset
-    from fakelens.errors import FakelensError
+    from fakelens.data.formats import load_inputs
+    from fakelens.errors import ConfigError, FakelensError
+    from fakelens.inference.aggregate import AGGREGATIONS
     from fakelens.inference.device import describe_device, resolve_device
     from fakelens.inference.pipeline import Predictor, failures_report, load_run
     from fakelens.submission import SUBMISSION_FORMATS, write_submission
     from fakelens.types import Proposal
 
+    if args.fmt is not None and args.out is None:
+        raise ConfigError(f"--format {args.fmt} writes a file: give --out FILE")
+    out = Path(args.out) if args.out is not None else None
+    if args.fmt is None:
+        args.fmt = "scores-json" if out is not None and out.suffix.lower() == ".json" else "scores"
     SUBMISSION_FORMATS.get(args.fmt)  # unknown formats fail before any work
+    if args.aggregate is not None:
+        AGGREGATIONS.get(args.aggregate)
     device = resolve_device(args.device)
-    out = Path(args.out)
-    ensure_writable(out.parent)  # a full or read-only output folder fails now, not after hours of work
+    if out is not None:
+        ensure_writable(out.parent)  # a full or read-only output folder fails now, not after hours of work
     if args.predictions:
         ensure_writable(Path(args.predictions).parent)
-    failures_path = out.with_name(out.name + ".failures.json")
+    ds = load_inputs(args.data, format=args.data_format, split=args.split)  # before loading the model
+    if not ds.records:
+        raise FakelensError(f"{args.data[0]}: no videos{f' in split {args.split!r}' if args.split else ''}")
+    # Printed scores write no file at all, not even the failures report (failures are printed).
+    failures_path = out.with_name(out.name + ".failures.json") if out is not None else None
     run_ = load_run(args.run)
     predictor = Predictor(run_, aggregate_name=args.aggregate, level=args.level, no_face=args.no_face,
                           batch_size=args.batch_size, device=device)
-    ds = load_dataset(args.data, format=args.data_format, split=args.split)
-    if not ds.records:
-        raise FakelensError(f"{args.data}: no videos{f' in split {args.split!r}' if args.split else ''}")
     expected = ds.expected_ids if ds.expected_ids else [r.id for r in ds.records]
     result = predictor.predict(ds.records, on_error=args.on_error, workers=args.workers,
                                progress=not args.no_progress and not args.json)
-    if result.failures:
+    if result.failures and failures_path is not None:
         atomic_write_text(failures_path, json.dumps(failures_report(result, run_.prior), indent=2) + "\n")
     if result.failures and args.on_error == "raise":
         lines = "\n".join(f"  {f.id}: {f.reason}" for f in result.failures[:20])
         more = f"\n  ... and {len(result.failures) - 20} more" if len(result.failures) > 20 else ""
-        raise FakelensError(f"{len(result.failures)} of {len(ds.records)} videos failed (listed in {failures_path}); "
+        listed = f" (listed in {failures_path})" if failures_path is not None else ""
+        raise FakelensError(f"{len(result.failures)} of {len(ds.records)} videos failed{listed}; "
                             f"no submission written. Fix them, or pass --on-error prior to give them the training "
                             f"prior {run_.prior:.4f}:\n{lines}{more}")
+    if out is None:  # nothing to write: the scores, printed
+        return _print_scores(result, args.json)
     # Failed videos (prior fallback) have no proposals: the writer gives them one short proposal at the prior.
     fallback_proposal = Proposal(run_.prior, 0.0, 0.04) if result.failures else None
     report = write_submission(args.fmt, out, result.predictions, expected, fallback_proposal=fallback_proposal)
@@ -106,4 +126,16 @@ def run(args: argparse.Namespace) -> int:
             ["device", describe_device(device)]]
     rows += [[f"time: {k} (s)", v] for k, v in result.timings.items()]
     print_table("predict", ["", "value"], rows)
+    return 0
+
+
+def _print_scores(result, as_json: bool) -> int:
+    """The video scores on stdout: a table (file, P(fake), fallback), or JSON {"file": score}."""
+    from fakelens.cli.output import print_json, print_table
+
+    if as_json:
+        print_json({p.id: p.score for p in result.predictions})
+        return 0
+    rows = [[p.id, p.score, p.fallback or ""] for p in result.predictions]
+    print_table("P(fake) per video", ["video", "P(fake)", "fallback"], rows)
     return 0

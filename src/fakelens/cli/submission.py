@@ -12,7 +12,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         help="validate a submission file against the expected ids",
         description="Check a submission (DFDC/CSV submission.csv, AV-1M prediction.txt or prediction.json): "
         "every expected id once, no extras, finite scores in [0, 1], 0 <= start < end, proposals sorted by "
-        "confidence, at least one proposal per file. Exit status 0 when valid, 2 otherwise.",
+        "confidence, at least one proposal per file. Every problem is listed (--json: as JSON, also when "
+        "the file cannot be read). Exit status 0 when valid, 2 otherwise.",
     )
     p.add_argument("file", type=Path, help="the submission file")
     p.add_argument("--expect", type=Path, required=True,
@@ -22,19 +23,41 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+MAX_SHOWN = 100  # problems printed in the text output (--json lists every one)
+
+
 def run(args: argparse.Namespace) -> int:
+    import sys
+
     from fakelens.cli.output import console, print_json
+    from fakelens.errors import FakelensError
     from fakelens.submission import check_submission, expected_ids_from, read_submission
 
-    expected = expected_ids_from(args.expect)
-    sub = read_submission(args.file, args.fmt, strict=True)
-    check_submission(sub, expected, strict=True)
-    result = {"file": str(args.file), "format": sub.format, "ids": len(sub.ids), "valid": True}
+    result = {"file": str(args.file), "format": args.fmt, "ids": None, "valid": False, "errors": []}
+    errors: list = []
+    try:
+        expected = expected_ids_from(args.expect)
+        sub = read_submission(args.file, args.fmt, strict=True, errors=errors)
+        check_submission(sub, expected, strict=False, errors=errors)  # the read checked the rest
+    except FakelensError as e:  # the file (or the expected ids) could not be read at all
+        if not args.json:
+            raise
+        result["errors"] = [str(e)]
+        print_json(result)
+        return 2
+    result.update(format=sub.format, ids=len(sub.ids), valid=not errors, errors=[str(e) for e in errors])
     if sub.proposals is not None:
         result["proposals"] = int(len(sub.proposals.rows))
     if args.json:
         print_json(result)
-    else:
-        extra = f", {result['proposals']} proposals" if "proposals" in result else ""
-        console().print(f"[green]valid[/green] {sub.format} submission: {len(sub.ids)} ids{extra} ({args.file})")
+        return 0 if not errors else 2
+    if errors:  # one problem per line, unwrapped (grep-able)
+        print(f"invalid {sub.format} submission {args.file}: {len(errors)} problem(s)", file=sys.stderr)
+        for e in errors[:MAX_SHOWN]:
+            print(f"  {e}", file=sys.stderr)
+        if len(errors) > MAX_SHOWN:
+            print(f"  ... and {len(errors) - MAX_SHOWN} more (--json lists every one)", file=sys.stderr)
+        return 2
+    extra = f", {result['proposals']} proposals" if "proposals" in result else ""
+    console().print(f"[green]valid[/green] {sub.format} submission: {len(sub.ids)} ids{extra} ({args.file})")
     return 0

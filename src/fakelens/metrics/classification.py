@@ -195,5 +195,13 @@ def classification_report(labels: ArrayLike, scores: ArrayLike, fpr: float = 1e-
         out["log_loss"] = log_loss(y, s)
     else:
         out["notes"].append("log loss skipped: scores are not probabilities in [0, 1]")
-    out["at_threshold"] = threshold_metrics(y, s, threshold)
+    m = threshold_metrics(y, s, threshold)
+    out["at_threshold"] = m
+    if math.isnan(m.precision):
+        out["notes"].append(f"precision @ {threshold:g} is undefined: no video scores >= {threshold:g}, so none is "
+                            "called fake (precision = true fakes / videos called fake)")
+    if math.isnan(m.recall):
+        out["notes"].append(f"recall @ {threshold:g} is undefined: there are no fake videos")
+    if math.isnan(m.f1):
+        out["notes"].append(f"F1 @ {threshold:g} is undefined: no fake videos and none called fake")
     return out

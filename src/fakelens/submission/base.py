@@ -42,6 +42,7 @@ class Submission:
     proposals: PackedProposals | None = None
     lines: list[int | None] | None = None
     notes: list[str] = field(default_factory=list)
+    rejected: set[str] = field(default_factory=set)  # ids with rows left out as errors (read with errors=[...])
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -70,7 +71,9 @@ class SubmissionFormat:
         raise NotImplementedError
 
     @classmethod
-    def read(cls, path: Path, strict: bool = True) -> Submission:
+    def read(cls, path: Path, strict: bool = True, errors: list[SubmissionError] | None = None) -> Submission:
+        """Parse `path`. A bad row or entry raises SubmissionError; with `errors` (a list) every
+        one is appended there and left out instead. A file that cannot be parsed at all raises."""
         raise NotImplementedError
 
     @classmethod
@@ -111,6 +114,13 @@ def line_id_problem(name: str) -> str | None:
 SUBMISSION_FORMATS: Registry[type[SubmissionFormat]] = Registry("submission format")
 
 
+def report(error: SubmissionError, errors: list[SubmissionError] | None) -> None:
+    """Raise `error`, or list it in `errors` when the caller collects them all (submission check)."""
+    if errors is None:
+        raise error
+    errors.append(error)
+
+
 def _listed(items: Sequence[str]) -> str:
     shown = ", ".join(repr(x) for x in items[:MAX_LISTED])
     return shown + (f" and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else "")
@@ -127,14 +137,17 @@ def check_score(value: Any, path: Path | str, line: int | None, item: str) -> fl
 
 
 def check_ids(ids: Sequence[str], expected: Sequence[str], path: Path | str,
-              lines: Sequence[int | None] | None = None) -> None:
-    """Every expected id exactly once, nothing else; one SubmissionError listing every kind of problem."""
+              lines: Sequence[int | None] | None = None, errors: list[SubmissionError] | None = None) -> None:
+    """Every expected id exactly once, nothing else; one SubmissionError listing every kind of
+    problem (appended to `errors` instead of raised when given)."""
     seen: dict[str, int] = {}
     problems = []
     for i, name in enumerate(ids):
         if name in seen:
             where = f" (line {lines[i]})" if lines is not None and lines[i] is not None else ""
-            raise SubmissionError(path, f"id {name!r} appears twice{where}", lines[seen[name]] if lines else None)
+            report(SubmissionError(path, f"id {name!r} appears twice{where}", lines[seen[name]] if lines else None),
+                   errors)
+            continue
         seen[name] = i
     want = list(dict.fromkeys(expected))
     if len(want) != len(expected):
@@ -148,26 +161,30 @@ def check_ids(ids: Sequence[str], expected: Sequence[str], path: Path | str,
         first = seen[extra[0]]
         at = f" (first at line {lines[first]})" if lines is not None and lines[first] is not None else ""
         problems.append(f"{len(extra)} ids not expected{at}: {_listed(extra)}")
-    if problems:
+    if errors is not None:
+        errors += [SubmissionError(path, problem) for problem in problems]
+    elif problems:
         raise SubmissionError(path, "; ".join(problems))
 
 
-def check_submission(sub: Submission, expected_ids: Sequence[str] | None, strict: bool = True) -> None:
+def check_submission(sub: Submission, expected_ids: Sequence[str] | None, strict: bool = True,
+                     errors: list[SubmissionError] | None = None) -> None:
     """The organisers' checks on a read submission: ids against the expected list, and (strict)
-    no empty or unsorted proposal list. Raises SubmissionError."""
+    no empty or unsorted proposal list. Raises SubmissionError, or appends every problem to
+    `errors` when given."""
     if expected_ids is not None:
-        check_ids(sub.ids, expected_ids, sub.path, sub.lines)
+        check_ids(sub.ids, expected_ids, sub.path, sub.lines, errors)
     if strict and sub.proposals is not None:
         pp = sub.proposals
         counts = pp.counts()
-        empty = [pp.ids[i] for i in np.flatnonzero(counts == 0)]
+        empty = [pp.ids[i] for i in np.flatnonzero(counts == 0) if pp.ids[i] not in sub.rejected]
         if empty:
-            raise SubmissionError(sub.path, f"{len(empty)} files have an empty proposal list (the official "
-                                  f"scorer needs at least one): {_listed(empty)}")
+            report(SubmissionError(sub.path, f"{len(empty)} files have an empty proposal list (the official "
+                                   f"scorer needs at least one): {_listed(empty)}"), errors)
         unsorted = _unsorted(pp)
         if unsorted:
-            raise SubmissionError(sub.path, f"{len(unsorted)} files have proposals not sorted by confidence "
-                                  f"(AR@N takes the first N rows): {_listed(unsorted)}")
+            report(SubmissionError(sub.path, f"{len(unsorted)} files have proposals not sorted by confidence "
+                                   f"(AR@N takes the first N rows): {_listed(unsorted)}"), errors)
 
 
 def _unsorted(pp: PackedProposals) -> list[str]:
@@ -204,22 +221,25 @@ def detect_submission_format(path: str | Path) -> str:
 ALIASES = {"lavdf": "avdf1m-task2"}
 
 
-def read_submission(path: str | Path, fmt: str | None = None, strict: bool = True) -> Submission:
+def read_submission(path: str | Path, fmt: str | None = None, strict: bool = True,
+                    errors: list[SubmissionError] | None = None) -> Submission:
     """Parse a submission file (format detected when None), checking every value.
 
     Always errors (SubmissionError/FormatError with file, line, cause): malformed lines, duplicate
     ids, scores not finite in [0, 1], segments without 0 <= start < end. strict=True also rejects
     empty or unsorted proposal lists (allowed by the scorer, so `evaluate` reads with strict=False
-    and reports them as notes).
+    and reports them as notes). With `errors` (a list), every such problem is appended there and
+    the offending rows left out (`submission check` lists them all); a file that cannot be parsed
+    at all still raises.
     """
     path = Path(path)
     name = fmt or detect_submission_format(path)
     reader = SUBMISSION_FORMATS.get(name)
     if not path.is_file():
         raise FormatError(path, "does not exist" if not path.exists() else "is not a file")
-    sub = reader.read(path, strict=strict)
+    sub = reader.read(path, strict=strict, errors=errors)
     if strict:
-        check_submission(sub, None, strict=True)
+        check_submission(sub, None, strict=True, errors=errors)
     return sub
 
 

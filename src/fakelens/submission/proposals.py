@@ -17,7 +17,8 @@ import numpy as np
 
 from fakelens.errors import FormatError, SubmissionError
 from fakelens.metrics.localization import PackedProposals, _offsets
-from fakelens.submission.base import SUBMISSION_FORMATS, Submission, SubmissionFormat, _unsorted, check_proposal
+from fakelens.submission.base import (SUBMISSION_FORMATS, Submission, SubmissionFormat, _unsorted, check_proposal,
+                                      report)
 
 _KEY = re.compile(rb'"((?:[^"\\]|\\.)*)"\s*:')
 _NUMBER_CHARS = b"0123456789.eE+-"
@@ -201,14 +202,17 @@ def _line_of_key(raw: bytes, name: str) -> int | None:
     return raw.count(b"\n", 0, pos) + 1 if pos >= 0 else None
 
 
-def _slow_parse(path: Path, raw: bytes) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """json-based parse with a precise error for whatever `fast_parse` did not accept."""
-
+def _slow_parse(path: Path, raw: bytes, errors: list[SubmissionError] | None = None
+                ) -> tuple[list[str], np.ndarray, np.ndarray, set[str]]:
+    """json-based parse with a precise error for whatever `fast_parse` did not accept (with
+    `errors`, every bad entry or row is listed there and left out; their ids are returned last)."""
+    rejected: set[str] = set()
     def pairs_hook(pairs: list[tuple[str, Any]]) -> dict:
         out: dict[str, Any] = {}
         for k, v in pairs:
             if k in out:
-                raise SubmissionError(path, f"id {k!r} appears twice", _line_of_key(raw, k))
+                report(SubmissionError(path, f"id {k!r} appears twice", _line_of_key(raw, k)), errors)
+                continue
             out[k] = v
         return out
 
@@ -225,30 +229,48 @@ def _slow_parse(path: Path, raw: bytes) -> tuple[list[str], np.ndarray, np.ndarr
     for name, rows in data.items():
         line = _line_of_key(raw, name)
         if not isinstance(rows, list):
-            raise SubmissionError(path, f"value must be a list of [confidence, start, end], got {rows!r:.80}",
-                                  line, repr(name))
+            report(SubmissionError(path, f"value must be a list of [confidence, start, end], got {rows!r:.80}",
+                                   line, repr(name)), errors)
+            rejected.add(name)
+            continue
+        good = []
         for k, row in enumerate(rows):
             item = f"{name!r} row {k}"
-            if not isinstance(row, list) or len(row) != 3:
-                raise SubmissionError(path, f"expected [confidence, start, end], got {row!r:.80}", line, item)
-            flat.append(check_proposal(*row, path, line, item).to_list())
+            try:
+                if not isinstance(row, list) or len(row) != 3:
+                    raise SubmissionError(path, f"expected [confidence, start, end], got {row!r:.80}", line, item)
+                good.append(check_proposal(*row, path, line, item).to_list())
+            except SubmissionError as e:
+                report(e, errors)
+                rejected.add(name)
+        flat += good
         ids.append(name)
-        counts.append(len(rows))
-    return ids, np.asarray(counts, dtype=np.int64), np.asarray(flat, dtype=np.float64).reshape(-1, 3)
+        counts.append(len(good))
+    return ids, np.asarray(counts, dtype=np.int64), np.asarray(flat, dtype=np.float64).reshape(-1, 3), rejected
 
 
-def _validate(path: Path, raw: bytes, ids: list[str], counts: np.ndarray, values: np.ndarray) -> None:
-    """Vectorised value checks; the first offending row is reported with its file, line and id."""
+def _validate(path: Path, raw: bytes, ids: list[str], counts: np.ndarray, values: np.ndarray,
+              errors: list[SubmissionError] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Vectorised value checks; an offending row is reported with its file, line and id (the first
+    raises; with `errors`, every one is listed there) -> (counts, values) without the bad rows."""
     c, s, e = values[:, 0], values[:, 1], values[:, 2]
     ok = np.isfinite(values).all(axis=1) & (c >= 0) & (c <= 1) & (s >= 0) & (s < e)  # (P,)
     bad = np.flatnonzero(~ok)
-    if len(bad):
-        j = int(bad[0])
-        v = int(np.searchsorted(np.cumsum(counts), j, side="right"))
+    ends = np.cumsum(counts)
+    for j in bad.tolist():
+        v = int(np.searchsorted(ends, j, side="right"))
         k = j - int(counts[:v].sum())
         name = ids[v]
-        check_proposal(*values[j].tolist(), path, _line_of_key(raw, name), f"{name!r} row {k}")
-        raise SubmissionError(path, f"invalid row {values[j].tolist()}", _line_of_key(raw, name), f"{name!r} row {k}")
+        try:
+            check_proposal(*values[j].tolist(), path, _line_of_key(raw, name), f"{name!r} row {k}")
+            raise SubmissionError(path, f"invalid row {values[j].tolist()}", _line_of_key(raw, name),
+                                  f"{name!r} row {k}")
+        except SubmissionError as err:
+            report(err, errors)
+    if not len(bad):
+        return counts, values
+    video = np.searchsorted(ends, bad, side="right")  # (B,) the video of each bad row
+    return counts - np.bincount(video, minlength=len(counts)), values[ok]
 
 
 @SUBMISSION_FORMATS.register("avdf1m-task2")
@@ -260,10 +282,14 @@ class Avdf1mTask2Submission(SubmissionFormat):
 
     @classmethod
     def detect(cls, path: Path, head: str) -> bool:
+        from fakelens.submission.scores import SCORES_JSON_HEAD
+
+        if SCORES_JSON_HEAD.match(head):  # {"file": 0.9}: plain scores, not proposals
+            return False
         return head.startswith("{") or (path.suffix.lower() == ".json" and not head.startswith("["))
 
     @classmethod
-    def read(cls, path: Path, strict: bool = True) -> Submission:
+    def read(cls, path: Path, strict: bool = True, errors: list[SubmissionError] | None = None) -> Submission:
         try:
             raw = path.read_bytes()
         except OSError as e:
@@ -271,10 +297,12 @@ class Avdf1mTask2Submission(SubmissionFormat):
         if raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]
         parsed = fast_parse(raw)
-        ids, counts, values = parsed if parsed is not None else _slow_parse(path, raw)
-        _validate(path, raw, ids, counts, values)
+        ids, counts, values, rejected = (*parsed, set()) if parsed is not None else _slow_parse(path, raw, errors)
+        kept, values = _validate(path, raw, ids, counts, values, errors)
+        rejected |= {ids[i] for i in np.flatnonzero(kept < counts)}
+        counts = kept
         pp = PackedProposals(ids, _offsets(counts), values)
-        sub = Submission(path, cls.name, ids, proposals=pp)
+        sub = Submission(path, cls.name, ids, proposals=pp, rejected=rejected)
         empty = int((counts == 0).sum())
         if empty:
             sub.notes.append(f"{empty} files have an empty proposal list (they count as missed segments "

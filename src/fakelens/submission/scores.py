@@ -1,5 +1,7 @@
-"""Video-score submissions: DFDC `filename,label`, CSV competition `video_name,score`, and
-AV-Deepfake1M Task 1 `000001.mp4;0.9128` lines without a header. One row per video, score = P(fake).
+"""Video-score submissions: DFDC `filename,label`, CSV competition `video_name,score`,
+AV-Deepfake1M Task 1 `000001.mp4;0.9128` lines without a header, and the plain score files
+`fakelens predict` writes for video files and folders (`scores`: CSV `file,score`; `scores-json`:
+`{"file": score}`). One row per video, score = P(fake).
 
 Scores are written with Python's shortest round-trip repr, so reading gives back the same floats.
 """
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
@@ -15,7 +18,8 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 
 from fakelens.errors import FormatError, SubmissionError
-from fakelens.submission.base import SUBMISSION_FORMATS, Submission, SubmissionFormat, check_score, line_id_problem
+from fakelens.submission.base import (SUBMISSION_FORMATS, Submission, SubmissionFormat, check_score, line_id_problem,
+                                      report)
 
 
 def _parse_score(text: str, path: Path, line: int, item: str) -> float:
@@ -26,14 +30,19 @@ def _parse_score(text: str, path: Path, line: int, item: str) -> float:
     return check_score(value, path, line, item)
 
 
-def _finish(path: Path, fmt: str, ids: list[str], scores: list[float], lines: list[int | None]) -> Submission:
+def _finish(path: Path, fmt: str, ids: list[str], scores: list[float], lines: list[int | None],
+            errors: list[SubmissionError] | None = None) -> Submission:
     seen: dict[str, int | None] = {}
-    for name, line in zip(ids, lines):
+    keep = []
+    for i, (name, line) in enumerate(zip(ids, lines)):
         if name in seen:
-            raise SubmissionError(path, f"id {name!r} appears twice (first at line {seen[name]})", line)
+            report(SubmissionError(path, f"id {name!r} appears twice (first at line {seen[name]})", line), errors)
+            continue
         seen[name] = line
-    if not ids:
+        keep.append(i)
+    if not ids and not errors:
         raise SubmissionError(path, "no rows")
+    ids, scores, lines = [ids[i] for i in keep], [scores[i] for i in keep], [lines[i] for i in keep]
     return Submission(path, fmt, ids, scores=np.asarray(scores, dtype=np.float64), lines=lines)  # (V,)
 
 
@@ -63,7 +72,7 @@ class _HeaderCsv(SubmissionFormat):
         return [c.strip().strip('"').lower() for c in first.split(",")] == list(cls.header)
 
     @classmethod
-    def read(cls, path: Path, strict: bool = True) -> Submission:
+    def read(cls, path: Path, strict: bool = True, errors: list[SubmissionError] | None = None) -> Submission:
         text = _read_text(path)
         reader = csv.reader(io.StringIO(text, newline=""), strict=True)
         ids: list[str] = []
@@ -78,17 +87,23 @@ class _HeaderCsv(SubmissionFormat):
                 line = reader.line_num
                 if not row or all(not c.strip() for c in row):
                     continue
-                if len(row) != 2:
-                    raise SubmissionError(path, f"expected 2 cells ({','.join(cls.header)}), got {len(row)}", line)
-                name = row[0].strip()
-                if not name:
-                    raise SubmissionError(path, f"empty {cls.header[0]}", line)
+                try:
+                    if len(row) != 2:
+                        raise SubmissionError(path, f"expected 2 cells ({','.join(cls.header)}), got {len(row)}",
+                                              line)
+                    name = row[0].strip()
+                    if not name:
+                        raise SubmissionError(path, f"empty {cls.header[0]}", line)
+                    score = _parse_score(row[1].strip(), path, line, repr(name))
+                except SubmissionError as e:
+                    report(e, errors)
+                    continue
                 ids.append(name)
-                scores.append(_parse_score(row[1].strip(), path, line, repr(name)))
+                scores.append(score)
                 lines.append(line)
         except csv.Error as e:
             raise SubmissionError(path, f"malformed CSV: {e}", reader.line_num) from None
-        return _finish(path, cls.name, ids, scores, lines)
+        return _finish(path, cls.name, ids, scores, lines, errors)
 
     @classmethod
     def render(cls, ids: Sequence[str], values: Sequence[Any]) -> bytes:
@@ -137,7 +152,7 @@ class Avdf1mTask1Submission(SubmissionFormat):
         return bool(_TASK1_LINE.match(first)) or (path.suffix.lower() == ".txt" and not head.strip())
 
     @classmethod
-    def read(cls, path: Path, strict: bool = True) -> Submission:
+    def read(cls, path: Path, strict: bool = True, errors: list[SubmissionError] | None = None) -> Submission:
         ids: list[str] = []
         scores: list[float] = []
         lines: list[int | None] = []
@@ -146,13 +161,18 @@ class Avdf1mTask1Submission(SubmissionFormat):
             if not text:
                 continue
             parts = text.split(";")
-            if len(parts) != 2 or not parts[0].strip():
-                raise SubmissionError(path, f"expected 'file;score', got {text[:80]!r}", line)
-            name = parts[0].strip()
+            try:
+                if len(parts) != 2 or not parts[0].strip():
+                    raise SubmissionError(path, f"expected 'file;score', got {text[:80]!r}", line)
+                name = parts[0].strip()
+                score = _parse_score(parts[1].strip(), path, line, repr(name))
+            except SubmissionError as e:
+                report(e, errors)
+                continue
             ids.append(name)
-            scores.append(_parse_score(parts[1].strip(), path, line, repr(name)))
+            scores.append(score)
             lines.append(line)
-        return _finish(path, cls.name, ids, scores, lines)
+        return _finish(path, cls.name, ids, scores, lines, errors)
 
     @classmethod
     def render(cls, ids: Sequence[str], values: Sequence[Any]) -> bytes:
@@ -161,3 +181,61 @@ class Avdf1mTask1Submission(SubmissionFormat):
             if problem is not None:
                 raise SubmissionError(cls.default_filename, f"id {name!r}: {problem}")
         return "".join(f"{name};{float(v)!r}\n" for name, v in zip(ids, values)).encode("utf-8")
+
+
+@SUBMISSION_FORMATS.register("scores")
+class ScoresCsv(_HeaderCsv):
+    name = "scores"
+    description = "plain scores per file: CSV with header file,score (P(fake)), predict's default for videos"
+    default_filename = "scores.csv"
+    header = ("file", "score")
+
+
+SCORES_JSON_HEAD = re.compile(r'^\{\s*"(?:[^"\\]|\\.)*"\s*:\s*[-+0-9.]')  # {"a.mp4": 0.9...: a number, not a list
+
+
+@SUBMISSION_FORMATS.register("scores-json")
+class ScoresJson(SubmissionFormat):
+    name = "scores-json"
+    description = 'plain scores per file: JSON {"file": score} (P(fake))'
+    default_filename = "scores.json"
+
+    @classmethod
+    def detect(cls, path: Path, head: str) -> bool:
+        return bool(SCORES_JSON_HEAD.match(head))
+
+    @classmethod
+    def read(cls, path: Path, strict: bool = True, errors: list[SubmissionError] | None = None) -> Submission:
+        text = _read_text(path)
+        names: list[str] = []
+        values: list[Any] = []
+
+        def pairs(items: list[tuple[str, Any]]) -> dict:
+            names.extend(k for k, _ in items)
+            values.extend(v for _, v in items)
+            return {}
+
+        try:
+            data = json.loads(text, object_pairs_hook=pairs)
+        except json.JSONDecodeError as e:
+            raise FormatError(path, f"malformed JSON: {e.msg} (column {e.colno})", line=e.lineno) from None
+        if not isinstance(data, dict):
+            raise SubmissionError(path, f'expected a JSON object {{"file": score, ...}}, got a JSON '
+                                  f"{type(data).__name__}")
+        ids: list[str] = []
+        scores: list[float] = []
+        for name, value in zip(names, values):
+            try:
+                if not name:
+                    raise SubmissionError(path, "empty file name", item=repr(name))
+                score = check_score(value, path, None, repr(name))
+            except SubmissionError as e:
+                report(e, errors)
+                continue
+            ids.append(name)
+            scores.append(score)
+        return _finish(path, cls.name, ids, scores, [None] * len(ids), errors)
+
+    @classmethod
+    def render(cls, ids: Sequence[str], values: Sequence[Any]) -> bytes:
+        return (json.dumps({name: float(v) for name, v in zip(ids, values)}, indent=1) + "\n").encode("utf-8")

@@ -17,6 +17,7 @@ from fakelens.data.formats.base import (
     RecordCollector,
     detect_format,
     load_dataset,
+    load_inputs,
 )
 
 # Importing the reader modules registers them in FORMATS.
@@ -30,4 +31,5 @@ __all__ = [
     "RecordCollector",
     "detect_format",
     "load_dataset",
+    "load_inputs",
 ]

@@ -460,3 +460,56 @@ _NUMBER = (int, float)  # exact types: bool is rejected
 
 def _bad_segment(src: Path, item: str, key: str, k: int, pair: Any, problem: str) -> None:
     raise FormatError(src, f"{key}[{k}] = {pair!r}: {problem}", item=item)
+
+
+def load_inputs(paths: Sequence[str | Path], format: str | None = None, split: str | None = None) -> Dataset:
+    """What `predict` scores: one dataset (a folder or label file of a known format, or any path
+    with `format` given), or video files and folders of videos, read as unlabelled videos
+    (format "videos"; ids: a folder's videos by their path inside it, a file by its name, both
+    under the folder's name when several paths are given), every one expected in a submission."""
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise FormatError(".", "no input given")
+    if len(paths) == 1 and (format is not None or not _bare_videos(paths[0])):
+        return load_dataset(paths[0], format=format, split=split)
+    if format is not None:
+        raise FormatError(paths[0], f"a dataset format ({format}) applies to one dataset; {len(paths)} paths given")
+    if split is not None:
+        raise FormatError(paths[0], "video files and folders of videos have no splits; drop --split")
+    records: list[VideoRecord] = []
+    where: dict[str, Path] = {}
+    for p in paths:
+        if p.is_dir():
+            videos = find_videos(p)
+            if not videos:
+                raise FormatError(p, f"holds no videos ({' '.join(VIDEO_EXTENSIONS)}) and is no known dataset")
+            prefix = f"{p.name}/" if len(paths) > 1 else ""
+            items = [(prefix + v.relative_to(p).as_posix(), v) for v in videos]
+        elif p.is_file():
+            if not is_video(p):
+                raise FormatError(p, f"neither a video ({' '.join(VIDEO_EXTENSIONS)}) nor a dataset of a known format")
+            items = [(p.name, p)]
+        else:
+            raise FormatError(p, "does not exist")
+        for vid, v in items:
+            if vid in where:
+                raise FormatError(v, f"two inputs have the id {vid!r} (also {where[vid]}); give their folders instead")
+            where[vid] = v
+            records.append(VideoRecord(id=vid, path=v, label=Label.UNKNOWN))
+    return Dataset(root=paths[0] if len(paths) == 1 else Path("."), format="videos", records=records,
+                   expected_ids=[r.id for r in records], sources=paths)
+
+
+def _bare_videos(path: Path) -> bool:
+    """A video file, or a folder of videos that matches no dataset format."""
+    if path.is_file():
+        return is_video(path)
+    if not path.is_dir():
+        return False
+    try:
+        detect_format(path)
+    except FormatError as e:
+        if "matches several" in e.problem:
+            raise
+        return bool(find_videos(path))
+    return False

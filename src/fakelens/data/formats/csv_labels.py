@@ -78,7 +78,8 @@ class CsvLabelsReader(FormatReader):
 
     name = "csv"
     looks_for = ("a .csv/.txt label file with header video_name,target (e.g. train_labels.csv), videos in "
-                 "train/ valid/ validation/ or beside it; a bare folder of test videos needs --format csv")
+                 "train/ valid/ validation/ or beside it (a bare folder of videos: `predict` scores it as it "
+                 "is; `data inspect` reads it as a CSV test set with --format csv)")
 
     @classmethod
     def detect(cls, path: Path) -> bool:
@@ -87,6 +88,8 @@ class CsvLabelsReader(FormatReader):
     @classmethod
     def read(cls, path: Path, out: RecordCollector) -> None:
         files = [path] if path.is_file() else _label_files(path)
+        if not files and path.is_dir():
+            _refuse_wrong_headers(path)
         for f in files:
             _read_labels(f, out)
         if path.is_file():
@@ -105,6 +108,20 @@ class CsvLabelsReader(FormatReader):
                               f"(looked for {VIDEOS_LOOKED_FOR}, recursively)")
         else:
             out.note(f"{rel_source(test_dir, out.root)}/ holds no videos: no unlabeled test set read")
+
+
+def _refuse_wrong_headers(folder: Path) -> None:
+    """A folder read as CSV labels whose label-like files (any .csv, a .txt named *label*) have
+    another header: an error naming the header found, not a silent "unlabelled test videos"."""
+    for f in sorted(folder.iterdir()):
+        if f.name.startswith(".") or not f.is_file():
+            continue
+        if f.suffix.lower() == ".csv" or (f.suffix.lower() == ".txt" and "label" in f.name.lower()):
+            found = csv_header(f)
+            if found:
+                raise FormatError(f, f"header is {','.join(found)!r} but CSV labels need the columns "
+                                  f"{','.join(HEADER)} (1 = fake); rename the columns, or give --format for "
+                                  "another dataset format", line=1)
 
 
 def _read_labels(path: Path, out: RecordCollector) -> None:
