@@ -63,8 +63,6 @@ def run(args: argparse.Namespace) -> int:
     from fakelens.data.formats import load_inputs
     from fakelens.errors import ConfigError, FakelensError
     from fakelens.inference.aggregate import AGGREGATIONS
-    from fakelens.inference.device import describe_device, resolve_device
-    from fakelens.inference.pipeline import Predictor, failures_report, load_run
     from fakelens.submission import SUBMISSION_FORMATS, write_submission
     from fakelens.types import Proposal
 
@@ -76,6 +74,10 @@ def run(args: argparse.Namespace) -> int:
     SUBMISSION_FORMATS.get(args.fmt)  # unknown formats fail before any work
     if args.aggregate is not None:
         AGGREGATIONS.get(args.aggregate)
+    # The flags are checked: now the heavy imports (torch, the models).
+    from fakelens.inference.device import describe_device, resolve_device
+    from fakelens.inference.pipeline import Predictor, failures_report, load_run
+
     device = resolve_device(args.device)
     if out is not None:
         ensure_writable(out.parent)  # a full or read-only output folder fails now, not after hours of work
