@@ -120,7 +120,8 @@ def test_submission_check(run_cli, dfdc, tmp_path):
 
 
 def test_submission_check_lists_every_problem_and_prints_json(run_cli, tmp_path):
-    """It stopped at the first problem and printed text under --json."""
+    """It stopped at the first problem and printed text under --json. Each problem is listed once:
+    a row left out for its score is not "missing" as well."""
     sample = tmp_path / "sample_submission.csv"
     sample.write_text("filename,label\n" + "".join(f"{c}.mp4,0.5\n" for c in "abcdef"))
     sub = tmp_path / "submission.csv"
@@ -129,7 +130,7 @@ def test_submission_check_lists_every_problem_and_prints_json(run_cli, tmp_path)
     assert code == 2 and "6 problem(s)" in err
     for text in ("line 2, 'a.mp4': score must be a finite number in [0, 1], got 1.5",
                  "line 4, 'c.mp4': score 'high' is not a number", "id 'b.mp4' appears twice (first at line 3)",
-                 "line 6: expected 2 cells", "expected ids missing: 'a.mp4', 'c.mp4', 'd.mp4', 'e.mp4', 'f.mp4'",
+                 "line 6: expected 2 cells", "3 of 6 expected ids missing: 'd.mp4', 'e.mp4', 'f.mp4'",
                  "1 ids not expected (first at line 7): 'x.mp4'"):
         assert text in err, text
     code, out, _ = run_cli("submission", "check", sub, "--expect", sample, "--json")

@@ -261,3 +261,37 @@ def test_fast_proposal_parser_is_bit_identical_to_json_on_awkward_numbers():
         flat = np.array([x for k in ids for row in reference[k] for x in row], np.float64)
         assert counts.tolist() == [len(reference[k]) for k in ids]
         assert np.array_equal(values.reshape(-1), flat)
+
+
+@pytest.mark.parametrize("name,text", [
+    ("scores.csv", "file,score\na.mp4,0.25\nb.mp4,1.5\nc.mp4,x\na.mp4,0.5\nz.mp4,0.1\n"),
+    ("scores.json", '{\n "a.mp4": 0.25,\n "b.mp4": 1.5,\n "c.mp4": "x",\n "a.mp4": 0.5,\n "z.mp4": 0.1\n}\n'),
+    ("prediction.txt", "a.mp4;0.25\nb.mp4;1.5\nc.mp4;x\na.mp4;0.5\nz.mp4;0.1\n"),
+])
+def test_score_files_list_each_problem_once(tmp_path, name, text):
+    """Every problem of a score file, each once with its line: a row left out for its score is
+    neither "missing" nor accepted when it is not expected; a repeated JSON key is not dropped."""
+    path = _write(tmp_path, name, text)
+    errors: list[SubmissionError] = []
+    sub = read_submission(path, errors=errors)
+    check_submission(sub, ["a.mp4", "b.mp4", "c.mp4", "d.mp4"], errors=errors)
+    text = [str(e) for e in errors]
+    assert len(text) == 5, text
+    first = 1 if name.endswith(".txt") else 2  # the line of the first row: Task 1 files have no header
+    assert f"line {first + 1}, 'b.mp4': score must be a finite number in [0, 1], got 1.5" in text[0]
+    assert f"line {first + 2}, 'c.mp4'" in text[1] and f"id 'a.mp4' appears twice (first at line {first})" in text[2]
+    assert text[3].endswith("1 of 4 expected ids missing: 'd.mp4'")
+    assert text[4].endswith(f"1 ids not expected (first at line {first + 4}): 'z.mp4'")
+    assert sub.score_dict() == {"a.mp4": 0.25, "z.mp4": 0.1}
+
+
+def test_scores_json_is_told_from_proposals_and_reads_only_its_top_level(tmp_path):
+    assert detect_submission_format(_write(tmp_path, "a.json", '{"a.mp4": 0.5}')) == "scores-json"
+    assert detect_submission_format(_write(tmp_path, "b.json", '{"a.mp4": [[0.5, 0, 1]]}')) == "avdf1m-task2"
+    errors: list[SubmissionError] = []
+    sub = read_submission(_write(tmp_path, "c.json", '{"a.mp4": 0.5, "b.mp4": {"c.mp4": 0.2}}'), fmt="scores-json",
+                          errors=errors)
+    assert sub.ids == ["a.mp4"] and sub.rejected == {"b.mp4"}  # the inner key is not a file
+    assert len(errors) == 1 and "'b.mp4': score must be a number, got {'c.mp4': 0.2}" in str(errors[0])
+    with pytest.raises(SubmissionError, match=r"expected a JSON object"):
+        read_submission(_write(tmp_path, "d.json", "[0.5]"), fmt="scores-json")

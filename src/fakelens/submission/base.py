@@ -8,10 +8,11 @@ detection, id validation against an expected list, and `write_submission` / `rea
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Mapping, Sequence, Union
+from typing import Any, ClassVar, Collection, Mapping, Sequence, Union
 
 import numpy as np
 
@@ -121,6 +122,14 @@ def report(error: SubmissionError, errors: list[SubmissionError] | None) -> None
     errors.append(error)
 
 
+def line_of_key(text: str | bytes, name: str) -> int | None:
+    """The line of a JSON file on which the key `name` first appears (None if it cannot be found)."""
+    key = json.dumps(name)
+    needle, newline = (key.encode("utf-8"), b"\n") if isinstance(text, bytes) else (key, "\n")
+    pos = text.find(needle)  # type: ignore[arg-type]
+    return text.count(newline, 0, pos) + 1 if pos >= 0 else None  # type: ignore[arg-type]
+
+
 def _listed(items: Sequence[str]) -> str:
     shown = ", ".join(repr(x) for x in items[:MAX_LISTED])
     return shown + (f" and {len(items) - MAX_LISTED} more" if len(items) > MAX_LISTED else "")
@@ -137,9 +146,12 @@ def check_score(value: Any, path: Path | str, line: int | None, item: str) -> fl
 
 
 def check_ids(ids: Sequence[str], expected: Sequence[str], path: Path | str,
-              lines: Sequence[int | None] | None = None, errors: list[SubmissionError] | None = None) -> None:
+              lines: Sequence[int | None] | None = None, errors: list[SubmissionError] | None = None,
+              rejected: Collection[str] = ()) -> None:
     """Every expected id exactly once, nothing else; one SubmissionError listing every kind of
-    problem (appended to `errors` instead of raised when given)."""
+    problem (appended to `errors` instead of raised when given). `rejected`: ids whose rows were
+    left out as errors already reported: present for this check (neither missing nor silently
+    accepted when they are not expected)."""
     seen: dict[str, int] = {}
     problems = []
     for i, name in enumerate(ids):
@@ -153,13 +165,15 @@ def check_ids(ids: Sequence[str], expected: Sequence[str], path: Path | str,
     if len(want) != len(expected):
         raise FakelensError("the expected id list itself has duplicates")
     want_set = set(want)
-    missing = [x for x in want if x not in seen]
-    extra = [x for x in ids if x not in want_set]
+    left_out = [x for x in sorted(rejected) if x not in seen]
+    missing = [x for x in want if x not in seen and x not in rejected]
+    extra = [x for x in [*ids, *left_out] if x not in want_set]
     if missing:
         problems.append(f"{len(missing)} of {len(want)} expected ids missing: {_listed(missing)}")
     if extra:
-        first = seen[extra[0]]
-        at = f" (first at line {lines[first]})" if lines is not None and lines[first] is not None else ""
+        first = seen.get(extra[0])
+        line = lines[first] if first is not None and lines is not None else None
+        at = f" (first at line {line})" if line is not None else ""
         problems.append(f"{len(extra)} ids not expected{at}: {_listed(extra)}")
     if errors is not None:
         errors += [SubmissionError(path, problem) for problem in problems]
@@ -173,7 +187,7 @@ def check_submission(sub: Submission, expected_ids: Sequence[str] | None, strict
     no empty or unsorted proposal list. Raises SubmissionError, or appends every problem to
     `errors` when given."""
     if expected_ids is not None:
-        check_ids(sub.ids, expected_ids, sub.path, sub.lines, errors)
+        check_ids(sub.ids, expected_ids, sub.path, sub.lines, errors, sub.rejected)
     if strict and sub.proposals is not None:
         pp = sub.proposals
         counts = pp.counts()

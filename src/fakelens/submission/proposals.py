@@ -18,7 +18,7 @@ import numpy as np
 from fakelens.errors import FormatError, SubmissionError
 from fakelens.metrics.localization import PackedProposals, _offsets
 from fakelens.submission.base import (SUBMISSION_FORMATS, Submission, SubmissionFormat, _unsorted, check_proposal,
-                                      report)
+                                      line_of_key, report)
 
 _KEY = re.compile(rb'"((?:[^"\\]|\\.)*)"\s*:')
 _NUMBER_CHARS = b"0123456789.eE+-"
@@ -197,11 +197,6 @@ def fast_parse(raw: bytes) -> tuple[list[str], np.ndarray, np.ndarray] | None:
     return names, counts, values.reshape(-1, 3)  # (P, 3)
 
 
-def _line_of_key(raw: bytes, name: str) -> int | None:
-    pos = raw.find(json.dumps(name).encode("utf-8"))
-    return raw.count(b"\n", 0, pos) + 1 if pos >= 0 else None
-
-
 def _slow_parse(path: Path, raw: bytes, errors: list[SubmissionError] | None = None
                 ) -> tuple[list[str], np.ndarray, np.ndarray, set[str]]:
     """json-based parse with a precise error for whatever `fast_parse` did not accept (with
@@ -211,7 +206,7 @@ def _slow_parse(path: Path, raw: bytes, errors: list[SubmissionError] | None = N
         out: dict[str, Any] = {}
         for k, v in pairs:
             if k in out:
-                report(SubmissionError(path, f"id {k!r} appears twice", _line_of_key(raw, k)), errors)
+                report(SubmissionError(path, f"id {k!r} appears twice", line_of_key(raw, k)), errors)
                 continue
             out[k] = v
         return out
@@ -227,7 +222,7 @@ def _slow_parse(path: Path, raw: bytes, errors: list[SubmissionError] | None = N
                               f"got a JSON {type(data).__name__}")
     ids, counts, flat = [], [], []
     for name, rows in data.items():
-        line = _line_of_key(raw, name)
+        line = line_of_key(raw, name)
         if not isinstance(rows, list):
             report(SubmissionError(path, f"value must be a list of [confidence, start, end], got {rows!r:.80}",
                                    line, repr(name)), errors)
@@ -262,8 +257,8 @@ def _validate(path: Path, raw: bytes, ids: list[str], counts: np.ndarray, values
         k = j - int(counts[:v].sum())
         name = ids[v]
         try:
-            check_proposal(*values[j].tolist(), path, _line_of_key(raw, name), f"{name!r} row {k}")
-            raise SubmissionError(path, f"invalid row {values[j].tolist()}", _line_of_key(raw, name),
+            check_proposal(*values[j].tolist(), path, line_of_key(raw, name), f"{name!r} row {k}")
+            raise SubmissionError(path, f"invalid row {values[j].tolist()}", line_of_key(raw, name),
                                   f"{name!r} row {k}")
         except SubmissionError as err:
             report(err, errors)

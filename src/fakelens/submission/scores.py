@@ -19,7 +19,7 @@ import numpy as np
 
 from fakelens.errors import FormatError, SubmissionError
 from fakelens.submission.base import (SUBMISSION_FORMATS, Submission, SubmissionFormat, check_score, line_id_problem,
-                                      report)
+                                      line_of_key, report)
 
 
 def _parse_score(text: str, path: Path, line: int, item: str) -> float:
@@ -31,19 +31,23 @@ def _parse_score(text: str, path: Path, line: int, item: str) -> float:
 
 
 def _finish(path: Path, fmt: str, ids: list[str], scores: list[float], lines: list[int | None],
-            errors: list[SubmissionError] | None = None) -> Submission:
+            errors: list[SubmissionError] | None = None, rejected: set[str] | None = None) -> Submission:
+    """The Submission of the rows read; `rejected`: ids of rows left out as errors (so that a check
+    against the expected ids does not call them missing as well)."""
     seen: dict[str, int | None] = {}
     keep = []
     for i, (name, line) in enumerate(zip(ids, lines)):
         if name in seen:
-            report(SubmissionError(path, f"id {name!r} appears twice (first at line {seen[name]})", line), errors)
+            first = f" (first at line {seen[name]})" if seen[name] is not None else ""
+            report(SubmissionError(path, f"id {name!r} appears twice{first}", line), errors)
             continue
         seen[name] = line
         keep.append(i)
     if not ids and not errors:
         raise SubmissionError(path, "no rows")
     ids, scores, lines = [ids[i] for i in keep], [scores[i] for i in keep], [lines[i] for i in keep]
-    return Submission(path, fmt, ids, scores=np.asarray(scores, dtype=np.float64), lines=lines)  # (V,)
+    return Submission(path, fmt, ids, scores=np.asarray(scores, dtype=np.float64), lines=lines,  # (V,)
+                      rejected=set(rejected or ()) - set(ids))
 
 
 def _read_text(path: Path) -> str:
@@ -78,6 +82,7 @@ class _HeaderCsv(SubmissionFormat):
         ids: list[str] = []
         scores: list[float] = []
         lines: list[int | None] = []
+        rejected: set[str] = set()
         try:
             header = next(reader, None)
             if header is None or [c.strip().lower() for c in header] != list(cls.header):
@@ -87,23 +92,25 @@ class _HeaderCsv(SubmissionFormat):
                 line = reader.line_num
                 if not row or all(not c.strip() for c in row):
                     continue
+                name = row[0].strip()
                 try:
                     if len(row) != 2:
                         raise SubmissionError(path, f"expected 2 cells ({','.join(cls.header)}), got {len(row)}",
                                               line)
-                    name = row[0].strip()
                     if not name:
                         raise SubmissionError(path, f"empty {cls.header[0]}", line)
                     score = _parse_score(row[1].strip(), path, line, repr(name))
                 except SubmissionError as e:
                     report(e, errors)
+                    if name and len(row) == 2:  # a bad score: the id is known (and not missing)
+                        rejected.add(name)
                     continue
                 ids.append(name)
                 scores.append(score)
                 lines.append(line)
         except csv.Error as e:
             raise SubmissionError(path, f"malformed CSV: {e}", reader.line_num) from None
-        return _finish(path, cls.name, ids, scores, lines, errors)
+        return _finish(path, cls.name, ids, scores, lines, errors, rejected)
 
     @classmethod
     def render(cls, ids: Sequence[str], values: Sequence[Any]) -> bytes:
@@ -156,23 +163,26 @@ class Avdf1mTask1Submission(SubmissionFormat):
         ids: list[str] = []
         scores: list[float] = []
         lines: list[int | None] = []
+        rejected: set[str] = set()
         for line, raw in enumerate(_read_text(path).splitlines(), start=1):
             text = raw.strip()
             if not text:
                 continue
             parts = text.split(";")
+            name = parts[0].strip()
             try:
-                if len(parts) != 2 or not parts[0].strip():
+                if len(parts) != 2 or not name:
                     raise SubmissionError(path, f"expected 'file;score', got {text[:80]!r}", line)
-                name = parts[0].strip()
                 score = _parse_score(parts[1].strip(), path, line, repr(name))
             except SubmissionError as e:
                 report(e, errors)
+                if name and len(parts) == 2:  # a bad score: the id is known (and not missing)
+                    rejected.add(name)
                 continue
             ids.append(name)
             scores.append(score)
             lines.append(line)
-        return _finish(path, cls.name, ids, scores, lines, errors)
+        return _finish(path, cls.name, ids, scores, lines, errors, rejected)
 
     @classmethod
     def render(cls, ids: Sequence[str], values: Sequence[Any]) -> bytes:
@@ -207,13 +217,11 @@ class ScoresJson(SubmissionFormat):
     @classmethod
     def read(cls, path: Path, strict: bool = True, errors: list[SubmissionError] | None = None) -> Submission:
         text = _read_text(path)
-        names: list[str] = []
-        values: list[Any] = []
+        objects: list[list[tuple[str, Any]]] = []  # the key/value pairs of each object, inner ones first
 
-        def pairs(items: list[tuple[str, Any]]) -> dict:
-            names.extend(k for k, _ in items)
-            values.extend(v for _, v in items)
-            return {}
+        def pairs(items: list[tuple[str, Any]]) -> dict:  # keeps repeated keys, which a dict would drop
+            objects.append(items)
+            return dict(items)
 
         try:
             data = json.loads(text, object_pairs_hook=pairs)
@@ -224,17 +232,23 @@ class ScoresJson(SubmissionFormat):
                                   f"{type(data).__name__}")
         ids: list[str] = []
         scores: list[float] = []
-        for name, value in zip(names, values):
+        lines: list[int | None] = []
+        rejected: set[str] = set()
+        for name, value in objects[-1]:  # the outermost object is parsed last
+            line = line_of_key(text, name)
             try:
                 if not name:
-                    raise SubmissionError(path, "empty file name", item=repr(name))
-                score = check_score(value, path, None, repr(name))
+                    raise SubmissionError(path, "empty file name", line)
+                score = check_score(value, path, line, repr(name))
             except SubmissionError as e:
                 report(e, errors)
+                if name:
+                    rejected.add(name)
                 continue
             ids.append(name)
             scores.append(score)
-        return _finish(path, cls.name, ids, scores, [None] * len(ids), errors)
+            lines.append(line)
+        return _finish(path, cls.name, ids, scores, lines, errors, rejected)
 
     @classmethod
     def render(cls, ids: Sequence[str], values: Sequence[Any]) -> bytes:
