@@ -116,7 +116,7 @@ def test_overrides_are_coerced_to_the_field_type():
 
 
 def test_a_config_error_is_reported_before_torch_is_imported(tmp_path):
-    """`fakelens train` / `model info` with a wrong key: the error comes before the heavy imports
+    """`fakelens train` / `model info` with a wrong key, `predict` with a wrong flag: the error comes before the heavy imports
     (3-8 s of torch, timm and Lightning), measured in a fresh process."""
     import subprocess
     import sys
@@ -128,12 +128,15 @@ def test_a_config_error_is_reported_before_torch_is_imported(tmp_path):
     recipe = Path(__file__).resolve().parent.parent / "configs" / "dfdc_effnet.yaml"
     for argv in (["train", "--config", str(recipe), "--out", str(tmp_path / "r"), "--set", "train.epoch=2"],
                  ["train", "--config", str(recipe), "--out", str(tmp_path / "r"), "--set", "train.precision=64"],
-                 ["model", "info", "--config", str(recipe), "--set", "image_sise=64"]):
+                 ["model", "info", "--config", str(recipe), "--set", "image_sise=64"],
+                 # predict checks its flags before loading the run (torch and the models)
+                 ["predict", str(tmp_path / "r"), str(tmp_path), "--format", "avdf1m-task3", "--out", "x.txt"],
+                 ["predict", str(tmp_path / "r"), str(tmp_path), "--aggregate", "mxa"]):
         t0 = time.perf_counter()
         proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, timeout=120)
         seconds = time.perf_counter() - t0
         assert proc.stdout.split() == ["False", "False", "2"], (argv, proc.stdout, proc.stderr)
-        assert "did you mean" in proc.stderr or "is not one of" in proc.stderr, proc.stderr
+        assert "did you mean" in proc.stderr.lower() or "is not one of" in proc.stderr, proc.stderr
         print(f"{argv[-1]}: config error after {seconds:.2f} s")
 
 

@@ -91,3 +91,25 @@ def test_a_metric_undefined_on_one_validation_is_logged_not_fatal(tmp_path, capf
         rows = [r for r in csv.DictReader(f) if r.get("val_auc")]
     assert rows and all(math.isnan(float(r["val_auc"])) for r in rows)
     assert all(math.isfinite(float(r["val_logloss"])) for r in rows)
+
+
+def test_a_progress_bar_only_where_a_terminal_is_attached(tmp_path, capfd, monkeypatch):
+    """Before: the demo recipe turned the bar off (two silent minutes in `make demo`), and a bar on
+    would be drawn into logs and pipes too. Now the recipes ask for one and it is drawn only where
+    a terminal is attached; the epoch lines come in either case."""
+    from pathlib import Path
+
+    import fakelens.train.progress as progress
+    from fakelens.train.config import load_train_config
+    from fakelens.train.engine import fit
+
+    recipes = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.yaml"))
+    assert recipes and all(load_train_config(r).train.progress_bar for r in recipes)
+    for attached in (False, True):
+        monkeypatch.setattr(progress, "terminal_attached", lambda attached=attached: attached)
+        fit(tiny_cfg(epochs=1, progress_bar="true"), tmp_path / str(attached), train_dataset=RandomVideos(8),
+            val_dataset=RandomVideos(4, seed=1))
+        out, err = capfd.readouterr()
+        assert ("it/s]" in out + err or "s/it]" in out + err) is attached, (attached, out, err)
+        assert ("train_loss_step=" in out + err and "epoch 1/1: 100%" in out + err) is attached
+        assert [line.split()[1] for line in err.splitlines() if line.startswith("epoch ")] == ["1/1"]

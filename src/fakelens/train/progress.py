@@ -177,10 +177,15 @@ def epoch_report(log: RunLog, checkpoint: Any, epochs: int) -> Any:
 
 def progress_bar() -> Any:
     """Lightning's tqdm bar showing only the training loss (no version number, no metric columns
-    wrapping over lines as the rich bar does in narrow terminals)."""
+    wrapping over lines as the rich bar does in narrow terminals), epochs numbered from 1."""
     from lightning.pytorch.callbacks import TQDMProgressBar
 
     class Bar(TQDMProgressBar):
+        def on_train_epoch_start(self, trainer: Any, *_: Any) -> None:
+            super().on_train_epoch_start(trainer)
+            # numbered as the epoch lines are ("epoch 1/3", not Lightning's 0-based "Epoch 0")
+            self.train_progress_bar.set_description(f"epoch {trainer.current_epoch + 1}/{trainer.max_epochs}")
+
         def get_metrics(self, trainer: Any, pl_module: Any) -> dict[str, Any]:
             items = super().get_metrics(trainer, pl_module)
             return {k: v for k, v in items.items() if re.fullmatch(r"train_loss(_step)?", k)}
