@@ -305,6 +305,26 @@ def test_pos_weight_comes_from_the_clip_labels_the_loss_sees(layout_cache):
     assert dry_run(cfg).pos_weights == {}  # the sampler balances instead
 
 
+def test_audio_step_targets_are_counted_per_step_as_the_loss_sees_them():
+    """The dense audio term trains on per-step labels (step i = mel frames [8i, 8i+8)): its counts
+    and pos_weight are over steps, not mel frames (W=33, frames 24-31 fake: 1 fake step of 5, not
+    8 fake frames of 33)."""
+    from fakelens.tasks import TaskConfig, build_task
+    from fakelens.train.targets import plan_targets
+
+    afl = np.zeros(33, np.float32)
+    afl[24:32] = 1.0
+    items = [{"label": 1.0, "video_label": 1.0, "visual_label": 0.0, "audio_label": 1.0,
+              "audio_frame_labels": afl, "audio_mask": np.ones(33, bool)},
+             {"label": 0.0, "video_label": 0.0, "visual_label": 0.0, "audio_label": 0.0,
+              "audio_frame_labels": np.zeros(33, np.float32), "audio_mask": np.arange(33) < 20}]
+    task = build_task(TaskConfig(name="av", visual_weight=0.0, audio_frame_weight=1.0), time_stride=8)
+    plan = plan_targets(items, task, "pos_weight")
+    (time,) = [c for c in plan.counts if c.term == "time"]
+    assert (time.positives, time.negatives) == (1, 4 + 3)  # the second: 20 valid frames = 3 steps
+    assert plan.pos_weights["time"] == pytest.approx(7.0)
+
+
 def test_task_applies_each_terms_pos_weight():
     from fakelens.tasks import TaskConfig, build_task
 

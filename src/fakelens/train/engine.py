@@ -272,7 +272,8 @@ def _fit(cfg: TrainConfig, run_dir: Path, resume: bool, train_dataset: Any, val_
 
     # What each term of the loss trains on, counted on the training items: class weights from the
     # labels the loss sees, terms without both classes refused (or disabled, see train.targets).
-    targets = plan_targets(train_dataset, build_task(cfg.task), cfg.data.balance)
+    targets = plan_targets(train_dataset, build_task(cfg.task, time_stride=cfg.model.audio_time_stride),
+                           cfg.data.balance)
     check_plan(targets)
     pos_weight = targets.pos_weights.get("video")
 
@@ -385,7 +386,7 @@ def dry_run(cfg: TrainConfig, train_dataset: Any = None, val_dataset: Any = None
 
     cfg = dataclasses.replace(cfg, model=resolve_config(cfg.model))
     cfg, train_dataset, _, notes, _ = _training_data(cfg, train_dataset, val_dataset, ())
-    plan = plan_targets(train_dataset, build_task(cfg.task), cfg.data.balance)
+    plan = plan_targets(train_dataset, build_task(cfg.task, time_stride=cfg.model.audio_time_stride), cfg.data.balance)
     plan.notes = notes
     return plan
 

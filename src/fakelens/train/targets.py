@@ -130,6 +130,27 @@ def _item_labels(dataset: Any, max_videos: int, keys: Sequence[str] = ()) -> tup
     return out, len(idx), n
 
 
+def _to_steps(raw: np.ndarray, resolved: np.ndarray, valid: np.ndarray,
+              stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-mel-frame labels (W,) -> the per-step labels the dense audio term trains on (the task's
+    own pooling, fakelens.tasks.classification._labels_to_steps): (raw, resolved, valid) per step,
+    -1 where a step holds no known label (raw: before the unknown-stream rule)."""
+    import torch
+
+    from fakelens.tasks.classification import _labels_to_steps
+
+    steps = -(-raw.size // stride)
+    ok = torch.from_numpy(valid)[None]
+
+    def pooled(values: np.ndarray) -> np.ndarray:
+        v = torch.from_numpy(values)[None]
+        lab, known = _labels_to_steps(v, ok & (v >= 0), stride, steps)  # (1, F'), (1, F')
+        return torch.where(known, lab, torch.full_like(lab, -1.0))[0].numpy()
+
+    any_valid = _labels_to_steps(torch.zeros(1, raw.size), ok, stride, steps)[1][0].numpy()  # (F',)
+    return pooled(raw), pooled(resolved), any_valid
+
+
 def count_targets(dataset: Any, task: Any, max_videos: int = MAX_VIDEOS) -> tuple[list[TargetCount], int, int]:
     """Positives / negatives / unknown of every target of `task` over `dataset`'s training items."""
     import torch
@@ -152,6 +173,8 @@ def count_targets(dataset: Any, task: Any, max_videos: int = MAX_VIDEOS) -> tupl
                 if "video_label" in item:
                     batch["video_label"] = torch.tensor([float(item["video_label"])])
                 resolved = resolve_unknown(t, batch)[0].numpy()
+                if t.term == "time" and getattr(task, "time_stride", None):  # the loss sees audio steps
+                    raw, resolved, valid = _to_steps(raw, resolved, valid, int(task.time_stride))
                 c.unknown += weight * float(((raw < 0) & valid).sum())
                 c.ignored += weight * float(((resolved < 0) & valid).sum())
                 c.positives += weight * float(((resolved >= 0.5) & valid).sum())
