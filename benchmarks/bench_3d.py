@@ -12,10 +12,14 @@
    tracked's (consecutive frames of a still region should not compress worse than scattered
    moving crops), and roi 4x32 at 224 px <= 4 x tracked x32's time (it decodes and follows
    the face on 4x the frames).
-2. Forward time of one clip (batch 1, 16 x 112^2, 2 threads, eval, no grad) of every 3D model
-   of the recipe, with its MACs (torch.utils.flop_counter), against torchvision's r3d_18. Goal:
-   each model's time per GMAC <= 2.5 x r3d_18's (no overhead beyond its arithmetic: i3d runs
-   folded frames and unfolds around each convolution).
+2. Forward time per clip (batches of 2 clips, 16 x 112^2, 2 threads, eval, no grad) of every 3D
+   model of the recipe, with its MACs (torch.utils.flop_counter). Batches of 2, as predict and
+   training batch clips: with one clip PyTorch's CPU rule for oneDNN (N*C*D*H > 20480, tuned for
+   2D) sends the small late-stage 3D convolutions to the 2-3x slower slow_conv3d. Goals: each clip3d model's time per
+   GMAC <= 2.5 x r3d_18's; each i3d's <= 2 x that of its own 2D backbone run as `frame` on the
+   same 16 frames (i3d runs the frames folded into the batch and unfolds them around each
+   convolution: that must not cost more than the arithmetic; a 2D CNN's small layers run fewer
+   MACs per second than r3d_18's big 3D convolutions, so the fair reference is the 2D network).
 Timings on a loaded machine are indicative only; re-measure on a quiet one.
 """
 
@@ -37,6 +41,7 @@ CASES = [  # name, MediaConfig overrides
     ("roi 4x32 fe4", {"sampling": "windows", "n_windows": 4, "window_frames": 32, "crop": "roi", "find_every": 4}),
     ("roi 4x32 112px", {"sampling": "windows", "n_windows": 4, "window_frames": 32, "crop": "roi", "size": 112}),
 ]
+BATCH = 2  # clips per forward
 MODELS_3D = [  # label, model config
     ("clip3d r3d_18", {"name": "clip3d", "backbone": "r3d_18"}),
     ("clip3d r3d_34", {"name": "clip3d", "backbone": "r3d_34"}),
@@ -46,6 +51,8 @@ MODELS_3D = [  # label, model config
     ("clip3d r2plus1d_34", {"name": "clip3d", "backbone": "r2plus1d_34"}),
     ("i3d resnet50", {"name": "i3d", "backbone": "resnet50"}),
     ("i3d inception_v3", {"name": "i3d", "backbone": "inception_v3"}),
+    ("frame resnet50", {"name": "frame", "backbone": "resnet50", "pooling": "mean"}),  # 2D references
+    ("frame inception_v3", {"name": "frame", "backbone": "inception_v3", "pooling": "mean"}),
 ]
 
 
@@ -100,31 +107,35 @@ def bench_forward() -> None:
     from fakelens.train.budget import count_config
 
     torch.set_num_threads(2)
-    print(f"\nforward of one clip, batch 1, 16 x 112^2, {torch.get_num_threads()} threads, eval, no grad")
+    print(f"\nforward per clip, batches of {BATCH} clips of 16 x 112^2, {torch.get_num_threads()} threads, eval, no grad")
     print(f"{'model':<20} {'params':>8} {'GMACs':>7} {'ms/clip':>8} {'ms/GMAC':>8}")
-    base = None
-    rows = []
+    rows = {}
     for label, cfg in MODELS_3D:
         cfg = {**cfg, "num_frames": 16, "image_size": 112}
         torch.manual_seed(0)
         model = create_model(cfg).eval()
-        inputs = example_inputs(model)
-        macs = count_config(cfg).macs / 1e9
+        inputs = example_inputs(model, batch=BATCH)
+        macs = count_config(cfg).macs / 1e9  # per clip
 
         def fwd() -> None:
             with torch.no_grad():
                 model(**inputs)
 
-        sec = best(fwd, repeats=2)
+        sec = best(fwd, repeats=2) / BATCH  # per clip
         per = sec * 1e3 / macs
-        base = base or per
-        rows.append((label, per))
+        rows[label] = per
         params = sum(p.numel() for p in model.parameters())
         print(f"{label:<20} {params / 1e6:7.1f}M {macs:7.1f} {sec * 1e3:8.0f} {per:8.1f}")
         del model
-    for label, per in rows[1:]:
-        r = per / base
-        print(f"{label}: time per GMAC x{r:.2f} r3d_18's (goal <= 2.5) {'OK' if r <= 2.5 else 'MISSED'}")
+    for label, per in rows.items():
+        if label.startswith("clip3d") and label != "clip3d r3d_18":
+            r = per / rows["clip3d r3d_18"]
+            print(f"{label}: time per GMAC x{r:.2f} r3d_18's (goal <= 2.5) {'OK' if r <= 2.5 else 'MISSED'}")
+        elif label.startswith("i3d"):
+            ref = "frame " + label.split()[1]
+            r = per / rows[ref]
+            print(f"{label}: time per GMAC x{r:.2f} its 2D backbone's ({ref}, goal <= 2.0) "
+                  f"{'OK' if r <= 2.0 else 'MISSED'}")
 
 
 def main() -> None:

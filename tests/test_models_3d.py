@@ -42,7 +42,8 @@ def test_inflated_network_gives_the_2d_output_on_a_clip_of_identical_frames(back
     net3d, clip, n = inflate(copy.deepcopy(net2d))
     net3d.eval()
     assert n == sum(isinstance(m, InflatedConv) for m in net3d.modules()) > 0
-    assert not any(type(m) is nn.Conv2d for m in net3d.modules())
+    # only 1 x 1 convolutions stay 2D (their inflation, 1 x 1 x 1, is the same per-frame convolution)
+    assert all(m.kernel_size == (1, 1) for m in net3d.modules() if type(m) is nn.Conv2d)
     b, t = 2, 5
     frames = torch.rand(b, 3, size, size)  # one frame per clip
     video = frames[:, None].expand(b, t, 3, size, size)  # (B,T,3,S,S): each clip repeats its frame
@@ -77,8 +78,13 @@ def test_inflated_kernels_are_the_2d_kernels_repeated_over_time_and_divided_by_t
     assert first.conv.kernel_size == (3, 1, 7) and first.conv.stride == (2, 2, 2)  # kt = min(k, 3); stem halves time
     assert torch.allclose(first.conv.weight, w.unsqueeze(2).repeat(1, 1, 3, 1, 1) / 3)
     assert torch.equal(first.conv.bias, conv.bias)
-    assert second.conv.kernel_size == (1, 1, 1) and second.conv.stride == (1, 1, 1)
-    assert torch.allclose(second.conv.weight[:, :, 0], w1)
+    assert second is conv1 and torch.equal(second.weight, w1)  # 1 x 1 x 1 = the per-frame 1 x 1 convolution
+    # A strided 1 x 1 stem is inflated all the same: it halves time.
+    stem = nn.Sequential(nn.Conv2d(3, 4, 1, stride=2), nn.Conv2d(4, 4, 3, padding=1))
+    inflate(stem)
+    assert isinstance(stem[0], InflatedConv) and stem[0].conv.stride == (2, 2, 2)
+    with pytest.raises(ConfigError, match="only 1 x 1"):
+        inflate(nn.Sequential(nn.Conv2d(3, 4, 1)))
 
 
 @pytest.mark.parametrize("t", [1, 2, 7, 16])
