@@ -63,3 +63,44 @@ def test_recipe_trains_on_roi_clip_windows_and_predicts(tiny_synth, tmp_path, ca
                  "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["videos"] == 2 and summary["failed"] == 0
+
+
+@pytest.mark.parametrize("window,clip", [(32, 4), (30, 3), (6, 3), (7, 1), (2, 2)])
+def test_smoke_clips_divide_the_caches_clip_windows(window, clip):
+    """--smoke on a cache of clip windows: clips of at most 4 frames that divide the window (a
+    clip never spans two windows; before, 4 frames in windows of 30 were refused by the dataset)."""
+    from fakelens.features.media import MediaConfig
+    from fakelens.train.smoke import smoke_overrides
+
+    cfg = load_train_config(RECIPE)
+    cache = MediaConfig(sampling="windows", n_windows=2, window_frames=window, crop="roi", size=112)
+    sets, notes = smoke_overrides(cfg, cache)
+    assert f"data.clip_frames={clip}" in sets and f"model.num_frames={clip}" in sets
+    assert "model.image_size=112" in sets and f"smoke: data.clip_frames 32 -> {clip}" in notes
+
+
+def test_recipe_cutmix_cuts_one_box_through_every_frame_of_the_clip():
+    """The recipe's CutMix on a batch of clips is 3D CutMix: one box pasted through all frames of
+    a clip (never a box per frame: that flicker would itself be an artefact), and the label the
+    pasted area's share."""
+    from fakelens.train.augment import build_batch_mix
+
+    cfg = load_train_config(RECIPE)
+    mix = build_batch_mix(cfg.augment)
+    assert mix is not None and mix.mode == "cutmix"
+    torch.manual_seed(0)
+    b, t, s = 4, 8, 32
+    video = torch.zeros(b, t, 3, s, s)  # (B, T, 3, S, S): real clips are 0, fake ones 1
+    video[1::2] = 1.0
+    label = torch.tensor([0.0, 1.0, 0.0, 1.0])
+    seen = 0
+    for _ in range(10):
+        out = mix({"video": video.clone(), "label": label.clone()})
+        for i in range(b):
+            pasted = out["video"][i, :, 0] != video[i, :, 0]  # (T, S, S)
+            assert torch.equal(pasted, pasted[:1].expand_as(pasted))  # the same box on every frame
+            share = pasted[0].float().mean()
+            if share > 0:
+                seen += 1
+                assert out["label"][i] == pytest.approx(float(label[i] + (1 - 2 * label[i]) * share), abs=1e-5)
+    assert seen > 0

@@ -4,7 +4,8 @@ AV-Deepfake1M metadata for the others, LAV-DF with its dev split); and what trai
 way: a cache made for another input refused with both values, an unknown validation split
 refused with the splits there are, videos the data leaves out counted with their reasons.
 
-One preprocessed cache per format is shared by every test (4 frames of 32 px, full-frame crops)."""
+One preprocessed cache per format is shared by every test (4 frames of 32 px, full-frame crops);
+a recipe made for another kind of cache says how it is preprocessed (RECIPE_PREPROCESS)."""
 
 from __future__ import annotations
 
@@ -23,30 +24,39 @@ CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 RECIPES = sorted(CONFIGS.glob("*.yaml"))
 # The dataset format each recipe is made for (a new recipe must say which, here).
 RECIPE_FORMAT = {"demo": "avdeepfake1m", "avdf1m_task1": "avdeepfake1m", "csv_audio_resnet18": "csv",
-                 "dfdc_effnet": "dfdc", "dfdc_r2plus1d": "dfdc"}
+                 "dfdc_effnet": "dfdc", "dfdc_r2plus1d": "dfdc", "dfdc_3d_roi": "dfdc"}
+# Preprocessing other than the shared 4 frames per video, for recipes made for another input: the
+# 3D-CNN recipe's ROI clip windows (windows of 6 frames: the smoke run's clips must divide them).
+RECIPE_PREPROCESS = {"dfdc_3d_roi": ("--windows", "2", "--window-frames", "6", "--crop", "roi")}
 NOISE = ("GPU available", "Tip:", "LeafSpec", "does not have many workers", "Trainable params")
 
 
-def _preprocess(data: Path, cache: Path) -> Path:
-    assert main(["preprocess", str(data), "--out", str(cache), "--frames", "4", "--size", "32",
+def _preprocess(data: Path, cache: Path, sampling: tuple[str, ...] = ("--frames", "4")) -> Path:
+    assert main(["preprocess", str(data), "--out", str(cache), *sampling, "--size", "32",
                  "--detector", "full_frame", "--no-progress"]) == 0
     return cache
 
 
 @pytest.fixture(scope="session")
 def tiny_cache(tmp_path_factory, tiny_synth):
-    """tiny_cache(fmt) -> the tiny preset written in that layout and preprocessed (made once)."""
+    """tiny_cache(fmt[, sampling]) -> the tiny preset written in that layout and preprocessed
+    (4 frames per video, or the `sampling` preprocess flags given; each made once)."""
     made: dict[str, Path] = {}
+    layouts: dict[str, Path] = {}
 
-    def get(fmt: str) -> Path:
-        if fmt not in made:
-            root = tmp_path_factory.mktemp(f"smoke_{fmt}")
-            data = tiny_synth
-            if fmt != "avdeepfake1m":
-                data = root / "data"
-                assert main(["data", "synth", str(data), "--preset", "tiny", "--layout", fmt, "--quiet"]) == 0
-            made[fmt] = _preprocess(data, root / "cache")
-        return made[fmt]
+    def get(fmt: str, sampling: tuple[str, ...] | None = None) -> Path:
+        key = fmt if sampling is None else f"{fmt}{' '.join(sampling)}"
+        if key not in made:
+            if fmt not in layouts:
+                layouts[fmt] = tiny_synth
+                if fmt != "avdeepfake1m":
+                    layouts[fmt] = tmp_path_factory.mktemp(f"smoke_{fmt}_data") / "data"
+                    assert main(["data", "synth", str(layouts[fmt]), "--preset", "tiny", "--layout", fmt,
+                                 "--quiet"]) == 0
+            cache = tmp_path_factory.mktemp(f"smoke_{fmt}") / "cache"
+            made[key] = _preprocess(layouts[fmt], cache) if sampling is None else \
+                _preprocess(layouts[fmt], cache, sampling)
+        return made[key]
 
     return get
 
@@ -72,7 +82,7 @@ def test_every_recipe_has_a_data_format():
 @pytest.mark.parametrize("recipe,fmt", [(p, RECIPE_FORMAT[p.stem]) for p in RECIPES] + [(CONFIGS / "demo.yaml", "lavdf")],
                          ids=[p.stem for p in RECIPES] + ["demo-on-lavdf"])
 def test_every_recipe_runs_offline_with_smoke(recipe, fmt, tiny_cache, offline, tmp_path, capfd):
-    run, cache = tmp_path / "run", tiny_cache(fmt)
+    run, cache = tmp_path / "run", tiny_cache(fmt, RECIPE_PREPROCESS.get(recipe.stem))
     capfd.readouterr()
     assert main(["train", "--config", str(recipe), "--smoke", "--out", str(run),
                  "--set", f"data.cache={cache}", "--json"]) == 0
@@ -89,6 +99,10 @@ def test_every_recipe_runs_offline_with_smoke(recipe, fmt, tiny_cache, offline, 
     if cfg.model.name != "audio":
         assert cfg.model.image_size == 32 and cfg.data.clip_frames == cfg.model.num_frames <= 4  # the cache's
     assert "smoke: train.epochs" in err and (run / "train.log").read_text().count("\nepoch 1/1") == 1
+    if recipe.stem == "dfdc_3d_roi":  # on its ROI clip windows of 6 frames, in clips of 3 (dividing them)
+        media = json.loads((run / "cache_config.json").read_text())
+        assert (media["sampling"], media["crop"], cfg.data.clip_frames) == ("windows", "roi", 3)
+        assert "smoke: data.clip_frames 32 -> 3" in err
     if fmt == "lavdf":  # LAV-DF's dev split is the validation split
         assert "split 'val' of the cache" in err and metrics["n_val"] == 2
     for noise in NOISE:

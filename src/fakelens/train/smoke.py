@@ -5,7 +5,8 @@ The recipe is kept (model family, backbone, task, loss, augmentations, validatio
 small and local: pretrained weights off (nothing is downloaded), fp32 on one CPU, data loader
 workers at most half the CPUs, batches of at most 2 videos, one epoch of 2 training and 2
 validation batches, clips of at most 4 frames, and the model's input size taken from the cache
-(its crop size, and no more frames than it holds). Each change is one line of the run's log.
+(its crop size, no more frames than it holds, and for a cache of clip windows a clip length
+dividing the window: 3 frames in windows of 30). Each change is one line of the run's log.
 `--set` after `--smoke` still wins. Without data.cache, a tiny synthetic set is generated and
 preprocessed into the run folder first (SMOKE_DATA, SMOKE_CACHE).
 
@@ -71,6 +72,9 @@ def smoke_overrides(cfg: Any, cache_config: Any | None) -> tuple[list[str], list
         frames = min(d.clip_frames, SMOKE_FRAMES)
         if cache_config is not None and cache_config.sampling == "frames":
             frames = min(frames, cache_config.n_frames)
+        if cache_config is not None and cache_config.sampling == "windows":
+            # a clip lies inside one clip window (ClipDataset): the longest such clip dividing it
+            frames = max(k for k in range(1, frames + 1) if cache_config.window_frames % k == 0)
         put("data.clip_frames", frames)
         put("model.num_frames", frames)
         if cache_config is not None:
