@@ -36,9 +36,11 @@ def _marker_position(i: int) -> tuple[int, int]:
     return 40 + 2 * i, 30 + i
 
 
-def _marker_video(make_video, tmp_path, n_frames=40, fps=25.0, size=(160, 224), name="m.mkv"):
+def _marker_video(make_video, tmp_path, n_frames=40, fps=25.0, size=(160, 224), name="m.mkv",
+                  position=_marker_position, times=None):
     """Frames with a static background texture (so a still crop region shows) and a moving bright
-    square whose red channel is 5 x the frame number (frame identity)."""
+    square at `position(i)` whose red channel is 5 x the frame number (frame identity); `times`:
+    each frame's presentation time (a variable frame rate)."""
     from fakelens.io.encode import write_video
 
     h, w = size
@@ -47,10 +49,25 @@ def _marker_video(make_video, tmp_path, n_frames=40, fps=25.0, size=(160, 224), 
     frames = []
     for i in range(n_frames):
         img = background.copy()  # (H, W, 3)
-        x, y = _marker_position(i)
-        img[y:y + MARK, x:x + MARK] = ((i * 5) % 256, 255, 90)
+        x, y = position(i)
+        img[max(0, y):max(0, y + MARK), max(0, x):max(0, x + MARK)] = ((i * 5) % 256, 255, 90)
         frames.append(img)
-    return write_video(tmp_path / name, frames, fps, codec="ffv1")
+    return write_video(tmp_path / name, frames, fps, codec="ffv1", times=times)
+
+
+class PastEdgeDetector(MarkerDetector):
+    """The marker's box grown by `grow` px on every side, as a detector's box of a face at the
+    frame's edge reaches past it (MTCNN gives negative coordinates there)."""
+
+    def __init__(self, grow: float = 12.0):
+        self.grow = grow
+
+    def detect(self, frames: np.ndarray) -> list[np.ndarray]:
+        out = super().detect(frames)
+        for d in out:
+            d[:, :2] -= self.grow
+            d[:, 2:4] += self.grow
+        return out
 
 
 # --------------------------------------------------------------------------- arrays
@@ -88,6 +105,59 @@ def test_roi_boxes_contain_every_tracked_box_of_their_window():
     assert enclosing_boxes(boxes[:, :0], window_spans(0, w)).shape == (f, 0, 4)
 
 
+def test_roi_boxes_are_clipped_to_the_frame_and_cut_square_with_margin():
+    """Boxes reaching past the frame's edges: the ROI box is the enclosing box of their parts
+    inside the frame (nothing to see outside it), within the frame; the crop cut around it is a
+    square of margin x its longer side that holds every box of the window with that margin."""
+    w, h, t, win, margin = 320, 180, 24, 8, 1.3
+    rng = np.random.default_rng(1)
+    x = np.linspace(-30, 290, t)[None, :, None] + rng.uniform(-5, 5, (2, t, 1))  # (2, T, 1): crossing the frame
+    y = np.array([[-20.0], [140.0]])[:, None, :] + rng.uniform(-5, 5, (2, t, 1))  # top edge / bottom edge
+    boxes = np.concatenate([x, y, x + 60, y + 60], axis=-1).astype(np.float32)  # (2, T, 4)
+    spans = window_spans(t, win)
+    roi = CROP_MODES.get("roi")(boxes, spans, (w, h))
+    unclipped = CROP_MODES.get("roi")(boxes, spans, None)
+    assert (unclipped[..., :2] < 0).any() and (unclipped[..., 2:] > [w, h]).any()  # the case is tested
+    assert (roi[..., :2] >= 0).all() and (roi[..., 2:] <= [w, h]).all()
+    visible = np.clip(boxes, 0, np.array([w, h, w, h], np.float32))  # (2, T, 4) the boxes' parts in the frame
+    for a, b in spans:
+        region = roi[:, a:b]
+        assert np.all(region == region[:, :1])
+        assert (region[..., :2] <= visible[:, a:b, :2]).all() and (region[..., 2:] >= visible[:, a:b, 2:]).all()
+        assert np.allclose(region[:, 0, :2], visible[:, a:b, :2].min(axis=1))  # the smallest such box
+        assert np.allclose(region[:, 0, 2:], visible[:, a:b, 2:].max(axis=1))
+        # the square cut around it (faces.extract.crop_square): side margin x the longer side, centred
+        side = margin * (region[:, 0, 2:] - region[:, 0, :2]).max(axis=1)  # (2,)
+        centre = (region[:, 0, :2] + region[:, 0, 2:]) / 2  # (2, 2)
+        lo, hi = centre - side[:, None] / 2, centre + side[:, None] / 2
+        room = (side / margin) * (margin - 1) / 2  # the margin around the enclosing box's longer side
+        assert (visible[:, a:b, :2] >= lo[:, None] + room[:, None, None] - 1e-3).all()
+        assert (visible[:, a:b, 2:] <= hi[:, None] - room[:, None, None] + 1e-3).all()
+
+
+def test_roi_crops_hold_a_face_at_the_frames_edge(make_video, tmp_path):
+    """Through the media path, a face moving off the frame's left edge with boxes reaching past
+    it: the ROI box stays inside the frame, every crop of a window is cut from the same square
+    region, and the whole visible face is in each of them."""
+    path = _marker_video(make_video, tmp_path, n_frames=32, size=(120, 160), name="edge.mkv",
+                         position=lambda i: (30 - 2 * i, 50))  # from x = 30 to x = -32: leaves the frame
+    cfg = MediaConfig(sampling="windows", n_windows=2, window_frames=12, size=48, margin=1.2, crop="roi",
+                      detect_max_side=None, detect_every=1)
+    clip = compute_features(path, cfg, detector=PastEdgeDetector()).clip
+    assert clip.faces.shape[1] == 24 and (clip.boxes[0, :, 0] < 0).any()  # the detector's boxes reach past x = 0
+    for a, b in window_spans(24, 12):
+        region = clip.crop_boxes[0, a:b]
+        assert np.all(region == region[0]) and region[0, 0] == 0 and (region[0, 2:] <= [160, 120]).all()
+        assert (region[:, 2:] >= np.clip(clip.boxes[0, a:b, 2:], 0, [160, 120]) - 1e-3).all()
+        frame = clip.indices[a:b]  # (12,)
+        crops = clip.faces[0, a:b]  # (12, 48, 48, 3)
+        marker = crops[..., 1] > 200  # (12, 48, 48)
+        scale = 48 / (1.2 * (region[0, 2:] - region[0, :2]).max())  # crop pixels per frame pixel
+        visible = np.array([MARK * max(0, min(MARK, 30 - 2 * int(i) + MARK)) for i in frame])  # marker px in frame
+        area = marker.sum(axis=(1, 2)) / scale ** 2
+        assert np.allclose(area, visible, rtol=0.2, atol=40), (area, visible)
+
+
 def test_media_config_checks_the_crop_and_window_parameters():
     assert MediaConfig(sampling="windows", crop="roi").window_frames == 16
     with pytest.raises(ConfigError, match="needs sampling 'windows'"):
@@ -115,6 +185,46 @@ def test_windows_are_consecutive_frames_at_the_videos_own_rate(make_video, tmp_p
     assert np.allclose(np.diff(clip.times.reshape(3, 8), axis=1), 1 / fps, atol=1e-3)  # the video's spacing
     # the decoded frames are those frames: the marker at the centre of each crop carries its number
     assert np.abs(clip.faces[0, :, 16, 16, 0].astype(int) - 5 * idx.reshape(-1)).max() <= 2
+
+
+def test_windows_of_a_variable_frame_rate_video_are_its_consecutive_frames(make_video, tmp_path):
+    """VFR (a phone's recording: frame gaps of 20 to 60 ms): a window is consecutive frames of the
+    stream at their own presentation times, each decoded once, not a resampling at a nominal rate."""
+    gaps = np.tile([0.04, 0.02, 0.06, 0.033], 12)[:47]  # (47,)
+    times = np.concatenate([[0.0], np.cumsum(gaps)])  # (48,) seconds
+    path = _marker_video(make_video, tmp_path, n_frames=48, fps=30.0, name="vfr.mkv", times=times)
+    cfg = MediaConfig(sampling="windows", n_windows=3, window_frames=10, size=32, crop="roi",
+                      detect_max_side=None, detect_every=1)
+    clip = compute_features(path, cfg, detector=MarkerDetector()).clip
+    idx = clip.indices.reshape(3, 10)
+    assert np.all(np.diff(idx, axis=1) == 1) and idx[0, 0] == 0 and idx[-1, -1] == 47
+    assert np.allclose(clip.times, times[clip.indices], atol=1.5e-3)  # their own times (mkv: 1 ms clock)
+    assert not np.allclose(np.diff(clip.times.reshape(3, 10), axis=1), 1 / 30, atol=5e-3)  # not a nominal grid
+    # the decoded frames are those frames (the marker's red channel carries the frame number)
+    for k, (a, b) in enumerate(window_spans(30, 10)):
+        red = np.array([np.median(c[..., 0][c[..., 1] > 250]) for c in clip.faces[0, a:b]])  # (10,) marker core
+        assert np.abs(red - 5 * idx[k]).max() <= 2
+
+
+def test_roi_cache_bytes_per_video_are_bounded(make_video, tmp_path):
+    """The cache holds n_windows x window_frames crops per video whatever its length: a 12 s video
+    takes no more bytes than a 2.4 s one (same region sizes), and no more than its raw crops."""
+    from fakelens.data.cache import preprocess, read_index
+    from fakelens.types import Label, VideoRecord
+
+    still = lambda i: (60, 40)  # noqa: E731  one still face, the same crops in both
+    short = _marker_video(make_video, tmp_path, n_frames=60, name="short.mkv", position=still)
+    long = _marker_video(make_video, tmp_path, n_frames=300, name="long.mkv", position=still)
+    recs = [VideoRecord(id=p.stem, path=p, label=Label.REAL, split="train") for p in (short, long)]
+    cfg = MediaConfig(sampling="windows", n_windows=2, window_frames=16, size=64, crop="roi",
+                      detector="full_frame", detect_max_side=None)
+    out = tmp_path / "cache"
+    preprocess(recs, out, cfg, progress=False)
+    rows = {r["id"]: r for r in read_index(out)}
+    size = {k: (out / rows[k]["npz"]).stat().st_size for k in rows}
+    raw = 2 * 16 * 64 * 64 * 3  # bytes of the uint8 crops of one video
+    assert size["long"] <= 1.1 * size["short"] + 4096, size
+    assert size["long"] <= raw, (size, raw)
 
 
 def test_roi_crops_stand_still_and_hold_the_face_of_every_frame(make_video, tmp_path):

@@ -12,9 +12,11 @@ frames sampled a third of a second apart do not show.
 Crop modes by name (MediaConfig.crop, `preprocess --crop`):
 - "tracked": each frame cut around its own (smoothed) face box, the crop moving with the face;
 - "roi": one region per face track and window, the box enclosing every tracked box of the
-  track inside the window, so the crop stands still and the face moves inside it (the DFDC
+  track inside the window, clipped to the frame (a detector's box may reach past the edge,
+  where there are no pixels), so the crop stands still and the face moves inside it (the DFDC
   5th-place 3D-CNN recipe: natural motion, no crop jitter). Cut as any crop: a square of side
-  margin x the box's longer side, centred on it, so a still face gets the tracked crop.
+  margin x the box's longer side, centred on it (zero pixels where the square leaves the
+  frame), so a still face gets the tracked crop.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ import numpy as np
 
 from fakelens.registry import Registry
 
-# mode(boxes (F, T, 4), windows (K, 2)) -> crop boxes (F, T, 4), or None = the tracked boxes
-CropPlan = Callable[[np.ndarray, np.ndarray], "np.ndarray | None"]
+# mode(boxes (F, T, 4), windows (K, 2), frame (width, height) or None) -> crop boxes (F, T, 4),
+# or None = the tracked boxes
+CropPlan = Callable[[np.ndarray, np.ndarray, "tuple[int, int] | None"], "np.ndarray | None"]
 CROP_MODES: Registry[CropPlan] = Registry("crop mode")
 
 
@@ -56,9 +59,10 @@ def window_spans(n_positions: int, window_frames: int) -> np.ndarray:
     return np.stack([starts, np.minimum(starts + window_frames, n_positions)], axis=1).reshape(-1, 2)  # (K, 2)
 
 
-def enclosing_boxes(boxes: np.ndarray, spans: np.ndarray) -> np.ndarray:
+def enclosing_boxes(boxes: np.ndarray, spans: np.ndarray, frame: tuple[int, int] | None = None) -> np.ndarray:
     """Per face track and window, the box enclosing all its boxes in the window, given to every
-    frame of the window: boxes (F, T, 4) x1 y1 x2 y2 -> (F, T, 4)."""
+    frame of the window: boxes (F, T, 4) x1 y1 x2 y2 -> (F, T, 4); with `frame` = (width,
+    height) (pixels, as the boxes) the box is clipped to the frame."""
     boxes = np.asarray(boxes, np.float32)
     out = boxes.copy()  # (F, T, 4); positions outside every span keep their own box
     for a, b in np.asarray(spans, np.int64).reshape(-1, 2):
@@ -66,20 +70,25 @@ def enclosing_boxes(boxes: np.ndarray, spans: np.ndarray) -> np.ndarray:
             continue
         part = boxes[:, a:b]  # (F, L, 4)
         union = np.concatenate([part[..., :2].min(axis=1), part[..., 2:].max(axis=1)], axis=-1)  # (F, 4)
+        if frame is not None and frame[0] > 0 and frame[1] > 0:
+            w, h = frame
+            union = np.clip(union, 0, np.array([w, h, w, h], np.float32))  # (F, 4) inside the frame
         out[:, a:b] = union[:, None, :]
     return out
 
 
 @CROP_MODES.register("tracked")
-def _tracked(boxes: np.ndarray, spans: np.ndarray) -> np.ndarray | None:
+def _tracked(boxes: np.ndarray, spans: np.ndarray, frame: tuple[int, int] | None = None) -> np.ndarray | None:
     return None  # every frame around its own tracked box
 
 
 @CROP_MODES.register("roi")
-def _roi(boxes: np.ndarray, spans: np.ndarray) -> np.ndarray | None:
-    return enclosing_boxes(boxes, spans)
+def _roi(boxes: np.ndarray, spans: np.ndarray, frame: tuple[int, int] | None = None) -> np.ndarray | None:
+    return enclosing_boxes(boxes, spans, frame)
 
 
-def crop_boxes(mode: str, boxes: np.ndarray, spans: np.ndarray) -> np.ndarray | None:
-    """The boxes the crops of `mode` are cut around, (F, T, 4), or None for the tracked boxes."""
-    return CROP_MODES.get(mode)(boxes, spans)
+def crop_boxes(mode: str, boxes: np.ndarray, spans: np.ndarray,
+               frame: tuple[int, int] | None = None) -> np.ndarray | None:
+    """The boxes the crops of `mode` are cut around, (F, T, 4), or None for the tracked boxes;
+    `frame` = (width, height) of the video in the boxes' pixels (None: unknown, not clipped)."""
+    return CROP_MODES.get(mode)(boxes, spans, frame)

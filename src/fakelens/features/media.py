@@ -196,12 +196,13 @@ def open_features(path: str | Path, cfg: MediaConfig, detector=None) -> MediaStr
 
 def plan_crops(tracks, cfg: MediaConfig) -> None:
     """Set `tracks.crop_boxes` for the crop mode of `cfg` (fakelens.features.crops): None for
-    "tracked", the window's enclosing box on every frame for "roi"."""
+    "tracked", the window's enclosing box (clipped to the frame) on every frame for "roi"."""
     from fakelens.features.crops import crop_boxes, window_spans
 
     spans = window_spans(len(tracks.times), cfg.window_frames) if cfg.sampling == "windows" else \
         np.array([[0, len(tracks.times)]], np.int64)  # (K, 2)
-    tracks.crop_boxes = crop_boxes(cfg.crop, tracks.boxes, spans) if tracks.n_faces else None
+    frame = (tracks.width, tracks.height) if tracks.width > 0 and tracks.height > 0 else None
+    tracks.crop_boxes = crop_boxes(cfg.crop, tracks.boxes, spans, frame) if tracks.n_faces else None
 
 
 def compute_features(path: str | Path, cfg: MediaConfig, detector=None) -> VideoFeatures:
