@@ -104,6 +104,25 @@ def test_dry_run_prints_the_targets_and_trains_nothing(layout_cache, tmp_path, c
     assert any("audio_label" in p and "task.unknown_stream" in p for p in plan["problems"])
 
 
+def test_dry_run_table_fits_80_columns_and_says_why_a_head_is_disabled(layout_cache, tmp_path, capsys, monkeypatch):
+    """In an 80-column terminal every target is named whole on one row with its status in a
+    word; the lines under the table say what the unknowns trained as and why a head is disabled."""
+    from fakelens.cli.main import main
+
+    monkeypatch.setenv("COLUMNS", "80")
+    _, cache = layout_cache("dfdc")
+    rc = main(["train", "--config", str(CONFIGS / "demo.yaml"), "--set", f"data.cache={cache}", "--set",
+               "model.image_size=32", "--set", "data.clip_frames=8", "--out", str(tmp_path / "run"), "--dry-run"])
+    text = capsys.readouterr().out
+    assert rc == 0 and not (tmp_path / "run").exists()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    rows = {line.split()[0]: line.split()[-1] for line in text.splitlines() if line.strip().endswith(
+        ("trains", "disabled", "REFUSED"))}
+    assert rows == {"label": "trains", "visual_label": "disabled", "audio_label": "disabled",
+                    "visual_frame_labels": "disabled", "audio_frame_labels": "disabled"}, text
+    assert "audio_label (audio-fake head): " in text and "unknown-stream values left out; disabled" in text
+
+
 def test_dry_run_refuses_what_train_refuses_and_writes_nothing(layout_cache, tmp_path, capsys):
     """A dry run builds and checks the data as train does: a cache of 32 px crops for a 64 px
     recipe is the same error (it used to count the targets and say all was well); with --smoke

@@ -235,15 +235,31 @@ def check_plan(plan: TargetPlan) -> None:
 
 
 def table_rows(plan: TargetPlan) -> list[list[Any]]:
-    """Rows of the `target | positives | negatives | unknown | weight | pos_weight | status` table."""
+    """Rows of the `target | positives | negatives | unknown | weight | pos_weight | status` table:
+    a target by its batch key, its status in a word (trains, disabled, REFUSED); `remarks` says
+    why and what its unknown values train as."""
     rows = []
     for c in plan.counts:
-        status = c.status
-        if c.unknown and c.status == "trains":
-            status += "; unknown = video label" if c.rule == "video_label" else "; unknown left out"
-        rows.append([c.name, f"{c.positives:.1f}", f"{c.negatives:.1f}", f"{c.unknown:.1f}", f"{c.weight:g}",
-                     "" if c.pos_weight is None else f"{c.pos_weight:.3f}", status])
+        status = "REFUSED" if c.status == "REFUSED" else c.status.split(" ")[0]
+        rows.append([c.name.split(" (")[0], f"{c.positives:.1f}", f"{c.negatives:.1f}", f"{c.unknown:.1f}",
+                     f"{c.weight:g}", "" if c.pos_weight is None else f"{c.pos_weight:.3f}", status])
     return rows
+
+
+def remarks(plan: TargetPlan) -> list[str]:
+    """One line per target of the table whose labels include unknowns or that does not train as
+    asked: what it is, what its unknown values train as, why it is disabled."""
+    out = []
+    for c in plan.counts:
+        parts = []
+        if c.unknown:
+            parts.append(f"{c.unknown:.0f} unknown-stream values "
+                         + ("trained on the video label" if c.rule == "video_label" else "left out"))
+        if c.status.startswith("disabled"):
+            parts.append(c.status)
+        if parts:
+            out.append(f"{c.name}: " + "; ".join(parts))
+    return out
 
 
 TABLE_COLUMNS: Sequence[str] = ("target", "positives", "negatives", "unknown", "weight", "pos_weight", "status")
