@@ -22,7 +22,10 @@ EXPECTED_KEYS = {
     "mesoinception4": {"logit", "frame_logits", "frame_mask"},
     "audio": {"logit", "time_logits", "time_mask"},
     "av": {"logit", "visual_logit", "audio_logit", "frame_logits", "time_logits", "frame_mask", "time_mask"},
+    "localizer": {"logit", "frame_logits", "point_logits", "point_offsets", "point_modality", "point_mask",
+                  "point_centres", "point_strides"},
 }
+TINY_FEATURES = {"feature_dim": 12, "audio_feature_dim": 6, "num_frames": 20, "levels": 3}
 # The heavy families run with their smallest sensible backbone here; other backbones below.
 SMALL_BACKBONES = {"frame": {"backbone": "resnet10t"}, "clip3d": {"backbone": "mc3_18"}, "i3d": {"backbone": "resnet10t"},
                    "audio": {"audio_backbone": "resnet10t"}, "av": {"backbone": "resnet10t", "audio_backbone": "tinycnn"}}
@@ -36,6 +39,8 @@ def tiny(name: str, **kw) -> dict:
         out.update(TINY_VIDEO)
     if "audio" in spec.inputs:
         out.update(TINY_AUDIO)
+    if "visual_features" in spec.inputs:
+        out.update(TINY_FEATURES)
     out.update(temporal_dim=32, **kw)
     return out
 
@@ -79,7 +84,8 @@ def run_and_check(model: torch.nn.Module, batch: int = 2) -> dict[str, torch.Ten
     return out
 
 
-CASES = [(n, {}) for n in MODELS.names()] + [(n, {"fusion": "mid"}) for n in MODELS.names() if family(n) == "av"]
+CASES = [(n, {}) for n in MODELS.names()] + [(n, {"fusion": "mid"}) for n in MODELS.names()
+                                             if family(n) in ("av", "localizer")]
 
 
 @pytest.mark.parametrize("name,extra", CASES, ids=[f"{n}-{e.get('fusion', '')}".rstrip("-") for n, e in CASES])

@@ -78,14 +78,28 @@ def _batch(b=4, t=6):
     }
 
 
+def _localizer_case(b=4, t=6):
+    """Outputs of a real (tiny) localizer and a batch of segments for the localization task."""
+    from fakelens.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("localizer", feature_dim=3, audio_feature_dim=2, temporal_dim=8, levels=2)
+    out = model(visual_features=torch.randn(b, t, 3), audio_features=torch.randn(b, t, 2))
+    out["frame_logits"].retain_grad()
+    batch = {**_batch(b, t), "segments": torch.tensor([[[1.0, 3.0]], [[-1.0, -1.0]], [[0.0, 6.0]], [[2.0, 3.0]]]),
+             "n_segments": torch.tensor([1, 0, 1, 1]), "segment_modality": torch.tensor([[[1.0, 0.0]]] * 4)}
+    return out, batch
+
+
 @pytest.mark.parametrize("name", TASKS.names())
 def test_every_task_gives_a_finite_differentiable_loss(name):
-    cfg = TaskConfig(name=name, frame_weight=0.5, mil_weight=0.5)
+    cfg = TaskConfig(name=name, frame_weight=0.5, mil_weight=0.5, modality_weight=0.5)
     task = build_task(cfg, pos_weight=0.2, time_stride=8)
-    out = _outputs()
-    loss, parts = task.loss(out, _batch())
+    out, batch = _localizer_case() if name == "localization" else (_outputs(), _batch())
+    loss, parts = task.loss(out, batch)
     assert loss.ndim == 0 and torch.isfinite(loss)
-    assert "video" in parts and all(torch.isfinite(v) for v in parts.values())
+    expected = {"cls", "reg", "frame", "modality"} if name == "localization" else {"video"}
+    assert expected <= set(parts) and all(torch.isfinite(v) for v in parts.values())
     loss.backward()
     assert out["frame_logits"].grad is not None  # per-frame scores are trained in every task here
     assert task.video_logit(out).shape == (4,)

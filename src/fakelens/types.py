@@ -119,6 +119,21 @@ def frame_labels(segments: Iterable[Segment], fps: float, n_frames: int) -> np.n
     return labels
 
 
+def segment_steps(segments: Iterable["Segment | Sequence[float]"], fps: float, step_frames: int = 1,
+                  first_frame: int = 0) -> np.ndarray:
+    """Segments in seconds -> (S, 2) float64 edges in steps of a dense-feature grid, by the same
+    frame rule as `frame_labels`: frames int(start*fps) to int(end*fps) (at least one frame), in
+    steps of `step_frames` frames counted from frame `first_frame` (step j covers frames
+    [first + j*k, first + (j+1)*k), i.e. seconds [(first + j*k)/fps, (first + (j+1)*k)/fps))."""
+    rows = []
+    for seg in segments:
+        start, end = (seg.start, seg.end) if isinstance(seg, Segment) else (float(seg[0]), float(seg[1]))
+        a = int(start * fps)
+        b = max(int(end * fps), a + 1)
+        rows.append(((a - first_frame) / step_frames, (b - first_frame) / step_frames))
+    return np.asarray(rows, np.float64).reshape(-1, 2)  # (S, 2)
+
+
 @dataclass(frozen=True)
 class VideoRecord:
     """One video of a dataset, as every format reader produces it.

@@ -9,6 +9,7 @@ pure nn.Modules taking keyword tensors in [0, 1] and returning a dict of logits.
 | meso4, mesoinception4 | video (B,T,3,H,W), mask | logit (B,), frame_logits, frame_mask (B,T) |
 | audio, audio_tiny | audio (B,1,n_mels,W), audio_mask | logit (B,), time_logits, time_mask (B,F'); `.time_stride` mel frames per step |
 | av, av_tiny | video, audio, mask, audio_mask, times, audio_times | logit, visual_logit, audio_logit (B,), frame_logits, frame_mask (B,T), time_logits, time_mask (B,F') |
+| localizer | visual_features (B,T,Dv), audio_features (B,T,Da), mask, visual_mask, audio_mask (B,T) | logit (B,), frame_logits (B,T), point_logits / point_offsets / point_modality over the pyramid's N points |
 
 Masks are optional (B, T) / (B, W) bool tensors, False = padding or missing: masked frames and
 mel frames never reach a pooled vector (see fakelens.models.temporal), and `frame_mask` /
@@ -32,7 +33,7 @@ _EXPORTS = {
     "example_inputs": "factory", "forward_inputs": "factory", "model_config": "factory", "resolve_config": "factory",
     "POOLINGS": "temporal",
 }
-_MODEL_MODULES = ("audio", "av", "clip3d", "frame", "i3d", "meso")  # importing them registers the models
+_MODEL_MODULES = ("audio", "av", "clip3d", "frame", "i3d", "localizer", "meso")  # importing them registers the models
 
 __all__ = sorted(_EXPORTS)
 

@@ -36,3 +36,9 @@ class ModelConfig:
     temporal_dim: int = 256  # width of the temporal transformer / fusion tokens
     temporal_layers: int = 2  # layers of the temporal transformer (pooling="transformer", fusion="mid")
     temporal_heads: int = 4
+    # Localizers over dense features (fakelens features): widths of the per-step visual and audio
+    # feature inputs (0 = that stream is absent) and the levels of the temporal pyramid (strides
+    # 1, 2, 4, ... steps). None = taken from the features at training time.
+    feature_dim: int | None = None
+    audio_feature_dim: int | None = None
+    levels: int = 5

@@ -25,7 +25,8 @@ class ModelSpec:
 
     build: Callable[[ModelConfig], nn.Module]
     summary: str
-    inputs: tuple[str, ...]  # keyword tensors of forward: "video" (B,T,3,H,W), "audio" (B,1,n_mels,F)
+    inputs: tuple[str, ...]  # keyword tensors of forward: "video" (B,T,3,H,W), "audio" (B,1,n_mels,F),
+                             # "visual_features" (B,T,feature_dim), "audio_features" (B,T,audio_feature_dim)
     # Optional keyword tensors of forward: "mask" (B,T) bool video-frame validity, "audio_mask"
     # (B,W) bool mel-frame validity (False = padding / missing), "times" (B,T) and "audio_times"
     # (B,W) seconds of the frames and mel frames.
@@ -62,7 +63,10 @@ def resolve_config(cfg: ModelConfig | str | Mapping[str, Any], **overrides: Any)
     spec = MODELS.get(cfg.name)
     visual = "video" in spec.inputs
     audio = "audio" in spec.inputs
+    dense = "visual_features" in spec.inputs  # a model over per-step features: num_frames = steps
     for name in _VISUAL_FIELDS if not visual else ():
+        if name == "num_frames" and dense:
+            continue
         if getattr(cfg, name) is not None:
             raise ConfigError(f"model.{name}: model {cfg.name!r} has no visual input; remove it")
     for name in _AUDIO_FIELDS if not audio else ():
@@ -73,7 +77,7 @@ def resolve_config(cfg: ModelConfig | str | Mapping[str, Any], **overrides: Any)
                           "takes its backbone weights from model.pretrained")
     filled = {k: v for k, v in spec.defaults.items() if getattr(cfg, k) is None}
     cfg = dataclasses.replace(cfg, **filled)
-    if visual and (cfg.num_frames is None or cfg.num_frames < 1):
+    if (visual or dense) and (cfg.num_frames is None or cfg.num_frames < 1):
         raise ConfigError(f"model.num_frames must be >= 1, got {cfg.num_frames}")
     if visual and cfg.image_size is not None and cfg.image_size < 16:
         raise ConfigError(f"model.image_size must be >= 16 pixels, got {cfg.image_size}")
@@ -132,7 +136,8 @@ def model_config(model_or_cfg: nn.Module | ModelConfig | str | Mapping[str, Any]
 def example_inputs(model_or_cfg: nn.Module | ModelConfig | str | Mapping[str, Any], batch: int = 1,
                    device: str | torch.device | None = None) -> dict[str, torch.Tensor]:
     """Random inputs of the configured shapes: video (B,T,3,S,S) in [0,1], audio (B,1,n_mels,F)
-    log-mel-like values. Used by the budget counter and the tests. `device` defaults to the
+    log-mel-like values, per-step features (B,num_frames,D) standard normal. Used by the budget
+    counter and the tests. `device` defaults to the
     model's (meta for a meta model), else CPU."""
     cfg = model_config(model_or_cfg)
     if device is None and isinstance(model_or_cfg, nn.Module):
@@ -146,9 +151,17 @@ def example_inputs(model_or_cfg: nn.Module | ModelConfig | str | Mapping[str, An
         shapes["video"] = (batch, int(cfg.num_frames), 3, size, size)  # type: ignore[arg-type]
     if "audio" in spec.inputs:
         shapes["audio"] = (batch, 1, cfg.n_mels, cfg.audio_frames)
+    for key, dim in (("visual_features", cfg.feature_dim), ("audio_features", cfg.audio_feature_dim)):
+        if key in spec.inputs:
+            shapes[key] = (batch, int(cfg.num_frames), int(dim))  # type: ignore[arg-type]
     if device.type == "meta":
         return {k: torch.empty(s, device=device) for k, s in shapes.items()}
     out = {}
     for k, s in shapes.items():
-        out[k] = torch.rand(s, device=device) if k == "video" else torch.randn(s, device=device) - 4.0
+        if k == "video":
+            out[k] = torch.rand(s, device=device)
+        elif k == "audio":
+            out[k] = torch.randn(s, device=device) - 4.0
+        else:
+            out[k] = torch.randn(s, device=device)
     return out

@@ -13,6 +13,7 @@ _EXPORTS = {
     "MILTask": "classification", "Task": "classification", "Target": "classification",
     "build_task": "classification",
     "TaskConfig": "config",
+    "LocalizationTask": "localization", "point_targets": "localization", "segment_steps": "localization",
     "POOLINGS": "pooling", "PoolingParams": "pooling", "pool": "pooling",
 }
 

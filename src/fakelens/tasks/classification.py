@@ -309,3 +309,6 @@ def build_task(cfg: TaskConfig, pos_weight: float | None = None, time_stride: in
     model's audio encoder stride (mel frames per step), for per-step labels; `disabled` terms are
     left out of the loss."""
     return TASKS.get(cfg.name)(cfg, pos_weight, time_stride, pos_weights, disabled)
+
+
+from fakelens.tasks import localization as _localization  # noqa: E402,F401  (registers the localization task)

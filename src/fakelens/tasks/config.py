@@ -15,7 +15,7 @@ UNKNOWN_STREAM_RULES = ("auto", "video_label", "ignore")
 class TaskConfig:
     """What the model is trained to predict and with which loss (the `task` section of a recipe)."""
 
-    name: str = "classification"  # a TASKS entry: classification | mil | av
+    name: str = "classification"  # a TASKS entry: classification | mil | av | localization
     pooling: str = "lse"  # MIL pooling (a POOLINGS entry) for `mil` and the MIL terms of `av`
     topk: float = 0.25  # fraction of frames for topk_mean pooling
     lse_r: float = 5.0  # sharpness of log-sum-exp pooling
@@ -32,6 +32,15 @@ class TaskConfig:
     #           window label), left out for the per-stream heads and terms of `av`, and a per-stream
     #           term left with one class by that is disabled (the run says so).
     unknown_stream: str = "auto"
+    # localization (fakelens.tasks.localization): per pyramid point a focal-loss fake score and
+    # start/end distances with an IoU loss; frame_weight trains the per-step `frame_logits`
+    focal_alpha: float = 0.25  # weight of the positive points in the sigmoid focal loss
+    focal_gamma: float = 2.0
+    reg_weight: float = 1.0  # weight of the boundary (IoU) loss
+    iou_loss: str = "diou"  # diou | giou
+    center_radius: float = 1.5  # a point is positive within this many strides of a segment's centre
+    regression_base: float = 4.0  # level l answers for segments reaching [base*2^(l-1), base*2^l) steps from it
+    modality_weight: float = 0.0  # BCE of the points' visual-fake / audio-fake logits (per-stream segments)
 
     def __post_init__(self) -> None:
         check_registered("fakelens.tasks.classification", "TASKS", self.name)  # raises with a suggestion
@@ -43,6 +52,14 @@ class TaskConfig:
         if self.unknown_stream not in UNKNOWN_STREAM_RULES:
             raise ValueError(f"task.unknown_stream must be one of {', '.join(UNKNOWN_STREAM_RULES)}, "
                              f"got {self.unknown_stream!r}")
-        for key in ("frame_weight", "audio_frame_weight", "visual_weight", "audio_weight", "mil_weight"):
+        if self.iou_loss not in ("diou", "giou"):
+            raise ValueError(f"task.iou_loss must be 'diou' or 'giou', got {self.iou_loss!r}")
+        if not 0 < self.focal_alpha < 1 or self.focal_gamma < 0:
+            raise ValueError(f"task.focal_alpha must be in (0, 1) and focal_gamma >= 0, got {self.focal_alpha}, "
+                             f"{self.focal_gamma}")
+        if self.center_radius <= 0 or self.regression_base <= 0:
+            raise ValueError("task.center_radius and task.regression_base must be > 0")
+        for key in ("frame_weight", "audio_frame_weight", "visual_weight", "audio_weight", "mil_weight",
+                    "reg_weight", "modality_weight"):
             if getattr(self, key) < 0:
                 raise ValueError(f"task.{key} must be >= 0, got {getattr(self, key)}")

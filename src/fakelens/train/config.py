@@ -136,6 +136,13 @@ class PredictConfig:
     thresholds: list[float] = field(default_factory=lambda: [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])
     max_proposals: int = 100
     no_face: Literal["error", "full_frame"] = "error"  # a video without a face: fail, or score the full frame
+    # Localizer runs (fakelens.inference.localize): proposals from the boundary head or, the
+    # baseline, from thresholds on the per-step scores; long videos in overlapping windows.
+    proposals: Literal["auto", "boundaries", "thresholds"] = "auto"  # auto: boundaries for localizers
+    soft_nms_sigma: float = 0.5
+    pre_topk: int = 2000  # most confident candidates kept before the suppression
+    window_steps: int = 2048  # steps per model input; longer videos are cut into windows
+    window_overlap: int = 256  # steps shared by consecutive windows
 
     def __post_init__(self) -> None:
         from fakelens.inference.aggregate import AGGREGATIONS
@@ -143,6 +150,11 @@ class PredictConfig:
 
         AGGREGATIONS.get(self.aggregate)
         SUPPRESSIONS.get(self.suppression)
+        if self.window_steps < 1 or not 0 <= self.window_overlap < self.window_steps:
+            raise ValueError(f"predict.window_steps must be >= 1 and 0 <= window_overlap < window_steps, got "
+                             f"{self.window_steps} and {self.window_overlap}")
+        if self.soft_nms_sigma <= 0 or self.pre_topk < 1 or self.max_proposals < 1:
+            raise ValueError("predict.soft_nms_sigma must be > 0, pre_topk and max_proposals >= 1")
 
 
 @dataclass

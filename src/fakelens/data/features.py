@@ -1,0 +1,341 @@
+"""Dense per-step features (what `fakelens features` stores) and the training Dataset over them.
+
+A features folder FEATS/ is a cache (fakelens.data.cache: the same rows, index, shards, reuse
+and merge rules) whose config.json is a `FeatureConfig`: the media parameters of the faces and
+log-mels (every frame, or a stated fps), and the record of the encoders that turned them into
+features (names, widths, strides and a digest of their weights; the weights themselves are
+FEATS/encoder.pt, copied into every run trained on the folder). Per video, videos/<safe_id>.npz:
+    visual       (T, Dv) float16  visual encoder output per sampled frame (zeros where no face)
+    times        (T,) float64     seconds of the sampled frames
+    indices      (T,) int64       their video frame indices
+    found        (T,) bool        the main face was found there (False: masked, never scored)
+    boxes        (T, 4) float32   main face box, displayed pixels
+    audio        (A, Da) float16  audio encoder output per audio step (A = 0 without audio)
+    audio_times  (A,) float64     seconds of the audio steps' centres
+    step_frames  () int64         video frames per step (1 = every frame)
+    fps, duration, width, height  () scalars of the video
+No face crops are kept (~100 KB a video instead of megabytes).
+
+`step_inputs` puts both streams on the visual step grid (step j = seconds
+[(indices[0] + j k) / fps, (indices[0] + (j + 1) k) / fps)): audio steps are averaged into
+the steps their centres fall in, interpolated where a step holds none. Training items and
+`fakelens predict` both call it, so a localizer sees at inference what it was trained on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from fakelens.errors import ConfigError, FakelensError
+from fakelens.features.media import MediaConfig
+from fakelens.types import Modality, VideoRecord, segment_steps
+
+FEATURES_KIND = "features"
+FEATURES_VERSION = 1
+FEATURE_DTYPE = np.float16
+UNKNOWN = -1.0
+
+
+@dataclass
+class FeatureConfig:
+    """What made a features folder: media parameters and the encoders' record (config.json)."""
+
+    media: MediaConfig = field(default_factory=lambda: MediaConfig(sampling="all", find_every=4))
+    encoder: dict[str, Any] = field(default_factory=dict)  # {"visual": {...}, "audio": {...}, "digest": ...}
+    kind: str = FEATURES_KIND
+    version: int = FEATURES_VERSION
+
+    def __post_init__(self) -> None:
+        if isinstance(self.media, Mapping):
+            self.media = MediaConfig(**self.media)
+        if self.kind != FEATURES_KIND:
+            raise ConfigError(f"not a features config (kind {self.kind!r})")
+        if self.media.sampling not in ("all", "fps"):
+            raise ConfigError(f"dense features sample every frame or a stated fps, not {self.media.sampling!r}")
+
+    @property
+    def visual_dim(self) -> int:
+        return int((self.encoder.get("visual") or {}).get("dim", 0))
+
+    @property
+    def audio_dim(self) -> int:
+        return int((self.encoder.get("audio") or {}).get("dim", 0))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "version": self.version, "media": self.media.to_dict(), "encoder": self.encoder}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "FeatureConfig":
+        try:
+            return cls(media=MediaConfig(**data["media"]), encoder=dict(data.get("encoder") or {}),
+                       kind=data.get("kind", FEATURES_KIND), version=int(data.get("version", 0)))
+        except (KeyError, TypeError) as e:
+            raise ConfigError(f"not a fakelens features config ({e})") from None
+
+
+def is_features_config(data: Mapping[str, Any]) -> bool:
+    return isinstance(data, Mapping) and data.get("kind") == FEATURES_KIND
+
+
+# ------------------------------------------------------------------------------------ the step grid
+
+
+@dataclass
+class StepInputs:
+    """One video on its step grid, as the localizer takes it (no batch dim)."""
+
+    visual: np.ndarray  # (T, Dv) float32
+    audio: np.ndarray  # (T, Da) float32, aligned to the visual steps
+    visual_mask: np.ndarray  # (T,) bool: a face was found at this step
+    audio_mask: np.ndarray  # (T,) bool: audio exists at this step
+    indices: np.ndarray  # (T,) int64 video frame index of each step's first frame
+    fps: float
+    step_frames: int
+    duration: float
+
+    @property
+    def n_steps(self) -> int:
+        return len(self.visual)
+
+    @classmethod
+    def from_batch(cls, batch: Mapping[str, Any], i: int) -> "StepInputs":
+        """Video i of a collated batch of `make_item`s, its padding cut off."""
+        n = int(batch["mask"][i].sum())
+        k = int(batch["step_frames"][i])
+        first = int(batch["first_frame"][i])
+        return cls(visual=batch["visual_features"][i, :n].float().cpu().numpy(),
+                   audio=batch["audio_features"][i, :n].float().cpu().numpy(),
+                   visual_mask=batch["visual_mask"][i, :n].cpu().numpy(),
+                   audio_mask=batch["audio_mask"][i, :n].cpu().numpy(),
+                   indices=first + k * np.arange(n), fps=float(batch["fps"][i]), step_frames=k,
+                   duration=float(batch["duration"][i]))
+
+    @property
+    def step_seconds(self) -> float:
+        return self.step_frames / self.fps
+
+    @property
+    def origin(self) -> float:
+        """Seconds where step 0 starts (the first sampled frame's cell)."""
+        return float(self.indices[0]) / self.fps if len(self.indices) else 0.0
+
+    @property
+    def times(self) -> np.ndarray:
+        """(T,) seconds where each step starts."""
+        return self.origin + np.arange(self.n_steps) * self.step_seconds
+
+
+def align_to_steps(values: np.ndarray, times: np.ndarray, origin: float, step: float, n: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """(A, D) values at (A,) increasing times -> (n, D) float32 on the grid of n steps of `step`
+    seconds from `origin`: the mean of the values whose time falls in a step, linearly
+    interpolated at the step's centre where none does; mask (n,) is True between the first and
+    the last value (half a value spacing beyond them)."""
+    out = np.zeros((n, values.shape[1] if values.ndim == 2 else 0), np.float32)  # (n, D)
+    mask = np.zeros(n, bool)
+    if len(times) == 0 or n == 0 or out.shape[1] == 0:
+        return out, mask
+    v = np.asarray(values, np.float32)
+    t = np.asarray(times, np.float64)
+    bins = np.floor((t - origin) / step).astype(np.int64)
+    inside = (bins >= 0) & (bins < n)
+    sums = np.zeros_like(out, dtype=np.float64)
+    counts = np.zeros(n, np.int64)
+    np.add.at(sums, bins[inside], v[inside])
+    np.add.at(counts, bins[inside], 1)
+    hit = counts > 0
+    out[hit] = (sums[hit] / counts[hit, None]).astype(np.float32)
+    centres = origin + (np.arange(n) + 0.5) * step
+    if (~hit).any():
+        j = np.clip(np.searchsorted(t, centres[~hit]), 1, max(1, len(t) - 1))
+        if len(t) == 1:
+            out[~hit] = v[0]
+        else:
+            t0, t1 = t[j - 1], t[j]
+            w = np.clip((centres[~hit] - t0) / np.maximum(t1 - t0, 1e-12), 0.0, 1.0)[:, None]
+            out[~hit] = (1 - w) * v[j - 1] + w * v[j]
+    half = float(np.median(np.diff(t))) / 2 if len(t) > 1 else step / 2
+    mask = (centres >= t[0] - half - 1e-9) & (centres <= t[-1] + half + 1e-9)
+    return out, mask
+
+
+def step_inputs(z: Mapping[str, Any]) -> StepInputs:
+    """A video's stored dense arrays (the npz members above) -> `StepInputs`."""
+    visual = np.asarray(z["visual"], np.float32)  # (T, Dv)
+    indices = np.asarray(z["indices"], np.int64)
+    fps = float(z["fps"])
+    k = int(z["step_frames"])
+    origin = float(indices[0]) / fps if len(indices) else 0.0
+    audio, amask = align_to_steps(np.asarray(z["audio"]), np.asarray(z["audio_times"]), origin, k / fps, len(visual))
+    return StepInputs(visual=visual, audio=audio, visual_mask=np.asarray(z["found"], bool), audio_mask=amask,
+                      indices=indices, fps=fps, step_frames=k, duration=float(z["duration"]))
+
+
+# ------------------------------------------------------------------------------------ targets
+
+
+def _overlaps(seg, others) -> bool:
+    return any(min(seg.end, o.end) > max(seg.start, o.start) for o in others)
+
+
+def segment_modality(rec: VideoRecord) -> np.ndarray:
+    """(S, 2) float32 visual-fake / audio-fake of each fake segment: from the per-stream segments
+    when the dataset gives them, else the video's modality; -1 when unknown."""
+    out = np.full((len(rec.segments), 2), UNKNOWN, np.float32)
+    for i, seg in enumerate(rec.segments):
+        if rec.visual_segments or rec.audio_segments:
+            out[i] = (float(_overlaps(seg, rec.visual_segments)), float(_overlaps(seg, rec.audio_segments)))
+        elif rec.modality is not Modality.NONE:
+            out[i] = (float(rec.modality.visual), float(rec.modality.audio))
+    return out
+
+
+def step_labels(rec: VideoRecord, x: StepInputs) -> np.ndarray:
+    """(T,) float32 per-step labels: 1 inside a fake segment (by its first frame, the frame rule of
+    fakelens.types.frame_labels), 0 outside, all 1 for a fake video without segments, -1 unknown."""
+    if not rec.has_label:
+        return np.full(x.n_steps, UNKNOWN, np.float32)
+    if rec.is_fake and not rec.segments:
+        return np.ones(x.n_steps, np.float32)
+    edges = segment_steps(rec.segments, x.fps, x.step_frames, int(x.indices[0]) if len(x.indices) else 0)
+    j = np.arange(x.n_steps)[:, None] + 0.5  # (T, 1) step centres
+    return ((j > edges[None, :, 0]) & (j < edges[None, :, 1])).any(axis=1).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------ the Dataset
+
+
+class FeatureDataset(Dataset):
+    """Whole videos of a features folder, one item each (the localizer trains on full videos of
+    any length; `collate` pads a batch and masks the padding). With `max_steps` > 0, training
+    takes a random window of that many steps from longer videos (segments cut to it).
+
+    Item: visual_features (T, Dv), audio_features (T, Da) float32, mask (T,) all True,
+    visual_mask (T,), audio_mask (T,) bool, frame_labels (T,), segments (S, 2) step edges,
+    segment_modality (S, 2), n_segments, label / video_label (), step_seconds, origin, duration (),
+    offset () the window's first step, fps, step_frames, first_frame (), segments_seconds (G, 2)
+    the video's ground truth in seconds (padded with -1 in a batch), id."""
+
+    def __init__(self, cache_dir: str | Path, split: str | Sequence[str] | None = None, *,
+                 labeled_only: bool = False, transform: Any = None, random: bool = True, max_steps: int = 0,
+                 statuses: Sequence[str] | None = None):
+        from fakelens.data.cache import load_config, read_index, record_from_row
+
+        self.cache_dir = Path(cache_dir)
+        self.config = load_config(self.cache_dir)
+        if not isinstance(self.config, FeatureConfig):
+            raise FakelensError(f"{self.cache_dir}: not a features folder (made by `fakelens preprocess`?); "
+                                "make one with `fakelens features RUN_OR_ENCODER DATA --out FEATS`")
+        splits = {split} if isinstance(split, str) else (set(split) if split is not None else None)
+        self.rows = [r for r in read_index(self.cache_dir)
+                     if r.get("npz") and r["status"] != "decode_error"
+                     and (statuses is None or r["status"] in statuses)
+                     and (splits is None or r.get("split") in splits)
+                     and not (labeled_only and r["label"] == "unknown")]
+        if not self.rows:
+            raise FakelensError(f"{self.cache_dir}: no videos with features match (split={split})")
+        self.records = [record_from_row(r) for r in self.rows]
+        self.transform = transform
+        self.random = random
+        self.max_steps = int(max_steps)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.array([float(r.label.as_int) if r.has_label else UNKNOWN for r in self.records], np.float32)
+
+    def load(self, v: int) -> StepInputs:
+        from fakelens.data.cache import load_npz
+
+        return step_inputs(load_npz(self.cache_dir, self.rows[v]))
+
+    def __getitem__(self, v: int) -> dict[str, Any]:
+        rec = self.records[v]
+        x = self.load(v)
+        item = make_item(rec, x, self._window(x.n_steps))
+        return self.transform(item) if self.transform is not None else item
+
+    def _window(self, n: int) -> tuple[int, int]:
+        if self.max_steps <= 0 or n <= self.max_steps:
+            return 0, n
+        a = int(torch.randint(n - self.max_steps + 1, ()).item()) if self.random else 0
+        return a, a + self.max_steps
+
+
+
+def make_item(rec: VideoRecord, x: StepInputs, window: tuple[int, int] | None = None) -> dict[str, Any]:
+    """The training/validation item of one video (see FeatureDataset), optionally steps [a, b) only."""
+    a, b = window if window is not None else (0, x.n_steps)
+    edges = segment_steps(rec.segments, x.fps, x.step_frames, int(x.indices[0]) if len(x.indices) else 0) - a
+    keep = (edges[:, 1] > 0) & (edges[:, 0] < b - a)  # segments inside the window, cut to it
+    edges = np.clip(edges[keep], 0, b - a)
+    mod = segment_modality(rec)[keep]
+    labels = step_labels(rec, x)[a:b]
+    video = float(rec.label.as_int) if rec.has_label else UNKNOWN
+    return {
+        "visual_features": torch.from_numpy(x.visual[a:b]),  # (T, Dv)
+        "audio_features": torch.from_numpy(x.audio[a:b]),  # (T, Da)
+        "mask": torch.ones(b - a, dtype=torch.bool),  # (T,)
+        "visual_mask": torch.from_numpy(x.visual_mask[a:b]),  # (T,)
+        "audio_mask": torch.from_numpy(x.audio_mask[a:b]),  # (T,)
+        "frame_labels": torch.from_numpy(labels),  # (T,)
+        "segments": torch.from_numpy(edges.astype(np.float32)),  # (S, 2) in steps
+        "segment_modality": torch.from_numpy(mod),  # (S, 2)
+        "n_segments": torch.tensor(len(edges)),
+        "label": torch.tensor(_window_label(rec, video, len(edges), (a, b) != (0, x.n_steps))),
+        "video_label": torch.tensor(video),
+        "step_seconds": torch.tensor(x.step_seconds, dtype=torch.float64),
+        "origin": torch.tensor(x.origin + a * x.step_seconds, dtype=torch.float64),
+        "duration": torch.tensor(x.duration, dtype=torch.float64),
+        "offset": torch.tensor(a),
+        "fps": torch.tensor(x.fps, dtype=torch.float64),
+        "step_frames": torch.tensor(x.step_frames),
+        "first_frame": torch.tensor(int(x.indices[0]) + a * x.step_frames if len(x.indices) else 0),
+        "segments_seconds": torch.tensor([s.to_list() for s in rec.segments], dtype=torch.float64).reshape(-1, 2),
+        "id": rec.id,
+    }
+
+
+def _window_label(rec: VideoRecord, video: float, n_segments: int, cut: bool) -> float:
+    """The label of an item: the video's, or for a window of a fake video with known segments,
+    whether a segment reaches into it."""
+    if not cut or video != 1.0 or not rec.segments:
+        return video
+    return 1.0 if n_segments else 0.0
+
+
+def collate_steps(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Pad a list of items to the longest (T) and the most segments (S >= 1): padding steps have
+    mask False, padding segments lie beyond n_segments; other values are stacked, ids listed."""
+    t = max(int(it["mask"].shape[0]) for it in items)
+    s = max([1] + [int(it["segments"].shape[0]) for it in items if "segments" in it])
+    out: dict[str, Any] = {}
+    for key in items[0]:
+        vals = [it[key] for it in items]
+        if key in ("visual_features", "audio_features", "mask", "visual_mask", "audio_mask", "frame_labels"):
+            padded = []
+            for v in vals:
+                pad = t - v.shape[0]
+                fill = -1.0 if key == "frame_labels" else 0
+                padded.append(torch.cat([v, v.new_full((pad,) + tuple(v.shape[1:]), fill)]) if pad else v)
+            out[key] = torch.stack(padded)  # (B, T, ...)
+        elif key in ("segments", "segment_modality", "segments_seconds"):
+            width = max(v.shape[0] for v in vals) if key == "segments_seconds" else s
+            padded = [torch.cat([v, v.new_full((max(1, width) - v.shape[0], 2), -1.0)]) for v in vals]
+            out[key] = torch.stack(padded)  # (B, S, 2)
+        elif isinstance(vals[0], torch.Tensor):
+            out[key] = torch.stack(vals)
+        else:
+            out[key] = list(vals)
+    return out
+
+
+FeatureDataset.collate = staticmethod(collate_steps)  # DataLoader collate_fn of the features dataset

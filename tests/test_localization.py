@@ -1,0 +1,250 @@
+"""Temporal localization: targets from segments (the frame rule), losses, the localizer's masks and
+padding, the features dataset's step grid, and windowed inference on a long video."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fakelens.data.features import StepInputs, align_to_steps, collate_steps, make_item, step_labels
+from fakelens.inference.postprocess import decode_points
+from fakelens.models import create_model
+from fakelens.tasks import TaskConfig, build_task
+from fakelens.tasks.localization import iou_loss_1d, point_targets, sigmoid_focal_loss
+from fakelens.types import Label, Modality, Segment, VideoRecord, frame_labels, segment_steps
+
+
+def _grid(levels: int, n: int):
+    centres, strides = [], []
+    for level in range(levels):
+        s = 2 ** level
+        k = -(-n // s)
+        centres.append((torch.arange(k) + 0.5) * s)
+        strides.append(torch.full((k,), float(s)))
+    return torch.cat(centres), torch.cat(strides)
+
+
+def test_segment_edges_follow_the_frame_rule():
+    # int(start * fps), int(end * fps): 1.23 s at 25 fps is frame 30 (30.75 rounded down), 2.0 s frame 50
+    np.testing.assert_array_equal(segment_steps([Segment(1.23, 2.0)], 25.0), [[30, 50]])
+    np.testing.assert_array_equal(segment_steps([(0.01, 0.02)], 25.0), [[0, 1]])  # shorter than a frame: one frame
+    np.testing.assert_array_equal(segment_steps([(1.23, 2.0)], 25.0, step_frames=2, first_frame=10), [[10, 20]])
+    # per-step labels agree with the frame labels every other stage uses
+    rec = VideoRecord("v", None, Label.FAKE, segments=(Segment(0.55, 1.32), Segment(2.0, 2.05)))
+    x = StepInputs(np.zeros((30, 1), np.float32), np.zeros((30, 1), np.float32), np.ones(30, bool), np.ones(30, bool),
+                   np.arange(30), fps=10.0, step_frames=1, duration=3.0)
+    expected = frame_labels(rec.segments, 10.0, 30)
+    expected[20] = 1  # a segment shorter than a frame is one frame for localization (frame_labels drops it)
+    np.testing.assert_array_equal(step_labels(rec, x), expected)
+    real = VideoRecord("r", None, Label.REAL)
+    assert step_labels(real, x).sum() == 0
+    whole = VideoRecord("w", None, Label.FAKE)  # video-level label only: every step is fake
+    assert step_labels(whole, x).min() == 1
+
+
+def test_point_targets_by_hand():
+    centres, strides = _grid(3, 32)  # strides 1, 2, 4; ranges [0, 4], [4, 8], [8, inf)
+    segs = torch.tensor([[[10.0, 20.0]]])
+    pos, reg, which = point_targets(centres, strides, segs, torch.tensor([1]), center_radius=1.5, regression_base=4.0)
+    hits = {(float(s), float(c)) for c, s in zip(centres[pos[0]], strides[pos[0]])}
+    # level 1: centres within 1.5 * 2 of 15 -> 13, 15, 17 (farther edge 7, 5, 7 in [4, 8]);
+    # level 2: centres 14 and 18 are within 6 of 15, farthest edges 6 (out of [8, inf)) and 8 (in)
+    assert hits == {(2.0, 13.0), (2.0, 15.0), (2.0, 17.0), (4.0, 18.0)}
+    assert (which[0][pos[0]] == 0).all() and (which[0][~pos[0]] == -1).all()
+    # distances in stride units decode back to the segment's edges
+    st, en = decode_points(centres[pos[0]].numpy(), strides[pos[0]].numpy(), reg[0][pos[0]].numpy(), 0.04)
+    np.testing.assert_allclose(st, 10 * 0.04)
+    np.testing.assert_allclose(en, 20 * 0.04)
+    assert (reg[0][~pos[0]] == 0).all()
+
+
+def test_overlapping_segments_take_the_shortest_and_padding_rows_are_ignored():
+    centres, strides = _grid(1, 40)
+    segs = torch.tensor([[[0.0, 40.0], [18.0, 22.0], [-1.0, -1.0]]])
+    pos, reg, which = point_targets(centres, strides, segs, torch.tensor([2]), center_radius=100.0,
+                                    regression_base=1000.0, levels=1)
+    assert pos[0].all() and (which[0][19:21] == 1).all() and which[0][0] == 0
+    none, _, _ = point_targets(centres, strides, segs, torch.tensor([0]), levels=1)
+    assert not none.any()
+
+
+def test_focal_and_iou_losses():
+    logits = torch.tensor([4.0, -4.0, 0.0])
+    target = torch.tensor([1.0, 0.0, 1.0])
+    f = sigmoid_focal_loss(logits, target)
+    assert f[0] < 1e-3 and f[1] < 1e-3  # easy examples are down-weighted
+    assert f[2].item() == pytest.approx(0.25 * 0.5 ** 2 * np.log(2))  # alpha (1 - p)^gamma CE at p = 0.5
+    t = torch.tensor([[3.0, 5.0]])
+    for kind in ("diou", "giou"):
+        assert iou_loss_1d(t, t, kind).item() == pytest.approx(0.0, abs=1e-6)
+        assert iou_loss_1d(torch.tensor([[1.0, 1.0]]), t, kind).item() > 0.7
+    shifted = iou_loss_1d(torch.tensor([[2.0, 6.0]]), t, "diou")  # same length, centre 1 step off
+    assert shifted.item() == pytest.approx(1 - 7 / 9 + (1 / 9) ** 2, abs=1e-6)
+
+
+def _record(segs, modality=Modality.BOTH):
+    return VideoRecord("v", None, Label.FAKE if segs else Label.REAL, segments=tuple(Segment(*s) for s in segs),
+                       modality=modality if segs else Modality.NONE)
+
+
+def _steps(n, dv=6, da=4, seed=0):
+    rng = np.random.default_rng(seed)
+    return StepInputs(rng.normal(size=(n, dv)).astype(np.float32), rng.normal(size=(n, da)).astype(np.float32),
+                      np.ones(n, bool), np.ones(n, bool), np.arange(n), fps=25.0, step_frames=1, duration=n / 25)
+
+
+def test_localizer_padding_and_masks_never_change_valid_steps():
+    torch.manual_seed(0)
+    model = create_model("localizer", feature_dim=6, audio_feature_dim=4, temporal_dim=16, levels=3,
+                         fusion="mid").eval()
+    short, long_ = make_item(_record([(0.2, 0.6)]), _steps(37)), make_item(_record([]), _steps(64, seed=1))
+    batch = collate_steps([short, long_])
+    keys = ("visual_features", "audio_features", "mask", "visual_mask", "audio_mask")
+    with torch.no_grad():
+        both = model(**{k: batch[k] for k in keys})
+        alone = model(**{k: short[k][None] for k in keys})
+    np.testing.assert_allclose(both["frame_logits"][0, :37], alone["frame_logits"][0], atol=1e-5)
+    np.testing.assert_allclose(both["logit"][0], alone["logit"][0], atol=1e-5)
+    for level_stride in (1.0, 2.0, 4.0):  # each level's valid points agree
+        a = (both["point_strides"] == level_stride) & both["point_mask"][0]
+        b = (alone["point_strides"] == level_stride) & alone["point_mask"][0]
+        np.testing.assert_allclose(both["point_logits"][0][a], alone["point_logits"][0][b], atol=1e-5)
+        np.testing.assert_allclose(both["point_offsets"][0][a], alone["point_offsets"][0][b], atol=1e-5)
+    # a missing stream is its mask: changing the masked values changes nothing
+    noisy = {k: short[k][None].clone() for k in keys}
+    noisy["visual_mask"][0, 10:20] = False
+    other = {k: v.clone() for k, v in noisy.items()}
+    other["visual_features"][0, 10:20] = 1e3
+    with torch.no_grad():
+        np.testing.assert_allclose(model(**noisy)["frame_logits"], model(**other)["frame_logits"], atol=1e-5)
+
+
+def test_task_loss_trains_the_localizer():
+    torch.manual_seed(0)
+    model = create_model("localizer", feature_dim=6, audio_feature_dim=4, temporal_dim=16, levels=3)
+    task = build_task(TaskConfig(name="localization", frame_weight=1.0, modality_weight=0.5))
+    items = []
+    for i, segs in enumerate([[(0.4, 0.8)], [], [(0.2, 0.3), (1.0, 1.6)]]):
+        x = _steps(48, seed=i)
+        rec = _record(segs)
+        lab = step_labels(rec, x)
+        x.visual[:, 0] = 3 * lab  # the fake steps are visible in one feature
+        items.append(make_item(rec, x))
+    batch = collate_steps(items)
+    keys = ("visual_features", "audio_features", "mask", "visual_mask", "audio_mask")
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(60):
+        loss, parts = task.loss(model(**{k: batch[k] for k in keys}), batch)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert set(parts) == {"cls", "reg", "frame", "modality"}
+    assert losses[-1] < 0.5 * losses[0], losses[::10]
+    # what it learned decodes back to the segments: targets and decoding agree end to end
+    from fakelens.inference.localize import localize
+    from fakelens.train.config import PredictConfig
+
+    model.eval()
+    for it, segs in zip(items, [[(0.4, 0.8)], [], [(0.2, 0.3), (1.0, 1.6)]]):
+        x = StepInputs(it["visual_features"].numpy(), it["audio_features"].numpy(), np.ones(48, bool),
+                       np.ones(48, bool), np.arange(48), fps=25.0, step_frames=1, duration=48 / 25)
+        out = localize(model, x, PredictConfig())
+        for a, b in segs:
+            best = max(Segment(p.start, p.end).iou(Segment(a, b)) for p in out.proposals[:5])
+            assert best > 0.5, (a, b, out.proposals[:5])
+        if not segs:
+            assert out.score < 0.5
+
+
+def test_localization_targets_are_counted_and_a_disabled_term_leaves_the_loss():
+    """The task lists its terms for fakelens.train.targets; a term the plan disables trains no more."""
+    from fakelens.train.targets import count_targets
+
+    cfg = TaskConfig(name="localization", frame_weight=1.0, modality_weight=0.5)
+    assert [t.term for t in build_task(cfg).targets()] == ["cls", "reg", "frame", "modality"]
+    items = []
+    for i, segs in enumerate([[(0.4, 0.8)], []]):
+        items.append(make_item(_record(segs), _steps(48, seed=i)))
+    counts = {c.term: c for c in count_targets(items, build_task(cfg))[0]}
+    assert counts["cls"].positives == 10 and counts["cls"].negatives == 86  # frames 10-19 of 2 x 48 steps
+    model = create_model("localizer", feature_dim=6, audio_feature_dim=4, temporal_dim=16, levels=3)
+    batch = collate_steps(items)
+    out = model(**{k: batch[k] for k in ("visual_features", "audio_features", "mask", "visual_mask", "audio_mask")})
+    _, parts = build_task(cfg, disabled=["modality", "frame"]).loss(out, batch)
+    assert set(parts) == {"cls", "reg"}
+
+
+def test_training_windows_cut_segments_and_relabel():
+    rec = _record([(0.2, 0.6), (3.0, 3.4)])  # frames 5-15 and 75-85 at 25 fps
+    x = _steps(100)
+    item = make_item(rec, x, (60, 100))  # steps 60-99: only the second segment, in window steps
+    np.testing.assert_array_equal(item["segments"].numpy(), [[15, 25]])
+    assert int(item["n_segments"]) == 1 and float(item["label"]) == 1.0 and float(item["video_label"]) == 1.0
+    np.testing.assert_array_equal(np.flatnonzero(item["frame_labels"].numpy()), np.arange(15, 25))
+    assert float(item["origin"]) == pytest.approx(60 / 25)
+    empty = make_item(rec, x, (20, 60))  # a window of a fake video between its segments is a negative
+    assert int(empty["n_segments"]) == 0 and float(empty["label"]) == 0.0
+    across = make_item(rec, x, (10, 50))  # a segment reaching into the window is cut at its edge
+    np.testing.assert_array_equal(across["segments"].numpy(), [[0, 5]])
+    batch = collate_steps([item, empty])
+    assert batch["segments"].shape == (2, 1, 2) and batch["n_segments"].tolist() == [1, 0]
+    assert batch["mask"].all() and batch["visual_features"].shape == (2, 40, 6)
+
+
+def test_audio_steps_are_aligned_to_the_visual_grid():
+    t = np.arange(0, 2.0, 0.01) + 0.005  # 10 ms audio steps over 2 s
+    v = np.stack([t, -t], axis=1)
+    out, mask = align_to_steps(v, t, origin=0.0, step=0.04, n=60)  # 25 fps grid for 2.4 s
+    np.testing.assert_allclose(out[:50, 0], np.arange(50) * 0.04 + 0.02, atol=1e-6)  # means of the 4 inside
+    assert mask[:50].all() and not mask[51:].any()
+    coarse, cmask = align_to_steps(v[::8], t[::8], origin=0.0, step=0.04, n=50)  # 80 ms steps: interpolated
+    expected = np.arange(50) * 0.04 + 0.02  # steps without an audio step: interpolated at their centre
+    expected[0::2] = t[::8][:25]  # steps holding one: its value
+    expected[49] = t[::8][-1]  # past the last audio step: held, not extrapolated
+    np.testing.assert_allclose(coarse[:, 0], expected, atol=1e-6)
+    assert cmask[:49].all() and not cmask[49]  # its centre, 1.98 s, is past the audio (1.965 s)
+    empty, emask = align_to_steps(np.zeros((0, 3)), np.zeros(0), 0.0, 0.04, 10)
+    assert empty.shape == (10, 3) and not emask.any()
+
+
+class _Oracle(torch.nn.Module):
+    """A 'localizer' with one point per step and no context: visual[:, 0] is the fake logit and the
+    frame logit, visual[:, 1:3] the distances. Windowed and whole-video inference must agree."""
+
+    multiple = 1
+
+    def forward(self, visual_features, audio_features, mask=None, visual_mask=None, audio_mask=None):
+        b, t, _ = visual_features.shape
+        centres = torch.arange(t, dtype=torch.float32) + 0.5
+        return {"logit": visual_features[..., 0].amax(1), "frame_logits": visual_features[..., 0],
+                "point_logits": visual_features[..., 0], "point_offsets": visual_features[..., 1:3],
+                "point_modality": visual_features[..., 3:5], "point_mask": mask,
+                "point_centres": centres, "point_strides": torch.ones(t)}
+
+
+def test_windows_on_a_long_video_merge_to_the_whole_video_answer():
+    from fakelens.inference.localize import localize
+    from fakelens.train.config import PredictConfig
+
+    n = 1500  # a minute at 25 fps
+    rng = np.random.default_rng(0)
+    vis = np.full((n, 5), -6.0, np.float32)
+    vis[:, 1:3] = rng.uniform(0.5, 3, size=(n, 2))
+    segs = [(100, 130), (250, 262), (255, 300), (1490, 1500)]  # one across window edges, one at the end
+    for a, b in segs:
+        c = (a + b) // 2
+        vis[c, 0] = 3.0 + rng.uniform()
+        vis[c, 1:3] = (c + 0.5 - a, b - c - 0.5)
+    x = StepInputs(vis, np.zeros((n, 1), np.float32), np.ones(n, bool), np.ones(n, bool), np.arange(n), fps=25.0,
+                   step_frames=1, duration=n / 25)
+    whole = localize(_Oracle(), x, PredictConfig(window_steps=4096, window_overlap=0, iou_threshold=0.0))
+    windowed = localize(_Oracle(), x, PredictConfig(window_steps=256, window_overlap=64, iou_threshold=0.0),
+                        batch_size=3)
+    assert whole.n_windows == 1 and windowed.n_windows > 6
+    assert windowed.proposals == whole.proposals  # each point answered once, by the window that owns it
+    np.testing.assert_array_equal(windowed.step_scores, whole.step_scores)
+    top = sorted((round(p.start * 25), round(p.end * 25)) for p in whole.proposals[:4])
+    assert top == sorted(segs)
