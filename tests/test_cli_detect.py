@@ -100,7 +100,7 @@ def test_a_file_that_is_not_a_fakelens_checkpoint_is_a_clear_error(detect_run, t
     garbage.write_bytes(b"PK\x03\x04 definitely not a checkpoint")
     foreign = tmp_path / "foreign.ckpt"
     torch.save({"state_dict": {"w": torch.zeros(1)}}, foreign)
-    for path, message in ((garbage, "cannot read the checkpoint"), (foreign, "not a fakelens checkpoint"),
+    for path, message in ((garbage, "not a fakelens checkpoint, or a damaged one"), (foreign, "not a fakelens checkpoint"),
                           (tmp_path / "nowhere", "no such run folder or checkpoint")):
         assert main(["detect", str(fake), "--model", str(path), "--out", str(tmp_path / "o")]) == 2
         err = capsys.readouterr().err

@@ -59,7 +59,9 @@ def test_evidence_is_the_pipelines_prediction_and_saliency_explains_its_scores(t
     run.model(video=torch.rand(1, 4, 3, 32, 32), audio=torch.zeros(1, 1, 80, 48))
     assert sides["side"] >= 7 and not name.startswith("audio") and ev.saliency["layer"] == name
     assert ev.audio_span is not None and ev.mel is not None
-    assert _codes(ev) == ["sampled_frames"]
+    # the audio before the first sampled frame is in no clip's span: said
+    assert _codes(ev) in (["sampled_frames"], ["sampled_frames", "audio_coverage"])
+    assert all("not heard: 0.00-" in n.message for n in ev.notes if n.code == "audio_coverage")
 
 
 def test_a_model_without_an_audio_branch_and_a_short_video_are_stated(tiny_synth, untrained_run):
@@ -112,3 +114,72 @@ def test_silent_and_missing_audio_are_stated(tmp_path, untrained_run):
     visual = Analyser(Predictor(untrained_run("frame_tiny"), device="cpu")).analyse(mute)
     note = next(n for n in visual.notes if n.code == "no_audio_branch")
     assert "no audio stream either" in note.message
+
+
+def test_every_track_found_is_shown_and_tracks_not_scored_are_said(tiny_synth, untrained_run, monkeypatch):
+    """Review of issue 12, item 2: a second face track the model did not score gets a crop marked
+    'not scored' and a note; the scored face's frame_times hold only frames where it was found."""
+    predictor = Predictor(untrained_run("av_tiny"), device="cpu")
+    real_features = predictor.features
+
+    def features_with_a_second_person(path):
+        feats = real_features(path)
+        c = feats.clip
+        c.faces = np.concatenate([c.faces, c.faces[:1]])  # (2, T, S, S, 3)
+        c.boxes = np.concatenate([c.boxes, c.boxes[:1] + 5])
+        c.found = np.concatenate([c.found, c.found[:1]])
+        c.found[1, 3:] = False
+        c.found[0, 2] = False  # the first face lost at frame 2 (its crop held there)
+        return feats
+
+    monkeypatch.setattr(predictor, "features", features_with_a_second_person)
+    ev = Analyser(predictor).analyse(_video(tiny_synth))
+    assert ev.status == "ok", ev.error
+    assert [(c.face, c.kind) for c in ev.crops][-1] == (1, "not scored") and ev.crops[-1].score is None
+    assert ev.crops[-1].position < 3  # shown at a frame where that face was found
+    note = next(n for n in ev.notes if n.code == "faces_not_scored")
+    assert "2 face tracks were found but only 1 scored" in note.message
+    assert len(ev.faces) == 1 and len(ev.faces[0].frame_times) == len(ev.prediction.frame_times) - 1
+    assert not np.isclose(ev.faces[0].frame_times, ev.sampled_times[2]).any()
+
+
+def test_head_values_use_the_verdicts_aggregation_and_the_note_says_all_frames(tmp_path, untrained_run):
+    """Review items 3 and 12: visual/audio head values are aggregated as the verdict is (not a mean
+    while the verdict is a max); a video whose every frame was sampled is not said to skip frames."""
+    from fakelens.inference.aggregate import aggregate
+    from fakelens.io.encode import write_video
+
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, (64, 64, 3), dtype=np.uint8) for _ in range(6)]
+    video = write_video(tmp_path / "six.mp4", frames, 6.0, audio=rng.normal(0, 0.1, 16000).astype(np.float32),
+                        sample_rate=16000, codec="h264")
+    run = untrained_run("av_tiny")
+    predictor = Predictor(run, device="cpu", no_face="full_frame")
+    feats = predictor.features(video)
+    pred, _, clips = predictor.score_features("six.mp4", feats)
+    probs = predictor._run_model(clips)
+    for head, key in (("visual_logit", "visual_score"), ("audio_logit", "audio_score")):
+        if head in probs:
+            assert pred.extras[key] == pytest.approx(aggregate(predictor.aggregate_name, probs[head]))
+    ev = Analyser(predictor, saliency=False).analyse(video)
+    sampled = next(n for n in ev.notes if n.code == "sampled_frames").message
+    if len(ev.sampled_times) >= ev.media["n_frames"]:
+        assert "all 6 frames" in sampled and "not analysed" not in sampled
+
+
+def test_a_file_that_is_not_a_fakelens_checkpoint_is_said_plainly(tmp_path):
+    """Review item 10: torch's weights_only advice (load it unsafely) never reaches the user."""
+    import torch
+
+    from fakelens.errors import FakelensError
+    from fakelens.inference.pipeline import load_run
+
+    text = tmp_path / "notes.ckpt"
+    text.write_text("this is not a checkpoint")
+    module = tmp_path / "module.pt"
+    torch.save(torch.nn.Linear(2, 2), module)
+    for path in (text, module):
+        with pytest.raises(FakelensError) as err:
+            load_run(path)
+        msg = str(err.value)
+        assert "not a fakelens checkpoint" in msg and "weights_only=False" not in msg and "\n" not in msg

@@ -84,7 +84,8 @@ def test_a_prediction_with_two_faces_renders_every_face(tmp_path):
     assert [f["index"] for f in doc["faces"]] == [0, 1] and doc["face_aggregate"] == "max"
     assert len(doc["crops"]) == 4 and {c["face"] for c in doc["crops"]} == {0, 1}
     assert doc["verdict"] == {"label": "fake", "p_fake": 0.9, "threshold": 0.5, "aggregate": "max over clips",
-                              "visual_p_fake": 0.8, "audio_p_fake": 0.4, "streams": "audio-visual", "fallback": None}
+                              "visual_p_fake": 0.8, "audio_p_fake": 0.4, "heads_aggregate": "max over clips",
+                              "streams": "audio-visual", "fallback": None}
     assert [(s["start"], s["end"]) for s in doc["segments"]] == [(1.0, 2.0), (2.5, 3.0)]
     assert len(doc["proposals"]) == 4
     assert doc["sampled_frames"]["face_found"][0][3] is False
@@ -167,3 +168,60 @@ def test_report_folders_never_collide_or_escape_the_output(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FakelensError, match="no video files"):
         find_videos([str(tmp_path / "empty")])
+
+
+def test_audio_never_heard_is_blank_on_the_timeline_greyed_and_stated():
+    """Review of issue 12, item 1: the audio line may not bridge audio the model did not score, the
+    report says how much of the track was heard, and the log-mel greys the rest."""
+    from types import SimpleNamespace
+
+    from fakelens.inference.evidence import Analyser
+    from fakelens.inference.pipeline import heard_spans
+    from fakelens.report.plots import audio_line, unheard
+
+    def clip(t0, n, width=10, hop=0.01):  # a clip's audio window: n valid columns of `width`
+        return {"audio_times": t0 + hop * np.arange(width), "audio_mask": np.arange(width) < n}
+
+    heard = heard_spans([clip(2.0, 10), clip(0.0, 10), clip(0.1, 5), clip(1.0, 0)])
+    assert heard == [(0.0, pytest.approx(0.15)), (2.0, pytest.approx(2.1))]
+    ev = _evidence(n_faces=1)
+    ev.audio_heard = [(0.0, 1.0), (2.5, 3.2)]
+    t, y = audio_line(ev.prediction.audio_times, ev.prediction.audio_scores, ev.audio_heard, 4.0)
+    finite = np.isfinite(t)
+    assert np.isnan(t).any() and not ((t[finite] > 1.0 + 1e-9) & (t[finite] < 2.5 - 1e-9)).any()
+    assert t[finite].max() <= 3.2 + 1e-9  # nothing drawn after the last heard moment
+    assert unheard(ev.audio_heard, 0.0, 4.0) == [(1.0, 2.5), (3.2, 4.0)]
+    notes = Analyser._coverage(ev, SimpleNamespace(mel_times=ev.mel_times))
+    assert [n.code for n in notes] == ["audio_coverage"] and notes[0].level == "warning"
+    assert "heard 1.70 s of the 4.00 s" in notes[0].message and "1.00-2.50, 3.20-4.00 s" in notes[0].message
+    ev.notes += notes
+    doc = render(ev).document
+    validate_report(doc)
+    assert doc["audio"]["heard"] == [[0.0, 1.0], [2.5, 3.2]]
+    ev.audio_heard = [(0.0, 4.0)]  # all heard: nothing to say
+    assert Analyser._coverage(ev, SimpleNamespace(mel_times=ev.mel_times)) == []
+
+
+def test_saliency_overlay_stays_in_the_displayable_range():
+    """Review item 9: a white crop under a saturated map passed 1.0 (matplotlib warned and clipped)."""
+    from fakelens.report.plots import _overlay
+
+    rng = np.random.default_rng(0)
+    sal = rng.random((64, 64)).astype(np.float32)
+    out = _overlay(np.full((64, 64, 3), 255, np.uint8), sal)
+    assert out.min() >= 0.0 and out.max() <= 1.0
+
+
+def test_a_track_found_but_not_scored_is_shown_marked_and_renders(recwarn):
+    """Review item 2: a second track without a score still gets its crop (marked not scored, no
+    score in report.json) and its own no-face markers on the timeline."""
+    ev = _evidence(n_faces=1)
+    ev.face_found = np.ones((2, 20), bool)
+    ev.face_found[1, 10:] = False  # the second person leaves
+    ev.crops.append(Crop(face=1, kind="not scored", time=0.5, position=2, score=None,
+                         image=np.zeros((32, 32, 3), np.uint8), box=(1.0, 2.0, 30.0, 31.0)))
+    rendered = render(ev)
+    validate_report(rendered.document)
+    assert rendered.document["crops"][-1] == {"face": 1, "kind": "not scored", "time": 0.5, "score": None,
+                                              "box": [1.0, 2.0, 30.0, 31.0], "saliency_peak": None}
+    assert not [w for w in recwarn if "Clipping input data" in str(w.message)]

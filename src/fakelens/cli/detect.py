@@ -107,7 +107,7 @@ def _print_one(console, ev, folder) -> None:
         heads = [f"{k} {pred.extras[key]:.3f}" for k, key in (("visual", "visual_score"), ("audio", "audio_score"))
                  if key in pred.extras]
         if heads:
-            text.append("heads: " + ", ".join(heads) + "\n")
+            text.append("heads: " + ", ".join(heads) + f" ({ev.model.get('aggregate')} over clips)\n")
         if ev.segments:
             text.append("suspicious segments: " + ", ".join(
                 f"{s.start:.2f}-{s.end:.2f} s ({s.confidence:.2f})" for s in ev.segments) + "\n")

@@ -42,10 +42,10 @@ class Crop:
     """One face crop shown in the report, with the model's score for it and its saliency map."""
 
     face: int  # face track index (FaceScore.index)
-    kind: str  # "most suspicious" | "least suspicious"
+    kind: str  # "most suspicious" | "least suspicious" | "not scored" (a track the model did not score)
     time: float  # seconds
     position: int  # index of the sampled frame
-    score: float  # P(fake) of that frame (the Prediction's own per-frame score)
+    score: float | None  # P(fake) of that frame (the Prediction's own per-frame score); None: track not scored
     image: np.ndarray  # (S, S, 3) uint8 RGB crop the model saw
     box: tuple[float, float, float, float] | None  # x1, y1, x2, y2 in displayed pixels
     saliency: np.ndarray | None = None  # (S, S) float32 in [0, 1]
@@ -77,7 +77,8 @@ class Evidence:
     crops: list[Crop] = field(default_factory=list)
     mel: np.ndarray | None = None  # (n_mels, M) float32 log-mel the model heard
     mel_times: np.ndarray | None = None  # (M,) seconds
-    audio_span: Span | None = None  # the most suspicious audio span
+    audio_span: Span | None = None  # the most suspicious audio span (among the audio heard)
+    audio_heard: list[tuple[float, float]] | None = None  # [start, end) s of audio the model heard; None: no audio
     segments: list[Proposal] = field(default_factory=list)  # non-overlapping, confidence >= threshold
     top_proposal: Proposal | None = None  # the most confident proposal, shown when no segment passes
     threshold: float = DEFAULT_THRESHOLD
@@ -180,13 +181,17 @@ class Analyser:
                         "audio_rate": info.audio_rate, "size_bytes": int(path.stat().st_size)}
             feats = self.predictor.features(path)
             ev.timings.update({k: float(v) for k, v in feats.timings.items() if k != "probe"})
-            pred, t_model = self.predictor.predict_features(ev.name, feats)
+            pred, t_model, clips = self.predictor.score_features(ev.name, feats)
             ev.timings["model"] = float(t_model)
         except FakelensError as e:
             ev.status, ev.error = "failed", str(e)
             ev.timings["total"] = time.perf_counter() - t_start
             return ev
         ev.prediction = pred
+        if "audio" in self.predictor.inputs:
+            from fakelens.inference.pipeline import heard_spans
+
+            ev.audio_heard = heard_spans(clips)
         self._fill(ev, pred, feats)
         ev.timings["total"] = time.perf_counter() - t_start
         return ev
@@ -210,13 +215,25 @@ class Analyser:
 
     @staticmethod
     def _main_track(pred: Prediction, clip: Any) -> list[FaceScore]:
-        """The pipeline's single scored track as a FaceScore, when the Prediction lists no faces."""
-        if pred.frame_times is None or len(clip.faces) == 0:
-            return [FaceScore(index=0, score=pred.score, frame_times=np.asarray(clip.times, np.float64))]
+        """The pipeline's single scored track as a FaceScore, when the Prediction lists no faces: its
+        arrays over the scored frames where that face was found (FaceScore's contract; a full-frame
+        fallback's frames are all what was scored), detection its mean detector confidence when the
+        features keep one."""
+        if len(clip.faces) == 0:
+            return []
+        found = np.asarray(clip.found[0], bool)  # (T,)
+        det = getattr(clip, "detection", None)  # (F, T) detector confidence (0 where interpolated), if kept
+        detection = float(np.mean(np.asarray(det[0])[found])) if det is not None and found.any() else None
+        if pred.frame_times is None:
+            times = np.asarray(clip.times, np.float64)
+            keep = np.ones(len(times), bool) if clip.fallback else found
+            return [FaceScore(index=0, score=pred.score, frame_times=times[keep],
+                              boxes=np.asarray(clip.boxes[0][keep], np.float32), detection=detection)]
         pos = _positions(np.asarray(clip.times), np.asarray(pred.frame_times))
-        return [FaceScore(index=0, score=pred.score, frame_times=np.asarray(pred.frame_times, np.float64),
-                          frame_scores=np.asarray(pred.frame_scores, np.float64),
-                          boxes=np.asarray(clip.boxes[0][pos], np.float32))]
+        keep = np.ones(len(pos), bool) if clip.fallback else found[pos]
+        return [FaceScore(index=0, score=pred.score, frame_times=np.asarray(pred.frame_times, np.float64)[keep],
+                          frame_scores=np.asarray(pred.frame_scores, np.float64)[keep],
+                          boxes=np.asarray(clip.boxes[0][pos[keep]], np.float32), detection=detection)]
 
     def _crops(self, ev: Evidence, feats: Any) -> None:
         """Most and least suspicious crop of each face track, among frames where that face was found."""
@@ -242,13 +259,25 @@ class Analyser:
                 ev.crops.append(Crop(face=face.index, kind=kind, time=float(sampled[p]), position=p,
                                      score=float(face.frame_scores[i]), image=clip.faces[face.index][p].copy(),
                                      box=tuple(float(v) for v in box) if np.all(np.isfinite(box)) else None))
-        if not self.saliency or not ev.crops:
+        scored = {f.index for f in ev.faces}
+        for index in range(len(clip.faces)):  # tracks found but not scored: shown, never ranked
+            found = np.asarray(clip.found[index], bool)
+            if index in scored or not found.any():
+                continue
+            det = getattr(clip, "detection", None)
+            p = int(np.argmax(np.where(found, np.asarray(det[index]), -np.inf))) if det is not None else int(
+                np.flatnonzero(found)[len(np.flatnonzero(found)) // 2])
+            box = clip.boxes[index][p]
+            ev.crops.append(Crop(face=index, kind="not scored", time=float(sampled[p]), position=p, score=None,
+                                 image=clip.faces[index][p].copy(),
+                                 box=tuple(float(v) for v in box) if np.all(np.isfinite(box)) else None))
+        if not self.saliency or not any(c.score is not None for c in ev.crops):
             return
         from fakelens.inference.explain import face_saliency
 
         try:
-            for index in sorted({c.face for c in ev.crops}):
-                mine = [c for c in ev.crops if c.face == index]
+            for index in sorted({c.face for c in ev.crops if c.score is not None}):
+                mine = [c for c in ev.crops if c.face == index and c.score is not None]
                 sal = face_saliency(self.predictor.run, feats, index, [c.position for c in mine],
                                     device=self.predictor.device)
                 for c, m, peak in zip(mine, sal.maps, sal.peaks):
@@ -275,6 +304,33 @@ class Analyser:
         best = props[0]
         return Span(float(best.start), float(best.end), float(best.confidence))
 
+    @staticmethod
+    def _coverage(ev: Evidence, feats: Any) -> list[Note]:
+        """How much of the audio track the model heard, and the gaps it never heard (a note; the
+        timeline leaves them blank and the log-mel greys them)."""
+        mt = np.asarray(feats.mel_times, np.float64)
+        if ev.audio_heard is None or not len(mt):
+            return []
+        hop = float(mt[1] - mt[0]) if len(mt) > 1 else 0.01
+        start, end = float(mt[0]), float(mt[-1]) + hop
+        gaps, at = [], start
+        for a, b in ev.audio_heard:
+            if a > at + hop:
+                gaps.append((at, min(a, end)))
+            at = max(at, b)
+        if end > at + hop:
+            gaps.append((at, end))
+        if not gaps:
+            return []
+        total = end - start
+        missed = sum(b - a for a, b in gaps)
+        heard = max(0.0, total - missed)
+        shown = ", ".join(f"{a:.2f}-{b:.2f}" for a, b in gaps[:6]) + (f" ... ({len(gaps)} in all)" if len(gaps) > 6 else "")
+        level = "warning" if missed > 0.05 * total else "info"
+        return [Note("audio_coverage", level,
+                     f"the model heard {heard:.2f} s of the {total:.2f} s audio track ({100 * heard / total:.0f}%); "
+                     f"not heard: {shown} s (blank on the timeline, greyed on the log-mel; nothing there is scored)")]
+
     def _notes(self, ev: Evidence, pred: Prediction, feats: Any) -> list[Note]:
         from fakelens.audio.features import LOG_FLOOR
 
@@ -284,9 +340,21 @@ class Analyser:
         if "video" in inputs:
             clip = feats.clip
             n, total = len(clip.times), ev.media.get("n_frames")
-            notes.append(Note("sampled_frames", "info",
-                              f"the model saw {n} sampled frames" + (f" of the video's {total}" if total else "")
-                              + "; frames in between were not analysed"))
+            if total and n >= total:
+                seen = f"the model saw all {total} frames of the video"
+            else:
+                seen = (f"the model saw {n} sampled frames" + (f" of the video's {total}" if total else "")
+                        + "; frames in between were not analysed")
+            notes.append(Note("sampled_frames", "info", seen))
+            n_found = sum(1 for row in np.asarray(clip.found, bool) if row.any()) if len(clip.faces) else 0
+            scored = sorted(f.index for f in ev.faces)
+            if n_found > len(scored) and not clip.fallback:
+                unscored = [i for i in range(len(clip.faces)) if i not in scored and np.asarray(clip.found[i]).any()]
+                notes.append(Note("faces_not_scored", "warning",
+                                  f"{n_found} face tracks were found but only {len(scored)} scored "
+                                  f"(face {', '.join(map(str, scored)) or 'none'}); face "
+                                  f"{', '.join(map(str, unscored))} was not analysed and the verdict does not "
+                                  "rest on it (its crop is shown, marked not scored)"))
             if clip.fallback:
                 notes.append(Note("full_frame_fallback", "warning",
                                   "no face was found: the whole frame was scored instead of a face crop"))
@@ -325,6 +393,7 @@ class Analyser:
                     notes.append(Note("silent_audio", "warning",
                                       "the audio track is silent (below about -60 dBFS): the audio scores "
                                       "rest on silence"))
+                notes.extend(self._coverage(ev, feats))
                 width = run.audio_width
                 if width and feats.mel.shape[1] < width:
                     notes.append(Note("short_audio", "warning",

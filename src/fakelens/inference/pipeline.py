@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from fakelens.errors import ConfigError, FakelensError, MediaError
-from fakelens.inference.aggregate import AGGREGATIONS, LEVELS, video_score
+from fakelens.inference.aggregate import AGGREGATIONS, LEVELS, aggregate, video_score
 from fakelens.inference.postprocess import SUPPRESSIONS, proposals_from_scores
 from fakelens.types import Prediction, VideoRecord
 
@@ -82,7 +82,15 @@ def load_run(run_or_checkpoint: str | Path, device: str | torch.device = "cpu") 
     try:
         ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for a corrupt or foreign file
-        raise FakelensError(f"{ckpt_path}: cannot read the checkpoint ({type(e).__name__}: {e})") from e
+        # torch's own text (weights_only advice: load it unsafely) is no advice for a fakelens user
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        why = ("it is no file of weights that a safe load (weights only, no code) can read"
+               if "weights" in str(e).lower() and "only" in str(e).lower() else f"{type(e).__name__}: {first[:200]}")
+        raise FakelensError(f"{ckpt_path}: not a fakelens checkpoint, or a damaged one (torch cannot read it as one: {why}); "
+                            "give the folder of a `fakelens train` run or its checkpoints/best.ckpt") from e
+    if not isinstance(ckpt, dict):
+        raise FakelensError(f"{ckpt_path}: not a fakelens checkpoint (it holds a {type(ckpt).__name__}, "
+                            "not a checkpoint of a `fakelens train` run)")
     hp = ckpt.get("hyper_parameters") or {}
     if "config" not in hp or "state_dict" not in ckpt:
         raise FakelensError(f"{ckpt_path}: not a fakelens checkpoint (no config or weights inside)")
@@ -270,11 +278,17 @@ class Predictor:
 
     def predict_features(self, video_id: str, feats: Any) -> tuple[Prediction, float]:
         """Score one video from its features; returns the Prediction and the model time (s)."""
+        pred, t_model, _ = self.score_features(video_id, feats)
+        return pred, t_model
+
+    def score_features(self, video_id: str, feats: Any) -> tuple[Prediction, float, list[dict[str, Any]]]:
+        """predict_features, also returning the clips the model got (their times and masks say
+        what was seen and heard: `heard_spans`)."""
         t0 = time.perf_counter()
         clips = self._prepare(video_id, feats)
         probs = self._run_model(clips)
         t_model = time.perf_counter() - t0
-        return self._finish(video_id, feats, clips, probs), t_model
+        return self._finish(video_id, feats, clips, probs), t_model, clips
 
     def _finish(self, video_id: str, feats: Any, clips: list[dict[str, Any]], probs: dict[str, np.ndarray]
                 ) -> Prediction:
@@ -302,7 +316,8 @@ class Predictor:
         extras = {"clips": float(len(clips))}
         for head in ("visual_logit", "audio_logit"):
             if head in probs:
-                extras[head.replace("_logit", "_score")] = float(probs[head].mean())
+                # the head's clip scores made one value as the verdict's own aggregation makes it
+                extras[head.replace("_logit", "_score")] = float(aggregate(self.aggregate_name, probs[head]))
         fallback = FULL_FRAME_FALLBACK if "video" in self.inputs and feats.clip.fallback else None
         return Prediction(id=video_id, score=float(score), proposals=proposals, frame_times=frame_times,
                           frame_scores=frame_scores, audio_times=audio_times, audio_scores=audio_scores,
@@ -518,6 +533,29 @@ class Predictor:
                 failures.append(Failure(rec.id, path, reason, PRIOR_FALLBACK))
             else:
                 failures.append(Failure(rec.id, path, reason))
+
+
+def heard_spans(clips: Sequence[dict[str, Any]], gap: float = 1e-6) -> list[tuple[float, float]]:
+    """[start, end) seconds of audio the model heard, merged and in time order, from the clips it
+    was given: each clip's valid mel columns (audio_mask) stand from their first time to their
+    last plus one column. Empty when no clip carries audio."""
+    spans = []
+    for c in clips:
+        if "audio_times" not in c:
+            continue
+        mt, mmask = np.asarray(c["audio_times"], np.float64), np.asarray(c["audio_mask"], bool)  # (W,), (W,)
+        if not mmask.any():
+            continue
+        col = float(mt[1] - mt[0]) if len(mt) > 1 else 0.01
+        valid = mt[mmask]
+        spans.append((float(valid[0]), float(valid[-1]) + col))
+    merged: list[tuple[float, float]] = []
+    for a, b in sorted(spans):
+        if merged and a <= merged[-1][1] + gap:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return merged
 
 
 def failures_report(result: PredictResult, prior: float) -> dict[str, Any]:

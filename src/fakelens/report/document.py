@@ -61,6 +61,8 @@ def report_document(ev: Any) -> dict[str, Any]:
             "aggregate": _aggregate_text(ev.model),
             "visual_p_fake": _num(extras.get("visual_score")),
             "audio_p_fake": _num(extras.get("audio_score")),
+            "heads_aggregate": (f"{ev.model['aggregate']} over clips" if ev.model.get("aggregate") and (
+                extras.get("visual_score") is not None or extras.get("audio_score") is not None) else None),
             "streams": pred.streams if pred is not None else None,
             "fallback": pred.fallback if pred is not None else None,
         },
@@ -94,6 +96,7 @@ def report_document(ev: Any) -> dict[str, Any]:
             "most_suspicious_span": None if span is None else {"start": span.start, "end": span.end,
                                                                 "confidence": span.score},
             "mel_frames": None if ev.mel is None else int(ev.mel.shape[1]),
+            "heard": None if ev.audio_heard is None else [[float(a), float(b)] for a, b in ev.audio_heard],
         }
     for f in ev.faces:
         doc["faces"].append({
@@ -103,7 +106,7 @@ def report_document(ev: Any) -> dict[str, Any]:
             "boxes": None if f.boxes is None else [[float(v) for v in b] for b in f.boxes],
         })
     for c in ev.crops:
-        doc["crops"].append({"face": int(c.face), "kind": c.kind, "time": float(c.time), "score": float(c.score),
+        doc["crops"].append({"face": int(c.face), "kind": c.kind, "time": float(c.time), "score": _num(c.score),
                              "box": None if c.box is None else [float(v) for v in c.box],
                              "saliency_peak": _num(c.saliency_peak)})
     return doc

@@ -64,7 +64,7 @@ def report_html(doc: dict[str, Any], images: dict[str, bytes] | None = None) -> 
             heads.append(f"audio {_f(v['audio_p_fake'])}")
         headline = (f'<div><div class="p" data-testid="p-fake">P(fake) = {_f(v["p_fake"])}</div>'
                     f'<div class="muted">{escape(v["aggregate"] or "")}; threshold {_f(v["threshold"], 2)}'
-                    f'{"; " + escape(", ".join(heads)) if heads else ""}'
+                    f'{"; " + escape(", ".join(heads) + " (" + (v["heads_aggregate"] or "") + ")") if heads else ""}'
                     f'{"; streams: " + escape(v["streams"]) if v["streams"] else ""}</div></div>')
     parts.append(f'<div class="card verdict">{badge}{headline}</div>')
 
@@ -92,7 +92,7 @@ def report_html(doc: dict[str, Any], images: dict[str, bytes] | None = None) -> 
                          "</div>")
         if doc["faces"]:
             rows = "".join(
-                f"<tr><td>{f['index']}</td><td>{f['score']:.3f}</td><td>{len(f['frame_times'])}</td>"
+                f"<tr><td>{f['index']}</td><td>{_f(f['score'])}</td><td>{len(f['frame_times'])}</td>"
                 f"<td>{_f(f['detection'])}</td><td>{escape(_box(f['boxes']))}</td></tr>" for f in doc["faces"])
             agg = f" (video score: {escape(doc['face_aggregate'])} over faces)" if doc["face_aggregate"] else ""
             parts.append(f'<div class="card"><h2>Faces{agg}</h2><table><tr><th>face</th><th>P(fake)</th>'

@@ -68,14 +68,20 @@ def timeline_png(ev: Any) -> bytes:
                 label="visual P(fake) per frame")
         drawn = True
     if pred is not None and pred.audio_scores is not None and len(pred.audio_scores):
-        ax.plot(pred.audio_times, pred.audio_scores, lw=1.2, color=AUDIO_COLOUR, label="audio P(fake) per step")
+        t, y = audio_line(pred.audio_times, pred.audio_scores, ev.audio_heard, duration)
+        ax.plot(t, y, lw=1.2, color=AUDIO_COLOUR, label="audio P(fake) per step")
         drawn = True
     if ev.sampled_times is not None and ev.face_found is not None and len(ev.face_found):
-        missing = ~np.asarray(ev.face_found[0], bool)
-        if missing.any():
+        rows = [i for i, row in enumerate(np.asarray(ev.face_found, bool)) if row.any()]  # tracks present
+        for k, i in enumerate(rows):
+            missing = ~np.asarray(ev.face_found[i], bool)
+            if not missing.any():
+                continue
             t = np.asarray(ev.sampled_times)[missing]
-            ax.plot(t, np.full(len(t), -0.04), ls="none", marker="x", ms=6, mew=1.5, color="black",
-                    label="no face found", clip_on=False)
+            colour = "black" if len(rows) == 1 else FACE_COLOURS[i % len(FACE_COLOURS)]
+            label = "no face found" if len(rows) == 1 else f"face {i} not found"
+            ax.plot(t, np.full(len(t), -0.04 - 0.035 * k), ls="none", marker="x", ms=6, mew=1.5, color=colour,
+                    label=label, clip_on=False)
     ax.axhline(ev.threshold, ls="--", lw=0.8, color="grey", label=f"threshold {ev.threshold:.2f}")
     if ev.segments:
         ax.axvspan(0, 0, color=SEGMENT_COLOUR, alpha=0.15, lw=0, label="suspicious segment")
@@ -93,13 +99,53 @@ def timeline_png(ev: Any) -> bytes:
     return _png(fig)
 
 
+def audio_line(times: np.ndarray, scores: np.ndarray, heard: list[tuple[float, float]] | None,
+               duration: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-step audio scores as a step line, each score standing from its time to the next (the
+    pipeline's cell convention), cut where the model heard nothing (NaN breaks the line): the
+    line never bridges audio that was not scored. heard None = no coverage known (no cut)."""
+    t = np.asarray(times, np.float64)
+    y = np.asarray(scores, np.float64)
+    ends = np.append(t[1:], max(float(duration), float(t[-1]))) if len(t) else t
+    xs: list[float] = []
+    ys: list[float] = []
+    for a, b, v in zip(t, ends, y):
+        if heard:  # clip the cell to the heard span holding its start
+            span = next(((s, e) for s, e in heard if s - 1e-6 <= a < e), None)
+            if span is None:
+                continue
+            b = min(b, span[1])
+        if xs and abs(xs[-1] - a) > 1e-6:
+            xs.append(float("nan"))
+            ys.append(float("nan"))
+        xs.extend([float(a), float(b)])
+        ys.extend([float(v), float(v)])
+    return np.asarray(xs), np.asarray(ys)
+
+
 def _overlay(image: np.ndarray, saliency: np.ndarray) -> np.ndarray:
-    """(S,S,3) uint8 crop and (S,S) map in [0, 1] -> (S,S,3) float RGB blend with the jet colormap."""
+    """(S,S,3) uint8 crop and (S,S) map in [0, 1] -> (S,S,3) float RGB blend in [0, 1] with the jet colormap."""
     from matplotlib import colormaps
 
     heat = colormaps["jet"](np.clip(saliency, 0, 1))[..., :3]  # (S,S,3)
     alpha = 0.5 * np.clip(saliency, 0, 1)[..., None] + 0.15  # (S,S,1): cold pixels stay readable
-    return (1 - alpha) * (image.astype(np.float32) / 255.0) + alpha * heat
+    blend = (1 - alpha) * (image.astype(np.float32) / 255.0) + alpha * heat
+    return np.clip(blend, 0.0, 1.0)  # float rounding may pass 1 (imshow would warn and clip)
+
+
+def unheard(heard: list[tuple[float, float]] | None, start: float, end: float, tol: float = 0.0
+            ) -> list[tuple[float, float]]:
+    """The parts of [start, end) outside the heard spans (longer than tol); none when heard is None."""
+    if heard is None:
+        return []
+    gaps, at = [], start
+    for a, b in heard:
+        if a > at + tol:
+            gaps.append((at, min(a, end)))
+        at = max(at, b)
+    if end > at + tol:
+        gaps.append((at, end))
+    return gaps
 
 
 def crops_png(ev: Any) -> bytes:
@@ -119,8 +165,15 @@ def crops_png(ev: Any) -> bytes:
             ax_plain = fig.add_subplot(grid[r, 2 * k])
             ax_sal = fig.add_subplot(grid[r, 2 * k + 1])
             ax_plain.imshow(c.image)
-            ax_plain.set_title(f"face {c.face}, {c.kind}\nt = {c.time:.2f} s, P(fake) = {c.score:.3f}", fontsize=8)
-            if c.saliency is not None:
+            if c.score is None:
+                ax_plain.set_title(f"face {c.face}, NOT SCORED\nt = {c.time:.2f} s (found, not analysed)", fontsize=8)
+            else:
+                ax_plain.set_title(f"face {c.face}, {c.kind}\nt = {c.time:.2f} s, P(fake) = {c.score:.3f}",
+                                   fontsize=8)
+            if c.score is None:
+                ax_sal.text(0.5, 0.5, "not scored:\nno saliency", ha="center", va="center", fontsize=8,
+                            transform=ax_sal.transAxes)
+            elif c.saliency is not None:
                 ax_sal.imshow(_overlay(c.image, c.saliency))
                 if not (c.saliency_peak or 0) > 0:
                     title = "Grad-CAM: nothing pushes\ntowards fake"
@@ -142,12 +195,16 @@ def crops_png(ev: Any) -> bytes:
         ax.imshow(ev.mel, origin="lower", aspect="auto", cmap="magma", interpolation="nearest",
                   extent=(float(t[0]) - hop / 2, float(t[-1]) + hop / 2, 0, ev.mel.shape[0]))
         span = ev.audio_span
+        gaps = unheard(ev.audio_heard, float(t[0]) - hop / 2, float(t[-1]) + hop / 2, hop)
+        for a, b in gaps:  # audio the model never heard: greyed, never labelled
+            ax.axvspan(a, b, color="#bbbbbb", alpha=0.75, lw=0, hatch="//")
+        heard_text = "" if not gaps else "heard part; grey = not heard, not scored; "
         if span is not None:
             from matplotlib.patches import Rectangle
 
             ax.add_patch(Rectangle((span.start, 0.5), span.end - span.start, ev.mel.shape[0] - 1, fill=False,
                                    ec="#00e5ff", lw=2))
-            ax.set_title(f"log-mel; most suspicious audio span {span.start:.2f}-{span.end:.2f} s "
+            ax.set_title(f"log-mel; {heard_text}most suspicious audio span {span.start:.2f}-{span.end:.2f} s "
                          f"(P(fake) {span.score:.3f})", fontsize=9, loc="left")
         else:
             ax.set_title("log-mel (the model gives no per-step audio scores)", fontsize=9, loc="left")
@@ -165,4 +222,4 @@ def crops_png(ev: Any) -> bytes:
     return _png(fig)
 
 
-__all__ = ["crops_png", "timeline_png"]
+__all__ = ["audio_line", "crops_png", "timeline_png", "unheard"]
