@@ -159,3 +159,36 @@ def test_real_looking_footage_gets_an_honest_report(detect_run, tmp_path, capsys
     capsys.readouterr()
     orig = _report(ref / real.stem)
     assert rot["verdict"]["p_fake"] == pytest.approx(orig["verdict"]["p_fake"], abs=0.1)
+
+
+def test_an_unwritable_out_fails_before_any_work_naming_the_folder(tmp_path, capsys):
+    """Review of issue 12, item 4: --out under a file was a NotADirectoryError traceback after the
+    first video; now an OutputError naming the folder, before the model is even loaded."""
+    from fakelens.io.encode import write_video
+
+    video = write_video(tmp_path / "v.mp4", [np.full((32, 32, 3), 90, np.uint8)] * 4, 4.0, codec="h264")
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    rc = main(["detect", str(video), "--model", str(tmp_path / "no-such-run"), "--out", str(blocker / "reports")])
+    err = capsys.readouterr().err
+    assert rc == 2 and str(blocker / "reports") in err and "Traceback" not in err
+    assert "no such run" not in err  # refused before the model was looked at
+
+
+def test_detect_finds_videos_as_every_other_command_does(tmp_path):
+    """Review item 7: one finder (fakelens.data.formats.base.find_videos): AppleDouble files and
+    hidden folders skipped, a video without an extension found by probing."""
+    from fakelens.cli.detect import find_videos
+    from fakelens.data.formats.base import find_videos as base_find
+    from fakelens.io.encode import write_video
+
+    frames = [np.full((32, 32, 3), 90 + i, np.uint8) for i in range(4)]
+    write_video(tmp_path / "a.mp4", frames, 4.0, codec="h264")
+    (tmp_path / "._a.mp4").write_bytes(b"\x00\x05\x16\x07 AppleDouble resource fork")
+    (tmp_path / ".cache").mkdir()
+    write_video(tmp_path / ".cache" / "b.mp4", frames, 4.0, codec="h264")
+    plain = write_video(tmp_path / "c.mp4", frames, 4.0, codec="h264")
+    plain.rename(tmp_path / "c_noext")
+    (tmp_path / "notes.txt").write_text("not a video")
+    found = find_videos([str(tmp_path)])
+    assert [p.name for p in found] == ["a.mp4", "c_noext"] and found == base_find(tmp_path)

@@ -110,6 +110,7 @@ def test_silent_and_missing_audio_are_stated(tmp_path, untrained_run):
     assert "silent_audio" in _codes(ev)
     failed = av.analyse(mute)
     assert failed.status == "failed" and "needs audio" in failed.error and "no audio stream" in failed.error
+    assert "mute.mp4" not in failed.error  # the report names the video once (review item 11)
     assert failed.media["has_audio"] is False  # probed before the failure, shown in the report
     visual = Analyser(Predictor(untrained_run("frame_tiny"), device="cpu")).analyse(mute)
     note = next(n for n in visual.notes if n.code == "no_audio_branch")

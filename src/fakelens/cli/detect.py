@@ -40,20 +40,21 @@ def add_parser(subparsers) -> None:
 
 
 def find_videos(inputs: list[str]) -> list:
-    """Files as given (any name: probing decides), folders expanded to their video files (sorted,
-    recursive); a missing path or a folder without videos is an error."""
+    """Files as given (any name: probing decides), folders expanded to their videos by the one
+    finder of fakelens.data.formats.base (recursive, sorted, hidden files and folders skipped,
+    files of other names probed); a missing path or a folder without videos is an error."""
     from pathlib import Path
 
-    from fakelens.data.formats.base import VIDEO_EXTENSIONS
+    from fakelens.data.formats.base import find_videos as videos_under
     from fakelens.errors import FakelensError
 
     out: list[Path] = []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS)
+            found = videos_under(p)
             if not found:
-                raise FakelensError(f"{p}: no video files in this folder (looked for {' '.join(VIDEO_EXTENSIONS)})")
+                raise FakelensError(f"{p}: no video files in this folder (none that a video decoder opens)")
             out.extend(found)
         elif p.exists():
             out.append(p)
@@ -157,7 +158,10 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0.0 < args.threshold < 1.0:
         raise FakelensError(f"--threshold must be in (0, 1), got {args.threshold}")
+    from fakelens.atomic import ensure_writable
+
     videos = find_videos(args.videos)
+    ensure_writable(args.out)  # an unwritable --out fails now (OutputError naming it), before any work
     dirs = report_dirs(videos, args.out)
     from fakelens.inference.device import resolve_device
 

@@ -123,6 +123,18 @@ def _fmt_times(times: np.ndarray, limit: int = 6) -> str:
     return shown + (f" ... ({len(times)} in all)" if len(times) > limit else "") + " s"
 
 
+def _own_error(e: FakelensError, path: Path, name: str) -> str:
+    """The failure's message without its own file's prefix: the report names the video already
+    (the CLI prints "name: error"), so "e.mp4: e.mp4: no audio" says it once, and a web upload's
+    temporary path never shows."""
+    own = getattr(e, "path", None)
+    cause = getattr(e, "cause", None) or getattr(e, "problem", None)
+    if own is not None and cause and getattr(e, "line", None) is None and getattr(e, "item", None) is None and (
+            str(own) in (str(path), name, path.name) or Path(str(own)).name in (path.name, name)):
+        return str(cause)
+    return str(e)
+
+
 class Analyser:
     """Analyses videos with one loaded run and fixed settings (threshold, saliency on/off)."""
 
@@ -184,7 +196,7 @@ class Analyser:
             pred, t_model, clips = self.predictor.score_features(ev.name, feats)
             ev.timings["model"] = float(t_model)
         except FakelensError as e:
-            ev.status, ev.error = "failed", str(e)
+            ev.status, ev.error = "failed", _own_error(e, path, ev.name)
             ev.timings["total"] = time.perf_counter() - t_start
             return ev
         ev.prediction = pred
