@@ -64,6 +64,52 @@ def test_relabelled_fake_refreshes_the_row_without_recomputing(data, tmp_path, c
     assert item["video_label"] == 0.0 and item["frame_labels"].sum() == 0  # what training reads
 
 
+def _drop_from_metadata(data: Path, video_id: str) -> None:
+    meta_path = data / f"{video_id.split('/')[0]}_metadata.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps([e for e in meta if e["file"] != video_id]))
+
+
+def test_videos_gone_from_the_dataset_leave_the_index(data, tmp_path, capsys):
+    """Rows of videos no longer in the dataset used to stay in index.jsonl and be trained on."""
+    from fakelens.data.dataset import ClipDataset
+
+    out = tmp_path / "c"
+    assert _run(data, out, capsys)["processed"] == 8
+    _drop_from_metadata(data, "train/000002.mp4")  # gone from the metadata
+    (data / "train" / "000003.mp4").unlink()  # listed, missing on disk
+    summary = _run(data, out, capsys, "--allow-missing")
+    assert summary["removed"] == 2 and summary["missing_on_disk"] == ["train/000003.mp4"]
+    ids = {r["id"] for r in read_index(out)}
+    assert len(ids) == 6 and not ids & {"train/000002.mp4", "train/000003.mp4"}
+    assert {r.id for r in ClipDataset(out, clip_frames=4, random=False).records} == ids  # what training reads
+
+    # A run over one split covers only that split: the other splits' rows stay, its own are pruned.
+    _drop_from_metadata(data, "val/000005.mp4")
+    summary = _run(data, out, capsys, "--allow-missing", "--split", "train")
+    assert summary["removed"] == 0 and {r["id"] for r in read_index(out)} == ids
+    summary = _run(data, out, capsys, "--split", "val")
+    assert summary["removed"] == 1 and {r["id"] for r in read_index(out)} == ids - {"val/000005.mp4"}
+
+    # Shards then merge: the same.
+    _drop_from_metadata(data, "test/000007.mp4")
+    for shard in ("0/2", "1/2"):
+        _run(data, out, capsys, "--allow-missing", "--shard", shard)
+    capsys.readouterr()
+    assert main(["preprocess", "--out", str(out), "--merge", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["removed"] == 1
+    assert {r["id"] for r in read_index(out)} == ids - {"val/000005.mp4", "test/000007.mp4"}
+
+
+def test_shards_over_different_splits_are_not_merged(data, tmp_path, capsys):
+    out = tmp_path / "c"
+    _run(data, out, capsys, "--split", "train", "--shard", "0/2")
+    _run(data, out, capsys, "--split", "val", "--shard", "1/2")
+    assert main(["preprocess", "--out", str(out), "--merge"]) == 2
+    err = capsys.readouterr().err
+    assert "cover different parts of the dataset" in err and "split 'val'" in err
+
+
 def test_changed_touched_and_damaged_sources(data, tmp_path, capsys):
     out = tmp_path / "c"
     _run(data, out, capsys)

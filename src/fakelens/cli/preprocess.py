@@ -96,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
         missing = list(ds.missing)
         summary = preprocess(ds.records, out, cfg, workers=args.workers,
                              shard=parse_shard(args.shard) if args.shard else None, force=args.force,
-                             verify=args.verify, progress=not args.no_progress and not args.json)
+                             verify=args.verify, progress=not args.no_progress and not args.json,
+                             split=args.split)
     if args.json:
         print_json({**summary.__dict__, "missing_on_disk": missing})
         return 0
@@ -112,6 +113,8 @@ def run(args: argparse.Namespace) -> int:
         rows.append(("  of which failed before (retried)", summary.retried))
     if missing:
         rows.append(("missing on disk (not processed)", len(missing)))
+    if summary.removed:
+        rows.append(("dropped from the index (no longer in the dataset)", summary.removed))
     title = f"preprocess {out}" + (f" shard {summary.shard[0]}/{summary.shard[1]}" if summary.shard else "")
     print_table(title, ["videos", "count"], rows)
     print(f"index: {summary.index}  ({summary.seconds:.1f} s)")

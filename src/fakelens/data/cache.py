@@ -21,10 +21,14 @@ Layout of a cache folder CACHE/:
                              mel_times (M,) float64           seconds of the mel frame centres
                              fps, duration, width, height     () scalars of the video
     rows/<safe_id>.json    the video's index row, written after its npz: its presence means "done".
-    shards/index-I-of-N.jsonl, shards/config-I-of-N.json
-                           the rows and the parameters of shard I, written when shard I finishes;
-                           `--merge` refuses shards made with other parameters than config.json.
-    index.jsonl            one row per video, sorted by id (assembled at the end of a run or by merge):
+    shards/index-I-of-N.jsonl, shards/config-I-of-N.json, shards/scope-I-of-N.json
+                           the rows, the parameters and the part of the dataset (its split or all) of
+                           shard I, written when shard I finishes; `--merge` refuses shards made with
+                           other parameters than config.json or over different parts.
+    index.jsonl            one row per video of the dataset, sorted by id (assembled at the end of a
+                           run or by merge; rows of videos gone from the dataset -- from its metadata,
+                           or missing on disk with --allow-missing -- are dropped; a run over one
+                           --split keeps the rows of the other splits and drops only its own):
                              id, status ("ok" | "no_face" | "no_audio" | "decode_error"), message,
                              label, split, segments, visual_segments, audio_segments, modality,
                              original, source, path, npz (relative to CACHE, null on decode_error),
@@ -250,6 +254,7 @@ class PreprocessSummary:
     relabelled: int = 0  # reused rows whose label fields were refreshed from the dataset
     changed: int = 0  # recomputed because the source file changed (or the row was incomplete)
     retried: int = 0  # recomputed because they had failed (decode_error) before
+    removed: int = 0  # index rows dropped: their videos are no longer in the dataset (or its split)
 
 
 def load_config(cache_dir: str | Path) -> CacheConfig | None:
@@ -366,25 +371,46 @@ def _write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> None:
     atomic_write_text(path, "".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
 
 
-def _write_index(cache_dir: Path, rows: list[dict[str, Any]]) -> Path:
-    """index.jsonl = earlier index rows updated with these rows, sorted by id."""
+ALL_SPLITS = "*"  # the scope of a run over the whole dataset (no --split)
+
+
+def _in_scope(row: dict[str, Any], scope: str) -> bool:
+    """Whether an index row belongs to the part of the dataset a run covered (`scope`: a split
+    name, validation-like names matching each other, or ALL_SPLITS)."""
+    from fakelens.data.splits import canonical_split
+
+    return scope == ALL_SPLITS or canonical_split(row.get("split")) == canonical_split(scope)
+
+
+def _write_index(cache_dir: Path, rows: list[dict[str, Any]], scope: str = ALL_SPLITS) -> tuple[Path, int]:
+    """index.jsonl = these rows (every video of the dataset's `scope`, as this run found it) and
+    the earlier index rows outside the scope (other splits, preprocessed by other runs); rows of
+    the scope whose video is no longer in the dataset (gone from the metadata, or missing on disk
+    with --allow-missing) are dropped, so training never reads them. Returns (index, dropped)."""
     merged: dict[str, dict[str, Any]] = {}
+    ids = {r["id"] for r in rows}
+    dropped = 0
     if (cache_dir / "index.jsonl").exists():
-        merged.update({r["id"]: r for r in read_index(cache_dir)})
+        for r in read_index(cache_dir):
+            if r["id"] in ids or not _in_scope(r, scope):
+                merged[r["id"]] = r
+            else:
+                dropped += 1
     merged.update({r["id"]: r for r in rows})
     _write_jsonl(cache_dir / "index.jsonl", merged.values())
-    return cache_dir / "index.jsonl"
+    return cache_dir / "index.jsonl", dropped
 
 
 def _summary(rows: list[dict[str, Any]], skipped: int, seconds: float, index: Path | None,
-             shard: tuple[int, int] | None, reasons: Counter | None = None) -> PreprocessSummary:
+             shard: tuple[int, int] | None, reasons: Counter | None = None, removed: int = 0) -> PreprocessSummary:
     by_status = {s: 0 for s in STATUSES}
     by_status.update(Counter(r["status"] for r in rows))
     errors = Counter(_cause(r["message"]) for r in rows if r["status"] == "decode_error")
     reasons = reasons or Counter()
     return PreprocessSummary(total=len(rows), skipped=skipped, processed=len(rows) - skipped,
                              by_status=by_status, errors=dict(errors), seconds=seconds, index=index, shard=shard,
-                             relabelled=reasons["relabel"], changed=reasons["changed"], retried=reasons["failed"])
+                             relabelled=reasons["relabel"], changed=reasons["changed"], retried=reasons["failed"],
+                             removed=removed)
 
 
 def _cause(message: str) -> str:
@@ -422,10 +448,14 @@ WINDOW_PER_WORKER = 2  # videos submitted per worker process ahead of their resu
 
 def preprocess(records: list[VideoRecord], cache_dir: str | Path, cfg: CacheConfig = CacheConfig(), *,
                workers: int = 0, shard: tuple[int, int] | None = None, force: bool = False,
-               verify: str = "stat", progress: bool = True,
+               verify: str = "stat", progress: bool = True, split: str | None = None,
                on_row: Callable[[dict[str, Any]], None] | None = None) -> PreprocessSummary:
     """Preprocess `records` into `cache_dir`, reusing valid rows (see "When a row is reused");
     returns the summary. force=True recomputes every video.
+
+    `records` are the whole dataset, or with `split` every video of that split (the dataset
+    loaded with split=...): the index then keeps the earlier rows of the other splits. Earlier
+    rows of the covered part whose video is not in `records` any more are dropped from the index.
 
     workers <= 1 runs in this process; more uses spawned worker processes (one torch thread
     each, a bounded window of videos in flight). shard=(I, N) keeps the ids with
@@ -484,14 +514,18 @@ def preprocess(records: list[VideoRecord], cache_dir: str | Path, cfg: CacheConf
                           "done (kept: the same command resumes)") from e
     finally:
         bar.close()
+    scope = ALL_SPLITS if split is None else split
+    removed = 0
     if shard is None:
-        index = _write_index(cache_dir, rows)
+        index, removed = _write_index(cache_dir, rows, scope)
     else:
         index = cache_dir / "shards" / f"index-{shard[0]}-of-{shard[1]}.jsonl"
         atomic_write_text(cache_dir / "shards" / f"config-{shard[0]}-of-{shard[1]}.json",
                           json.dumps(cfg.to_dict(), indent=2, sort_keys=True))
+        atomic_write_text(cache_dir / "shards" / f"scope-{shard[0]}-of-{shard[1]}.json",
+                          json.dumps({"split": scope}))
         _write_jsonl(index, rows)
-    return _summary(rows, skipped, time.perf_counter() - t0, index, shard, reasons)
+    return _summary(rows, skipped, time.perf_counter() - t0, index, shard, reasons, removed)
 
 
 def _run_workers(todo: Sequence[VideoRecord], cache_dir: Path, cfg: CacheConfig, workers: int,
@@ -528,9 +562,31 @@ def _shard_configs(shards: Path, n: int) -> dict[int, dict[str, Any] | None]:
     return out
 
 
+def _shard_scope(shards: Path, n: int) -> str:
+    """The part of the dataset the N shards covered (shards/scope-I-of-N.json: one split or
+    ALL_SPLITS), the same for all of them, else a FakelensError."""
+    scopes: dict[int, str] = {}
+    for i in range(n):
+        p = shards / f"scope-{i}-of-{n}.json"
+        try:
+            scopes[i] = json.loads(p.read_text())["split"]
+        except FileNotFoundError:
+            raise FakelensError(f"{shards}: shard {i} of {n} records no dataset scope (scope-{i}-of-{n}.json, "
+                                f"written by this fakelens); re-run it with --shard {i}/{n}") from None
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            raise FormatError(p, f"not a shard scope ({e})") from None
+    if len(set(scopes.values())) > 1:
+        said = ", ".join(f"shard {i}: {'all splits' if s == ALL_SPLITS else 'split ' + repr(s)}"
+                         for i, s in scopes.items())
+        raise FakelensError(f"{shards}: the shards cover different parts of the dataset ({said}); "
+                            "re-run them all with the same --split (or none)")
+    return scopes[0]
+
+
 def merge_shards(cache_dir: str | Path) -> PreprocessSummary:
-    """Combine shards/index-I-of-N.jsonl (all N present, all made with the cache's parameters)
-    into index.jsonl; returns the summary."""
+    """Combine shards/index-I-of-N.jsonl (all N present, all made with the cache's parameters
+    and over the same part of the dataset) into index.jsonl, dropping earlier rows of that part
+    whose video is no longer in the dataset; returns the summary."""
     t0 = time.perf_counter()
     cache_dir = Path(cache_dir)
     files = sorted((cache_dir / "shards").glob("index-*-of-*.jsonl"))
@@ -563,6 +619,7 @@ def merge_shards(cache_dir: str | Path) -> PreprocessSummary:
         if other != cfg:
             raise FakelensError(f"{cache_dir}: shard {i} of {n} was made with other parameters than config.json "
                                 f"({_diff(cfg, other)}); re-run it with these parameters (--force) before merging")
+    scope = _shard_scope(cache_dir / "shards", n)
     digest = params_digest(cfg)
     rows: list[dict[str, Any]] = []
     for i in range(n):
@@ -579,8 +636,8 @@ def merge_shards(cache_dir: str | Path) -> PreprocessSummary:
         raise FakelensError(f"{cache_dir}: npz files of {len(absent)} videos are missing (e.g. {absent[0]!r}); "
                             "copy every shard's videos/ folder into this cache")
     _remove_temporaries(cache_dir)
-    index = _write_index(cache_dir, rows)
-    return _summary(rows, len(rows), time.perf_counter() - t0, index, None)
+    index, removed = _write_index(cache_dir, rows, scope)
+    return _summary(rows, len(rows), time.perf_counter() - t0, index, None, removed=removed)
 
 
 # ------------------------------------------------------------------------------------ reading
