@@ -67,6 +67,7 @@ import json
 import os
 import re
 import time
+import zipfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,7 +77,8 @@ import numpy as np
 
 from fakelens.atomic import (atomic_create_text, atomic_output, atomic_write_text, ensure_writable,
                              remove_stale_temporaries)
-from fakelens.data.arrays import CHUNK_FRAMES, ChunkedArray, file_size, open_arrays, save_arrays
+from fakelens.data.arrays import (CHUNK_FRAMES, ChunkedArray, check_params, file_size, open_arrays, read_params,
+                                  save_arrays)
 from fakelens.errors import ConfigError, FakelensError, FormatError, MediaError, OutputError
 from fakelens.features.media import (  # re-exported: a cache records the media config of its features
     CACHE_VERSION, MEL_DTYPE, SAMPLINGS, MediaConfig, VideoFeatures, compute_features, release_large_allocations,
@@ -114,10 +116,29 @@ def parse_shard(text: str) -> tuple[int, int]:
     return int(m.group(1)), int(m.group(2))
 
 
+def _normal(params: dict[str, Any]) -> dict[str, Any]:
+    """Parameters as the digest sees them: each number of the type its CacheConfig field declares
+    (a size of 224.0 read from a YAML or JSON file is the int size 224, a sample_fps of 5 the float
+    5.0), so equal values give equal digests and correctly typed ones keep the digest they had."""
+    import dataclasses
+
+    kinds = {f.name: str(f.type).split("|")[0].strip() for f in dataclasses.fields(CacheConfig)}
+    out = dict(params)
+    for k, v in params.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            continue
+        if kinds.get(k) == "int" and isinstance(v, float) and v.is_integer():
+            out[k] = int(v)
+        elif kinds.get(k) == "float" and isinstance(v, int):
+            out[k] = float(v)
+    return out
+
+
 def params_digest(cfg: CacheConfig | dict[str, Any]) -> str:
-    """A short digest of a cache's parameters, recorded in every row (compared at reuse and merge)."""
+    """A short digest of a cache's parameters, recorded in every row (compared at reuse and merge).
+    Equal parameters give equal digests whatever their number types (224 and 224.0 are one size)."""
     d = cfg if isinstance(cfg, dict) else cfg.to_dict()
-    return hashlib.sha1(json.dumps(d, sort_keys=True).encode("utf-8")).hexdigest()[:16]
+    return hashlib.sha1(json.dumps(_normal(d), sort_keys=True).encode("utf-8")).hexdigest()[:16]
 
 
 def file_identity(path: str | Path, with_hash: bool = True) -> dict[str, Any] | None:
@@ -660,6 +681,54 @@ def cache_params(cache_dir: str | Path) -> dict[str, Any]:
         hit = (st.st_mtime_ns, st.st_size, cfg.to_dict())
         _PARAMS_CACHE[path] = hit
     return hit[2]
+
+
+NPZ_CHECKS = 64  # npz files whose recorded parameters check_cache reads (evenly spread over the rows)
+
+
+def check_cache(cache_dir: str | Path, rows: Sequence[dict[str, Any]] | None = None) -> CacheConfig:
+    """Check, before a job reads it, that this fakelens can use a cache: its config.json is of
+    this CACHE_VERSION, every row in `rows` (the videos the job will read; None: the whole
+    index) was made with its parameters, and so are the npz files of NPZ_CHECKS of them (each
+    npz is checked again when it is loaded). A FakelensError naming the cache and the remedy
+    (re-run preprocess, --force) otherwise; returns the cache's parameters."""
+    cache_dir = Path(cache_dir)
+    path = cache_dir / "config.json"
+    rebuild = f"re-run `fakelens preprocess DATA --out {cache_dir} --force` to rebuild it"
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FormatError(path, "missing: not a fakelens cache (run `fakelens preprocess DATA --out CACHE`)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise FormatError(path, f"not JSON ({e}); {rebuild}") from None
+    version = raw.get("version") if isinstance(raw, dict) else None
+    if version != CACHE_VERSION:
+        age = ("an older" if isinstance(version, int) and version < CACHE_VERSION else
+               "a newer" if isinstance(version, int) else "another")
+        raise FakelensError(f"{cache_dir}: the cache was made by {age} fakelens (cache version {version}; this "
+                            f"fakelens reads version {CACHE_VERSION}, whose crops and features differ): {rebuild}")
+    cfg = load_config(cache_dir)
+    assert cfg is not None
+    rows = [r for r in (read_index(cache_dir) if rows is None else rows) if r.get("npz")]
+    digest = params_digest(cfg)
+    other = [r for r in rows if r.get("params") != digest]
+    if other:
+        raise FakelensError(f"{cache_dir}: {len(other)} of {len(rows)} videos (e.g. {other[0]['id']!r}) were made "
+                            f"with other parameters than the cache's config.json; the cache mixes runs: {rebuild}")
+    expect = cache_params(cache_dir)
+    step = max(1, len(rows) / NPZ_CHECKS)
+    for row in [rows[int(i * step)] for i in range(min(NPZ_CHECKS, len(rows)))]:
+        npz = cache_dir / row["npz"]
+        try:
+            found = read_params(npz)
+        except FileNotFoundError:
+            raise FakelensError(f"{npz}: missing (the index lists it for {row['id']!r}); re-run "
+                                f"`fakelens preprocess DATA --out {cache_dir}` (it redoes missing videos)") from None
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError, json.JSONDecodeError) as e:
+            raise FormatError(npz, f"cannot read the cached arrays ({type(e).__name__}: {e}); re-run "
+                              f"`fakelens preprocess DATA --out {cache_dir}` (it redoes damaged videos)") from None
+        check_params(npz, found, expect)
+    return cfg
 
 
 def _npz_path(cache_dir: str | Path, row: dict[str, Any]) -> Path:

@@ -11,6 +11,7 @@ cuts them (fakelens.data.dataset.AllClips), so validation scores videos as predi
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -137,6 +138,9 @@ def build_datasets(cfg: TrainConfig) -> tuple[Any, Any]:
     cache = Path(d.cache)
     if not (cache / "index.jsonl").is_file():
         raise FakelensError(f"{cache}: not a finished preprocessing cache (no index.jsonl)")
+    from fakelens.data.cache import check_cache
+
+    check_cache(cache, [])  # its version, before any dataset reads its rows
     cls = CACHE_DATASETS.get(d.dataset)
     kw = dataset_kwargs(cfg)
     augment = SampleAugment(cfg.augment)
@@ -152,15 +156,46 @@ def build_datasets(cfg: TrainConfig) -> tuple[Any, Any]:
     if d.dataset == "av":
         val_kw["audio_seconds"] = train.audio_seconds
     if not carve:
-        return train, AllClips(val_cls(cache, val_split, labeled_only=True, random=False, **val_kw))
+        val = val_cls(cache, val_split, labeled_only=True, random=False, **val_kw)
+        check_cache(cache, [*train.rows, *val.rows])  # in this process, not in a loader worker mid-epoch
+        return train, AllClips(val)
     from fakelens.data.splits import split_by_group
 
     val_base = val_cls(cache, train_split, labeled_only=True, random=False, **val_kw)
+    check_cache(cache, train.rows)
     train_recs, val_recs = split_by_group(train.records, d.val_fraction, d.split_seed)
     val_ids = {r.id for r in val_recs}
     train_idx = [i for i, r in enumerate(train.records) if r.id not in val_ids]
     val_idx = [i for i, r in enumerate(val_base.records) if r.id in val_ids]
     return LabeledSubset(train, train_idx), AllClips(val_base, val_idx)
+
+
+_WORKER_ERROR = re.compile(r"^Caught (?P<name>\w+) in DataLoader worker process (?P<worker>\d+)\.\n")
+
+
+def worker_error(e: BaseException) -> FakelensError | None:
+    """The FakelensError a DataLoader worker raised, from the exception torch re-raises for it in
+    this process (a RuntimeError, or the error type built from the worker's whole traceback: only
+    the type and the formatted traceback cross the process boundary), else None. Its message is
+    the worker's message, so the CLI prints it as it prints any FakelensError."""
+    text = str(e)
+    m = _WORKER_ERROR.match(text)
+    if m is None:
+        return None
+    name = m.group("name")
+    types, todo = set(), [FakelensError]
+    while todo:
+        cls = todo.pop()
+        types.add(cls.__name__)
+        todo.extend(cls.__subclasses__())
+    if name not in types:
+        return None
+    last = None
+    for last in re.finditer(rf"^(?:[\w.]+\.)?{name}: ", text, flags=re.MULTILINE):
+        pass
+    if last is None:
+        return None
+    return FakelensError(f"{text[last.end():].strip()} (raised in data loader worker {m.group('worker')})")
 
 
 def cache_config_dict(cfg: TrainConfig) -> dict[str, Any] | None:

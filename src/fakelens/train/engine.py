@@ -334,10 +334,18 @@ def _fit(cfg: TrainConfig, run_dir: Path, resume: bool, train_dataset: Any, val_
     except OSError as e:  # a checkpoint or log write on a full / unwritable disk: say where, no traceback
         from fakelens.atomic import output_error
 
-        err = output_error(e, Path(e.filename).parent if e.filename else run_dir)
+        target = e.filename2 or e.filename  # a move or copy: filename is its source (e.g. in /tmp)
+        err = output_error(e, Path(target).parent if target else run_dir)
         if err is None:
             raise
         raise err from e
+    except Exception as e:  # a FakelensError in a data loader worker arrives as torch's wrapper
+        from fakelens.train.data import worker_error
+
+        err = worker_error(e)
+        if err is None:
+            raise
+        raise err from None
     wall = time.perf_counter() - started
 
     best = Path(checkpoint.best_model_path) if checkpoint.best_model_path else None
