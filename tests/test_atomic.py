@@ -197,3 +197,69 @@ def test_other_os_errors_are_not_disguised(tmp_path):
         with atomic_output(tmp_path / "b.bin"):
             open(tmp_path / "missing" / "input")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_ensure_writable_writes_and_fsyncs_a_real_block(tmp_path, monkeypatch):
+    """An empty probe file passed on a full disk (creating a name needs no data block)."""
+    calls = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append(fd), real_fsync(fd)))
+    ensure_writable(tmp_path / "ok")
+    assert calls and list((tmp_path / "ok").iterdir()) == []  # fsynced, and the probe removed
+
+    def full(fd, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "write", full)
+    with pytest.raises(OutputError, match=r"no space left on the device \(ENOSPC\)") as e:
+        ensure_writable(tmp_path / "full")
+    assert e.value.folder == str(tmp_path / "full") and list((tmp_path / "full").iterdir()) == []
+
+
+@pytest.mark.slow
+def test_ensure_writable_on_a_really_full_disk(tmp_path):
+    from tests.fulldisk import run_on_small_disk
+
+    out = run_on_small_disk(tmp_path / "disk", "256k", r"""
+import errno, json, sys
+from pathlib import Path
+from fakelens.atomic import ensure_writable
+from fakelens.errors import OutputError
+disk = Path(sys.argv[1])
+ensure_writable(disk / "before")  # room: passes
+try:
+    with open(disk / "filler", "wb") as f:
+        while True:
+            f.write(b"x" * 4096)
+            f.flush()
+except OSError as e:
+    assert e.errno == errno.ENOSPC, e
+try:
+    ensure_writable(disk / "run")
+    print(json.dumps({"error": None}))
+except OutputError as e:
+    print(json.dumps({"error": str(e), "left": sorted(p.name for p in (disk / "run").iterdir())}))
+""")
+    assert out["error"] is not None and "no space left on the device" in out["error"]
+    assert str(tmp_path / "disk" / "run") in out["error"] and out["left"] == []
+
+
+def test_a_live_writer_in_another_pid_namespace_is_not_taken_for_dead(tmp_path):
+    """A container (its own pid namespace, often the same host name) cleaning a shared folder saw
+    this process's pid as dead in its namespace and deleted our live temporary."""
+    import shutil
+
+    if not sys.platform.startswith("linux") or shutil.which("unshare") is None:
+        pytest.skip("needs Linux and unshare")
+    live = tmp_path / f"{atomic._temp_prefix('row.json')}abc.tmp"
+    live.write_text("being written")
+    script = ("import sys; from pathlib import Path; from fakelens.atomic import remove_stale_temporaries; "
+              "print([p.name for p in remove_stale_temporaries(Path(sys.argv[1]))])")
+    env = {**os.environ, "PYTHONPATH": str(Path(atomic.__file__).resolve().parents[1])}
+    proc = subprocess.run(["unshare", "-rpf", "--mount-proc", sys.executable, "-c", script, str(tmp_path)],
+                          capture_output=True, text=True, env=env, timeout=120)
+    if proc.returncode != 0 and "unshare" in proc.stderr:
+        pytest.skip(f"no private pid namespace here: {proc.stderr.strip()}")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]" and live.exists()
+    assert remove_stale_temporaries(tmp_path) == [] and live.exists()  # alive here too

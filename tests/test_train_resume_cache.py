@@ -64,3 +64,46 @@ def test_a_disk_full_during_training_names_the_folder(tmp_path, monkeypatch):
         fit(tiny_cfg(epochs=1), tmp_path / "run", train_dataset=RandomVideos(8), val_dataset=RandomVideos(4))
     assert str(tmp_path / "run") in str(e.value)
     assert (tmp_path / "run" / "config.yaml").is_file()  # what was written before stays
+
+
+FULL_DISK_FIT = r"""
+import json, sys
+from pathlib import Path
+import torch
+from fakelens.errors import OutputError
+from fakelens.train.engine import fit
+from tests.test_train import RandomVideos, tiny_cfg
+
+run = Path(sys.argv[1]) / "run"
+out = {"error": None}
+try:
+    fit(tiny_cfg(epochs=2), run, train_dataset=RandomVideos(16), val_dataset=RandomVideos(8, seed=1))
+except OutputError as e:
+    out.update(error=str(e), folder=e.folder)
+except Exception as e:
+    out.update(error=f"{type(e).__name__}: {e}", other=True)
+files = {}
+for p in sorted((run / "checkpoints").iterdir()):
+    try:
+        torch.load(p, map_location="cpu", weights_only=False)
+        files[p.name] = "loads"
+    except Exception as e:
+        files[p.name] = f"damaged: {type(e).__name__}"
+out["files"] = files
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.slow
+def test_a_really_full_run_disk_keeps_whole_checkpoints_and_names_the_run(tmp_path):
+    """A 15 MiB disk takes the first 10 MB checkpoint (best.ckpt) but not the second. Before:
+    Lightning wrote last.ckpt in /tmp and copied it over, leaving a truncated last.ckpt and an
+    error naming /tmp. Now: temp + fsync + rename in the run folder, the error names it."""
+    from tests.fulldisk import run_on_small_disk
+
+    disk = tmp_path / "disk"
+    out = run_on_small_disk(disk, "15m", FULL_DISK_FIT)
+    assert not out.get("other"), out
+    assert out["folder"] == str(disk / "run" / "checkpoints"), out
+    assert "no space left on the device (ENOSPC)" in out["error"] and "/tmp" not in out["error"].replace(str(tmp_path), "")
+    assert out["files"] == {"best.ckpt": "loads"}, out  # no truncated checkpoint, no temporary left

@@ -2,8 +2,11 @@
 Nothing half-written survives, even a power loss.
 
 Temporary files are dot-names that carry their writer: `.<name>.<host>~<pid>~<random><suffix>`,
-so `remove_stale_temporaries` deletes only those of dead writers (same host, pid gone) or old
-ones, never the live file of a concurrent writer (another shard writing into the same folder).
+where <host> is the host name and, on Linux, the writer's pid namespace (`myhost-p4026531836`):
+a pid means something only in its own namespace, and containers on one machine (or one host
+name) have their own. `remove_stale_temporaries` deletes only those of dead writers (same host
+and namespace, pid gone) or old ones, never the live file of a concurrent writer (another shard
+writing into the same folder, from this machine, a container or another host).
 
 A write that fails for lack of space or rights raises `OutputError` naming the folder; the
 target, if it existed, is untouched and the temporary file is removed.
@@ -34,7 +37,19 @@ _OUTPUT_ERRNOS = {
     errno.ENOTDIR: "a parent of it is a file, not a folder",
 }
 STALE_SECONDS = 3600.0  # a temporary of another host, or of a reused pid, older than this is stale
-_HOST = re.sub(r"[^A-Za-z0-9-]+", "-", socket.gethostname())[:40] or "host"
+
+
+def _pid_namespace() -> str:
+    """'-p<inode>' of this process's pid namespace (Linux), '' where there is none to read."""
+    try:
+        m = re.fullmatch(r"pid:\[(\d+)\]", os.readlink("/proc/self/ns/pid"))
+    except OSError:
+        return ""
+    return f"-p{m.group(1)}" if m else ""
+
+
+# The writer's "host" in temporary names: host name plus pid namespace (see the module docstring).
+_HOST = (re.sub(r"[^A-Za-z0-9-]+", "-", socket.gethostname())[:40] or "host") + _pid_namespace()
 _TEMP = re.compile(r"^\..*\.(?P<host>[A-Za-z0-9-]+)~(?P<pid>\d+)~[^~/]*$")
 
 
@@ -99,7 +114,7 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def _write_temp(path: Path, data: bytes) -> str:
+def _write_temp(path: Path, data: bytes | bytearray | memoryview) -> str:
     """A fsynced temporary file beside `path` holding `data`; its name."""
     fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path.name), suffix=".tmp", dir=path.parent)
     try:
@@ -121,7 +136,7 @@ def _unlink(tmp: str | Path) -> None:
         pass
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def atomic_write_bytes(path: Path, data: bytes | bytearray | memoryview) -> None:
     """Write bytes to a temporary file beside `path` and rename it into place."""
     path = Path(path)
     _mkdir(path.parent)
@@ -198,15 +213,31 @@ def atomic_output(path: str | Path, suffix: str | None = None) -> Iterator[Path]
         _fsync_dir(path.parent)
 
 
+PROBE_BYTES = 64 * 1024  # what ensure_writable writes and fsyncs
+
+
 def ensure_writable(folder: str | Path) -> Path:
-    """Create `folder` if needed and check that a file can be written in it (an OutputError
-    naming it otherwise), before a long job that would fail at its first write."""
+    """Create `folder` if needed and check that it takes a file now (an OutputError naming it
+    otherwise), before a long job that would fail at its first write.
+
+    What it checks: a temporary file of PROBE_BYTES (64 KiB) is created, written, fsynced (where
+    network file systems and quotas report a full disk) and removed. So a read-only or
+    unwritable folder, a full disk, a disk with less than 64 KiB free, or a quota reached fail
+    here; a disk that has room now but fills during the job fails at that later write, with the
+    same OutputError (fakelens.atomic writes leave no partial file)."""
     folder = Path(folder)
     _mkdir(folder)
     with _output_errors(folder):
         fd, tmp = tempfile.mkstemp(prefix=_temp_prefix("probe"), suffix=".tmp", dir=folder)
-        os.close(fd)
-        os.unlink(tmp)
+        try:
+            block = b"\0" * PROBE_BYTES
+            written = 0
+            while written < PROBE_BYTES:
+                written += os.write(fd, block[written:])
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            _unlink(tmp)
     return folder
 
 
@@ -221,8 +252,9 @@ def _alive(pid: int) -> bool:
 
 
 def is_stale_temporary(path: Path, now: float | None = None, max_age: float = STALE_SECONDS) -> bool:
-    """Whether a dot-file is a temporary whose writer is gone: written on this host by a dead
-    pid, or (another host, a reused pid, an unknown name) not modified for `max_age` seconds."""
+    """Whether a dot-file is a temporary whose writer is gone: written on this host, in this pid
+    namespace, by a dead pid, or (another host or namespace, a reused pid, an unknown name) not
+    modified for `max_age` seconds."""
     try:
         age = (time.time() if now is None else now) - path.stat().st_mtime
     except FileNotFoundError:

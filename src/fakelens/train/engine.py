@@ -242,6 +242,7 @@ def _fit(cfg: TrainConfig, run_dir: Path, resume: bool, train_dataset: Any, val_
     from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
 
     from fakelens.train.budget import check_budget
+    from fakelens.train.checkpoint_io import AtomicCheckpointIO
     from fakelens.train.module import DetectorModule
     from fakelens.train.progress import RunLog, epoch_report, progress_bar, terminal_attached
 
@@ -320,6 +321,7 @@ def _fit(cfg: TrainConfig, run_dir: Path, resume: bool, train_dataset: Any, val_
         check_val_every_n_epoch=t.val_every_n_epochs, enable_progress_bar=bar,
         limit_train_batches=_limit(t.limit_train_batches), limit_val_batches=_limit(t.limit_val_batches),
         deterministic=t.deterministic, num_sanity_val_steps=0, enable_model_summary=verbose,
+        plugins=[AtomicCheckpointIO()],  # temp + fsync + rename in the run folder, not a copy from /tmp
     )
     for line in [*notes, *start_lines(cfg, n_params, train_labels, val_labels, left_out, trainer, run_dir, given,
                                       resume), *targets.lines()]:
