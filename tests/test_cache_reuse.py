@@ -151,6 +151,36 @@ def test_verify_hash_catches_a_change_that_kept_size_and_mtime(data, tmp_path, c
     assert _run(data, out, capsys, "--verify", "hash")["processed"] == 1
 
 
+def test_verify_full_catches_a_change_outside_the_fast_hash_samples(tmp_path, capsys):
+    """The fast hash reads 3 x 64 KiB: a byte changed elsewhere, size and mtime kept, passed
+    `--verify hash`; `--verify full` hashes the whole file."""
+    from fakelens.io.encode import write_video
+
+    root = tmp_path / "data"
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (240, 320, 3), dtype=np.uint8) for _ in range(12)]  # noise: a large file
+    video = root / "real" / "noisy.mp4"
+    write_video(video, frames, 8.0)
+    size = video.stat().st_size
+    assert size > 400 * 1024, size  # room for a byte no sample covers
+    out = tmp_path / "c"
+    assert _run(root, out, capsys)["processed"] == 1
+    st = video.stat()
+    raw = bytearray(video.read_bytes())
+    raw[size // 4] ^= 0xFF  # after the first sample, before the middle one
+    video.write_bytes(bytes(raw))
+    os.utime(video, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert _run(root, out, capsys)["processed"] == 0
+    assert _run(root, out, capsys, "--verify", "hash")["processed"] == 0  # the samples cannot see it
+    summary = _run(root, out, capsys, "--verify", "full")
+    assert summary["processed"] == 1 and summary["changed"] == 1
+    row = read_index(out)[0]
+    import hashlib
+
+    assert row["file"]["sha1"] == hashlib.sha1(video.read_bytes()).hexdigest()
+    assert _run(root, out, capsys, "--verify", "full")["processed"] == 0  # unchanged now: reused
+
+
 def test_repaired_file_is_retried(tmp_path, capsys):
     from fakelens.io.encode import write_video
 

@@ -52,9 +52,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--allow-missing", action="store_true", help="skip listed videos missing on disk")
     p.add_argument("--force", action="store_true",
                    help="recompute every video (a cache made with other parameters is emptied first)")
-    p.add_argument("--verify", choices=["stat", "hash"], default="stat",
-                   help="how a finished video's source file is checked: size and mtime (the fast hash only "
-                   "when the mtime changed), or always the fast hash")
+    p.add_argument("--verify", choices=["stat", "hash", "full"], default="stat",
+                   help="how a finished video's source file is checked before its row is reused: stat = size "
+                   "and mtime (the fast hash of 3 x 64 KiB samples only when the mtime changed); hash = always "
+                   "the fast hash; full = SHA-1 of the whole file (reads every video; catches any change)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run)

@@ -33,7 +33,7 @@ Layout of a cache folder CACHE/:
                              label, split, segments, visual_segments, audio_segments, modality,
                              original, source, path, npz (relative to CACHE, null on decode_error),
                              fallback, has_face, has_audio, fps, duration,
-                             file {size, mtime_ns, hash}: the source video as it was read,
+                             file {size, mtime_ns, hash, sha1}: the source video as it was read,
                              params (digest of config.json), npz_bytes (size of the npz written),
                              counts {frames, detect_runs (full-frame detections), detected (frames
                              with a face), refined (frames where faces were followed), found,
@@ -44,9 +44,14 @@ Status priority: decode_error > no_face > no_audio > ok (a faceless silent video
 has_audio tells the rest).
 
 When a row is reused: a re-run recomputes a video unless its row was made with these parameters,
-its npz has the size written, and its source file is unchanged (same size, and same mtime_ns or,
-when only the mtime changed, the same fast hash: 3 x 64 KiB samples; verify="hash" compares the
-hash always). A row whose label fields (label, split, segments, modality, path, ...) differ from
+its npz has the size written, and its source file is unchanged, as `verify` checks it:
+  "stat" (default)  same size and mtime_ns; when only the mtime changed (a copied dataset), the
+                    same fast hash (SHA-1 of the size and 3 x 64 KiB samples: start, middle, end)
+  "hash"            same size and always the same fast hash: catches a rewrite that kept size
+                    and mtime, unless it changed bytes outside the three samples only
+  "full"            same size and the same SHA-1 of the whole file (reads every video once more:
+                    as slow as copying the dataset; catches any change). Rows made before the
+                    whole-file hash was recorded are recomputed. A row whose label fields (label, split, segments, modality, path, ...) differ from
 the dataset's record is rewritten from the record without recomputing the crops. Videos that
 failed (decode_error) are retried on every run; force=True recomputes every video.
 
@@ -88,7 +93,7 @@ from fakelens.types import Label, Modality, VideoRecord, segments_from_pairs
 
 CacheConfig = MediaConfig  # the parameters a cache was made with are the media config of its features
 STATUSES = ("ok", "no_face", "no_audio", "decode_error")
-VERIFY = ("stat", "hash")
+VERIFY = ("stat", "hash", "full")
 HASH_BLOCK = 64 * 1024  # bytes of each of the 3 samples (start, middle, end) of the fast file hash
 RECORD_FIELDS = ("id", "path", "label", "split", "segments", "visual_segments", "audio_segments", "modality",
                  "original", "source")
@@ -142,9 +147,9 @@ def params_digest(cfg: CacheConfig | dict[str, Any]) -> str:
 
 
 def file_identity(path: str | Path, with_hash: bool = True) -> dict[str, Any] | None:
-    """{size, mtime_ns, hash} of a source file (hash: SHA-1 of its size and three 64 KiB samples,
-    at the start, middle and end: cheap on a 1 GB video, and it tells a copied file from a changed
-    one); None when the file cannot be read."""
+    """{size, mtime_ns, hash, sha1} of a source file (hash: SHA-1 of its size and three 64 KiB
+    samples, at the start, middle and end: cheap on a 1 GB video, and it tells a copied file from
+    a changed one; sha1: of the whole file, for --verify full); None when the file cannot be read."""
     try:
         st = os.stat(path)
     except OSError:
@@ -152,7 +157,17 @@ def file_identity(path: str | Path, with_hash: bool = True) -> dict[str, Any] | 
     out: dict[str, Any] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
     if with_hash:
         out["hash"] = fast_hash(path, st.st_size)
+        out["sha1"] = full_hash(path)
     return out
+
+
+def full_hash(path: str | Path) -> str | None:
+    """SHA-1 of a whole file (hex), None when it cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            return hashlib.file_digest(f, "sha1").hexdigest()
+    except OSError:
+        return None
 
 
 def fast_hash(path: str | Path, size: int | None = None) -> str | None:
@@ -357,12 +372,16 @@ def _reuse(cache_dir: Path, rec: VideoRecord, digest: str, verify: str) -> tuple
     if now is None or now["size"] != recorded.get("size"):
         return None, "changed"
     refresh = {}
-    if verify == "hash" or now["mtime_ns"] != recorded.get("mtime_ns"):
+    if verify == "full":  # every byte (a row made before sha1 was recorded cannot say: recomputed)
+        h = full_hash(rec.path)
+        if h is None or h != recorded.get("sha1"):
+            return None, "changed"
+    elif verify == "hash" or now["mtime_ns"] != recorded.get("mtime_ns"):
         h = fast_hash(rec.path, now["size"])
         if h is None or h != recorded.get("hash"):
             return None, "changed"
-        if now["mtime_ns"] != recorded.get("mtime_ns"):  # copied or touched, same content
-            refresh["file"] = {**recorded, "mtime_ns": now["mtime_ns"]}
+    if now["mtime_ns"] != recorded.get("mtime_ns"):  # copied or touched, same content
+        refresh["file"] = {**recorded, "mtime_ns": now["mtime_ns"]}
     fields = _record_fields(rec)
     refresh.update({k: v for k, v in fields.items() if row.get(k) != v})
     if not refresh:
