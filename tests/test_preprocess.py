@@ -178,7 +178,8 @@ def test_shards_then_merge_equal_a_single_run(reference, tiny_synth, tmp_path):
     assert shard1 and set(shard1) == {i for i in ids if shard_of(i, 2) == 1}
     assert main(["preprocess", "--out", str(out), "--merge"]) == 0
     assert sorted(p.name for p in (out / "shards").iterdir()) == [
-        "config-0-of-2.json", "config-1-of-2.json", "index-0-of-2.jsonl", "index-1-of-2.jsonl"]
+        "config-0-of-2.json", "config-1-of-2.json", "index-0-of-2.jsonl", "index-1-of-2.jsonl",
+        "scope-0-of-2.json", "scope-1-of-2.json"]
     for p in (out / "shards").iterdir():
         p.unlink()
     (out / "shards").rmdir()
