@@ -84,3 +84,27 @@ def test_the_reported_ids(fmt, bad, tmp_path):
         assert repr(bad) in str(e)
         return
     assert read_submission(path, fmt).ids == [bad]
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ids=ids_any, data=st.data())
+def test_the_written_format_is_detected_whatever_the_ids(fmt, ids, data, tmp_path_factory):
+    """A Task 2 prediction.json with an id holding ';' (one line, `{"a;b.mp4":[[...]]}`) also
+    looked like a Task 1 `file;score` line: reading it without --format was refused as ambiguous."""
+    from fakelens.submission.base import ALIASES, detect_submission_format
+
+    path = tmp_path_factory.mktemp("sub") / SUBMISSION_FORMATS.get(fmt).default_filename
+    if any(SUBMISSION_FORMATS.get(fmt).id_problem(i) is not None for i in ids):
+        return
+    write_submission(fmt, path, _values(fmt, ids, data), ids)
+    assert detect_submission_format(path) == ALIASES.get(fmt, fmt)
+    assert read_submission(path).ids == ids
+
+
+@pytest.mark.parametrize("name", ["a;b.mp4", "x;0.5", ";", "clip;1.mp4;2"])
+def test_a_task2_id_with_a_semicolon_is_read_as_task2(name, tmp_path):
+    path = tmp_path / "prediction.json"
+    write_submission("avdf1m-task2", path, {name: [Proposal(0.9, 1.0, 2.0)]}, [name])
+    sub = read_submission(path)
+    assert sub.format == "avdf1m-task2" and sub.ids == [name]

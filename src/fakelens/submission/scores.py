@@ -155,7 +155,15 @@ class Avdf1mTask1Submission(SubmissionFormat):
 
     @classmethod
     def detect(cls, path: Path, head: str) -> bool:
+        """A first line `file;score`. One that opens like a JSON object counts only when its score
+        is a number: a one-line Task 2 prediction.json whose first id holds ';' (`{"a;b.mp4":
+        [[0.9, 1.0, 2.0]]}`) is not a Task 1 line."""
         first = head.splitlines()[0].strip() if head else ""
+        if _TASK1_LINE.match(first) and first.startswith("{"):
+            try:
+                float(first.rsplit(";", 1)[1])
+            except ValueError:
+                return False
         return bool(_TASK1_LINE.match(first)) or (path.suffix.lower() == ".txt" and not head.strip())
 
     @classmethod
