@@ -29,16 +29,18 @@ def _available() -> str | None:
     return None if probe.returncode == 0 else f"cannot mount a private tmpfs: {probe.stderr.strip()}"
 
 
-def run_on_small_disk(folder: Path, size: str, script: str, timeout: float = 600) -> dict:
-    """Run python `script` with `folder` (created) on a tmpfs of `size` (e.g. "15m", "64k") and
-    sys.argv[1] = folder; the dict it printed as JSON on its last line."""
+def run_on_small_disk(folder: Path, size: str, script: str, timeout: float = 600, read_only: bool = False) -> dict:
+    """Run python `script` with `folder` (created) on a tmpfs of `size` (e.g. "15m", "64k"; mounted
+    read-only with `read_only`: EROFS even for root) and sys.argv[1] = folder; the dict it printed
+    as JSON on its last line."""
     why = _available()
     if why is not None:
         pytest.skip(why)
     folder.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    cmd = ["unshare", "-rm", "sh", "-c", 'mount -t tmpfs -o size="$1" tmpfs "$2" && shift 2 && exec "$@"', "sh",
-           size, str(folder), sys.executable, "-c", script, str(folder)]
+    options = f"size={size}" + (",ro" if read_only else "")
+    cmd = ["unshare", "-rm", "sh", "-c", 'mount -t tmpfs -o "$1" tmpfs "$2" && shift 2 && exec "$@"', "sh",
+           options, str(folder), sys.executable, "-c", script, str(folder)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=env)
     lines = proc.stdout.strip().splitlines()
     assert proc.returncode == 0 and lines, f"rc {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"

@@ -202,3 +202,29 @@ def test_model_info_counts_a_recipe_at_the_inputs_its_cache_gives(tiny_cache, ca
     assert main(["model", "info", "--config", str(CONFIGS / "demo.yaml"), "--set", f"data.cache={cache}",
                  "--json"]) == 0
     assert any("train would refuse" in w and "--size 32" in w for w in json.loads(capfd.readouterr().out)["warnings"])
+
+
+def test_smoke_into_a_folder_that_cannot_be_written_is_an_output_error(tmp_path, capfd):
+    """Before: a NotADirectoryError / OSError(EROFS) traceback from the synthetic-data writer."""
+    (tmp_path / "file").write_text("x")
+    capfd.readouterr()
+    assert main(["train", "--config", "configs/demo.yaml", "--smoke", "--out", str(tmp_path / "file" / "run")]) == 2
+    err = capfd.readouterr().err
+    assert "cannot write here: a parent of it is a file, not a folder" in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_smoke_into_a_read_only_folder_is_an_output_error(tmp_path):
+    from tests.fulldisk import run_on_small_disk
+
+    out = run_on_small_disk(tmp_path / "ro", "1m", read_only=True, script=r"""
+import contextlib, io, json, sys
+from fakelens.cli.main import main
+err = io.StringIO()
+with contextlib.redirect_stderr(err):
+    rc = main(["train", "--config", "configs/demo.yaml", "--smoke", "--out", sys.argv[1] + "/run"])
+print(json.dumps({"rc": rc, "err": err.getvalue()}))
+""")
+    assert out["rc"] == 2, out
+    assert f"{tmp_path / 'ro' / 'run'}: cannot write here: read-only file system (EROFS)" in out["err"], out
+    assert "Traceback" not in out["err"]

@@ -92,19 +92,27 @@ def _smoke(light, out, user_overrides: list[str]) -> tuple[list[str], list[str]]
     A previous smoke run in `out` (it holds smoke.json) is replaced; any other run is kept."""
     import json
     import shutil
+    from pathlib import Path
 
-    from fakelens.atomic import atomic_write_text
+    from fakelens.atomic import atomic_write_text, ensure_writable, output_error
     from fakelens.data.cache import load_config
     from fakelens.train.smoke import MARKER, SMOKE_CACHE, SMOKE_DATA, make_smoke_cache, smoke_overrides
 
     notes: list[str] = []
+    ensure_writable(out)  # a read-only or full run folder: an OutputError now, before any file is made
     if (out / MARKER).is_file():
         for name in list(out.iterdir()):  # keep the synthetic data and cache: they are the same each time
             if name.name not in (SMOKE_DATA, SMOKE_CACHE):
                 shutil.rmtree(name) if name.is_dir() else name.unlink()
     cache_overrides: list[str] = []
     if not light.data.cache:
-        cache, made = make_smoke_cache(out)
+        try:
+            cache, made = make_smoke_cache(out)
+        except OSError as e:  # the disk filled while the synthetic set was written
+            err = output_error(e, Path(e.filename).parent if e.filename else out)
+            if err is None:
+                raise
+            raise err from e
         notes += made
         cache_overrides = [f"data.cache={cache}"]
         cache_config = load_config(cache)
