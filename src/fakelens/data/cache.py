@@ -163,11 +163,14 @@ def file_identity(path: str | Path, with_hash: bool = True) -> dict[str, Any] | 
 
 def full_hash(path: str | Path) -> str | None:
     """SHA-1 of a whole file (hex), None when it cannot be read."""
+    h = hashlib.sha1()
     try:
         with open(path, "rb") as f:
-            return hashlib.file_digest(f, "sha1").hexdigest()
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
     except OSError:
         return None
+    return h.hexdigest()
 
 
 def fast_hash(path: str | Path, size: int | None = None) -> str | None:
