@@ -37,7 +37,8 @@ def make_client(analyser, tmp_path):
     clients = []
 
     def _make(analyser_=None, **limits):
-        client = TestClient(create_app(analyser_ or analyser, Limits(**limits), tmp_dir=uploads))
+        client = TestClient(create_app(analyser_ or analyser, Limits(**limits), tmp_dir=uploads),
+                            base_url="http://localhost")
         client.__enter__()
         clients.append(client)
         return client
@@ -80,7 +81,8 @@ def test_a_good_video_gives_the_report_json(detect_run, make_client):
     assert 'type="file"' in page and "drop" in page and "/api/detect" in page
     info = client.get("/api/info").json()
     assert info["model"]["name"] == "av_tiny" and info["limits"]["max_upload_mb"] == 200.0
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "swagger-ui" in docs.text
     assert "/api/detect" in client.get("/openapi.json").json()["paths"]
 
 
@@ -197,11 +199,11 @@ def test_a_full_queue_answers_503_and_analyses_run_one_at_a_time(detect_run, ana
     assert blocking.started.acquire(timeout=60)  # the first is being analysed
     second = threading.Thread(target=post, args=("second",))
     second.start()
-    for _ in range(200):  # wait until the second is in the queue (its upload read and probed)
-        if len(list(uploads.iterdir())) == 2:
+    for _ in range(400):  # wait until the second is in the queue (its upload received)
+        if client.app.state.uploads["admitted"] == 2:
             break
         threading.Event().wait(0.05)
-    assert len(list(uploads.iterdir())) == 2
+    assert len(list(uploads.iterdir())) == 2 and client.app.state.uploads["admitted"] == 2
     third = _post(client, good)
     assert third.status_code == 503 and third.headers["Retry-After"] == "30"
     assert "busy" in third.json()["detail"]
@@ -212,3 +214,103 @@ def test_a_full_queue_answers_503_and_analyses_run_one_at_a_time(detect_run, ana
     assert blocking.most == 1  # never two analyses at once
     assert _post(client, good).status_code == 200  # and the server is still up
     assert list(uploads.iterdir()) == []
+
+
+def test_docs_are_served_from_this_server_only(make_client):
+    """Review of issue 12, item 6: /docs loaded swagger-ui from cdn.jsdelivr.net; now every file
+    it needs comes from this server (swagger-ui-bundle), and no page names a third-party URL."""
+    import re
+
+    from fakelens.web.app import SWAGGER_FILES
+
+    make, _ = make_client
+    client = make()
+    docs = client.get("/docs").text
+    urls = re.findall(r"""(?:src|href|url)\s*[:=]\s*['"]([^'"]+)['"]""", docs)
+    assert urls and all(u.startswith("/") for u in urls), urls
+    assert "cdn" not in docs and "validatorUrl" in docs
+    for name in SWAGGER_FILES:
+        r = client.get(f"/docs/assets/{name}")
+        assert r.status_code == 200 and len(r.content) > 100
+    assert client.get("/docs/assets/..%2F..%2Fpyproject.toml").status_code == 404
+    assert client.get("/docs/assets/index.html").status_code == 404
+    page = client.get("/").text
+    assert not re.search(r"https?://", page)
+
+
+def test_a_request_for_another_host_name_is_refused(analyser, tmp_path):
+    """Review item 13: DNS rebinding. A page on evil.example resolving to 127.0.0.1 sends
+    Host: evil.example; only the names the server was bound to are answered."""
+    from fastapi.testclient import TestClient
+
+    from fakelens.web.app import create_app
+
+    app = create_app(analyser, tmp_dir=tmp_path)
+    with TestClient(app, base_url="http://localhost:8000") as client:
+        assert client.get("/api/info").status_code == 200
+        assert client.get("/api/info", headers={"host": "127.0.0.1:8000"}).status_code == 200
+        assert client.get("/api/info", headers={"host": "[::1]:8000"}).status_code == 200
+        assert client.get("/api/info", headers={"host": "evil.example:8000"}).status_code == 400
+        assert client.post("/api/detect", headers={"host": "evil.example"}, files={"file": ("a.mp4", b"x")}
+                           ).status_code == 400
+    wider = create_app(analyser, tmp_dir=tmp_path, allowed_hosts=["127.0.0.1", "box.lan"])
+    with TestClient(wider, base_url="http://box.lan") as client:
+        assert client.get("/api/info").status_code == 200
+        assert client.get("/api/info", headers={"host": "localhost"}).status_code == 400
+
+
+def test_stalled_uploads_hold_no_place_and_are_dropped(detect_run, analyser, tmp_path):
+    """Review item 5: requests were admitted before their body arrived, so stalled uploads filled
+    the queue for ever (no read timeout). Now a stalled upload gets 408 after read_timeout and
+    does not keep a good upload out, even with no queue at all."""
+    import anyio
+    import httpx
+
+    from fakelens.web.app import create_app
+    from fakelens.web.limits import Limits
+
+    app = create_app(analyser, Limits(max_queue=0, read_timeout=1.5), tmp_dir=tmp_path)
+    good = _video(detect_run)
+    sent: list[dict] = []
+
+    async def stalled() -> None:
+        first = True
+
+        async def receive():
+            nonlocal first
+            if first:
+                first = False
+                return {"type": "http.request", "body": b"--xx\r\n", "more_body": True}
+            await anyio.sleep(3600)
+
+        async def send(message):
+            sent.append(message)
+
+        scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+                 "scheme": "http", "path": "/api/detect", "raw_path": b"/api/detect", "query_string": b"",
+                 "root_path": "", "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 8000),
+                 "headers": [(b"host", b"localhost"), (b"content-type", b"multipart/form-data; boundary=xx"),
+                             (b"content-length", b"100000")]}
+        await app(scope, receive, send)
+
+    async def main() -> int:
+        with anyio.fail_after(120):  # the old gate kept stalled uploads (and this test) waiting for ever
+            return await both()
+
+    async def both() -> int:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(stalled)
+            tg.start_soon(stalled)
+            await anyio.sleep(0.2)
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://localhost") as client:
+                r = await client.post("/api/detect", files={"file": ("clip.mp4", good, "video/mp4")})
+        return r.status_code
+
+    status = anyio.run(main)
+    assert status == 200
+    starts = [m for m in sent if m["type"] == "http.response.start"]
+    assert [m["status"] for m in starts] == [408, 408]
+    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    assert b"stalled" in body
+    assert list(tmp_path.iterdir()) == []

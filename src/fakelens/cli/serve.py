@@ -27,6 +27,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--max-duration", type=float, default=600.0, help="longest video analysed, seconds (default 600)")
     p.add_argument("--max-side", type=int, default=4096, help="largest frame side analysed, pixels (default 4096)")
     p.add_argument("--max-queue", type=int, default=4, help="requests waiting beyond the one analysed (default 4)")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="a host name browsers may use to reach this server besides the loopback names and "
+                        "--host (repeatable; the Host header of other requests is refused: DNS rebinding)")
     p.add_argument("--no-saliency", action="store_true", help="skip the Grad-CAM maps (faster)")
     p.add_argument("--no-face", choices=["error", "full_frame"], default=None,
                    help="a video without a face: not analysed, or score the whole frame (stated in the report)")
@@ -60,12 +63,15 @@ def run(args: argparse.Namespace) -> int:
     run_ = load_run(args.model, device=device)
     analyser = Analyser(Predictor(run_, no_face=args.no_face, device=device), threshold=args.threshold,
                         saliency=not args.no_saliency)
-    app = create_app(analyser, limits)
+    from fakelens.web.app import LOOPBACK_HOSTS
+
+    bound = [] if args.host in ("0.0.0.0", "::", "") else [f"[{args.host}]" if ":" in args.host else args.host]
+    app = create_app(analyser, limits, allowed_hosts=[*LOOPBACK_HOSTS, *bound, *args.allow_host])
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         print(f"fakelens serve: warning: binding {args.host}: other machines can upload videos to this server",
               file=sys.stderr)
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"fakelens serve: http://{host}:{args.port}  (model {run_.cfg.model.name} from {run_.checkpoint}; "
-          f"API docs at /docs; Ctrl-C stops)", file=sys.stderr, flush=True)
+          f"API at /openapi.json; Ctrl-C stops)", file=sys.stderr, flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
     return 0

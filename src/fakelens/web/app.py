@@ -4,13 +4,19 @@ OpenAPI docs at /docs.
 
 Safety, for a server that takes files from a browser:
 - the request body is capped (`Limits.max_upload_mb`, FastAPI's `max_body_size`: 413 before the
-  whole body is read) and the video is probed (not trusted by name or content type): 415 for a
+  whole body is read), must keep arriving (408 when no part of it comes for `Limits.read_timeout`
+  seconds or the whole takes over `Limits.upload_timeout`) and the video is probed (not trusted by name or content type): 415 for a
   file that is not a video container, 422 for a corrupt one or one over the duration/resolution caps;
 - the upload is written to a fresh temporary folder under a server-chosen name and the folder is
   removed whatever happens; the client's file name is only ever shown, never used as a path;
 - one video is analysed at a time (the model, its detector and Grad-CAM hooks are shared) and at
-  most `Limits.max_queue` requests wait; a request beyond that gets 503 with Retry-After at once,
-  before its body is read, so the server stays up under load.
+  most `Limits.max_queue` received uploads wait; one more gets 503 with Retry-After at once. Only
+  uploads whose body has arrived are counted, so stalled or slow uploads never lock others out;
+- requests must name this server in their Host header (`allowed_hosts`, loopback names by
+  default): a page on another site cannot reach it through DNS rebinding;
+- the API docs at /docs are served from the swagger-ui files of the `swagger-ui-bundle` package
+  (no CDN: nothing is fetched from a third party); without that package /docs is off and the
+  schema stays at /openapi.json.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the endpoint annotations at runtime, and
@@ -28,18 +34,24 @@ from fakelens.web.limits import Limits, UploadRejected, check_upload
 DETECT_PATH = "/api/detect"
 
 
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+SWAGGER_FILES = ("swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png")
+
+
 class AdmissionGate:
     """ASGI middleware in front of `POST /api/detect`: a declared Content-Length over the upload
-    limit is answered 413 at once, and at most `capacity` requests are in the server together (one
-    being analysed, the rest queued); one more is answered 503. Both before the body is read.
-    (A chunked body without Content-Length is cut at the limit by FastAPI's max_body_size.)"""
+    limit is answered 413 at once (a chunked body without Content-Length is cut at the limit by
+    FastAPI's max_body_size), and the body must keep coming: 408 when no part of it arrives for
+    `read_timeout` seconds or it is not all there after `upload_timeout`. How many uploads wait
+    for the model is counted by the endpoint once their body has arrived (`create_app`)."""
 
-    def __init__(self, app: Any, capacity: int, max_bytes: int, max_mb: float):
+    def __init__(self, app: Any, max_bytes: int, max_mb: float, read_timeout: float = 30.0,
+                 upload_timeout: float = 600.0):
         self.app = app
-        self.capacity = capacity
         self.max_bytes = max_bytes
         self.max_mb = max_mb
-        self.active = 0  # touched only on the event loop thread
+        self.read_timeout = float(read_timeout)
+        self.upload_timeout = float(upload_timeout)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["path"] != DETECT_PATH or scope["method"] != "POST":
@@ -55,17 +67,29 @@ class AdmissionGate:
                                     headers={"Connection": "close"})
             await response(scope, receive, send)
             return
-        if self.active >= self.capacity:
-            response = JSONResponse({"detail": f"the server is busy ({self.active} videos analysed or waiting); "
-                                               "try again in a minute"}, status_code=503,
-                                    headers={"Retry-After": "30"})
-            await response(scope, receive, send)
-            return
-        self.active += 1
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            self.active -= 1
+        import anyio
+        from fastapi import HTTPException
+
+        deadline = anyio.current_time() + self.upload_timeout
+        body_done = False
+
+        async def timed_receive() -> dict:
+            nonlocal body_done
+            if body_done:  # after the body: a disconnect may wait as long as the analysis takes
+                return await receive()
+            wait = min(self.read_timeout, deadline - anyio.current_time())
+            with anyio.move_on_after(max(wait, 0.0)) as scope_:
+                message = await receive()
+            if scope_.cancelled_caught:
+                # FastAPI re-raises an HTTPException from reading the body as it is (not a 400)
+                raise HTTPException(408, detail=(
+                    f"the upload stalled: no data for {self.read_timeout:g} s" if wait >= self.read_timeout
+                    else f"the upload took longer than {self.upload_timeout:g} s"), headers={"Connection": "close"})
+            if message.get("type") != "http.request" or not message.get("more_body", False):
+                body_done = True
+            return message
+
+        await self.app(scope, timed_receive, send)
 
 
 def display_name(filename: str | None) -> str:
@@ -75,8 +99,11 @@ def display_name(filename: str | None) -> str:
     return name or "upload"
 
 
-def create_app(analyser: Any, limits: Limits | None = None, tmp_dir: str | Path | None = None) -> Any:
-    """The FastAPI app around one `inference.evidence.Analyser` (one loaded run)."""
+def create_app(analyser: Any, limits: Limits | None = None, tmp_dir: str | Path | None = None,
+               allowed_hosts: tuple[str, ...] | list[str] | None = None) -> Any:
+    """The FastAPI app around one `inference.evidence.Analyser` (one loaded run). `allowed_hosts`:
+    the names the Host header may carry (default the loopback names; `fakelens serve` adds the
+    address it binds)."""
     import anyio
     from fastapi import FastAPI, File, Query, UploadFile
     from fastapi.exception_handlers import http_exception_handler
@@ -87,10 +114,13 @@ def create_app(analyser: Any, limits: Limits | None = None, tmp_dir: str | Path 
 
     limits = limits or Limits()
     tmp_root = None if tmp_dir is None else str(tmp_dir)
-    state: dict[str, Any] = {"limiter": None}
-    app = FastAPI(title="fakelens", version=__version__,
+    state: dict[str, Any] = {"limiter": None, "admitted": 0}  # admitted: analysed or waiting (event loop only)
+    capacity = 1 + limits.max_queue
+    app = FastAPI(title="fakelens", version=__version__, docs_url=None, redoc_url=None,
                   description="Local deepfake forensics: upload a video, get the verdict, the suspicious "
                               "segments and the evidence. Nothing leaves this machine.")
+    app.state.uploads = state  # read by tests and health checks: uploads analysed or waiting
+    _add_offline_docs(app)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request, exc):  # a clearer 413 than "Content Too Large"
@@ -153,23 +183,64 @@ def create_app(analyser: Any, limits: Limits | None = None, tmp_dir: str | Path 
                     shutil.copyfileobj(file.file, f, length=1 << 20)
 
             await anyio.to_thread.run_sync(save)
-            if path.stat().st_size == 0:
-                return JSONResponse({"detail": f"{name}: the uploaded file is empty"}, status_code=422)
+            if state["admitted"] >= capacity:  # counted once the body is here: stalled uploads hold no place
+                return JSONResponse({"detail": f"the server is busy ({state['admitted']} videos analysed or "
+                                               "waiting); try again in a minute"}, status_code=503,
+                                    headers={"Retry-After": "30"})
+            state["admitted"] += 1
             try:
-                await anyio.to_thread.run_sync(check_upload, path, limits)
-            except UploadRejected as e:
-                return JSONResponse({"detail": f"{name}: {e}"}, status_code=e.status)
-            status, body = await anyio.to_thread.run_sync(analyse, path, name, images, html,
-                                                          limiter=state["limiter"])
+                if path.stat().st_size == 0:
+                    return JSONResponse({"detail": f"{name}: the uploaded file is empty"}, status_code=422)
+                try:
+                    await anyio.to_thread.run_sync(check_upload, path, limits)
+                except UploadRejected as e:
+                    return JSONResponse({"detail": f"{name}: {e}"}, status_code=e.status)
+                status, body = await anyio.to_thread.run_sync(analyse, path, name, images, html,
+                                                              limiter=state["limiter"])
+            finally:
+                state["admitted"] -= 1
             return JSONResponse(body, status_code=status)
         finally:
             await file.close()
             shutil.rmtree(work, ignore_errors=True)
 
-    # Outside every other user middleware: it must answer before a body is read.
-    app.add_middleware(AdmissionGate, capacity=1 + limits.max_queue, max_bytes=limits.max_upload_bytes,
-                       max_mb=limits.max_upload_mb)
+    app.add_middleware(AdmissionGate, max_bytes=limits.max_upload_bytes, max_mb=limits.max_upload_mb,
+                       read_timeout=limits.read_timeout, upload_timeout=limits.upload_timeout)
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
+
+    # added last = outermost: a request for another host name is refused before anything else
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=list(dict.fromkeys(allowed_hosts or LOOPBACK_HOSTS)),
+                       www_redirect=False)
     return app
 
 
-__all__ = ["AdmissionGate", "DETECT_PATH", "create_app", "display_name"]
+def _add_offline_docs(app: Any) -> None:
+    """/docs from the swagger-ui files the `swagger-ui-bundle` package ships (served by this app,
+    nothing from a CDN; the online validator badge off); without the package, no /docs."""
+    try:
+        from swagger_ui_bundle import swagger_ui_path
+    except ImportError:
+        return
+    from fastapi import HTTPException
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import Response
+
+    types = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> Any:
+        return get_swagger_ui_html(openapi_url=app.openapi_url, title="fakelens API",
+                                   swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs/assets/swagger-ui.css",
+                                   swagger_favicon_url="/docs/assets/favicon-32x32.png",
+                                   swagger_ui_parameters={"validatorUrl": None})
+
+    @app.get("/docs/assets/{name}", include_in_schema=False)
+    def docs_asset(name: str) -> Any:
+        if name not in SWAGGER_FILES:  # a fixed list: no client path ever reaches the disk
+            raise HTTPException(404, detail="not found")
+        data = (swagger_ui_path / name).read_bytes()
+        return Response(data, media_type=types[Path(name).suffix], headers={"Cache-Control": "max-age=86400"})
+
+
+__all__ = ["AdmissionGate", "DETECT_PATH", "LOOPBACK_HOSTS", "create_app", "display_name"]

@@ -22,10 +22,13 @@ class Limits:
     max_upload_mb: float = 200.0  # request body, multipart overhead included
     max_duration: float = 600.0  # seconds of video
     max_side: int = 4096  # pixels, the longer displayed side (4K UHD passes, 8K is refused)
-    max_queue: int = 4  # requests waiting while one video is analysed; more get 503
+    max_queue: int = 4  # received uploads waiting while one video is analysed; more get 503
+    read_timeout: float = 30.0  # seconds an upload may send nothing before it is dropped (408)
+    upload_timeout: float = 600.0  # seconds the whole upload body may take (408)
 
     def __post_init__(self) -> None:
-        if self.max_upload_mb <= 0 or self.max_duration <= 0 or self.max_side < 16 or self.max_queue < 0:
+        if (self.max_upload_mb <= 0 or self.max_duration <= 0 or self.max_side < 16 or self.max_queue < 0
+                or self.read_timeout <= 0 or self.upload_timeout <= 0):
             raise FakelensError(f"bad web limits: upload {self.max_upload_mb} MB, duration {self.max_duration} s, "
                                 f"side {self.max_side} px, queue {self.max_queue}")
 
