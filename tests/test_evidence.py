@@ -157,7 +157,7 @@ def test_head_values_use_the_verdicts_aggregation_and_the_note_says_all_frames(t
     run = untrained_run("av_tiny")
     predictor = Predictor(run, device="cpu", no_face="full_frame")
     feats = predictor.features(video)
-    pred, _, clips = predictor.score_features("six.mp4", feats)
+    pred, _, clips, _ = predictor.score_features("six.mp4", feats)
     probs = predictor._run_model(clips)
     for head, key in (("visual_logit", "visual_score"), ("audio_logit", "audio_score")):
         if head in probs:
@@ -184,3 +184,36 @@ def test_a_file_that_is_not_a_fakelens_checkpoint_is_said_plainly(tmp_path):
             load_run(path)
         msg = str(err.value)
         assert "not a fakelens checkpoint" in msg and "weights_only=False" not in msg and "\n" not in msg
+
+
+def test_a_clip_level_model_gets_crops_ranked_by_clip_and_saliency(tiny_synth, untrained_run, monkeypatch):
+    """Review of issue 12, item 8: a 3D clip model (no per-frame scores) got no crops and no
+    saliency; now crops are ranked by the clip's P(fake) and Grad-CAM explains that clip."""
+    import torch
+
+    from fakelens.inference.explain import face_saliency
+    from fakelens.models import create_model
+    from fakelens.train.config import load_train_config
+
+    run = untrained_run("frame_tiny", n_frames=8, clip_frames=4)
+    cfg = load_train_config("configs/demo.yaml", ["model.name=clip3d", "model.image_size=32", "model.num_frames=4",
+                                                  "data.clip_frames=4", "task.name=classification",
+                                                  "model.pretrained=false"])
+    torch.manual_seed(0)
+    import dataclasses
+
+    run = dataclasses.replace(run, cfg=cfg, model=create_model(cfg.model).eval())
+    predictor = Predictor(run, device="cpu")
+    video = _video(tiny_synth)
+    ev = Analyser(predictor).analyse(video)
+    assert ev.status == "ok", ev.error
+    feats = predictor.features(video)
+    _, _, clips, probs = predictor.score_features(video.name, feats)
+    clip_p = probs["video_logit"]  # (K,)
+    kinds = [c.kind for c in ev.crops]
+    assert kinds == ["most suspicious", "least suspicious"]
+    assert ev.crops[0].score == pytest.approx(clip_p.max()) and ev.crops[1].score == pytest.approx(clip_p.min())
+    assert all(c.saliency is not None for c in ev.crops) and "clip" in ev.saliency["target"]
+    sal = face_saliency(run, feats, 0, [c.position for c in ev.crops])
+    np.testing.assert_allclose(sal.scores, [c.score for c in ev.crops], atol=1e-5)
+    assert "clip_ranked" in _codes(ev) and "no_frame_scores" not in _codes(ev)

@@ -193,7 +193,7 @@ class Analyser:
                         "audio_rate": info.audio_rate, "size_bytes": int(path.stat().st_size)}
             feats = self.predictor.features(path)
             ev.timings.update({k: float(v) for k, v in feats.timings.items() if k != "probe"})
-            pred, t_model, clips = self.predictor.score_features(ev.name, feats)
+            pred, t_model, clips, probs = self.predictor.score_features(ev.name, feats)
             ev.timings["model"] = float(t_model)
         except FakelensError as e:
             ev.status, ev.error = "failed", _own_error(e, path, ev.name)
@@ -204,11 +204,12 @@ class Analyser:
             from fakelens.inference.pipeline import heard_spans
 
             ev.audio_heard = heard_spans(clips)
-        self._fill(ev, pred, feats)
+        self._fill(ev, pred, feats, clips, probs)
         ev.timings["total"] = time.perf_counter() - t_start
         return ev
 
-    def _fill(self, ev: Evidence, pred: Prediction, feats: Any) -> None:
+    def _fill(self, ev: Evidence, pred: Prediction, feats: Any, clips: list | None = None,
+              probs: dict | None = None) -> None:
         inputs = self.predictor.inputs
         ev.segments = display_segments(pred.proposals, self.threshold)
         ev.top_proposal = max(pred.proposals, key=lambda p: p.confidence) if pred.proposals else None
@@ -217,6 +218,8 @@ class Analyser:
             ev.sampled_times = np.asarray(clip.times, np.float64)  # (T,)
             ev.face_found = np.asarray(clip.found, bool)  # (F, T)
             ev.faces = list(pred.faces) or self._main_track(pred, clip)
+            if not pred.faces and ev.faces and ev.faces[0].frame_scores is None and clips and probs:
+                self._clip_ranked(ev, clip, clips, probs)
             t0 = time.perf_counter()
             self._crops(ev, feats)
             ev.timings["saliency"] = time.perf_counter() - t0
@@ -246,6 +249,31 @@ class Analyser:
         return [FaceScore(index=0, score=pred.score, frame_times=np.asarray(pred.frame_times, np.float64)[keep],
                           frame_scores=np.asarray(pred.frame_scores, np.float64)[keep],
                           boxes=np.asarray(clip.boxes[0][pos[keep]], np.float32), detection=detection)]
+
+    def _clip_ranked(self, ev: Evidence, clip: Any, clips: list, probs: dict) -> None:
+        """A clip-level model (no per-frame scores, e.g. the 3D CNNs): each frame of the one track
+        gets the P(fake) of the clip it counts in, so crops are ranked by the clip logit and the
+        saliency explains that clip (explain.py's clip path; a 3D map is sliced at the frame).
+        A frame is taken from the clip explain.py rebuilds for it (position // clip_frames)."""
+        c_len = int(self.predictor.clip_frames)
+        n_clips = len(clips)
+        sampled = np.asarray(clip.times)
+        times, scores = [], []
+        for k, c in enumerate(clips):
+            own = np.asarray(c["counted"], bool)
+            for t in np.asarray(c["times"])[own]:
+                p = int(_positions(sampled, np.array([t]))[0])
+                if min(p // c_len, n_clips - 1) == k:
+                    times.append(float(t))
+                    scores.append(float(probs["video_logit"][k]))
+        face = ev.faces[0]
+        keep = np.isin(np.round(np.asarray(times), 6), np.round(np.asarray(face.frame_times), 6))
+        pos = _positions(sampled, np.asarray(times)[keep]) if keep.any() else np.zeros(0, int)
+        ev.faces[0] = FaceScore(index=face.index, score=face.score, frame_times=np.asarray(times)[keep],
+                                frame_scores=np.asarray(scores)[keep],
+                                boxes=np.asarray(clip.boxes[face.index][pos], np.float32), detection=face.detection)
+        ev.notes.append(Note("clip_ranked", "info", "the model scores whole clips: each frame shown carries the "
+                                                    "P(fake) of its clip, and crops are ranked by clip"))
 
     def _crops(self, ev: Evidence, feats: Any) -> None:
         """Most and least suspicious crop of each face track, among frames where that face was found."""
@@ -386,7 +414,7 @@ class Analyser:
                                   f"only {n} sampled frames, shorter than the model's clip of "
                                   f"{self.predictor.clip_frames}: the clip was padded with the last frame "
                                   "(padding is not scored)"))
-            if pred.frame_scores is None:
+            if pred.frame_scores is None and not any(n.code == "clip_ranked" for n in ev.notes):
                 notes.append(Note("no_frame_scores", "info",
                                   "the model scores whole clips, not single frames: no per-frame scores "
                                   "and no ranked face crops"))

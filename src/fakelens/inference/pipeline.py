@@ -278,17 +278,18 @@ class Predictor:
 
     def predict_features(self, video_id: str, feats: Any) -> tuple[Prediction, float]:
         """Score one video from its features; returns the Prediction and the model time (s)."""
-        pred, t_model, _ = self.score_features(video_id, feats)
+        pred, t_model, _, _ = self.score_features(video_id, feats)
         return pred, t_model
 
-    def score_features(self, video_id: str, feats: Any) -> tuple[Prediction, float, list[dict[str, Any]]]:
+    def score_features(self, video_id: str, feats: Any
+                       ) -> tuple[Prediction, float, list[dict[str, Any]], dict[str, np.ndarray]]:
         """predict_features, also returning the clips the model got (their times and masks say
-        what was seen and heard: `heard_spans`)."""
+        what was seen and heard: `heard_spans`) and its outputs on them (batch dim = clip)."""
         t0 = time.perf_counter()
         clips = self._prepare(video_id, feats)
         probs = self._run_model(clips)
         t_model = time.perf_counter() - t0
-        return self._finish(video_id, feats, clips, probs), t_model, clips
+        return self._finish(video_id, feats, clips, probs), t_model, clips, probs
 
     def _finish(self, video_id: str, feats: Any, clips: list[dict[str, Any]], probs: dict[str, np.ndarray]
                 ) -> Prediction:
