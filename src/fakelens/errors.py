@@ -49,6 +49,12 @@ class FormatError(FakelensError):
         super().__init__(f"{where}: {problem}")
 
 
+class InvalidValueError(FakelensError, ValueError):
+    """A library function got a value outside its domain (a non-finite score or time, times that
+    do not increase, a segment with start >= end, a frame rate <= 0). Also a ValueError, so code
+    that catches ValueError keeps working."""
+
+
 class ConfigError(FakelensError):
     """A configuration key or value is wrong (unknown keys get a suggestion)."""
 

@@ -13,6 +13,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from fakelens.errors import InvalidValueError
+
 
 class Label(str, Enum):
     """Video-level label. UNKNOWN is a test video whose label is not shipped."""
@@ -74,9 +76,9 @@ class Segment:
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.start) and math.isfinite(self.end)):
-            raise ValueError(f"segment bounds must be finite, got [{self.start}, {self.end}]")
+            raise InvalidValueError(f"segment bounds must be finite, got [{self.start}, {self.end}]")
         if self.start < 0 or self.end <= self.start:
-            raise ValueError(f"segment needs 0 <= start < end, got [{self.start}, {self.end}]")
+            raise InvalidValueError(f"segment needs 0 <= start < end, got [{self.start}, {self.end}]")
 
     @property
     def duration(self) -> float:
@@ -110,10 +112,16 @@ def frame_labels(segments: Iterable[Segment], fps: float, n_frames: int) -> np.n
 
     Returns an int64 array of shape (n_frames,).
     """
+    if isinstance(fps, bool) or not isinstance(fps, (int, float, np.number)) or not (0 < fps < math.inf):
+        raise InvalidValueError(f"frame rate must be a finite number > 0, got {fps!r}")
+    if isinstance(n_frames, bool) or not isinstance(n_frames, (int, np.integer)) or n_frames < 0:
+        raise InvalidValueError(f"frame count must be an integer >= 0, got {n_frames!r}")
     labels = np.zeros(n_frames, dtype=np.int64)  # (n_frames,)
     for seg in segments:
-        a = max(0, frame_index(seg.start, fps))
-        b = min(n_frames, frame_index(seg.end, fps))
+        # clamped to the video before int(): a segment ending at 1e308 s covers the rest of it, no overflow
+        end = n_frames / fps
+        a = max(0, frame_index(min(seg.start, end), fps))
+        b = min(n_frames, frame_index(min(seg.end, end), fps))
         if b > a:
             labels[a:b] = 1
     return labels
@@ -227,10 +235,11 @@ class Prediction:
 
 
 def segments_from_pairs(pairs: Sequence[Sequence[float]]) -> tuple[Segment, ...]:
-    """[[start, end], ...] -> sorted tuple of Segments (raises ValueError on a bad pair)."""
+    """[[start, end], ...] -> sorted tuple of Segments (InvalidValueError, a ValueError, on a bad pair)."""
     out = []
     for pair in pairs:
-        if len(pair) != 2:
-            raise ValueError(f"a segment is [start, end], got {list(pair)!r}")
+        if not isinstance(pair, (list, tuple, np.ndarray)) or len(pair) != 2 or not all(
+                isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in pair):
+            raise InvalidValueError(f"a segment is [start, end] in seconds, got {pair!r}")
         out.append(Segment(float(pair[0]), float(pair[1])))
     return tuple(sorted(out))

@@ -25,6 +25,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from fakelens.errors import InvalidValueError
 from fakelens.registry import Registry
 from fakelens.types import Proposal
 
@@ -40,9 +41,13 @@ def frame_cells(times: np.ndarray, duration: float | None = None) -> tuple[np.nd
     sample alone: 1 s, or up to `duration`)."""
     t = np.asarray(times, dtype=np.float64).reshape(-1)  # (T,)
     if t.size == 0:
-        raise ValueError("no frame times")
+        raise InvalidValueError("no frame times")
+    if not np.isfinite(t).all() or t[0] < 0:
+        raise InvalidValueError("frame times must be finite seconds >= 0")
     if np.any(np.diff(t) <= 0):
-        raise ValueError("frame times must be strictly increasing")
+        raise InvalidValueError("frame times must be strictly increasing")
+    if duration is not None and not (0 <= duration < np.inf):
+        raise InvalidValueError(f"duration must be a finite number >= 0, got {duration!r}")
     step = float(np.median(np.diff(t))) if t.size > 1 else 1.0
     last = t[-1] + step
     if duration is not None and float(duration) > t[-1]:
@@ -79,7 +84,7 @@ class Candidates:
         self.start = np.asarray(self.start, np.float64).reshape(-1)
         self.end = np.asarray(self.end, np.float64).reshape(-1)
         if not self.confidence.shape == self.start.shape == self.end.shape:
-            raise ValueError(f"candidates need as many confidences, starts and ends, got "
+            raise InvalidValueError(f"candidates need as many confidences, starts and ends, got "
                              f"{self.confidence.shape}, {self.start.shape}, {self.end.shape}")
 
     def __len__(self) -> int:
@@ -195,18 +200,18 @@ def proposals_from_scores(times: np.ndarray, scores: np.ndarray, duration: float
     s = np.asarray(scores, dtype=np.float64).reshape(-1)  # (T,)
     starts, ends = frame_cells(times, duration)
     if s.shape != starts.shape:
-        raise ValueError(f"{s.size} scores for {starts.size} frame times")
+        raise InvalidValueError(f"{s.size} scores for {starts.size} frame times")
     if not np.all(np.isfinite(s)):
-        raise ValueError("frame scores must be finite")
-    candidates: dict[tuple[float, float], float] = {}
+        raise InvalidValueError("frame scores must be finite")
+    # keyed by the run's first and last cell: several thresholds giving the same run count once
+    candidates: dict[tuple[int, int], float] = {}
     for thr in thresholds:
         for a, b in _runs(s > thr):
-            seg = (round(float(starts[a]), 6), round(float(ends[b]), 6))
-            if seg[1] - seg[0] < min_duration:
+            if float(ends[b]) - float(starts[a]) < min_duration:
                 continue
             conf = float(s[a:b + 1].mean())
-            candidates[seg] = max(conf, candidates.get(seg, 0.0))
-    props = [Proposal(c, st, en) for (st, en), c in candidates.items()]
+            candidates[(a, b)] = max(conf, candidates.get((a, b), 0.0))
+    props = [Proposal(c, float(starts[a]), float(ends[b])) for (a, b), c in candidates.items()]
     if not props:
         i = int(np.argmax(s))
         props = [Proposal(float(s[i]), float(starts[i]), float(ends[i]))]
@@ -243,7 +248,7 @@ def window_starts(n_steps: int, window: int, overlap: int) -> np.ndarray:
     """(K,) first steps of the windows covering n_steps: every window - overlap steps, the last one
     ending at n_steps (so every window is full when n_steps >= window); one window when it fits."""
     if window < 1 or not 0 <= overlap < window:
-        raise ValueError(f"need window >= 1 and 0 <= overlap < window, got {window} and {overlap}")
+        raise InvalidValueError(f"need window >= 1 and 0 <= overlap < window, got {window} and {overlap}")
     if n_steps <= window:
         return np.zeros(1, np.int64)
     hop = window - overlap
@@ -270,7 +275,7 @@ def select_proposals(candidates: Candidates, duration: float, suppression: str =
     candidate's confidence (0 when there is none) is the proposal (the official scorer rejects
     empty lists)."""
     if duration <= 0:
-        raise ValueError(f"duration must be > 0, got {duration}")
+        raise InvalidValueError(f"duration must be > 0, got {duration}")
     c = candidates
     st = np.clip(c.start, 0.0, duration)
     en = np.clip(c.end, 0.0, duration)

@@ -90,6 +90,8 @@ class TprAtFpr:
     def warning(self) -> str | None:
         if not self.zero_fp_only:
             return None
+        if self.fpr == 0:
+            return f"TPR@FPR=0 allows no false positive at all, whatever the number of real videos ({self.n_negatives})"
         return (f"TPR@FPR={self.fpr:g} rests on zero false positives: only {self.n_negatives} real videos "
                 f"(at least {math.ceil(1 / self.fpr)} are needed for one false positive to be allowed)")
 

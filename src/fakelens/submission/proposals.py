@@ -21,6 +21,7 @@ from fakelens.submission.base import (SUBMISSION_FORMATS, Submission, Submission
                                       line_of_key, report)
 
 _KEY = re.compile(rb'"((?:[^"\\]|\\.)*)"\s*:')
+_CONTROL = re.compile(rb"[\x00-\x1f]")
 _NUMBER_CHARS = b"0123456789.eE+-"
 _NUM_TABLE = bytes(1 if c in _NUMBER_CHARS else 0 for c in range(256))  # bytes.translate: 1 in numbers
 _ALLOWED = _NUMBER_CHARS + b"[], \t\r\n"  # what may remain once keys and the outer braces are blanked
@@ -147,7 +148,12 @@ def fast_parse(raw: bytes) -> tuple[list[str], np.ndarray, np.ndarray] | None:
     names = []
     for m in keys:
         name = m.group(1)
-        names.append(json.loads(b'"' + name + b'"') if b"\\" in name else name.decode("utf-8"))
+        if _CONTROL.search(name):
+            return None  # JSON strings hold no raw control characters: json gives the error
+        try:
+            names.append(json.loads(b'"' + name + b'"') if b"\\" in name else name.decode("utf-8"))
+        except ValueError:  # a bad escape or bytes that are not UTF-8: json gives the error
+            return None
         buf[m.start():m.end()] = b" " * (m.end() - m.start())
     if len(set(names)) != len(names):
         return None

@@ -21,6 +21,7 @@ A video is fake iff it has a fake segment; `modify_type` must agree with the seg
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -144,7 +145,7 @@ def _video_dir(parent: Path, split: str | None, first_files: list[object]) -> Pa
     names = [n for n in first_files if isinstance(n, str) and n.strip()]
     for name in names:
         for base in (parent / split, parent):
-            if (base / name.strip()).is_file():
+            if os.path.isfile(base / name.strip()):  # never raises: a name too long for the disk is absent
                 return base
     if names and names[0].strip().startswith(split + "/"):
         return parent
