@@ -73,8 +73,14 @@ def test_a_good_video_gives_the_report_json(detect_run, make_client):
     assert body["images"]["timeline"].startswith("data:image/png;base64,")
     assert body["images"]["crops"].startswith("data:image/png;base64,")
     assert body["html"].startswith("<!DOCTYPE html>") and "evil.mp4" in body["html"]
-    plain = _post(client, _video(detect_run)).json()
-    assert set(plain) == {"report"} and plain["report"]["verdict"] == rep["verdict"]
+    import fakelens.report.plots as plots
+
+    drawn = []
+    with pytest.MonkeyPatch.context() as mp:  # a plain request draws no picture (none is returned)
+        for name in ("timeline_png", "crops_png"):
+            mp.setattr(plots, name, lambda ev, _name=name: drawn.append(_name))
+        plain = _post(client, _video(detect_run)).json()
+    assert set(plain) == {"report"} and plain["report"]["verdict"] == rep["verdict"] and not drawn
     assert list(uploads.iterdir()) == []  # temporary files always removed
     # the page, its model info, and the OpenAPI docs
     page = client.get("/").text

@@ -163,6 +163,9 @@ def run(args: argparse.Namespace) -> int:
     videos = find_videos(args.videos)
     ensure_writable(args.out)  # an unwritable --out fails now (OutputError naming it), before any work
     dirs = report_dirs(videos, args.out)
+    from fakelens.atomic import ensure_writable
+
+    ensure_writable(args.out)  # a full or unwritable report folder fails now, not after the first analysis
     from fakelens.inference.device import resolve_device
 
     device = resolve_device(args.device)

@@ -57,10 +57,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _hint_dashed_files(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    """argparse reads a file named `-clip.mp4` as an unknown option and says a positional argument
+    is missing: when one of the arguments starting with '-' is an existing file, every parser's
+    error message says how to pass it."""
+    import os
+
+    dashed = [a for a in argv if a.startswith("-") and a not in ("-", "--") and "=" not in a and os.path.exists(a)]
+    if not dashed:
+        return
+    hint = (f" ({dashed[0]!r} is a file whose name starts with '-', read as an option: write "
+            f"./{dashed[0]} or put it after --)")
+
+    def patch(p: argparse.ArgumentParser) -> None:
+        error = p.error
+        p.error = lambda message: error(message + hint)  # type: ignore[method-assign]
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    patch(sub)
+
+    patch(parser)
+
+
 def main(argv: list[str] | None = None) -> int:
     from fakelens.errors import FakelensError
 
     parser = build_parser()
+    _hint_dashed_files(parser, sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     func = getattr(args, "func", None)
     if func is None:

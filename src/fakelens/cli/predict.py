@@ -13,6 +13,10 @@ are the dataset's expected ids (its test listing) or, for labelled data, every v
 Failures are listed with their reason in FILE.failures.json. By default any failure stops the
 command before a submission is written; --on-error prior gives failed videos the training-set
 prior P(fake) instead (recorded in the failures report), never a silent 0.5.
+
+Resumable: each scored video is journaled in FILE.progress.jsonl as it finishes, so a run that is
+killed or fails, started again with the same checkpoint and settings, scores only the videos it
+had not finished (failed ones are tried again); the journal is removed once FILE is written.
 """
 
 from __future__ import annotations
@@ -56,9 +60,10 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import json
+    import sys
     from pathlib import Path
 
-    from fakelens.atomic import atomic_write_text, ensure_writable
+    from fakelens.atomic import atomic_write_text, ensure_writable, remove_stale_temporaries
     from fakelens.cli.output import _jsonable, print_json, print_table
     from fakelens.data.formats import load_inputs
     from fakelens.errors import ConfigError, FakelensError
@@ -92,8 +97,27 @@ def run(args: argparse.Namespace) -> int:
     predictor = Predictor(run_, aggregate_name=args.aggregate, level=args.level, no_face=args.no_face,
                           batch_size=args.batch_size, device=device)
     expected = ds.expected_ids if ds.expected_ids else [r.id for r in ds.records]
-    result = predictor.predict(ds.records, on_error=args.on_error, workers=args.workers,
-                               progress=not args.no_progress and not args.json)
+    journal = None  # printed scores write no file at all: nothing to resume
+    done: dict = {}
+    todo = list(ds.records)
+    if out is not None:
+        from fakelens.inference.journal import PredictJournal, split_done
+        from fakelens.inference.pipeline import journal_header
+
+        remove_stale_temporaries(out.parent)  # what a killed run was writing here
+        journal = PredictJournal.open(out, journal_header(run_, predictor))
+        done, todo = split_done(journal, ds.records)
+    try:
+        result = predictor.predict(todo, on_error=args.on_error, workers=args.workers,
+                                   progress=not args.no_progress and not args.json,
+                                   on_prediction=journal.add if journal is not None else None)
+    finally:
+        if journal is not None:
+            journal.close()
+    if done:
+        new = {p.id: p for p in result.predictions}
+        result.predictions = [done[r.id] if r.id in done else new[r.id] for r in ds.records
+                              if r.id in done or r.id in new]
     if result.failures and failures_path is not None:
         atomic_write_text(failures_path, json.dumps(failures_report(result, run_.prior), indent=2) + "\n")
     if result.failures and args.on_error == "raise":
@@ -110,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
     report = write_submission(args.fmt, out, result.predictions, expected, fallback_proposal=fallback_proposal)
     if args.predictions:
         atomic_write_text(Path(args.predictions), json.dumps(_jsonable(result.predictions)) + "\n")
+    journal.remove()
     n = len(result.predictions)
     summary = {
         "submission": str(out), "format": args.fmt, "videos": n, "failed": len(result.failures),
@@ -118,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
         "device": describe_device(device),
         "seconds": {k: round(v, 3) for k, v in result.timings.items()},
         "fallback_ids": list(getattr(report, "fallback_ids", []) or []),
+        "resumed": len(done), "notes": journal.notes,
     }
     if args.json:
         print_json(summary)
@@ -126,8 +152,12 @@ def run(args: argparse.Namespace) -> int:
             ["failed (prior fallback)", len(result.failures)], ["aggregation", f"{predictor.aggregate_name} "
                                                                             f"over {predictor.level}"],
             ["device", describe_device(device)]]
+    if done:
+        rows.append(["resumed (scored by an earlier run)", len(done)])
     rows += [[f"time: {k} (s)", v] for k, v in result.timings.items()]
     print_table("predict", ["", "value"], rows)
+    for note in journal.notes:
+        print(f"note: {note}", file=sys.stderr)
     return 0
 
 

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -80,13 +81,11 @@ def load_run(run_or_checkpoint: str | Path, device: str | torch.device = "cpu") 
 
     ckpt_path = resolve_checkpoint(run_or_checkpoint)
     try:
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about foreign pickles before refusing them
+            warnings.simplefilter("ignore", UserWarning)
+            ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for a corrupt or foreign file
-        # torch's own text (weights_only advice: load it unsafely) is no advice for a fakelens user
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        why = ("it is no file of weights that a safe load (weights only, no code) can read"
-               if "weights" in str(e).lower() and "only" in str(e).lower() else f"{type(e).__name__}: {first[:200]}")
-        raise FakelensError(f"{ckpt_path}: not a fakelens checkpoint, or a damaged one (torch cannot read it as one: {why}); "
+        raise FakelensError(f"{ckpt_path}: not a fakelens checkpoint, or a damaged one: {_load_failure(ckpt_path, e)}; "
                             "give the folder of a `fakelens train` run or its checkpoints/best.ckpt") from e
     if not isinstance(ckpt, dict):
         raise FakelensError(f"{ckpt_path}: not a fakelens checkpoint (it holds a {type(ckpt).__name__}, "
@@ -109,6 +108,29 @@ def load_run(run_or_checkpoint: str | Path, device: str | torch.device = "cpu") 
     task = build_task(cfg.task, time_stride=getattr(model, "time_stride", None)).to(device)
     return LoadedRun(cfg=cfg, cache=cache, model=model, task=task, prior=float(prior),
                      checkpoint=ckpt_path, audio_width=hp.get("audio_width"))
+
+
+def _load_failure(path: Path, e: BaseException) -> str:
+    """Why torch.load refused a file, in one line (torch's own message is a page of advice that
+    ends in weights_only=False, which would run the file's code)."""
+    import zipfile
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+    except OSError as err:
+        return f"cannot open it ({err.strerror or err})"
+    if head.startswith(b"PK") and not zipfile.is_zipfile(path):
+        return "a truncated or corrupt zip archive (an interrupted copy or download?)"
+    if not zipfile.is_zipfile(path) and head[:1] != b"\x80":
+        return f"not a PyTorch checkpoint (neither a zip archive nor a pickle; it starts with {head!r})"
+    text = str(e)
+    if "WeightsUnpickler error:" in text:
+        detail = text.split("WeightsUnpickler error:", 1)[1].strip().splitlines()[0]
+        return (f"it holds data torch.load(weights_only=True) will not unpickle ({detail}); fakelens never runs "
+                "code from a checkpoint, so it cannot be used")
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return f"corrupt or truncated ({type(e).__name__}: {first[:200]})"
 
 
 @dataclass
@@ -453,12 +475,14 @@ class Predictor:
                 raise
 
     def predict(self, records: Sequence[VideoRecord], *, on_error: str = "raise", workers: int = 0,
-                progress: bool = False) -> PredictResult:
+                progress: bool = False, on_prediction: Callable[[VideoRecord, Prediction], None] | None = None
+                ) -> PredictResult:
         """Score every record. on_error="raise": failures are collected and returned (the caller
         refuses to write a submission); "prior": failed videos get the training prior, recorded.
 
         Clips of consecutive videos share forward passes of `batch_size` clips; predictions and
-        failures come out in input order."""
+        failures come out in input order. `on_prediction(record, prediction)` is called as each
+        video is scored (not for failures), e.g. to journal it (fakelens.inference.journal)."""
         if on_error not in ON_ERROR:
             raise ConfigError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
         preds: list[Prediction] = []
@@ -484,7 +508,11 @@ class Predictor:
 
         def emit() -> None:
             while pending and pending[0].ready:
-                self._emit(pending.popleft(), on_error, preds, failures, totals)
+                done = pending.popleft()
+                n_failed = len(failures)
+                self._emit(done, on_error, preds, failures, totals)
+                if on_prediction is not None and len(failures) == n_failed:
+                    on_prediction(done.rec, preds[-1])
 
         for rec, feats, seconds in items:
             totals["features_wall"] += seconds
@@ -557,6 +585,18 @@ def heard_spans(clips: Sequence[dict[str, Any]], gap: float = 1e-6) -> list[tupl
         else:
             merged.append((a, b))
     return merged
+
+
+def journal_header(run: LoadedRun, predictor: "Predictor") -> dict[str, Any]:
+    """What a journaled Prediction depends on (fakelens.inference.journal): the checkpoint file,
+    the inference settings and the preprocessing parameters."""
+    from fakelens import __version__
+    from fakelens.config import to_dict
+    from fakelens.inference.journal import file_stamp
+
+    return {"checkpoint": str(Path(run.checkpoint).resolve()), "checkpoint_file": file_stamp(run.checkpoint),
+            "aggregate": predictor.aggregate_name, "level": predictor.level, "no_face": predictor.no_face,
+            "media": to_dict(predictor.cache_cfg), "fakelens": __version__}
 
 
 def failures_report(result: PredictResult, prior: float) -> dict[str, Any]:

@@ -30,6 +30,7 @@ def write_video(
     rotation: int = 0,
     gop: int | None = None,
     times: Sequence[float] | None = None,
+    pix_fmt: str | None = None,
 ) -> Path:
     """Encode `frames` (each uint8 RGB (H, W, 3)) at `fps`, plus float32 `audio` in [-1, 1]: mono
     (S,), or (C, S) for C channels (C = 2: stereo).
@@ -40,7 +41,8 @@ def write_video(
     is stored as display-matrix side data, as phones do; `fakelens.io.video.probe` reads it back.
     `gop` puts a keyframe every `gop` frames (the encoder's default when None). `times` gives
     each frame's presentation time in seconds (ascending; a variable frame rate), stored on a
-    millisecond clock; `fps` is then only the nominal rate written in the header.
+    millisecond clock; `fps` is then only the nominal rate written in the header. `pix_fmt`
+    overrides the codec's usual pixel format (e.g. "yuv444p" or 10-bit "yuv420p10le" for H.264).
     The container follows the extension (mp4 m4v mov mkv webm avi ts m2ts mts mpg flv 3gp wmv).
     """
     import av
@@ -61,9 +63,11 @@ def write_video(
                 raise ValueError(f"{path}: no frames to write")
             h, w = first.shape[:2]
             vstream = container.add_stream(codec, rate=rate)
-            vstream.width = w - (w % 2) if _PIX_FMT.get(codec, "yuv420p") == "yuv420p" else w
-            vstream.height = h - (h % 2) if _PIX_FMT.get(codec, "yuv420p") == "yuv420p" else h
-            vstream.pix_fmt = _PIX_FMT.get(codec, "yuv420p")
+            fmt = pix_fmt or _PIX_FMT.get(codec, "yuv420p")
+            even = fmt.startswith(("yuv420", "nv12"))  # chroma halved both ways: even sides
+            vstream.width = w - (w % 2) if even else w
+            vstream.height = h - (h % 2) if even else h
+            vstream.pix_fmt = fmt
             if codec in ("h264", "libx264"):
                 options = {"crf": str(crf), "preset": "veryfast"}
                 if gop is not None:

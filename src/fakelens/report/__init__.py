@@ -44,8 +44,9 @@ def write_report(rendered: RenderedReport, out_dir: str | Path) -> dict[str, Pat
 
     from fakelens.atomic import atomic_write_bytes, atomic_write_text
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    from fakelens.atomic import ensure_writable
+
+    out = ensure_writable(out_dir)  # a full disk or a file in the way: an OutputError naming the folder
     written: dict[str, Path] = {}
     for name in ("timeline.png", "crops.png"):
         if name in rendered.images:

@@ -228,7 +228,9 @@ def detect_submission_format(path: str | Path) -> str:
     looked = "; ".join(f"{n}: {SUBMISSION_FORMATS.get(n).description}" for n in SUBMISSION_FORMATS.names()
                        if n not in ALIASES)
     if not matches:
-        raise FormatError(path, f"not a known submission format (looked for {looked})")
+        first = head.splitlines()[0][:80] if head.strip() else ""
+        seen = f"its first line is {first!r}" if first else "it is empty"
+        raise FormatError(path, f"not a known submission format: {seen} (looked for {looked})")
     raise FormatError(path, f"matches several submission formats ({', '.join(matches)}); pass the format")
 
 

@@ -165,6 +165,22 @@ def _epoch_order_guard() -> Any:
     return EpochOrderGuard()
 
 
+def save_on_interrupt(path: Path, log: Any) -> Any:
+    """A callback that saves `path` (last.ckpt) when the run is stopped with Ctrl-C (SIGINT), so that
+    --resume continues from the step it reached rather than from the last validation."""
+    from lightning.pytorch.callbacks import Callback
+
+    class SaveOnInterrupt(Callback):
+        def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+            if not isinstance(exception, KeyboardInterrupt):
+                return
+            trainer.save_checkpoint(str(path))
+            log.line(f"interrupted at epoch {trainer.current_epoch + 1}, step {trainer.global_step}: checkpoint "
+                     f"saved to {path}; continue with --resume")
+
+    return SaveOnInterrupt()
+
+
 def make_loaders(cfg: TrainConfig, train_ds: Any, val_ds: Any, train_labels: Sequence[int]):
     """Train loader (shuffled, or class-balanced draws) and validation loader. The training order
     and every item's random choices derive from (train.seed, epoch) only (fakelens.train.sampling),
@@ -254,9 +270,11 @@ def _fit(cfg: TrainConfig, run_dir: Path, resume: bool, train_dataset: Any, val_
         raise FakelensError(f"{run_dir}: already holds a trained run; use --resume or another --out")
 
     if resume:
+        from fakelens.atomic import remove_stale_temporaries
         from fakelens.train.data import check_resumed_cache
 
         check_resumed_cache(run_dir, cfg)  # before anything heavy: a rebuilt cache is refused
+        remove_stale_temporaries(ckpt_dir)  # a checkpoint a killed run was writing
     from fakelens.models import resolve_config
 
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
@@ -305,7 +323,8 @@ def _fit(cfg: TrainConfig, run_dir: Path, resume: bool, train_dataset: Any, val_
                              enable_version_counter=False, auto_insert_metric_name=False)
     callbacks: list[Any] = [LearningRateMonitor(logging_interval="step"), checkpoint, latest,
                             epoch_report(log, checkpoint, cfg.train.epochs),  # the report after the checkpoints
-                            _rank_seeder(cfg.train.seed), _epoch_order_guard()]
+                            _rank_seeder(cfg.train.seed), _epoch_order_guard(),
+                            save_on_interrupt(last, log)]
     if cfg.train.patience > 0:
         callbacks.append(_early_stopping(EarlyStopping, monitor=cfg.train.monitor, mode=mode,
                                          patience=cfg.train.patience, check_finite=True))
@@ -341,6 +360,10 @@ def _fit(cfg: TrainConfig, run_dir: Path, resume: bool, train_dataset: Any, val_
         if err is None:
             raise
         raise err from e
+    except SystemExit:
+        if trainer.interrupted:  # Lightning turns Ctrl-C into sys.exit(1) after its callbacks ran
+            raise KeyboardInterrupt from None
+        raise
     except Exception as e:  # a FakelensError in a data loader worker arrives as torch's wrapper
         from fakelens.train.data import worker_error
 

@@ -144,25 +144,39 @@ def create_app(analyser: Any, limits: Limits | None = None, tmp_dir: str | Path 
 
     def analyse(path: Path, name: str, want_images: bool, want_html: bool) -> tuple[int, dict[str, Any]]:
         from fakelens.report import render
+        from fakelens.report.document import report_document
         from fakelens.report.html import data_uri
 
         ev = analyser.analyse(path, name=name)
         ev.path = None  # the server's temporary path means nothing to the client
-        rendered = render(ev)
-        body: dict[str, Any] = {"report": rendered.document}
-        if want_images:
-            body["images"] = {k.removesuffix(".png"): data_uri(v) for k, v in rendered.images.items()}
-        if want_html:
-            body["html"] = rendered.html
+        if want_images or want_html:
+            rendered = render(ev)
+            body: dict[str, Any] = {"report": rendered.document}
+            if want_images:
+                body["images"] = {k.removesuffix(".png"): data_uri(v) for k, v in rendered.images.items()}
+            if want_html:
+                body["html"] = rendered.html
+        else:  # the document alone: no pictures drawn that nobody asked for
+            body = {"report": report_document(ev)}
         if ev.status != "ok":
             body["detail"] = f"{name}: {ev.error}"
             return 422, body
         return 200, body
 
+    def _no_room(name: str, e: OSError, folder: str) -> JSONResponse:
+        """507 when the server's temporary folder is full or read-only (its problem, said as such)."""
+        from fakelens.atomic import output_error
+
+        err = output_error(e, folder)
+        if err is None:
+            raise e
+        return JSONResponse({"detail": f"{name}: the server cannot store the upload ({err.cause})"}, status_code=507)
+
     @app.post(DETECT_PATH, max_body_size=limits.max_upload_bytes,
               summary="analyse one video: verdict, segments, per-frame and audio scores, notes",
               responses={413: {"description": "upload over the size limit"},
                          415: {"description": "not a video container"},
+                         507: {"description": "the server's temporary folder is full or cannot be written"},
                          422: {"description": "corrupt video, over the duration/resolution caps, or not analysable "
                                               "by this model (the reason, and a report saying so)"},
                          503: {"description": "queue full; retry later"}})
@@ -173,7 +187,10 @@ def create_app(analyser: Any, limits: Limits | None = None, tmp_dir: str | Path 
         name = display_name(file.filename)
         if state["limiter"] is None:
             state["limiter"] = anyio.CapacityLimiter(1)
-        work = tempfile.mkdtemp(prefix="fakelens-upload-", dir=tmp_root)
+        try:
+            work = tempfile.mkdtemp(prefix="fakelens-upload-", dir=tmp_root)
+        except OSError as e:
+            return _no_room(name, e, tmp_root or tempfile.gettempdir())
         try:
             path = Path(work) / "upload"  # server-chosen name: the client's never touches the disk
 
@@ -182,7 +199,10 @@ def create_app(analyser: Any, limits: Limits | None = None, tmp_dir: str | Path 
                 with open(path, "wb") as f:
                     shutil.copyfileobj(file.file, f, length=1 << 20)
 
-            await anyio.to_thread.run_sync(save)
+            try:
+                await anyio.to_thread.run_sync(save)
+            except OSError as e:
+                return _no_room(name, e, work)
             if state["admitted"] >= capacity:  # counted once the body is here: stalled uploads hold no place
                 return JSONResponse({"detail": f"the server is busy ({state['admitted']} videos analysed or "
                                                "waiting); try again in a minute"}, status_code=503,

@@ -154,7 +154,8 @@ class RecordCollector:
                 seen = sorted(s for s in self.splits_seen if s is not None)
                 raise FormatError(self.root, f"no videos with split {self.split!r} "
                                   f"(splits present: {', '.join(seen) or 'none'})")
-            raise FormatError(self.root, f"no videos listed ({self.format} format)")
+            where = self.sources[0] if len(self.sources) == 1 else self.root
+            raise FormatError(where, f"no videos listed ({self.format} format)")
         missing: list[VideoRecord] = []
         if check_files:
             missing = [r for r in self.records if r.path is not None and not os.path.isfile(r.path)]
@@ -285,7 +286,25 @@ def detect_format(path: str | Path) -> str:
                           "choose one with format=... (CLI: --format)")
     looked = "\n".join(f"  - {name}: {FORMATS.get(name).looks_for}" for name in FORMATS.names())
     what = "folder" if path.is_dir() else "file"
-    raise FormatError(path, f"this {what} matches no known dataset format. Looked for:\n{looked}")
+    raise FormatError(path, f"this {what} matches no known dataset format. Looked for:\n{looked}"
+                      + _label_like_files(path))
+
+
+def _label_like_files(path: Path) -> str:
+    """What the label-looking files here start with (a CSV's header, a JSON's first characters), to
+    show why none of them was recognised; '' when there is none."""
+    try:
+        files = [path] if path.is_file() else sorted(
+            p for p in path.iterdir() if p.is_file() and p.suffix.lower() in (".csv", ".txt", ".json"))
+    except OSError:
+        return ""
+    lines = []
+    for f in files[:MAX_LISTED]:
+        head = json_head(f, 200)
+        first = head.splitlines()[0] if head else ""
+        shown = first[:80] + ("..." if len(first) > 80 else "")
+        lines.append(f"  - {f.name}: {'empty' if not head else 'starts with ' + repr(shown)}")
+    return ("\nLabel-like files found here (none has the header or keys above):\n" + "\n".join(lines)) if lines else ""
 
 
 def load_dataset(path: str | Path, format: str | None = None, *, allow_missing: bool = False,
