@@ -38,7 +38,8 @@ SUPPRESSIONS: Registry[SuppressFn] = Registry("proposal suppression")
 def frame_cells(times: np.ndarray, duration: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(T,) sample times (s, increasing) -> (T,) cell starts and (T,) cell ends in seconds: cell i is
     [t_i, t_(i+1)), the last [t_(T-1), t_(T-1) + the median interval) capped at `duration` (one
-    sample alone: 1 s, or up to `duration`)."""
+    sample alone: 1 s, or up to `duration`; a last sample at or past `duration`: 1 us, so that no
+    cell ends past the video)."""
     t = np.asarray(times, dtype=np.float64).reshape(-1)  # (T,)
     if t.size == 0:
         raise InvalidValueError("no frame times")
@@ -52,6 +53,8 @@ def frame_cells(times: np.ndarray, duration: float | None = None) -> tuple[np.nd
     last = t[-1] + step
     if duration is not None and float(duration) > t[-1]:
         last = min(last, float(duration)) if t.size > 1 else float(duration)
+    elif duration is not None:  # a sample at or past the stated end: a sliver of a cell, not past the video
+        last = t[-1] + 1e-6
     starts = t.copy()  # (T,)
     ends = np.concatenate([t[1:], [last]])  # (T,)
     return starts, ends
