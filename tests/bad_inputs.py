@@ -199,7 +199,7 @@ def _rotated(path: Path, src: Source) -> None:
     _write(path, stored, audio=src.audio, rotation=90)  # a player turns it 90 degrees clockwise
 
 
-def _no_face(path: Path, src: Source) -> None:
+def _no_face(path: Path, src: Source, audio: bool = True) -> None:
     rng = np.random.default_rng(1)
     h, w = src.frames.shape[1:3]
     yy, xx = np.mgrid[0:h, 0:w]
@@ -208,7 +208,11 @@ def _no_face(path: Path, src: Source) -> None:
         base = (np.sin(xx / 9.0 + i / 5.0) + np.cos(yy / 13.0)) * 50 + 120
         img = np.stack([base, base * 0.8 + 20, 255 - base], -1) + rng.normal(0, 4, (h, w, 3))
         frames.append(np.clip(img, 0, 255).astype(np.uint8))
-    _write(path, frames, audio=src.audio)
+    _write(path, frames, audio=src.audio if audio else None)
+
+
+def _no_face_no_audio(path: Path, src: Source) -> None:
+    _no_face(path, src, audio=False)
 
 
 def video_case(name: str, what: str, file: str, build: Callable[[Path, Source], None], **expect: Expect) -> Case:
@@ -411,7 +415,8 @@ def bad_checkpoint(note: str, *says: str) -> dict[str, Expect]:
 
 
 NO_FACE = "no face found in any sampled frame"
-NEEDS_AUDIO = "the model needs audio"
+VISUAL_ALONE = "the score rests on the visual stream alone"
+AUDIO_ALONE = "the score rests on the audio stream alone"
 
 CASES: list[Case] = [
     video_case("zero_byte", "a zero-byte file named .mp4", "empty.mp4", lambda p, s: p.touch(),
@@ -430,11 +435,14 @@ CASES: list[Case] = [
                lambda p, s: _write(p, s.frames), **playable(
                    preprocess=reported("cached with status no_audio (faces kept; left out of audio-visual "
                                        "training, counted in left_out.json)", '"status": "no_audio"'),
-                   predict=error(f"'{NEEDS_AUDIO}: no audio stream' in FILE.failures.json", NEEDS_AUDIO,
-                                 "failures.json"),
-                   detect=reported(f"not analysed: '{NEEDS_AUDIO}: no audio stream'", NEEDS_AUDIO,
-                                   status=1),
-                   web=error(f"the report says '{NEEDS_AUDIO}'", NEEDS_AUDIO, status=422))),
+                   predict=fallback("scored by the model's visual head alone (modality dropout), recorded: streams "
+                                    "'visual only' in --predictions and in FILE.failures.json (one_stream)",
+                                    '"streams": "visual only"', '"n_one_stream": 1'),
+                   detect=fallback("scored by the visual head alone: the verdict says streams 'visual only' and "
+                                   "a warning that a fake voice cannot be seen", '"streams": "visual only"',
+                                   VISUAL_ALONE),
+                   web=fallback("the report, scored by the visual head alone (streams 'visual only', warned)",
+                                '"streams":"visual only"', VISUAL_ALONE, status=200))),
     video_case("one_frame", "a video of a single frame (40 ms of audio)", "still.mp4",
                lambda p, s: _write(p, s.frames[:1], audio=s.audio[: SAMPLE_RATE // 25]),
                **playable("scored; the report warns that the clip was padded (padding not scored)", "short_video")),
@@ -471,10 +479,23 @@ CASES: list[Case] = [
                **playable(
                    preprocess=reported("cached with status no_face (`--full-frame-fallback`: the whole frame, "
                                        "recorded as the fallback)", '"status": "no_face"'),
-                   predict=error(f"'{NO_FACE}' in FILE.failures.json (`--no-face full_frame` scores the whole "
-                                 "frame, recorded)", NO_FACE, "failures.json"),
-                   detect=reported(f"not analysed: '{NO_FACE}'", NO_FACE, status=1),
-                   web=error(f"the report says '{NO_FACE}'", NO_FACE, status=422))),
+                   predict=fallback("scored by the model's audio head alone (modality dropout), recorded: streams "
+                                    "'audio only' in --predictions and in FILE.failures.json (one_stream); "
+                                    "`--no-face full_frame` scores the whole frame instead", '"streams": "audio only"',
+                                    '"n_one_stream": 1'),
+                   detect=fallback("scored by the audio head alone: the verdict says streams 'audio only' and a "
+                                   "warning that a fake face cannot be heard", '"streams": "audio only"',
+                                   AUDIO_ALONE),
+                   web=fallback("the report, scored by the audio head alone (streams 'audio only', warned)",
+                                '"streams":"audio only"', AUDIO_ALONE, status=200))),
+    video_case("no_face_no_audio", "a video without any face and without an audio stream", "landscape.mp4",
+               _no_face_no_audio, **playable(
+                   preprocess=reported("cached with status no_face", '"status": "no_face"'),
+                   predict=error(f"nothing to score: '{NO_FACE}, and no audio stream' in FILE.failures.json",
+                                 NO_FACE, "nothing to score", "failures.json"),
+                   detect=reported(f"not analysed: '{NO_FACE}, and no audio stream: nothing to score'", NO_FACE,
+                                   "nothing to score", status=1),
+                   web=error("the report says there is nothing to score", "nothing to score", status=422))),
     dataset_case("duplicate_ids", "the same file name listed in two DFDC parts", _dfdc_duplicates, **bad_labels(
         "the second listing, with the first one's file and key", "duplicate id 'aaaaaaaaaa.mp4'",
         "dfdc_train_part_0/metadata.json")),

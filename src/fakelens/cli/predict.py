@@ -12,7 +12,10 @@ are the dataset's expected ids (its test listing) or, for labelled data, every v
 
 Failures are listed with their reason in FILE.failures.json. By default any failure stops the
 command before a submission is written; --on-error prior gives failed videos the training-set
-prior P(fake) instead (recorded in the failures report), never a silent 0.5.
+prior P(fake) instead (recorded in the failures report), never a silent 0.5. An audio-visual
+model scores a video without audio from its visual head and one without a face from its audio
+head; the Prediction's `streams` says so ("visual only", "audio only") and FILE.failures.json
+lists those videos.
 
 Resumable: each scored video is journaled in FILE.progress.jsonl as it finishes, so a run that is
 killed or fails, started again with the same checkpoint and settings, scores only the videos it
@@ -81,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
         AGGREGATIONS.get(args.aggregate)
     # The flags are checked: now the heavy imports (torch, the models).
     from fakelens.inference.device import describe_device, resolve_device
-    from fakelens.inference.pipeline import Predictor, failures_report, load_run
+    from fakelens.inference.pipeline import Predictor, failures_report, load_run, one_stream
 
     device = resolve_device(args.device)
     if out is not None:
@@ -118,8 +121,10 @@ def run(args: argparse.Namespace) -> int:
         new = {p.id: p for p in result.predictions}
         result.predictions = [done[r.id] if r.id in done else new[r.id] for r in ds.records
                               if r.id in done or r.id in new]
-    if result.failures and failures_path is not None:
-        atomic_write_text(failures_path, json.dumps(failures_report(result, run_.prior), indent=2) + "\n")
+    degraded = one_stream(result.predictions, predictor.inputs)
+    if (result.failures or degraded) and failures_path is not None:
+        atomic_write_text(failures_path, json.dumps(failures_report(result, run_.prior, predictor.inputs),
+                                                    indent=2) + "\n")
     if result.failures and args.on_error == "raise":
         lines = "\n".join(f"  {f.id}: {f.reason}" for f in result.failures[:20])
         more = f"\n  ... and {len(result.failures) - 20} more" if len(result.failures) > 20 else ""
@@ -138,7 +143,8 @@ def run(args: argparse.Namespace) -> int:
     n = len(result.predictions)
     summary = {
         "submission": str(out), "format": args.fmt, "videos": n, "failed": len(result.failures),
-        "failures_report": str(failures_path) if result.failures else None,
+        "failures_report": str(failures_path) if result.failures or degraded else None,
+        "one_stream": {s: sum(p.streams == s for p in degraded) for s in ("visual only", "audio only")},
         "aggregate": predictor.aggregate_name, "level": predictor.level, "checkpoint": str(run_.checkpoint),
         "device": describe_device(device),
         "seconds": {k: round(v, 3) for k, v in result.timings.items()},
@@ -152,6 +158,8 @@ def run(args: argparse.Namespace) -> int:
             ["failed (prior fallback)", len(result.failures)], ["aggregation", f"{predictor.aggregate_name} "
                                                                             f"over {predictor.level}"],
             ["device", describe_device(device)]]
+    if degraded:
+        rows.append([f"scored from one stream (listed in {failures_path.name})", len(degraded)])
     if done:
         rows.append(["resumed (scored by an earlier run)", len(done)])
     rows += [[f"time: {k} (s)", v] for k, v in result.timings.items()]
@@ -168,6 +176,8 @@ def _print_scores(result, as_json: bool) -> int:
     if as_json:
         print_json({p.id: p.score for p in result.predictions})
         return 0
-    rows = [[p.id, p.score, p.fallback or ""] for p in result.predictions]
+    # a video an audio-visual model scored from one stream says so ("visual only": no audio)
+    rows = [[p.id, p.score, p.fallback or (p.streams if p.streams in ("visual only", "audio only") else "")]
+            for p in result.predictions]
     print_table("P(fake) per video", ["video", "P(fake)", "fallback"], rows)
     return 0

@@ -24,6 +24,13 @@ from fakelens.errors import FakelensError
 from fakelens.types import FaceScore, Prediction, Proposal
 
 DEFAULT_THRESHOLD = 0.5  # P(fake) at or above which a video is called fake and a segment is shown
+# What the report says when an audio-visual model could score only one stream (Prediction.streams).
+STREAM_NOTES = {
+    "visual only": "no usable audio: the score rests on the visual stream alone (the model's visual head); "
+                   "a fake voice cannot be seen",
+    "audio only": "no face found in any sampled frame: the score rests on the audio stream alone (the model's "
+                  "audio head); a fake face cannot be heard",
+}
 SILENCE_MARGIN = 3.0  # a mel frame is sound when its loudest bin is this far (natural log) above the floor
 SILENT_FRACTION = 0.01  # audio with fewer sound frames than this is reported as silent
 
@@ -217,7 +224,8 @@ class Analyser:
             clip = feats.clip
             ev.sampled_times = np.asarray(clip.times, np.float64)  # (T,)
             ev.face_found = np.asarray(clip.found, bool)  # (F, T)
-            ev.faces = list(pred.faces) or self._main_track(pred, clip)
+            # scored from the audio alone (no face anywhere): no face track to show
+            ev.faces = [] if pred.streams == "audio only" else list(pred.faces) or self._main_track(pred, clip)
             if not pred.faces and ev.faces and ev.faces[0].frame_scores is None and clips and probs:
                 self._clip_ranked(ev, clip, clips, probs)
             t0 = time.perf_counter()
@@ -414,7 +422,8 @@ class Analyser:
                                   f"only {n} sampled frames, shorter than the model's clip of "
                                   f"{self.predictor.clip_frames}: the clip was padded with the last frame "
                                   "(padding is not scored)"))
-            if pred.frame_scores is None and not any(n.code == "clip_ranked" for n in ev.notes):
+            if (pred.frame_scores is None and pred.streams != "audio only"
+                    and not any(n.code == "clip_ranked" for n in ev.notes)):
                 notes.append(Note("no_frame_scores", "info",
                                   "the model scores whole clips, not single frames: no per-frame scores "
                                   "and no ranked face crops"))
@@ -444,8 +453,8 @@ class Analyser:
             why = ("the video has no audio stream either" if not ev.media.get("has_audio")
                    else "the audio track was not analysed")
             notes.append(Note("no_audio_branch", "warning", f"the model has no audio branch: {why}"))
-        if pred.streams and pred.streams != "audio-visual":
-            notes.append(Note("streams", "warning", f"the score rests on {pred.streams}"))
+        if pred.streams in STREAM_NOTES and "video" in inputs and "audio" in inputs:
+            notes.append(Note("streams", "warning", STREAM_NOTES[pred.streams]))
         if pred.fallback and not (feats.clip.fallback if "video" in inputs else False):
             notes.append(Note("fallback", "warning", f"fallback used: {pred.fallback}"))
         return notes

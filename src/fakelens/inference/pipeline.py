@@ -42,6 +42,7 @@ from fakelens.types import Prediction, VideoRecord
 ON_ERROR = ("raise", "prior")
 NO_FACE = ("error", "full_frame")
 PRIOR_FALLBACK = "prior"  # Prediction.fallback of a failed video scored with the training prior
+AUDIO_VISUAL, VISUAL_ONLY, AUDIO_ONLY = "audio-visual", "visual only", "audio only"  # Prediction.streams
 FULL_FRAME_FALLBACK = "no_face: full frame"
 
 
@@ -105,7 +106,9 @@ def load_run(run_or_checkpoint: str | Path, device: str | torch.device = "cpu") 
     prior = hp.get("prior")
     if prior is None:
         raise FakelensError(f"{ckpt_path}: no training-set prior recorded")
-    task = build_task(cfg.task, time_stride=getattr(model, "time_stride", None)).to(device)
+    # the terms training left out (a per-stream head without both classes): that head cannot score alone
+    task = build_task(cfg.task, time_stride=getattr(model, "time_stride", None),
+                      disabled=hp.get("disabled") or ()).to(device)
     return LoadedRun(cfg=cfg, cache=cache, model=model, task=task, prior=float(prior),
                      checkpoint=ckpt_path, audio_width=hp.get("audio_width"))
 
@@ -243,21 +246,27 @@ class Predictor:
 
     # ------------------------------------------------------------------ model
 
-    def _clips(self, feats: Any) -> list[dict[str, Any]]:
+    def _clips(self, feats: Any, streams: str = AUDIO_VISUAL) -> list[dict[str, Any]]:
         """Model inputs of one video, one dict per clip: tensors without batch dim, plus times/masks
-        (numpy: times (C,) / audio_times (W,) seconds, mask / counted (C,), audio_mask (W,) bool)."""
+        (numpy: times (C,) / audio_times (W,) seconds, mask / counted (C,), audio_mask (W,) bool).
+        An audio-visual model scoring one stream gets the other as a blank input masked out
+        entirely (all-False mask / audio_mask), as modality dropout hid it in training."""
         from fakelens.data.dataset import clip_audio_window, clip_span, mel_window, tile_clips, tile_windows
 
         clips: list[dict[str, Any]] = []
         z = {"mel": feats.mel, "mel_times": feats.mel_times}
+        if streams == AUDIO_ONLY and "video" in self.inputs:
+            return self._audio_only_clips(feats)
         if "video" in self.inputs:
             faces = feats.clip.main  # (T, S, S, 3) uint8
             times = feats.clip.times  # (T,)
             tiling = tile_clips(faces.shape[0], self.clip_frames)  # (K, C) each; only a short video is padded
             for pick, mask, counted in zip(tiling.picks, tiling.mask, tiling.counted):
                 video = torch.from_numpy(np.ascontiguousarray(faces[pick])).permute(0, 3, 1, 2).float() / 255.0  # (C,3,S,S)
-                item = {"video": video, "times": times[pick], "mask": mask, "counted": counted}
-                if "audio" in self.inputs:  # the clip's own span of audio, as training cuts it
+                item = {"video": video, "times": times[pick], "mask": mask, "counted": counted, "streams": streams}
+                if "audio" in self.inputs and streams == VISUAL_ONLY:
+                    item.update(self._blank_audio(float(times[pick[0]])))
+                elif "audio" in self.inputs:  # the clip's own span of audio, as training cuts it
                     t0, t1 = clip_span(times, pick, mask, float(feats.clip.fps))
                     mel, mt, mmask = clip_audio_window(z, t0, t1, int(self.run.audio_width))
                     item.update(audio=torch.from_numpy(mel)[None], audio_times=mt, audio_mask=mmask)  # (1, M, W)
@@ -267,8 +276,76 @@ class Predictor:
             mt = feats.mel_times  # (M_total,)
             for a in tile_windows(len(mt), width):
                 mel, times, mmask = mel_window(z, float(mt[a]), width)
-                clips.append({"audio": torch.from_numpy(mel)[None], "audio_times": times, "audio_mask": mmask})
+                clips.append({"audio": torch.from_numpy(mel)[None], "audio_times": times, "audio_mask": mmask,
+                              "streams": streams})
         return clips
+
+    def _blank_audio(self, start: float) -> dict[str, Any]:
+        """A window of silence masked out entirely: the audio input of a visual-only clip."""
+        width, hop = int(self.run.audio_width), float(self.run.cache.hop_seconds)
+        n_mels = int(getattr(self.run.cfg.model, "n_mels", None) or self.run.cache.n_mels)
+        return {"audio": torch.zeros(1, n_mels, width),  # (1, M, W)
+                "audio_times": start + hop * np.arange(width), "audio_mask": np.zeros(width, bool)}
+
+    def _audio_only_clips(self, feats: Any) -> list[dict[str, Any]]:
+        """An audio-visual model's clips for a video without a face: the mel windows as an audio
+        model would tile them, each with blank faces masked out entirely."""
+        from fakelens.data.dataset import mel_window, tile_windows
+
+        width = int(self.run.audio_width)
+        side = int(self.run.cfg.model.image_size or self.run.cache.size)
+        z = {"mel": feats.mel, "mel_times": feats.mel_times}
+        mt = feats.mel_times  # (M_total,)
+        clips = []
+        for a in tile_windows(len(mt), width):
+            mel, times, mmask = mel_window(z, float(mt[a]), width)
+            span = float(times[-1] - times[0]) if len(times) > 1 else 0.0
+            clips.append({"video": torch.zeros(self.clip_frames, 3, side, side),  # (C, 3, S, S)
+                          "times": float(times[0]) + span * np.arange(self.clip_frames) / self.clip_frames,
+                          "mask": np.zeros(self.clip_frames, bool), "counted": np.zeros(self.clip_frames, bool),
+                          "audio": torch.from_numpy(mel)[None], "audio_times": times, "audio_mask": mmask,
+                          "streams": AUDIO_ONLY})
+        return clips
+
+    def stream_head(self, streams: str) -> str | None:
+        """The output a video's score rests on when only one of an audio-visual model's streams can
+        be scored (`visual_logit` without audio, `audio_logit` without a face), or None when this
+        run cannot do that: not an `av` task, that head not trained (weight 0, or disabled because
+        the training labels of its stream held one class), or mid fusion trained without
+        task.modality_dropout (its heads never saw one stream alone)."""
+        cfg = self.run.cfg
+        if cfg.task.name != "av" or not {"video", "audio"} <= set(self.inputs):
+            return None
+        term = "visual" if streams == VISUAL_ONLY else "audio"
+        weight = getattr(cfg.task, f"{term}_weight") if term not in getattr(self.run.task, "disabled", ()) else 0.0
+        alone = getattr(cfg.model, "fusion", "late") == "late" or cfg.task.modality_dropout > 0
+        return {VISUAL_ONLY: "visual_logit", AUDIO_ONLY: "audio_logit"}.get(streams) if weight > 0 and alone else None
+
+    def streams(self, video_id: str, feats: Any) -> str:
+        """What this video's score can rest on ("audio-visual", "visual only", "audio only"), or
+        the reason it cannot be scored (MediaError / _NoFace)."""
+        has_video, has_audio = "video" in self.inputs, "audio" in self.inputs
+        face = has_video and len(feats.clip.faces) > 0
+        sound = has_audio and feats.has_audio
+        no_face = "no face found in any sampled frame (use --no-face full_frame to score the whole frame)"
+        no_sound = f"the model needs audio: {feats.audio_message or 'no audio'}"
+        if has_video and has_audio:
+            if face and sound:
+                return AUDIO_VISUAL
+            if face and self.stream_head(VISUAL_ONLY):
+                return VISUAL_ONLY
+            if sound and self.stream_head(AUDIO_ONLY):
+                return AUDIO_ONLY
+            if not face and not sound:
+                raise _NoFace(f"{no_face}, and {feats.audio_message or 'no audio'}: nothing to score")
+            if not face:
+                raise _NoFace(no_face)
+            raise MediaError(video_id, no_sound)
+        if has_video and not face:
+            raise _NoFace(no_face)
+        if has_audio and not sound:
+            raise MediaError(video_id, no_sound)
+        return VISUAL_ONLY if has_video else AUDIO_ONLY
 
     @torch.inference_mode()
     def _forward(self, clips: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
@@ -292,11 +369,7 @@ class Predictor:
 
     def _prepare(self, video_id: str, feats: Any) -> list[dict[str, Any]]:
         """The model inputs of one video (its clips), or the reason it cannot be scored."""
-        if "video" in self.inputs and len(feats.clip.faces) == 0:
-            raise _NoFace("no face found in any sampled frame (use --no-face full_frame to score the whole frame)")
-        if "audio" in self.inputs and not feats.has_audio:
-            raise MediaError(video_id, f"the model needs audio: {feats.audio_message or 'no audio'}")
-        return self._clips(feats)
+        return self._clips(feats, self.streams(video_id, feats))
 
     def predict_features(self, video_id: str, feats: Any) -> tuple[Prediction, float]:
         """Score one video from its features; returns the Prediction and the model time (s)."""
@@ -317,6 +390,12 @@ class Predictor:
                 ) -> Prediction:
         """The Prediction of one video from its clips and the model's outputs on them (batch dim = clip)."""
         frame_times = frame_scores = audio_times = audio_scores = masks = None
+        streams = clips[0].get("streams", AUDIO_VISUAL)
+        head = self.stream_head(streams) if {"video", "audio"} <= set(self.inputs) else None
+        if streams == AUDIO_ONLY and head:  # no face: the frame outputs rest on blank, masked inputs
+            probs = {k: v for k, v in probs.items() if k not in ("frame_logits", "frame_mask", "visual_logit")}
+        if streams == VISUAL_ONLY and head:  # no audio: neither do the audio outputs
+            probs = {k: v for k, v in probs.items() if k not in ("time_logits", "time_mask", "audio_logit")}
         if "frame_logits" in probs:
             # each frame once (the tiling's overlap and padding out), valid for the model
             masks = np.stack([c["counted"] for c in clips]) & probs.get("frame_mask", True)  # (n_clips, C)
@@ -325,8 +404,9 @@ class Predictor:
             frame_scores = probs["frame_logits"].reshape(-1)[keep]  # (T,)
         if "time_logits" in probs:
             audio_times, audio_scores = self._audio_steps(clips, probs["time_logits"], probs.get("time_mask"))
-        clip_scores = probs["video_logit"]  # (n_clips,)
-        score = video_score(self.aggregate_name, self.level, clip_scores, probs.get("frame_logits"), masks,
+        clip_scores = probs[head] if head else probs["video_logit"]  # (n_clips,) one stream's head, or both
+        level = "clips" if streams == AUDIO_ONLY and head else self.level  # no frame scores without a face
+        score = video_score(self.aggregate_name, level, clip_scores, probs.get("frame_logits"), masks,
                             model=f"model {self.run.cfg.model.name!r}")
         duration = float(feats.clip.duration) if "video" in self.inputs else float(
             feats.mel_times[-1] + (feats.mel_times[1] - feats.mel_times[0] if len(feats.mel_times) > 1 else 0.01))
@@ -344,7 +424,7 @@ class Predictor:
         fallback = FULL_FRAME_FALLBACK if "video" in self.inputs and feats.clip.fallback else None
         return Prediction(id=video_id, score=float(score), proposals=proposals, frame_times=frame_times,
                           frame_scores=frame_scores, audio_times=audio_times, audio_scores=audio_scores,
-                          fallback=fallback, extras=extras)
+                          fallback=fallback, extras=extras, streams=streams)
 
     def _audio_steps(self, clips: list[dict[str, Any]], steps: np.ndarray,
                      step_mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -599,12 +679,26 @@ def journal_header(run: LoadedRun, predictor: "Predictor") -> dict[str, Any]:
             "media": to_dict(predictor.cache_cfg), "fakelens": __version__}
 
 
-def failures_report(result: PredictResult, prior: float) -> dict[str, Any]:
-    """JSON-ready report of the failed videos (written next to a submission)."""
+def one_stream(predictions: Sequence[Prediction], inputs: Sequence[str]) -> list[Prediction]:
+    """The predictions an audio-visual model (`inputs` has video and audio) could make from one
+    stream only (no audio, or no face): their score rests on less than the model can use."""
+    if not {"video", "audio"} <= set(inputs):
+        return []
+    return [p for p in predictions if p.streams in (VISUAL_ONLY, AUDIO_ONLY)]
+
+
+def failures_report(result: PredictResult, prior: float, inputs: Sequence[str] = ()) -> dict[str, Any]:
+    """JSON-ready report of the failed videos, and of those scored from one stream only
+    (written next to a submission)."""
+    degraded = one_stream(result.predictions, inputs)
     return {
         "n_failed": len(result.failures),
         "fallback": None if not result.failures or result.failures[0].fallback is None else {
             "name": PRIOR_FALLBACK, "score": prior,
             "meaning": "training-set P(fake), given because --on-error prior was asked for"},
         "failures": [dataclasses.asdict(f) for f in result.failures],
+        "n_one_stream": len(degraded),
+        "one_stream": [{"id": p.id, "streams": p.streams,
+                        "meaning": "no usable audio: scored by the visual head alone" if p.streams == VISUAL_ONLY
+                        else "no face found: scored by the audio head alone"} for p in degraded],
     }

@@ -166,12 +166,21 @@ class Task(nn.Module):
             if target.key not in batch:
                 raise KeyError(f"the {self.cfg.name} task's {target.term!r} term needs batch key {target.key!r}; "
                                f"the batch has {sorted(batch)}")
-            term = self.term(target, outputs, batch, resolve_unknown(target, batch))
+            term = self.term(target, outputs, batch, self.hide(target, batch, resolve_unknown(target, batch)))
             total = w * term if total is None else total + w * term
             parts[target.term] = term.detach()
         if total is None:
             raise ValueError(f"the {self.cfg.name} task has no term left to train (disabled: {sorted(self.disabled)})")
         return total, parts
+
+    def drop_modalities(self, batch: Batch) -> Batch:
+        """The training batch with streams hidden by modality dropout (only the av task has it)."""
+        return batch
+
+    def hide(self, target: Target, batch: Batch, labels: torch.Tensor) -> torch.Tensor:
+        """`labels` with the items whose stream this target needs was hidden (modality dropout) set
+        to -1, i.e. left out of the term; as they are without dropout."""
+        return labels
 
     def term(self, target: Target, outputs: Outputs, batch: Batch, labels: torch.Tensor) -> torch.Tensor:
         """The loss of one target on its (resolved) labels; -1 labels are left out."""
@@ -277,6 +286,45 @@ class AVTask(Task):
 
     def video_logit(self, outputs: Outputs) -> torch.Tensor:
         return outputs["logit"]
+
+    # The streams each term needs: a clip whose stream modality dropout hid is left out of that term
+    # (the fake head needs both; the visual head, pooled frames and per-frame term the faces; ...).
+    _NEEDS = {"video": ("video_dropped", "audio_dropped"), "visual": ("video_dropped",),
+              "mil_frame": ("video_dropped",), "frame": ("video_dropped",), "audio": ("audio_dropped",),
+              "mil_time": ("audio_dropped",), "time": ("audio_dropped",)}
+
+    def drop_modalities(self, batch: Batch) -> Batch:
+        """Modality dropout (task.modality_dropout = p): each clip, with probability p, loses its
+        faces (mask all False) or its audio (audio_mask all False), equally likely, and says so in
+        `video_dropped` / `audio_dropped` (B,) bool, for `hide`. The model then never sees the
+        hidden stream (masked out of pooling and attention), as at inference on a video without
+        it, and each stream's own head learns to score a clip alone."""
+        p = self.cfg.modality_dropout
+        if p <= 0 or "video" not in batch or "audio" not in batch:
+            return batch
+        video, audio = batch["video"], batch["audio"]  # (B, T, ...), (B, 1, M, W)
+        b, dev = video.shape[0], video.device
+        drop = torch.rand(b, device=dev) < p  # (B,)
+        audio_side = torch.rand(b, device=dev) < 0.5  # (B,)
+        vd, ad = drop & ~audio_side, drop & audio_side  # (B,) each
+        mask = batch.get("mask")
+        mask = torch.ones(video.shape[:2], dtype=torch.bool, device=dev) if mask is None else mask.bool().clone()  # (B, T)
+        amask = batch.get("audio_mask")
+        amask = (torch.ones((b, audio.shape[-1]), dtype=torch.bool, device=dev) if amask is None
+                 else amask.bool().clone())  # (B, W)
+        mask[vd] = False
+        amask[ad] = False
+        return {**batch, "mask": mask, "audio_mask": amask, "video_dropped": vd, "audio_dropped": ad}
+
+    def hide(self, target: Target, batch: Batch, labels: torch.Tensor) -> torch.Tensor:
+        hidden = None
+        for key in self._NEEDS.get(target.term, ()):
+            if key in batch:
+                hidden = batch[key].bool() if hidden is None else hidden | batch[key].bool()  # (B,)
+        if hidden is None or not bool(hidden.any()):
+            return labels
+        rows = hidden.reshape((-1,) + (1,) * (labels.ndim - 1)).expand_as(labels)  # (B,) or (B, n)
+        return torch.where(rows, torch.full_like(labels, -1.0), labels)
 
     def term(self, target: Target, outputs: Outputs, batch: Batch, labels: torch.Tensor) -> torch.Tensor:
         if target.term in self._HEADS:

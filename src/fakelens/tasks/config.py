@@ -41,6 +41,10 @@ class TaskConfig:
     center_radius: float = 1.5  # a point is positive within this many strides of a segment's centre
     regression_base: float = 4.0  # level l answers for segments reaching [base*2^(l-1), base*2^l) steps from it
     modality_weight: float = 0.0  # BCE of the points' visual-fake / audio-fake logits (per-stream segments)
+    # av: probability, per training clip, that one stream (the faces or the audio, equally likely) is
+    # hidden from the model; the losses that need it are left out for that clip, so each branch's
+    # head learns to stand alone and a video without audio (or without a face) can still be scored
+    modality_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         check_registered("fakelens.tasks.classification", "TASKS", self.name)  # raises with a suggestion
@@ -63,3 +67,8 @@ class TaskConfig:
                     "reg_weight", "modality_weight"):
             if getattr(self, key) < 0:
                 raise ValueError(f"task.{key} must be >= 0, got {getattr(self, key)}")
+        if not 0 <= self.modality_dropout < 1:
+            raise ValueError(f"task.modality_dropout must be in [0, 1), got {self.modality_dropout}")
+        if self.modality_dropout > 0 and self.name != "av":
+            raise ValueError(f"task.modality_dropout hides one stream of an audio-visual model: it needs "
+                             f"task.name=av, got {self.name!r}")

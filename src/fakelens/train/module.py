@@ -120,6 +120,7 @@ class DetectorModule(L.LightningModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int):
         if self.batch_mix is not None:
             batch = self.batch_mix(batch)
+        batch = self.task.drop_modalities(batch)  # task.modality_dropout: hide one stream of some clips
         # Non-finite inputs would also poison the normalisation statistics during the forward pass
         # of a step we then skip: keep a copy of the floating-point buffers to restore.
         saved = ({n: b.detach().clone() for n, b in self.model.named_buffers() if b.is_floating_point()}
