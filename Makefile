@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml
 	# The official AV-Deepfake1M scorer, used only as a test oracle (its Rust extension is loaded
 	# alone); --no-deps because its metadata pulls torchaudio, which breaks our torch.
 	$(PY) -m pip install -q --no-deps avdeepfake1m==0.0.4
+	# torchattacks (FGSM / PGD for `fakelens robustness`) pins requests~=2.25 in its metadata but
+	# runs with current ones: --no-deps, or pip downgrades requests and idna under httpx.
+	$(PY) -m pip install -q --no-deps torchattacks==3.5.1
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -23,6 +23,7 @@ COMMANDS: list[tuple[str | None, str]] = [
     (None, "fakelens.cli.predict"),
     (None, "fakelens.cli.detect"),
     (None, "fakelens.cli.serve"),
+    (None, "fakelens.cli.robustness"),
     ("submission", "fakelens.cli.submission"),
 ]
 

@@ -228,6 +228,9 @@ class Predictor:
         if "audio" in self.inputs and run.audio_width is None:
             raise FakelensError(f"{run.checkpoint}: audio model without a recorded audio window length")
         self._detector = None
+        # clip_transform(record, clips) -> clips, applied to each video's model inputs before the
+        # model (e.g. an adversarial attack on the crops, fakelens.inference.adversarial)
+        self.clip_transform: Callable[[VideoRecord, list[dict[str, Any]]], list[dict[str, Any]]] | None = None
 
     # ------------------------------------------------------------------ features
 
@@ -602,6 +605,8 @@ class Predictor:
                     raise feats
                 p.feats = feats
                 p.clips = self._prepare(rec.id, feats)
+                if self.clip_transform is not None:
+                    p.clips = self.clip_transform(rec, p.clips)
                 p.outputs = [None] * len(p.clips)
                 queue.extend((p, k) for k in range(len(p.clips)))
             except (MediaError, _NoFace) as e:
