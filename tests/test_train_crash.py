@@ -86,6 +86,19 @@ def assert_same_schedule(run: Path, reference: Path) -> None:
             (lrs, ref)
     assert launches[-1][-1] == pytest.approx(ref[-1], rel=1e-9)  # ... and the resumed one ran it to its end
     assert launches[0][0] == pytest.approx(ref[0], rel=1e-9)
+    # ... and nothing lost or trained twice: the weights and the optimizer's moments of the run that
+    # was stopped and resumed are those of the uninterrupted one (the data order and each step's
+    # random state depend on the seed and the epoch only)
+    a, b = ckpt_state(run / "checkpoints" / "last.ckpt"), ckpt_state(reference / "checkpoints" / "last.ckpt")
+    assert a["state_dict"].keys() == b["state_dict"].keys()
+    for k, v in b["state_dict"].items():
+        if v.is_floating_point():
+            torch.testing.assert_close(a["state_dict"][k], v, atol=1e-6, rtol=1e-5, msg=k)
+    (opt_a,), (opt_b,) = a["optimizer_states"], b["optimizer_states"]
+    for i, st in opt_b["state"].items():
+        for name, v in st.items():
+            if torch.is_tensor(v) and v.is_floating_point():
+                torch.testing.assert_close(opt_a["state"][i][name], v, atol=1e-6, rtol=1e-5)
 
 
 def test_sigkill_then_resume_finishes_the_same_schedule(cache, reference, tmp_path):
