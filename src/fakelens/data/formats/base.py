@@ -530,5 +530,9 @@ def _bare_videos(path: Path) -> bool:
     except FormatError as e:
         if "matches several" in e.problem:
             raise
+        # label files at the top that no format reads: a dataset with a problem (a misnamed CSV
+        # column, a broken header), said so, rather than its videos scored as if unlabelled
+        if any(p.is_file() and p.suffix.lower() in (".csv", ".json") for p in path.iterdir()):
+            raise
         return bool(find_videos(path))
     return False
