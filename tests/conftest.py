@@ -90,7 +90,9 @@ def untrained_run():
         visual = [f"model.image_size={size}", f"model.num_frames={clip_frames}"] if not model.startswith("audio") \
             else ["model.image_size=null", "model.num_frames=null"]
         cfg = load_train_config("configs/demo.yaml", [f"model.name={model}", *visual, f"data.clip_frames={clip_frames}",
-                                                      "model.audio_frames=48", f"task.name={task}"])
+                                                      "model.audio_frames=48", f"task.name={task}",
+                                                      # demo.yaml's modality dropout is an av setting
+                                                      *([] if task == "av" else ["task.modality_dropout=0"])])
         net = create_model(cfg.model).eval()
         audio_width = 48 if "audio" in net.input_names else None
         return LoadedRun(cfg=cfg, cache=MediaConfig(n_frames=n_frames, size=size, detector=detector), model=net,

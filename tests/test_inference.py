@@ -95,8 +95,9 @@ def test_av_model_gives_frame_and_audio_scores(tmp_path):
     assert pred.audio_scores is not None and len(pred.audio_scores) == len(pred.audio_times) > 0
     assert np.all(np.diff(pred.audio_times) > 0)
     assert {"visual_score", "audio_score"} <= set(pred.extras)
-    with pytest.raises(FakelensError, match="needs audio"):
-        Predictor(load_run(run)).predict_features("v", _features(t=8, mel_frames=0))
+    # no audio: the late-fusion model's visual head alone scores it, and the Prediction says so
+    mute, _ = Predictor(load_run(run)).predict_features("v", _features(t=8, mel_frames=0))
+    assert mute.streams == "visual only" and mute.audio_scores is None and mute.frame_scores.shape == (8,)
 
 
 def test_frames_level_needs_frame_scores(tmp_path):
