@@ -43,7 +43,8 @@ class TaskConfig:
     modality_weight: float = 0.0  # BCE of the points' visual-fake / audio-fake logits (per-stream segments)
     # av: probability, per training clip, that one stream (the faces or the audio, equally likely) is
     # hidden from the model; the losses that need it are left out for that clip, so each branch's
-    # head learns to stand alone and a video without audio (or without a face) can still be scored
+    # head learns to stand alone and a video without audio (or without a face) can still be scored;
+    # only the av task has two streams to hide: the others leave their batches as they are
     modality_dropout: float = 0.0
 
     def __post_init__(self) -> None:
@@ -69,6 +70,3 @@ class TaskConfig:
                 raise ValueError(f"task.{key} must be >= 0, got {getattr(self, key)}")
         if not 0 <= self.modality_dropout < 1:
             raise ValueError(f"task.modality_dropout must be in [0, 1), got {self.modality_dropout}")
-        if self.modality_dropout > 0 and self.name != "av":
-            raise ValueError(f"task.modality_dropout hides one stream of an audio-visual model: it needs "
-                             f"task.name=av, got {self.name!r}")
