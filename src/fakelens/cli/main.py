@@ -17,6 +17,7 @@ COMMANDS: list[tuple[str | None, str]] = [
     ("data", "fakelens.cli.data_inspect"),
     ("data", "fakelens.cli.data_synth"),
     (None, "fakelens.cli.preprocess"),
+    (None, "fakelens.cli.features"),
     ("model", "fakelens.cli.model"),
     (None, "fakelens.cli.evaluate"),
     (None, "fakelens.cli.train"),

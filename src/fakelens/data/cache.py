@@ -305,10 +305,19 @@ def load_config(cache_dir: str | Path) -> CacheConfig | None:
     if not path.exists():
         return None
     try:
-        data = json.loads(path.read_text())
-        return CacheConfig(**data)
-    except (json.JSONDecodeError, TypeError) as e:
+        return config_from_dict(json.loads(path.read_text()))
+    except (json.JSONDecodeError, TypeError, ConfigError) as e:
         raise ConfigError(f"{path}: not a fakelens cache config ({e})") from e
+
+
+def config_from_dict(data: dict[str, Any]) -> Any:
+    """The parameters of a cache from its config.json: a CacheConfig (face crops + log-mels), or a
+    fakelens.data.features.FeatureConfig for a folder of dense features (kind "features")."""
+    from fakelens.data.features import FeatureConfig, is_features_config
+
+    if is_features_config(data):
+        return FeatureConfig.from_dict(data)
+    return CacheConfig(**data)
 
 
 def _diff(old: CacheConfig, new: CacheConfig) -> str:
@@ -462,12 +471,30 @@ def _cause(message: str) -> str:
     return re.sub(r"\s*\([^()]*\)\s*$", "", cause)[:80]
 
 
-_WORKER_DETECTOR = None
+class CacheJob:
+    """What a cache job computes per video: `preprocess` (this class: face crops + log-mels into
+    npz files) or another job run by the same machinery (rows, reuse, shards, merge, workers),
+    e.g. the dense features of fakelens.inference.dense. Instances are pickled to the workers."""
+
+    desc = "preprocess"  # progress bar label
+
+    def setup(self, cfg: Any) -> Any:
+        """Built once per process before its first video (the face detector, an encoder)."""
+        from fakelens.faces.detectors import build_detector
+
+        return build_detector(cfg.detector)
+
+    def process(self, rec: VideoRecord, cache_dir: Path, cfg: Any, state: Any) -> dict[str, Any]:
+        """Compute one video into the cache and write its row (after its arrays); returns the row."""
+        return process_video(rec, cache_dir, cfg, state)
 
 
-def _worker_init(cfg_dict: dict[str, Any], parent_pid: int | None = None) -> None:
-    """Each worker process: exits with its parent, one torch/OpenCV thread, its own detector built once."""
-    global _WORKER_DETECTOR
+_WORKER_STATE: Any = None
+
+
+def _worker_init(job: CacheJob, cfg_dict: dict[str, Any], parent_pid: int | None = None) -> None:
+    """Each worker process: exits with its parent, one torch/OpenCV thread, the job's state built once."""
+    global _WORKER_STATE
     if parent_pid is not None:
         from fakelens.workers import die_with_parent
 
@@ -475,15 +502,13 @@ def _worker_init(cfg_dict: dict[str, Any], parent_pid: int | None = None) -> Non
     import cv2
     import torch
 
-    from fakelens.faces.detectors import build_detector
-
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
-    _WORKER_DETECTOR = build_detector(CacheConfig(**cfg_dict).detector)
+    _WORKER_STATE = job.setup(config_from_dict(cfg_dict))
 
 
-def _worker_run(rec: VideoRecord, cache_dir: str, cfg_dict: dict[str, Any]) -> dict[str, Any]:
-    return process_video(rec, Path(cache_dir), CacheConfig(**cfg_dict), _WORKER_DETECTOR)
+def _worker_run(job: CacheJob, rec: VideoRecord, cache_dir: str, cfg_dict: dict[str, Any]) -> dict[str, Any]:
+    return job.process(rec, Path(cache_dir), config_from_dict(cfg_dict), _WORKER_STATE)
 
 
 WINDOW_PER_WORKER = 2  # videos submitted per worker process ahead of their results
@@ -492,7 +517,7 @@ WINDOW_PER_WORKER = 2  # videos submitted per worker process ahead of their resu
 def preprocess(records: list[VideoRecord], cache_dir: str | Path, cfg: CacheConfig = CacheConfig(), *,
                workers: int = 0, shard: tuple[int, int] | None = None, force: bool = False,
                verify: str = "stat", progress: bool = True, split: str | None = None,
-               on_row: Callable[[dict[str, Any]], None] | None = None) -> PreprocessSummary:
+               on_row: Callable[[dict[str, Any]], None] | None = None, job: CacheJob | None = None) -> PreprocessSummary:
     """Preprocess `records` into `cache_dir`, reusing valid rows (see "When a row is reused");
     returns the summary. force=True recomputes every video.
 
@@ -503,10 +528,13 @@ def preprocess(records: list[VideoRecord], cache_dir: str | Path, cfg: CacheConf
     workers <= 1 runs in this process; more uses spawned worker processes (one torch thread
     each, a bounded window of videos in flight). shard=(I, N) keeps the ids with
     shard_of(id, N) == I and writes shards/index-I-of-N.jsonl and shards/config-I-of-N.json
-    instead of index.jsonl (combine with `merge_shards`).
+    instead of index.jsonl (combine with `merge_shards`). `job` computes each video (default: face
+    crops and log-mels; fakelens.inference.dense.FeaturesJob: dense features, with cfg its
+    FeatureConfig).
     """
     from tqdm import tqdm
 
+    job = job or CacheJob()
     t0 = time.perf_counter()
     cache_dir = Path(cache_dir)
     if verify not in VERIFY:
@@ -532,7 +560,7 @@ def preprocess(records: list[VideoRecord], cache_dir: str | Path, cfg: CacheConf
         else:
             rows.append(row)
     skipped = len(rows)
-    bar = tqdm(total=len(records), initial=skipped, unit="video", desc="preprocess", disable=not progress,
+    bar = tqdm(total=len(records), initial=skipped, unit="video", desc=job.desc, disable=not progress,
                dynamic_ncols=True)
 
     def done(row: dict[str, Any]) -> None:
@@ -543,15 +571,11 @@ def preprocess(records: list[VideoRecord], cache_dir: str | Path, cfg: CacheConf
 
     try:
         if workers <= 1:
-            detector = None
-            if todo:
-                from fakelens.faces.detectors import build_detector
-
-                detector = build_detector(cfg.detector)
+            state = job.setup(cfg) if todo else None
             for rec in todo:
-                done(process_video(rec, cache_dir, cfg, detector))
+                done(job.process(rec, cache_dir, cfg, state))
         elif todo:
-            _run_workers(todo, cache_dir, cfg, workers, done)
+            _run_workers(job, todo, cache_dir, cfg, workers, done)
     except OutputError as e:
         raise OutputError(e.folder, f"{e.cause}; preprocessing stopped with {len(rows)} of {len(records)} videos "
                           "done (kept: the same command resumes)") from e
@@ -571,9 +595,9 @@ def preprocess(records: list[VideoRecord], cache_dir: str | Path, cfg: CacheConf
     return _summary(rows, skipped, time.perf_counter() - t0, index, shard, reasons, removed)
 
 
-def _run_workers(todo: Sequence[VideoRecord], cache_dir: Path, cfg: CacheConfig, workers: int,
+def _run_workers(job: CacheJob, todo: Sequence[VideoRecord], cache_dir: Path, cfg: Any, workers: int,
                  done: Callable[[dict[str, Any]], None]) -> None:
-    """process_video over `todo` in spawned worker processes, WINDOW_PER_WORKER videos each in flight."""
+    """job.process over `todo` in spawned worker processes, WINDOW_PER_WORKER videos each in flight."""
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
@@ -581,9 +605,9 @@ def _run_workers(todo: Sequence[VideoRecord], cache_dir: Path, cfg: CacheConfig,
 
     cfg_dict = cfg.to_dict()
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_worker_init,
-                               initargs=(cfg_dict, os.getpid()))
+                               initargs=(job, cfg_dict, os.getpid()))
     try:
-        submit = lambda rec: pool.submit(_worker_run, rec, str(cache_dir), cfg_dict)  # noqa: E731
+        submit = lambda rec: pool.submit(_worker_run, job, rec, str(cache_dir), cfg_dict)  # noqa: E731
         for _, fut in unordered_window(submit, todo, workers * WINDOW_PER_WORKER):
             done(fut.result())
     except BaseException:
@@ -656,7 +680,7 @@ def merge_shards(cache_dir: str | Path) -> PreprocessSummary:
             raise FakelensError(f"{cache_dir / 'shards'}: shard {i} of {n} records no parameters "
                                 f"(config-{i}-of-{n}.json); re-run it with --shard {i}/{n}")
         try:
-            other = CacheConfig(**shard_cfg)
+            other = config_from_dict(shard_cfg)
         except (TypeError, ConfigError) as e:
             raise FormatError(cache_dir / "shards" / f"config-{i}-of-{n}.json", f"not a cache config ({e})") from None
         if other != cfg:

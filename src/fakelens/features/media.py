@@ -94,8 +94,6 @@ def sampling_for(info, cfg: MediaConfig) -> dict[str, Any]:
     frames of the clip windows one window after the other (fakelens.features.crops)."""
     if cfg.sampling == "frames":
         return {"n_frames": cfg.n_frames}
-    if cfg.sampling == "all":
-        return {"every": 1}
     if cfg.sampling == "windows":
         from fakelens.features.crops import window_frame_indices
 
@@ -104,7 +102,14 @@ def sampling_for(info, cfg: MediaConfig) -> dict[str, Any]:
         # matches a time to the nearest frame, so rounded container timestamps (mkv: 1 ms) and
         # variable frame rates still give these very frames.
         return {"times": np.asarray(info.frame_time(idx.reshape(-1)), np.float64)}  # (K*W,) s, window after window
-    return {"every": max(1, int(round(info.fps / cfg.sample_fps)))}
+    return {"every": step_frames(info.fps, cfg)}
+
+
+def step_frames(fps: float, cfg: MediaConfig) -> int:
+    """Video frames between two samples of dense sampling: 1 for "all", round(fps / sample_fps) for "fps"."""
+    if cfg.sampling not in ("all", "fps"):
+        raise ValueError(f"sampling {cfg.sampling!r} has no fixed step")
+    return 1 if cfg.sampling == "all" else max(1, int(round(fps / cfg.sample_fps)))
 
 
 

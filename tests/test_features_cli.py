@@ -1,0 +1,161 @@
+"""`fakelens features` end to end on the tiny synthetic set: the folder it writes, kill + resume,
+shards + merge, a stated fps, refused parameter changes; faceless, silent and corrupt videos."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fakelens.cli.main import main
+from fakelens.data.cache import load_npz, read_index, safe_id
+from tests.test_preprocess import assert_same_cache, edge_cases  # noqa: F401  (a fixture)
+
+pytestmark = pytest.mark.slow
+
+FAST = ["--size", "32", "--detector", "haar", "--no-progress"]  # Haar: deterministic and cheap
+
+
+def features(data: Path, out: Path, *extra: str) -> int:
+    return main(["features", "tinycnn", str(data), "--out", str(out), *FAST, *extra])
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_synth, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("feats") / "f"
+    assert features(tiny_synth, out) == 0
+    return out
+
+
+def test_features_folder_holds_dense_arrays_and_no_crops(reference, tiny_synth):
+    from fakelens.data.features import FeatureDataset, step_inputs
+
+    rows = read_index(reference)
+    assert len(rows) == 8 and {r["status"] for r in rows} == {"ok"}
+    cfg = json.loads((reference / "config.json").read_text())
+    assert cfg["kind"] == "features" and cfg["media"]["sampling"] == "all" and cfg["media"]["find_every"] == 4
+    assert cfg["encoder"]["visual"]["backbone"] == "tinycnn" and cfg["encoder"]["audio"]["kind"] == "logmel"
+    assert (reference / "encoder.pt").is_file()
+    for r in rows:
+        z = load_npz(reference, r)
+        assert "faces" not in z
+        t = len(z["times"])
+        assert t == r["counts"]["frames"] and abs(t - r["duration"] * 25) <= 1  # every frame of 25 fps
+        assert z["visual"].shape == (t, 192) and z["visual"].dtype == np.float16
+        assert z["audio"].shape[1] == 80 and z["audio"].dtype == np.float16
+        assert abs(len(z["audio_times"]) * 0.04 - r["duration"]) < 0.1  # 40 ms log-mel steps
+        np.testing.assert_array_equal(z["indices"], np.arange(t))
+        assert z["found"].mean() > 0.9 and int(z["step_frames"]) == 1
+        x = step_inputs(z)
+        assert x.audio.shape == (t, 80) and x.audio_mask.mean() > 0.95
+    ds = FeatureDataset(reference, "train")
+    item = ds[0]
+    assert item["visual_features"].shape[1] == 192 and item["audio_features"].shape[1] == 80
+
+
+def test_killed_features_job_restarted_equals_uninterrupted(reference, tiny_synth, tmp_path):
+    out = tmp_path / "f"
+    cmd = [sys.executable, "-m", "fakelens.cli.main", "features", "tinycnn", str(tiny_synth), "--out", str(out), *FAST]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 180
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            if (out / "rows").is_dir() and len(list((out / "rows").glob("*.json"))) >= 2:
+                break
+            time.sleep(0.005)
+        assert proc.poll() is None, proc.stderr.read().decode()
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    done = len(list((out / "rows").glob("*.json")))
+    assert 2 <= done < 8 and not (out / "index.jsonl").exists()
+    assert features(tiny_synth, out) == 0
+    assert_same_cache(out, reference)
+
+
+def test_shards_then_merge_equal_a_single_run(reference, tiny_synth, tmp_path):
+    out = tmp_path / "f"
+    for i in range(2):  # shard 0 in two worker processes: the same files as in this process
+        assert features(tiny_synth, out, "--shard", f"{i}/2", *(["--workers", "2"] if i == 0 else [])) == 0
+    assert main(["features", "--out", str(out), "--merge", "--no-progress"]) == 0
+    for p in (out / "shards").iterdir():  # the shard indexes are the only extra files
+        p.unlink()
+    (out / "shards").rmdir()
+    assert_same_cache(out, reference)
+
+
+def test_a_stated_fps_samples_every_kth_frame(tiny_synth, tmp_path):
+    from fakelens.data.features import step_inputs
+
+    out = tmp_path / "f"
+    assert features(tiny_synth, out, "--fps", "5", "--split", "test") == 0
+    rows = read_index(out)
+    assert len(rows) == 2
+    for r in rows:
+        z = load_npz(out, r)
+        k = int(z["step_frames"])
+        assert k == 5 and float(z["fps"]) == 25.0  # 25 fps video, 5 steps a second
+        np.testing.assert_array_equal(z["indices"], np.arange(len(z["indices"])) * 5)
+        np.testing.assert_allclose(z["times"], z["indices"] / 25.0, atol=1e-3)
+        x = step_inputs(z)
+        assert x.step_seconds == pytest.approx(0.2) and x.audio.shape[0] == len(z["indices"])
+        assert x.audio_mask.all()  # 40 ms log-mel steps averaged into each 200 ms step
+
+
+def test_one_split_after_another_keeps_both(tiny_synth, tmp_path):
+    """--split val after --split test (as make demo runs train then val): the index holds both
+    splits' rows (a --split run prunes only its own split)."""
+    out = tmp_path / "f"
+    assert features(tiny_synth, out, "--split", "test") == 0
+    assert features(tiny_synth, out, "--split", "val") == 0
+    assert sorted(r["split"] for r in read_index(out)) == ["test", "test", "val", "val"]
+
+
+def test_other_encoder_or_sampling_is_refused(reference, tiny_synth, capsys):
+    assert features(tiny_synth, reference, "--seed", "1") == 2
+    assert "other parameters" in capsys.readouterr().err
+    assert features(tiny_synth, reference, "--fps", "5") == 2
+    assert "sample_fps" in capsys.readouterr().err
+    assert main(["features", "tinycnn", str(tiny_synth), "--out", str(reference), "--audio", "nonsense_net"]) == 2
+
+
+def test_faceless_silent_and_corrupt_videos_are_recorded(edge_cases, tmp_path, capsys):
+    """No audio, no face, an undecodable file: each a status in the index, the job goes on."""
+    from fakelens.data.features import FeatureDataset, step_inputs
+
+    out = tmp_path / "f"
+    assert main(["features", "tinycnn", str(edge_cases), "--out", str(out), "--size", "32", "--no-progress",
+                 "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["by_status"] == {"ok": 1, "no_face": 1, "no_audio": 1, "decode_error": 1}
+    rows = {r["id"]: r for r in read_index(out)}
+    ok = load_npz(out, rows["real/face.mp4"])
+    assert ok["found"].all() and len(ok["times"]) == 10 and np.abs(ok["visual"]).sum() > 0
+    silent = rows["real/silent.mp4"]
+    assert silent["has_face"] and not silent["has_audio"] and "no audio stream" in silent["message"]
+    z = load_npz(out, silent)
+    assert z["audio"].shape == (0, 80) and z["visual"].shape == (10, 192)
+    x = step_inputs(z)
+    assert x.audio.shape == (10, 80) and not x.audio_mask.any() and x.visual_mask.all()
+    noface = rows["fake/noface.mp4"]
+    assert noface["status"] == "no_face" and not noface["has_face"] and noface["has_audio"]
+    z = load_npz(out, noface)
+    assert not z["found"].any() and not np.abs(z["visual"].astype(np.float32)).any()  # masked, not filled
+    x = step_inputs(z)
+    assert not x.visual_mask.any() and x.audio_mask.mean() > 0.8
+    bad = rows["fake/corrupt.mp4"]
+    assert bad["status"] == "decode_error" and bad["npz"] is None and "corrupt.mp4" in bad["message"]
+    assert not (out / "videos" / f"{safe_id('fake/corrupt.mp4')}.npz").exists()
+    ds = FeatureDataset(out)  # the three decoded videos train; the corrupt one is left out
+    assert sorted(r.id for r in ds.records) == ["fake/noface.mp4", "real/face.mp4", "real/silent.mp4"]
+    assert main(["features", "tinycnn", str(edge_cases), "--out", str(out), "--size", "32", "--no-progress",
+                 "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["skipped"] + again["processed"] == 4 and again["by_status"] == summary["by_status"]
