@@ -159,3 +159,20 @@ def test_faceless_silent_and_corrupt_videos_are_recorded(edge_cases, tmp_path, c
                  "--json"]) == 0
     again = json.loads(capsys.readouterr().out)
     assert again["skipped"] + again["processed"] == 4 and again["by_status"] == summary["by_status"]
+
+
+def test_training_checks_a_features_folder_version(reference, tmp_path, capsys):
+    """check_cache reads a features folder as one (its own version and remedy); an older one is refused."""
+    import shutil
+
+    from fakelens.data.cache import check_cache
+
+    folder = tmp_path / "f"
+    shutil.copytree(reference, folder)
+    check_cache(folder)  # a fresh folder passes
+    cfg = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**cfg, "version": 0}))
+    assert main(["train", "--config", "configs/demo_localizer.yaml", "--out", str(tmp_path / "run"),
+                 "--set", f"data.cache={folder}"]) == 2
+    err = capsys.readouterr().err
+    assert "older fakelens" in err and "fakelens features RUN_OR_ENCODER DATA" in err

@@ -248,3 +248,35 @@ def test_windows_on_a_long_video_merge_to_the_whole_video_answer():
     np.testing.assert_array_equal(windowed.step_scores, whole.step_scores)
     top = sorted((round(p.start * 25), round(p.end * 25)) for p in whole.proposals[:4])
     assert top == sorted(segs)
+
+
+@pytest.mark.parametrize("step_frames", [1, 5])
+def test_both_proposal_methods_give_the_segment_on_the_frame_grid(step_frames):
+    """An oracle's perfect steps give back [0.4, 0.8) s exactly, every frame (25 fps) or 5 steps a
+    second: proposals are in seconds on the label grid, step j = [origin + j k / fps, + k / fps).
+    Before: the threshold method put cells half a step late ([0.42, 0.82) at 25 fps)."""
+    from fakelens.inference.localize import localize
+    from fakelens.train.config import PredictConfig
+
+    fps, n = 25.0, 50 // step_frames  # 2 s
+    step = step_frames / fps
+    a, b = round(0.4 / step), round(0.8 / step)  # steps of the segment
+    vis = np.full((n, 5), -8.0, np.float32)
+    vis[a:b, 0] = 8.0
+    c = (a + b) // 2  # the one point that fires, with exact distances to the edges
+    vis[:, 1:3] = 1.0
+    vis[c, 1:3] = (c + 0.5 - a, b - c - 0.5)
+    x = StepInputs(vis, np.zeros((n, 1), np.float32), np.ones(n, bool), np.ones(n, bool),
+                   np.arange(n) * step_frames, fps=fps, step_frames=step_frames, duration=2.0)
+
+    class Peak(_Oracle):  # point logits fire at the centre only; frame logits over the whole segment
+        def forward(self, visual_features, audio_features, mask=None, visual_mask=None, audio_mask=None):
+            out = super().forward(visual_features, audio_features, mask)
+            peak = torch.full_like(visual_features[..., 0], -8.0)
+            peak[:, c] = 8.0
+            return {**out, "point_logits": peak}
+
+    for method in ("boundaries", "thresholds"):
+        out = localize(Peak(), x, PredictConfig(proposals=method, thresholds=(0.5,), suppression="nms"))
+        best = out.proposals[0]
+        assert (best.start, best.end) == pytest.approx((0.4, 0.8), abs=1e-9), method

@@ -24,14 +24,19 @@ CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 RECIPES = sorted(CONFIGS.glob("*.yaml"))
 # The dataset format each recipe is made for (a new recipe must say which, here).
 RECIPE_FORMAT = {"demo": "avdeepfake1m", "avdf1m_task1": "avdeepfake1m", "csv_audio_resnet18": "csv",
-                 "dfdc_effnet": "dfdc", "dfdc_r2plus1d": "dfdc", "dfdc_3d_roi": "dfdc"}
+                 "dfdc_effnet": "dfdc", "dfdc_r2plus1d": "dfdc", "dfdc_3d_roi": "dfdc",
+                 "avdf1m_task2": "avdeepfake1m", "demo_localizer": "avdeepfake1m", "lavdf": "lavdf"}
 # Preprocessing other than the shared 4 frames per video, for recipes made for another input: the
 # 3D-CNN recipe's ROI clip windows (windows of 6 frames: the smoke run's clips must divide them).
 RECIPE_PREPROCESS = {"dfdc_3d_roi": ("--windows", "2", "--window-frames", "6", "--crop", "roi")}
 NOISE = ("GPU available", "Tip:", "LeafSpec", "does not have many workers", "Trainable params")
 
 
-def _preprocess(data: Path, cache: Path, sampling: tuple[str, ...] = ("--frames", "4")) -> Path:
+def _preprocess(data: Path, cache: Path, sampling: tuple[str, ...] = ("--frames", "4"), dense: bool = False) -> Path:
+    if dense:  # dense features for the localizer recipes: every frame, a random-init tinycnn, log-mel
+        assert main(["features", "tinycnn", str(data), "--out", str(cache), "--size", "32",
+                     "--detector", "full_frame", "--no-progress"]) == 0
+        return cache
     assert main(["preprocess", str(data), "--out", str(cache), *sampling, "--size", "32",
                  "--detector", "full_frame", "--no-progress"]) == 0
     return cache
@@ -39,13 +44,15 @@ def _preprocess(data: Path, cache: Path, sampling: tuple[str, ...] = ("--frames"
 
 @pytest.fixture(scope="session")
 def tiny_cache(tmp_path_factory, tiny_synth):
-    """tiny_cache(fmt[, sampling]) -> the tiny preset written in that layout and preprocessed
-    (4 frames per video, or the `sampling` preprocess flags given; each made once)."""
+    """tiny_cache(fmt[, sampling][, dense]) -> the tiny preset written in that layout and preprocessed
+    (4 frames per video, or the `sampling` preprocess flags given), or its dense features
+    (`fakelens features`) for dense=True; each made once."""
     made: dict[str, Path] = {}
     layouts: dict[str, Path] = {}
 
-    def get(fmt: str, sampling: tuple[str, ...] | None = None) -> Path:
+    def get(fmt: str, sampling: tuple[str, ...] | None = None, dense: bool = False) -> Path:
         key = fmt if sampling is None else f"{fmt}{' '.join(sampling)}"
+        key += " dense" if dense else ""
         if key not in made:
             if fmt not in layouts:
                 layouts[fmt] = tiny_synth
@@ -54,8 +61,7 @@ def tiny_cache(tmp_path_factory, tiny_synth):
                     assert main(["data", "synth", str(layouts[fmt]), "--preset", "tiny", "--layout", fmt,
                                  "--quiet"]) == 0
             cache = tmp_path_factory.mktemp(f"smoke_{fmt}") / "cache"
-            made[key] = _preprocess(layouts[fmt], cache) if sampling is None else \
-                _preprocess(layouts[fmt], cache, sampling)
+            made[key] = _preprocess(layouts[fmt], cache, sampling or ("--frames", "4"), dense=dense)
         return made[key]
 
     return get
@@ -82,7 +88,10 @@ def test_every_recipe_has_a_data_format():
 @pytest.mark.parametrize("recipe,fmt", [(p, RECIPE_FORMAT[p.stem]) for p in RECIPES] + [(CONFIGS / "demo.yaml", "lavdf")],
                          ids=[p.stem for p in RECIPES] + ["demo-on-lavdf"])
 def test_every_recipe_runs_offline_with_smoke(recipe, fmt, tiny_cache, offline, tmp_path, capfd):
-    run, cache = tmp_path / "run", tiny_cache(fmt, RECIPE_PREPROCESS.get(recipe.stem))
+    from fakelens.train.config import load_train_config
+
+    dense = load_train_config(recipe).data.dataset == "features"
+    run, cache = tmp_path / "run", tiny_cache(fmt, RECIPE_PREPROCESS.get(recipe.stem), dense)
     capfd.readouterr()
     assert main(["train", "--config", str(recipe), "--smoke", "--out", str(run),
                  "--set", f"data.cache={cache}", "--json"]) == 0
@@ -91,12 +100,13 @@ def test_every_recipe_runs_offline_with_smoke(recipe, fmt, tiny_cache, offline, 
     assert metrics["epochs"] == 1 and 1 <= metrics["global_step"] <= 2
     assert (run / "checkpoints" / "best.ckpt").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
     assert metrics["n_val_fake"] and metrics["n_val"] - metrics["n_val_fake"]  # both classes validated
-    from fakelens.train.config import load_train_config
-
     cfg = load_train_config(run / "config.yaml")
     assert cfg.model.pretrained is False and cfg.train.precision == "32" and cfg.train.accelerator == "cpu"
     assert cfg.train.epochs == 1 and cfg.train.batch_size <= 2 and cfg.train.num_workers <= 2
-    if cfg.model.name != "audio":
+    if dense:  # the localizer: feature widths from the folder, short training windows, AP monitored
+        assert (cfg.model.feature_dim, cfg.model.audio_feature_dim) == (192, 80) and 0 < cfg.data.max_steps <= 64
+        assert cfg.train.monitor == "val_ap" and "val_ap" in (run / "train.log").read_text()
+    elif cfg.model.name != "audio":
         assert cfg.model.image_size == 32 and cfg.data.clip_frames == cfg.model.num_frames <= 4  # the cache's
     assert "smoke: train.epochs" in err and (run / "train.log").read_text().count("\nepoch 1/1") == 1
     if recipe.stem == "dfdc_3d_roi":  # on its ROI clip windows of 6 frames, in clips of 3 (dividing them)
@@ -125,6 +135,15 @@ def test_smoke_without_a_cache_makes_a_synthetic_one_and_replaces_its_own_run(tm
     (run / "smoke.json").unlink()
     assert main(["train", "--config", recipe, "--smoke", "--out", str(run)]) == 2
     assert "already holds a trained run" in capfd.readouterr().err
+
+
+def test_smoke_of_a_localizer_recipe_without_a_cache_makes_dense_features(tmp_path, offline, capfd):
+    run = tmp_path / "runs" / "avdf1m_task2_smoke"
+    assert main(["train", "--config", str(CONFIGS / "avdf1m_task2.yaml"), "--smoke", "--out", str(run)]) == 0
+    assert "dense features of every frame (tinycnn" in capfd.readouterr().err
+    cfg = json.loads((run / "smoke_cache" / "config.json").read_text())
+    assert cfg["kind"] == "features" and cfg["encoder"]["visual"]["backbone"] == "tinycnn"
+    assert (run / "checkpoints" / "best.ckpt").is_file() and offline == []
 
 
 def test_a_cache_made_for_another_input_is_refused_with_both_values(tiny_cache, tmp_path, capfd):

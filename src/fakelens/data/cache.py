@@ -748,11 +748,17 @@ def check_cache(cache_dir: str | Path, rows: Sequence[dict[str, Any]] | None = N
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise FormatError(path, f"not JSON ({e}); {rebuild}") from None
     version = raw.get("version") if isinstance(raw, dict) else None
-    if version != CACHE_VERSION:
-        age = ("an older" if isinstance(version, int) and version < CACHE_VERSION else
+    from fakelens.data.features import FEATURES_VERSION, is_features_config
+
+    expected = CACHE_VERSION
+    if isinstance(raw, dict) and is_features_config(raw):  # a folder of dense features (`fakelens features`)
+        expected = FEATURES_VERSION
+        rebuild = f"re-run `fakelens features RUN_OR_ENCODER DATA --out {cache_dir} --force` to rebuild it"
+    if version != expected:
+        age = ("an older" if isinstance(version, int) and version < expected else
                "a newer" if isinstance(version, int) else "another")
         raise FakelensError(f"{cache_dir}: the cache was made by {age} fakelens (cache version {version}; this "
-                            f"fakelens reads version {CACHE_VERSION}, whose crops and features differ): {rebuild}")
+                            f"fakelens reads version {expected}, whose crops and features differ): {rebuild}")
     cfg = load_config(cache_dir)
     assert cfg is not None
     rows = [r for r in (read_index(cache_dir) if rows is None else rows) if r.get("npz")]

@@ -629,3 +629,12 @@ class AllClips(Dataset):
 CACHE_DATASETS: Registry[type[CacheDataset]] = Registry("cache dataset")
 for _name, _cls in (("frames", FrameDataset), ("clips", ClipDataset), ("audio", AudioDataset), ("av", AVDataset)):
     CACHE_DATASETS.register(_name)(_cls)
+
+
+def _register_features() -> None:
+    from fakelens.data.features import FeatureDataset  # whole videos of dense features (fakelens features)
+
+    CACHE_DATASETS.register("features")(FeatureDataset)  # type: ignore[arg-type]
+
+
+_register_features()

@@ -126,7 +126,8 @@ def finish(x: Any, items: Sequence[dict[str, Any]], outputs: Sequence[dict[str, 
                                  predict.max_proposals, getattr(predict, "soft_nms_sigma", 0.5),
                                  getattr(predict, "pre_topk", 2000))
     else:
-        props = proposals_from_scores(times + x.step_seconds / 2, step_scores, duration=duration,
+        # step j's cell is [times[j], times[j + 1]): the label grid (fakelens.inference.postprocess)
+        props = proposals_from_scores(times, step_scores, duration=duration,
                                       thresholds=predict.thresholds, suppression=predict.suppression,
                                       iou_threshold=predict.iou_threshold, max_proposals=predict.max_proposals)
     return Localized(score=float(step_scores.max(initial=0.0)), step_times=times, step_scores=step_scores,

@@ -57,6 +57,8 @@ class LoadedRun:
     prior: float
     checkpoint: Path
     audio_width: int | None  # mel frames per model audio input (from training), None without audio
+    features: Any = None  # fakelens.data.features.FeatureConfig of a localizer run (dense features), else None
+    encoder: Any = None  # its fakelens.inference.dense.DenseEncoder (weights from the checkpoint)
 
 
 def resolve_checkpoint(run_or_checkpoint: str | Path) -> Path:
@@ -98,7 +100,19 @@ def load_run(run_or_checkpoint: str | Path, device: str | torch.device = "cpu") 
     if hp.get("cache_config") is None:
         raise FakelensError(f"{ckpt_path}: the run was trained without a preprocessing cache, so its face/audio "
                             "parameters are unknown; predict needs a run trained with `fakelens train`")
-    cache = MediaConfig(**hp["cache_config"])
+    from fakelens.data.features import FeatureConfig, is_features_config
+
+    features = encoder = None
+    if is_features_config(hp["cache_config"]):  # a localizer over dense features: rebuild their encoder
+        from fakelens.inference.dense import DenseEncoder
+
+        features = FeatureConfig.from_dict(hp["cache_config"])
+        if "feature_encoder" not in ckpt:
+            raise FakelensError(f"{ckpt_path}: a localizer checkpoint without its feature encoder weights")
+        encoder = DenseEncoder.from_state(ckpt["feature_encoder"]).to(device)
+        cache = features.media
+    else:
+        cache = MediaConfig(**hp["cache_config"])
     model = create_model(dataclasses.replace(cfg.model, pretrained=False, audio_pretrained=None))
     state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
     model.load_state_dict(state)
@@ -110,7 +124,7 @@ def load_run(run_or_checkpoint: str | Path, device: str | torch.device = "cpu") 
     task = build_task(cfg.task, time_stride=getattr(model, "time_stride", None),
                       disabled=hp.get("disabled") or ()).to(device)
     return LoadedRun(cfg=cfg, cache=cache, model=model, task=task, prior=float(prior),
-                     checkpoint=ckpt_path, audio_width=hp.get("audio_width"))
+                     checkpoint=ckpt_path, audio_width=hp.get("audio_width"), features=features, encoder=encoder)
 
 
 def _load_failure(path: Path, e: BaseException) -> str:
@@ -166,12 +180,25 @@ def _features_job(path: str, cache_dict: dict[str, Any]) -> Any:
     return compute_features(path, MediaConfig(**cache_dict), _WORKER_DETECTOR)
 
 
+def _dense_job(path: str, features_dict: dict[str, Any]) -> Any:
+    """Worker-process entry of a localizer run: dense features with the encoder built once per process."""
+    from fakelens.data.features import FeatureConfig
+    from fakelens.inference.dense import dense_features
+
+    return dense_features(path, FeatureConfig.from_dict(features_dict), _WORKER_ENCODER, _WORKER_DETECTOR)
+
+
 _WORKER_DETECTOR: Any = None
+_WORKER_ENCODER: Any = None
 WINDOW_PER_WORKER = 2  # videos whose features are computed ahead, per worker process
 
 
-def _worker_init(detector: str, parent_pid: int | None = None) -> None:
-    global _WORKER_DETECTOR
+def _worker_init(detector: str, parent_pid: int | None = None, encoder_state: dict[str, Any] | None = None) -> None:
+    global _WORKER_DETECTOR, _WORKER_ENCODER
+    if encoder_state is not None:
+        from fakelens.inference.dense import DenseEncoder
+
+        _WORKER_ENCODER = DenseEncoder.from_state(encoder_state)
     from fakelens.faces.detectors import build_detector
 
     if parent_pid is not None:
@@ -215,6 +242,10 @@ class Predictor:
         if self.no_face not in NO_FACE:
             raise ConfigError(f"no_face must be one of {NO_FACE}, got {self.no_face!r}")
         SUPPRESSIONS.get(p.suppression)
+        self.dense = run.features is not None  # a localizer over dense features (fakelens.inference.localize)
+        if p.proposals == "boundaries" and not self.dense:
+            raise ConfigError(f"predict.proposals=boundaries needs a localizer run; {run.checkpoint} is a "
+                              f"{run.cfg.model.name!r} model: use thresholds (its per-frame scores)")
         self.batch_size = max(1, int(batch_size))  # clips per forward pass, across videos
         from fakelens.inference.device import resolve_device
 
@@ -235,17 +266,27 @@ class Predictor:
     # ------------------------------------------------------------------ features
 
     def detector(self) -> Any:
-        if self._detector is None and "video" in self.inputs:
+        if self._detector is None and ("video" in self.inputs or self.dense):
             from fakelens.faces.detectors import build_detector
 
             self._detector = build_detector(self.cache_cfg.detector)
         return self._detector
 
     def features(self, path: str | Path) -> Any:
-        """Decode, faces, log-mel of one video (fakelens.features.media.compute_features)."""
+        """Decode, faces, log-mel of one video (fakelens.features.media.compute_features), or for a
+        localizer run its dense features (fakelens.inference.dense.dense_features)."""
+        if self.dense:
+            from fakelens.inference.dense import dense_features
+
+            return dense_features(path, self.features_cfg, self.run.encoder, self.detector())
         from fakelens.features.media import compute_features
 
         return compute_features(path, self.cache_cfg, self.detector())
+
+    @property
+    def features_cfg(self) -> Any:
+        """The dense-features config with this predictor's media parameters (e.g. the no-face fallback)."""
+        return dataclasses.replace(self.run.features, media=self.cache_cfg)
 
     # ------------------------------------------------------------------ model
 
@@ -351,12 +392,18 @@ class Predictor:
         return VISUAL_ONLY if has_video else AUDIO_ONLY
 
     @torch.inference_mode()
-    def _forward(self, clips: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
+    def _forward(self, clips: Sequence[dict[str, Any]]) -> dict[str, Any]:
         """One forward pass over clips (of any videos) on the device -> per output, batch dim = clip:
         P(fake) for the logits, bool for the model's masks (frame_mask, time_mask). The clips'
-        masks and times go in with them (fakelens.models.forward_inputs)."""
+        masks and times go in with them (fakelens.models.forward_inputs). A localizer's windows:
+        {output: [per window]}, windows of any length padded together."""
         from fakelens.models import forward_inputs
 
+        if self.dense:
+            from fakelens.inference.localize import forward_items
+
+            outs = forward_items(self.run.model, clips, self.device)
+            return {k: [o[k] for o in outs] for k in outs[0]}
         non_blocking = self.device.type == "cuda"
         names = tuple(self.inputs) + tuple(getattr(self.run.model, "optional_input_names", ()))
         batch = {k: torch.stack([torch.as_tensor(c[k]) for c in clips]).to(self.device, non_blocking=non_blocking)
@@ -368,10 +415,20 @@ class Predictor:
     def _run_model(self, clips: list[dict[str, Any]]) -> dict[str, np.ndarray]:
         """Batched forward over the clips of one video -> numpy arrays per output, batch dim = clip."""
         outs = [self._forward(clips[i:i + self.batch_size]) for i in range(0, len(clips), self.batch_size)]
+        if self.dense:
+            return {k: [v for o in outs for v in o[k]] for k in outs[0]}
         return {k: np.concatenate([o[k] for o in outs], axis=0) for k in outs[0]}
 
     def _prepare(self, video_id: str, feats: Any) -> list[dict[str, Any]]:
         """The model inputs of one video (its clips), or the reason it cannot be scored."""
+        if self.dense:
+            from fakelens.data.features import step_inputs
+            from fakelens.inference.localize import window_items
+
+            if not feats.has_face and not feats.has_audio:
+                raise _NoFace("neither a face nor audio: nothing to localize from")
+            p = self.run.cfg.predict
+            return window_items(step_inputs(feats.arrays), p.window_steps, p.window_overlap)
         return self._clips(feats, self.streams(video_id, feats))
 
     def predict_features(self, video_id: str, feats: Any) -> tuple[Prediction, float]:
@@ -392,6 +449,8 @@ class Predictor:
     def _finish(self, video_id: str, feats: Any, clips: list[dict[str, Any]], probs: dict[str, np.ndarray]
                 ) -> Prediction:
         """The Prediction of one video from its clips and the model's outputs on them (batch dim = clip)."""
+        if self.dense:
+            return self._finish_dense(video_id, feats, clips, probs)
         frame_times = frame_scores = audio_times = audio_scores = masks = None
         streams = clips[0].get("streams", AUDIO_VISUAL)
         head = self.stream_head(streams) if {"video", "audio"} <= set(self.inputs) else None
@@ -428,6 +487,22 @@ class Predictor:
         return Prediction(id=video_id, score=float(score), proposals=proposals, frame_times=frame_times,
                           frame_scores=frame_scores, audio_times=audio_times, audio_scores=audio_scores,
                           fallback=fallback, extras=extras, streams=streams)
+
+    def _finish_dense(self, video_id: str, feats: Any, windows: list[dict[str, Any]], outs: dict[str, list]
+                      ) -> Prediction:
+        """A localizer's Prediction: proposals from its windows (fakelens.inference.localize.finish),
+        per-step scores as the timeline, the video score their maximum."""
+        from fakelens.data.features import step_inputs
+        from fakelens.inference.localize import finish
+
+        per_window = [{k: v[i] for k, v in outs.items()} for i in range(len(windows))]
+        loc = finish(step_inputs(feats.arrays), windows, per_window, self.run.cfg.predict)
+        streams = AUDIO_VISUAL if feats.has_face and feats.has_audio else (
+            VISUAL_ONLY if feats.has_face else AUDIO_ONLY)
+        return Prediction(id=video_id, score=loc.score, proposals=loc.proposals, frame_times=loc.step_times,
+                          frame_scores=loc.step_scores, streams=streams,
+                          fallback=FULL_FRAME_FALLBACK if feats.fallback else None,
+                          extras={"windows": float(loc.n_windows)})
 
     def _audio_steps(self, clips: list[dict[str, Any]], steps: np.ndarray,
                      step_mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -527,16 +602,19 @@ class Predictor:
         # dynamic mmap threshold they would land on the heap, which fragments and never shrinks.
         release_large_allocations()
         cache_dict = to_dict(self.cache_cfg)
+        job, job_cfg, encoder_state = _features_job, cache_dict, None
+        if self.dense:
+            job, job_cfg, encoder_state = _dense_job, self.features_cfg.to_dict(), self.run.encoder.state()
         submitted: dict[int, float] = {}  # id(future) -> submission time
 
         # spawn, not fork: forking a process whose torch thread pools are running can deadlock.
         with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init,
-                                 initargs=(self.cache_cfg.detector, os.getpid()),
+                                 initargs=(self.cache_cfg.detector, os.getpid(), encoder_state),
                                  mp_context=multiprocessing.get_context("spawn")) as pool:
             def submit(rec: VideoRecord) -> Any:
                 if rec.path is None:
                     return None
-                fut = pool.submit(_features_job, str(rec.path), cache_dict)
+                fut = pool.submit(job, str(rec.path), job_cfg)
                 submitted[id(fut)] = time.perf_counter()
                 return fut
 
@@ -571,6 +649,8 @@ class Predictor:
         preds: list[Prediction] = []
         failures: list[Failure] = []
         totals = {"decode": 0.0, "faces": 0.0, "audio": 0.0, "model": 0.0, "features_wall": 0.0}
+        if self.dense:
+            totals["encoder"] = 0.0
         items: Iterable = self._iter_features(records, workers)
         if progress:
             from tqdm import tqdm
@@ -632,7 +712,11 @@ class Predictor:
             totals["decode"] += tm.get("probe", 0.0) + tm.get("decode", 0.0)
             totals["faces"] += tm.get("detect", 0.0) + tm.get("track", 0.0) + tm.get("crop", 0.0)
             totals["audio"] += tm.get("audio", 0.0)
-            probs = {k: np.stack([o[k] for o in p.outputs]) for k in p.outputs[0]}  # (n_clips, ...)
+            if self.dense:
+                totals["encoder"] += tm.get("visual_encoder", 0.0) + tm.get("audio_encoder", 0.0)
+                probs = {k: [o[k] for o in p.outputs] for k in p.outputs[0]}  # {output: [per window]}
+            else:
+                probs = {k: np.stack([o[k] for o in p.outputs]) for k in p.outputs[0]}  # (n_clips, ...)
             pred = self._finish(rec.id, p.feats, p.clips, probs)
             totals["model"] += p.t_model
             pred.extras.update({f"t_{k}": float(v) for k, v in tm.items()})

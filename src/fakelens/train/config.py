@@ -24,7 +24,7 @@ class DataConfig:
     """Where the training samples come from: a cache written by `fakelens preprocess`."""
 
     cache: str = ""  # cache directory (relative paths resolve against the working directory)
-    dataset: str = "clips"  # a CACHE_DATASETS entry giving the model's inputs: clips | audio | av
+    dataset: str = "clips"  # a CACHE_DATASETS entry giving the model's inputs: clips | audio | av | frames | features
     train_split: str = "train"
     val_split: str = "val"  # a split of the cache (an unknown name is an error); "" = carve it out of train
     val_fraction: float = 0.15  # used when carving validation out of train
@@ -32,6 +32,7 @@ class DataConfig:
     balance: Literal["none", "pos_weight", "sampler"] = "pos_weight"  # class balance by loss or sampler
     clip_frames: int = 8  # clips / av: consecutive cached frames per sample
     audio_seconds: float | None = None  # audio / av: mel window length (None = the dataset's default)
+    max_steps: int = 0  # features: train on random windows of this many steps of longer videos (0 = whole videos)
 
     def __post_init__(self) -> None:
         if not 0 < self.val_fraction < 1:
@@ -101,7 +102,9 @@ class RunConfig:
     accumulate_grad_batches: int = 1
     seed: int = 0
     max_params: int = 200_000_000  # budget check before training: larger models are refused
-    monitor: Literal["val_auc", "val_logloss"] = "val_auc"  # over video scores computed as predict computes them
+    # over video scores computed as predict computes them; val_ap: mean AP@{0.5,0.75,0.95} of the
+    # proposals predict writes (localization runs)
+    monitor: Literal["val_auc", "val_logloss", "val_ap"] = "val_auc"
     patience: int = 5  # early stopping after this many validations without improvement (0 = off)
     accelerator: str = "auto"  # auto | cpu | gpu
     devices: str = "auto"  # "auto", a count ("2") or a list ("0,1")

@@ -82,6 +82,8 @@ def dataset_kwargs(cfg: TrainConfig) -> dict[str, Any]:
         return {"window_seconds": d.audio_seconds} if d.audio_seconds is not None else {}
     if d.dataset == "frames":
         return {}
+    if d.dataset == "features":
+        return {"max_steps": d.max_steps}
     raise ConfigError(f"data.dataset {d.dataset!r} has no mapping of its options")
 
 
@@ -155,10 +157,13 @@ def build_datasets(cfg: TrainConfig) -> tuple[Any, Any]:
         val_cls, val_kw = ClipDataset, {"clip_frames": d.clip_frames}
     if d.dataset == "av":
         val_kw["audio_seconds"] = train.audio_seconds
+    whole = d.dataset == "features"  # items are whole videos, scored as predict scores them (windows)
+    if whole:
+        val_kw["max_steps"] = 0
     if not carve:
         val = val_cls(cache, val_split, labeled_only=True, random=False, **val_kw)
         check_cache(cache, [*train.rows, *val.rows])  # in this process, not in a loader worker mid-epoch
-        return train, AllClips(val)
+        return train, val if whole else AllClips(val)
     from fakelens.data.splits import split_by_group
 
     val_base = val_cls(cache, train_split, labeled_only=True, random=False, **val_kw)
@@ -167,7 +172,53 @@ def build_datasets(cfg: TrainConfig) -> tuple[Any, Any]:
     val_ids = {r.id for r in val_recs}
     train_idx = [i for i, r in enumerate(train.records) if r.id not in val_ids]
     val_idx = [i for i, r in enumerate(val_base.records) if r.id in val_ids]
-    return LabeledSubset(train, train_idx), AllClips(val_base, val_idx)
+    return LabeledSubset(train, train_idx), LabeledSubset(val_base, val_idx) if whole else AllClips(val_base, val_idx)
+
+
+def model_from_data(cfg: TrainConfig) -> TrainConfig:
+    """The run config with what the data decides about the model: the feature widths of a
+    localizer over a features folder (model.feature_dim / audio_feature_dim; given ones must match)."""
+    import dataclasses
+
+    if cfg.data.dataset != "features" or not cfg.data.cache:
+        return cfg
+    from fakelens.data.cache import load_config
+    from fakelens.data.features import FeatureConfig
+
+    fc = load_config(Path(cfg.data.cache))
+    if not isinstance(fc, FeatureConfig):
+        raise FakelensError(f"{cfg.data.cache}: data.dataset=features needs a folder made by `fakelens features`")
+    m = cfg.model
+    for key, value in (("feature_dim", fc.visual_dim), ("audio_feature_dim", fc.audio_dim)):
+        given = getattr(m, key)
+        if given is not None and given != value:
+            raise ConfigError(f"model.{key}={given} but the features in {cfg.data.cache} are {value} wide")
+    return dataclasses.replace(cfg, model=dataclasses.replace(m, feature_dim=fc.visual_dim,
+                                                              audio_feature_dim=fc.audio_dim))
+
+
+def feature_encoder_state(cfg: TrainConfig) -> dict[str, Any] | None:
+    """The encoder weights of a features folder (FEATS/encoder.pt), kept in the run's checkpoints
+    so `predict` turns raw videos into the same features; None for other caches."""
+    if cfg.data.dataset != "features" or not cfg.data.cache:
+        return None
+    import torch
+
+    from fakelens.data.cache import load_config
+
+    path = Path(cfg.data.cache) / "encoder.pt"
+    digest = (load_config(Path(cfg.data.cache)).encoder or {}).get("digest")
+    from fakelens.inference.dense import load_encoder
+
+    load_encoder(path, digest)  # checked: the weights config.json records
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def collate_fn(dataset: Any) -> Any:
+    """The collate function of a (wrapped) cache dataset, None for the default one."""
+    while not hasattr(dataset, "collate") and hasattr(dataset, "base"):
+        dataset = dataset.base
+    return getattr(dataset, "collate", None)
 
 
 _WORKER_ERROR = re.compile(r"^Caught (?P<name>\w+) in DataLoader worker process (?P<worker>\d+)\.\n")

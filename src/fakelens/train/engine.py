@@ -3,8 +3,10 @@
 run_dir/
   config.yaml        the resolved TrainConfig (re-loadable with load_train_config)
   cache_config.json  the preprocessing parameters of the training cache (predict uses the same)
-  checkpoints/       best.ckpt (best by train.monitor: val_auc / val_logloss over the video scores
-                     predict would give, see fakelens.train.module), last.ckpt (for --resume)
+  checkpoints/       best.ckpt (best by train.monitor: val_auc / val_logloss over the video scores, or
+                     val_ap over the proposals, that predict would give, see fakelens.train.module),
+                     last.ckpt (for --resume); a localizer's checkpoints also hold the encoder weights
+                     of its features folder
   logs/              csv/version_N/metrics.csv and tensorboard/version_N/ events (N = launch)
   metrics.json       best score, epochs, steps, wall time, training-set prior, sizes
 
@@ -202,8 +204,11 @@ def make_loaders(cfg: TrainConfig, train_ds: Any, val_ds: Any, train_labels: Seq
         if len(train_ds) != len(weights) and per_video * len(weights) == len(train_ds):
             weights = [w / per_video for w in weights for _ in range(per_video)]  # items of a video in a row
     sampler = EpochSampler(len(train_ds), t.seed, weights)
-    train = DataLoader(SeededItems(train_ds), sampler=sampler, drop_last=len(train_ds) > t.batch_size, **common)
-    val = DataLoader(val_ds, shuffle=False, **common)
+    from fakelens.train.data import collate_fn
+
+    train = DataLoader(SeededItems(train_ds), sampler=sampler, drop_last=len(train_ds) > t.batch_size,
+                       collate_fn=collate_fn(train_ds), **common)
+    val = DataLoader(val_ds, shuffle=False, collate_fn=collate_fn(val_ds), **common)
     return train, val
 
 
@@ -278,6 +283,9 @@ def _fit(cfg: TrainConfig, run_dir: Path, resume: bool, train_dataset: Any, val_
     from fakelens.models import resolve_config
 
     L.seed_everything(cfg.train.seed, workers=True, verbose=False)
+    from fakelens.train.data import feature_encoder_state, model_from_data
+
+    cfg = model_from_data(cfg)  # e.g. the feature widths of a localizer
     cfg = dataclasses.replace(cfg, model=resolve_config(cfg.model))  # the run saves concrete values
     n_params = check_budget(cfg.model, cfg.train.max_params)
 
@@ -301,7 +309,8 @@ def _fit(cfg: TrainConfig, run_dir: Path, resume: bool, train_dataset: Any, val_
     cache_config = cache_config_dict(cfg)
     module = DetectorModule(to_dict(cfg), prior=prior, pos_weight=pos_weight, cache_config=cache_config,
                             audio_width=audio_width(train_dataset), pos_weights=targets.pos_weights,
-                            disabled=targets.disabled)
+                            disabled=targets.disabled,
+                            feature_encoder=feature_encoder_state(cfg))
     left_out = left_out_videos(cfg, train_dataset, val_dataset) if not given else {}
     log = RunLog(run_dir if _is_rank_zero() else None, echo=_is_rank_zero())
     if _is_rank_zero():
@@ -314,7 +323,7 @@ def _fit(cfg: TrainConfig, run_dir: Path, resume: bool, train_dataset: Any, val_
             atomic_write_text(run_dir / CACHE_CONFIG_NAME, json.dumps(cache_config, indent=2) + "\n")
         atomic_write_text(run_dir / LEFT_OUT_NAME, json.dumps(left_out, indent=2) + "\n")
 
-    mode = "max" if cfg.train.monitor == "val_auc" else "min"
+    mode = "max" if cfg.train.monitor in ("val_auc", "val_ap") else "min"
     checkpoint = ModelCheckpoint(dirpath=str(ckpt_dir), filename=BEST_NAME, monitor=cfg.train.monitor, mode=mode,
                                  save_top_k=1, enable_version_counter=False, auto_insert_metric_name=False)
     # Lightning's save_last=True only refreshes last.ckpt when best.ckpt changes; --resume needs the

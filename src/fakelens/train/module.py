@@ -7,8 +7,12 @@ ranks are gathered, duplicates from the distributed sampler's padding dropped, a
 score is fakelens.inference.aggregate.video_score with the run's `predict.level` and
 `predict.aggregate`. `val_logloss` and `val_auc` are computed over those video scores (stateless
 functions of fakelens.metrics), so the checkpoint kept is the best at what predict outputs;
-`val_loss` is the mean task loss over the clips. A non-finite loss is skipped (all ranks
-together) or stops the run with a clear message, as the config says.
+`val_loss` is the mean task loss over the clips. A localization run (task `localization`, items
+are whole videos of dense features) localizes each validation video with
+fakelens.inference.localize, as predict does (windows, proposals), and logs `val_ap` (mean
+AP@{0.5, 0.75, 0.95} with the official semantics), AP per threshold, AR@10/50 and the video
+`val_auc` / `val_logloss`. A non-finite loss is skipped (all ranks together) or stops the run
+with a clear message, as the config says.
 """
 
 from __future__ import annotations
@@ -80,14 +84,18 @@ class DetectorModule(L.LightningModule):
 
     def __init__(self, config: dict[str, Any], prior: float | None = None, pos_weight: float | None = None,
                  cache_config: dict[str, Any] | None = None, audio_width: int | None = None,
-                 pos_weights: dict[str, float] | None = None, disabled: list[str] | None = None):
+                 pos_weights: dict[str, float] | None = None, disabled: list[str] | None = None,
+                 feature_encoder: dict[str, Any] | None = None):
         super().__init__()
         from fakelens.models import create_model
         from fakelens.tasks import build_task
         from fakelens.train.augment import build_batch_mix
         from fakelens.train.config import TrainConfig
 
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["feature_encoder"])
+        # The encoder weights of a features folder (fakelens.inference.dense): not trained, kept in
+        # every checkpoint so predict can compute the same features from raw videos.
+        self.feature_encoder = feature_encoder
         self.cfg: TrainConfig = from_dict(TrainConfig, config)
         self.model = create_model(self.cfg.model)
         # pos_weights / disabled: per loss term, from the training labels (fakelens.train.targets)
@@ -98,6 +106,20 @@ class DetectorModule(L.LightningModule):
         self._nonfinite_run = 0
         self._val: list[dict[str, torch.Tensor]] = []  # per validation batch: see validation_step
         self.undefined_metrics: dict[str, str] = {}  # metric -> why it is undefined at this validation
+        self._val_loc: list[tuple[int, str, Any, list[list[float]], float, float]] = []  # localization, per video
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self.feature_encoder is not None:
+            checkpoint["feature_encoder"] = self.feature_encoder
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if "feature_encoder" in checkpoint:
+            self.feature_encoder = checkpoint["feature_encoder"]
+
+    @property
+    def localizing(self) -> bool:
+        """A localization run: validation scores the proposals predict writes (fakelens.inference.localize)."""
+        return self.cfg.task.name == "localization"
 
     def forward(self, **inputs: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.model(**inputs)
@@ -177,6 +199,9 @@ class DetectorModule(L.LightningModule):
             raise KeyError("validation items need `video_index` and `clip_index` (fakelens.data.dataset.AllClips, "
                            "or fakelens.train.data.validation_dataset for one-clip videos)")
         label = batch["video_label"] if "video_label" in batch else batch["label"]  # (B,) the whole video's
+        if self.localizing:
+            self._validate_localization(batch, label)
+            return
         rec = {
             "video": batch["video_index"].long(),  # (B,)
             "clip": batch["clip_index"].long(),  # (B,)
@@ -189,8 +214,64 @@ class DetectorModule(L.LightningModule):
             rec["mask"] = frame_counted(outputs, batch).float()  # (B, T)
         self._val.append(rec)
 
+    def _validate_localization(self, batch: dict[str, Any], label: torch.Tensor) -> None:
+        """Each video of the batch localized as predict localizes it (windows, proposals)."""
+        from fakelens.data.features import StepInputs
+        from fakelens.inference.localize import localize
+
+        for i in range(int(label.shape[0])):
+            x = StepInputs.from_batch(batch, i)
+            out = localize(self.model, x, self.cfg.predict, device=self.device)
+            gt = [s for s in batch["segments_seconds"][i].tolist() if s[1] > s[0] >= 0]
+            self._val_loc.append((int(batch["video_index"][i]), str(batch["id"][i]), out.proposals, gt,
+                                  out.score, float(label[i])))
+
+    def _end_localization(self) -> None:
+        """val_ap (mean AP@{0.5, 0.75, 0.95}), AP per threshold, AR@{10, 50}, val_auc / val_logloss of
+        the video scores (max step score), over every rank's videos."""
+        from fakelens.metrics import auc, log_loss
+        from fakelens.metrics.localization import ap_at_iou, ar_at_n
+
+        rows = self._val_loc
+        if self.trainer.world_size > 1:
+            import torch.distributed as dist
+
+            every: list[Any] = [None] * self.trainer.world_size
+            dist.all_gather_object(every, rows)
+            rows = [r for part in every for r in part]
+        seen: dict[int, Any] = {}
+        for r in rows:
+            seen.setdefault(r[0], r)  # the distributed sampler repeats videos to even out ranks
+        rows = [seen[k] for k in sorted(seen)]
+        self._val_loc = []
+        self.undefined_metrics = {}
+        props = {r[1]: list(r[2]) for r in rows}
+        gt = {r[1]: r[3] for r in rows}
+        if any(gt.values()):
+            ap = ap_at_iou(props, gt, (0.5, 0.75, 0.95))
+            ar = ar_at_n(props, gt, (10, 50))
+            for t, v in ap.items():
+                self.log(f"val_ap@{t:g}", float(v), sync_dist=False)
+            for n, v in ar.items():
+                self.log(f"val_ar@{n}", float(v), sync_dist=False)
+            self.log("val_ap", float(np.mean(list(ap.values()))), sync_dist=False, prog_bar=True)
+        else:  # logged as NaN (the worst score for a checkpoint monitor), never a crash losing the run
+            self.undefined_metrics["val_ap"] = f"the {len(rows)} validation videos scored hold no fake segment"
+            self.log("val_ap", float("nan"), sync_dist=False)
+        y = np.array([r[5] for r in rows]).round().astype("int64")
+        s = np.array([r[4] for r in rows])
+        self.log("val_videos", float(len(y)), sync_dist=False)
+        self.log("val_logloss", float(log_loss(y, s)), sync_dist=False)
+        if 0 < y.sum() < len(y):
+            self.log("val_auc", float(auc(y, s)), sync_dist=False)
+        else:
+            self.undefined_metrics["val_auc"] = (f"the {len(y)} validation videos scored hold only "
+                                                 f"{'fake' if y.sum() else 'real'} ones")
+            self.log("val_auc", float("nan"), sync_dist=False)
+
     def on_validation_epoch_start(self) -> None:
         self._val = []
+        self._val_loc = []
 
     def _gather(self, t: torch.Tensor) -> torch.Tensor:
         """(N_rank, ...) on every rank -> (sum of N_rank, ...) everywhere, whatever each rank holds."""
@@ -203,6 +284,9 @@ class DetectorModule(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         from fakelens.metrics import auc, log_loss
 
+        if self.localizing:
+            self._end_localization()
+            return
         if not self._val:
             return
         parts = {k: torch.cat([r[k] for r in self._val]) for k in self._val[0]}  # each (N_rank, ...)

@@ -6,9 +6,11 @@ small and local: pretrained weights off (nothing is downloaded), fp32 on one CPU
 workers at most half the CPUs, batches of at most 2 videos, one epoch of 2 training and 2
 validation batches, clips of at most 4 frames, and the model's input size taken from the cache
 (its crop size, no more frames than it holds, and for a cache of clip windows a clip length
-dividing the window: 3 frames in windows of 30). Each change is one line of the run's log.
-`--set` after `--smoke` still wins. Without data.cache, a tiny synthetic set is generated and
-preprocessed into the run folder first (SMOKE_DATA, SMOKE_CACHE).
+dividing the window: 3 frames in windows of 30); a localizer over dense features trains on
+windows of at most SMOKE_STEPS steps. Each change is one line of the run's log. `--set` after
+`--smoke` still wins. Without data.cache, a tiny synthetic set is generated and preprocessed
+into the run folder first (SMOKE_DATA, SMOKE_CACHE): face crops and log-mels, or for
+data.dataset=features its dense features through a random-init `tinycnn` and the log-mel.
 
 `smoke_overrides` looks up the model's inputs in the registry (torch): call it after the
 light config check.
@@ -25,6 +27,8 @@ SMOKE_BATCH = 2  # videos per batch
 SMOKE_BATCHES = 2  # training and validation batches of the one epoch
 SMOKE_SIZE = 64  # crop side of the synthetic cache made when no cache is given
 SMOKE_CACHE_FRAMES = 8
+SMOKE_STEPS = 64  # dense-feature steps per training window of a localizer
+SMOKE_ENCODER = "tinycnn"  # the visual encoder of the synthetic features folder (random init, offline)
 SMOKE_DATA, SMOKE_CACHE = "smoke_data", "smoke_cache"  # inside the run folder
 MARKER = "smoke.json"  # a run folder holding this is a smoke run: a new --smoke run replaces it
 
@@ -79,6 +83,8 @@ def smoke_overrides(cfg: Any, cache_config: Any | None) -> tuple[list[str], list
         put("model.num_frames", frames)
         if cache_config is not None:
             put("model.image_size", int(cache_config.size))
+    if d.dataset == "features":
+        put("data.max_steps", min(d.max_steps, SMOKE_STEPS) if d.max_steps > 0 else SMOKE_STEPS)
     overrides = [f"{key}={_text(new)}" for key, _, new in sets]
     notes = [f"smoke: {key} {_text(old)} -> {_text(new)}" for key, old, new in sets]
     return overrides, notes
@@ -94,19 +100,38 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def make_smoke_cache(run_dir: Path, progress: bool = False) -> tuple[Path, list[str]]:
+def make_smoke_cache(run_dir: Path, progress: bool = False, dataset: str = "clips") -> tuple[Path, list[str]]:
     """A tiny synthetic AV-Deepfake1M-style set (8 videos) preprocessed into RUN/smoke_cache with
-    the full-frame detector (no face detector needed), for a smoke run given no data.cache."""
+    the full-frame detector (no face detector needed), for a smoke run given no data.cache; for
+    `dataset` "features" its dense features (every frame, SMOKE_ENCODER + log-mel)."""
     from fakelens.data.cache import CacheConfig, preprocess
     from fakelens.data.formats import load_dataset
     from fakelens.data.synthetic import generate, preset
 
     data = Path(run_dir) / SMOKE_DATA
     cache = Path(run_dir) / SMOKE_CACHE
+    dense = dataset == "features"
+    if (cache / "index.jsonl").is_file():
+        from fakelens.data.cache import load_config
+        from fakelens.data.features import FeatureConfig
+
+        if isinstance(load_config(cache), FeatureConfig) != dense:  # an earlier smoke run of another recipe
+            import shutil
+
+            shutil.rmtree(cache)
     if not (cache / "index.jsonl").is_file():
-        generate(data, preset("tiny"), progress=progress)
+        if not (data / "synthetic.json").is_file():
+            generate(data, preset("tiny"), progress=progress)
         records = load_dataset(data).records
-        preprocess(records, cache, CacheConfig(sampling="frames", n_frames=SMOKE_CACHE_FRAMES, size=SMOKE_SIZE,
-                                               detector="full_frame"), progress=progress)
-    return cache, [f"smoke: no data.cache given: the synthetic 'tiny' set ({data}) preprocessed into {cache} "
-                   f"({SMOKE_CACHE_FRAMES} frames of {SMOKE_SIZE} px per video, full-frame crops)"]
+        if dense:
+            from fakelens.features.media import MediaConfig
+            from fakelens.inference.dense import run_features
+
+            run_features(SMOKE_ENCODER, records, cache, progress=progress,
+                         media=MediaConfig(sampling="all", size=SMOKE_SIZE, detector="full_frame", max_faces=1))
+        else:
+            preprocess(records, cache, CacheConfig(sampling="frames", n_frames=SMOKE_CACHE_FRAMES, size=SMOKE_SIZE,
+                                                   detector="full_frame"), progress=progress)
+    what = (f"dense features of every frame ({SMOKE_ENCODER}, random init, on {SMOKE_SIZE}-px full frames; log-mel)"
+            if dense else f"{SMOKE_CACHE_FRAMES} frames of {SMOKE_SIZE} px per video, full-frame crops")
+    return cache, [f"smoke: no data.cache given: the synthetic 'tiny' set ({data}) preprocessed into {cache} ({what})"]

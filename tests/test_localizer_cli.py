@@ -1,0 +1,81 @@
+"""Temporal localization end to end on the tiny synthetic set: features from a trained run ->
+`train` a localizer -> `predict` task-2 proposals -> `evaluate` -> `submission check`; `detect`
+renders its proposals; a classification run keeps the threshold baseline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fakelens.cli.main import main
+from fakelens.data.cache import load_npz, read_index
+
+pytestmark = pytest.mark.slow
+
+
+
+@pytest.fixture(scope="module")
+def localizer(tiny_synth, tmp_path_factory):
+    """A tiny AV run (the encoder), its dense features, a localizer trained on them."""
+    root = tmp_path_factory.mktemp("loc")
+    cache, run, feats, loc = root / "cache", root / "run", root / "feats", root / "loc"
+    assert main(["preprocess", str(tiny_synth), "--out", str(cache), "--frames", "4", "--size", "32",
+                 "--detector", "haar", "--no-progress"]) == 0
+    assert main(["train", "--config", "configs/demo.yaml", "--out", str(run), "--set", f"data.cache={cache}",
+                 "--set", "train.epochs=1", "--set", "train.num_workers=0", "--set", "train.progress_bar=false",
+                 "--set", "data.clip_frames=4", "--set", "model.num_frames=4", "--set", "model.image_size=32"]) == 0
+    assert main(["features", str(run), str(tiny_synth), "--out", str(feats), "--no-progress"]) == 0
+    assert main(["train", "--config", "configs/demo_localizer.yaml", "--out", str(loc), "--set", f"data.cache={feats}",
+                 "--set", "train.epochs=2", "--set", "train.num_workers=0", "--set", "model.temporal_dim=16"]) == 0
+    return {"root": root, "run": run, "feats": feats, "loc": loc}
+
+
+def test_features_of_a_run_use_its_encoders_and_crops(localizer):
+    cfg = json.loads((localizer["feats"] / "config.json").read_text())
+    assert cfg["media"]["size"] == 32 and cfg["media"]["detector"] == "haar"  # the run's cache crops
+    assert cfg["encoder"]["visual"]["backbone"] == "tinycnn" and cfg["encoder"]["audio"]["kind"] == "cnn"
+    row = read_index(localizer["feats"])[0]
+    z = load_npz(localizer["feats"], row)
+    assert z["visual"].shape[1] == 192 and z["audio"].shape[1] == 192  # av_tiny: tinycnn for both streams
+    metrics = json.loads((localizer["loc"] / "metrics.json").read_text())
+    assert metrics["monitor"] == "val_ap" and metrics["best_score"] is not None
+
+
+def test_localizer_predicts_a_valid_task2_submission_and_is_scored(localizer, tiny_synth, capsys):
+    out = localizer["root"] / "prediction.json"
+    assert main(["predict", str(localizer["loc"]), str(tiny_synth), "--split", "test", "--format", "avdf1m-task2",
+                 "--out", str(out), "--no-progress", "--predictions", str(out) + ".full.json"]) == 0
+    capsys.readouterr()
+    subs = json.loads(out.read_text())
+    assert len(subs) == 2 and all(1 <= len(v) <= 100 for v in subs.values())
+    for rows in subs.values():
+        conf = [r[0] for r in rows]
+        assert conf == sorted(conf, reverse=True) and all(0 <= s < e <= 1.7 for _, s, e in rows)
+    assert main(["submission", "check", str(out), "--expect", str(tiny_synth / "test_metadata.json")]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--labels", str(tiny_synth), "--split", "test", "--json"]) == 0
+    loc = json.loads(capsys.readouterr().out)["localization"]
+    assert set(loc["ap"]) == {"0.5", "0.75", "0.9", "0.95"} and "score" in loc
+    assert set(loc["ar"]) == {"50", "30", "20", "10", "5"}
+    full = json.loads(Path(str(out) + ".full.json").read_text())
+    assert full[0]["streams"] == "audio-visual" and len(full[0]["frame_times"]) > 25  # every frame scored
+
+
+def test_detect_renders_a_localizer_runs_proposals(localizer, tiny_synth, capsys):
+    meta = json.loads((tiny_synth / "test_metadata.json").read_text())
+    fake = tiny_synth / next(m["file"] for m in meta if m["fake_segments"])
+    out = localizer["root"] / "reports"
+    assert main(["detect", str(fake), "--model", str(localizer["loc"]), "--out", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["failed"] == 0
+    doc = json.loads((out / fake.stem / "report.json").read_text())
+    assert doc["status"] == "ok" and 1 <= len(doc["proposals"]) <= 100
+    assert doc["model"]["name"] == "localizer" and (out / fake.stem / "timeline.png").is_file()
+
+
+def test_classification_runs_keep_the_threshold_baseline(localizer, tiny_synth, capsys):
+    out = localizer["root"] / "baseline.json"
+    assert main(["predict", str(localizer["run"]), str(tiny_synth), "--split", "test", "--format", "avdf1m-task2",
+                 "--out", str(out), "--no-progress"]) == 0
+    assert main(["submission", "check", str(out), "--expect", str(tiny_synth / "test_metadata.json")]) == 0
