@@ -79,3 +79,47 @@ def test_classification_runs_keep_the_threshold_baseline(localizer, tiny_synth, 
     assert main(["predict", str(localizer["run"]), str(tiny_synth), "--split", "test", "--format", "avdf1m-task2",
                  "--out", str(out), "--no-progress"]) == 0
     assert main(["submission", "check", str(out), "--expect", str(tiny_synth / "test_metadata.json")]) == 0
+
+
+def test_a_silent_video_is_localized_from_its_face_alone(localizer, tiny_synth, tmp_path, capsys):
+    """No audio stream: the audio steps are masked (the model's learned missing-stream vector), the
+    video is still localized and its report says "visual only"."""
+    import av
+
+    from fakelens.io.encode import write_video
+
+    meta = json.loads((tiny_synth / "test_metadata.json").read_text())
+    fake = tiny_synth / next(m["file"] for m in meta if m["fake_segments"])
+    with av.open(str(fake)) as c:
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    silent = tmp_path / "silent.mp4"
+    write_video(silent, frames, 25.0)
+    out = tmp_path / "reports"
+    assert main(["detect", str(silent), "--model", str(localizer["loc"]), "--out", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["failed"] == 0
+    doc = json.loads((out / "silent" / "report.json").read_text())
+    assert doc["status"] == "ok" and doc["verdict"]["streams"] == "visual only" and 1 <= len(doc["proposals"]) <= 100
+    assert all(0 <= p["start"] < p["end"] <= len(frames) / 25.0 + 1e-6 for p in doc["proposals"])
+
+
+def test_lavdf_layout_trains_predicts_and_scores_with_lavdf_defaults(tmp_path, capsys):
+    """LAV-DF as it ships (metadata.json with fake_periods, dev as validation): features with a
+    named backbone, the lavdf recipe (--smoke), predict --format lavdf, evaluate at LAV-DF's
+    thresholds; every test video gets proposals inside its duration."""
+    data, feats, run, pred = tmp_path / "lavdf", tmp_path / "feats", tmp_path / "run", tmp_path / "prediction.json"
+    assert main(["data", "synth", str(data), "--preset", "tiny", "--layout", "lavdf", "--quiet"]) == 0
+    assert main(["features", "tinycnn", str(data), "--out", str(feats), "--size", "32", "--detector", "haar",
+                 "--no-progress"]) == 0
+    assert main(["train", "--config", "configs/lavdf.yaml", "--smoke", "--out", str(run),
+                 "--set", f"data.cache={feats}"]) == 0
+    assert main(["predict", str(run), str(data), "--split", "test", "--format", "lavdf", "--out", str(pred),
+                 "--no-progress"]) == 0
+    meta = {m["file"]: m for m in json.loads((data / "metadata.json").read_text())}
+    subs = json.loads(pred.read_text())
+    assert set(subs) == {f for f, m in meta.items() if m["split"] == "test"}
+    for f, rows in subs.items():
+        assert 1 <= len(rows) <= 100 and all(0 <= s < e <= meta[f]["duration"] + 1e-6 for _, s, e in rows)
+    capsys.readouterr()
+    assert main(["evaluate", str(pred), "--labels", str(data), "--split", "test", "--json"]) == 0
+    loc = json.loads(capsys.readouterr().out)["localization"]
+    assert set(loc["ap"]) == {"0.5", "0.75", "0.95"} and set(loc["ar"]) == {"100", "50", "20", "10"}
