@@ -38,7 +38,27 @@ demo: $(STAMP)
 	$(FAKELENS) evaluate $(DEMO)/prediction.txt --labels $(DEMO)/data --split test --plot $(DEMO)/roc.png
 	$(FAKELENS) evaluate $(DEMO)/prediction.txt --labels $(DEMO)/data --split test --json > $(DEMO)/metrics.json.tmp
 	mv $(DEMO)/metrics.json.tmp $(DEMO)/metrics.json
+	# Temporal localization (AV-Deepfake1M task 2): an AV-1M-shaped set (8-20 s videos, 1-3 fake segments
+	# of a fraction of a second), dense features of every frame through the run's frozen encoders, a
+	# learned localizer; then the threshold baseline (the run's per-frame scores) on the same test split.
+	test -f $(DEMO)/loc_data/synthetic.json || $(FAKELENS) data synth $(DEMO)/loc_data --preset localization --videos 100 --duration 8 20 --size 96 --strength 0.8
+	$(FAKELENS) features $(DEMO)/run $(DEMO)/loc_data --split train --out $(DEMO)/loc_feats --workers 2
+	$(FAKELENS) features $(DEMO)/run $(DEMO)/loc_data --split val --out $(DEMO)/loc_feats --workers 2
+	rm -rf $(DEMO)/loc_run
+	$(FAKELENS) train --config configs/demo_localizer.yaml --set data.cache=$(DEMO)/loc_feats --out $(DEMO)/loc_run
+	$(FAKELENS) predict $(DEMO)/loc_run $(DEMO)/loc_data --split test --format avdf1m-task2 --out $(DEMO)/prediction.json --workers 2
+	$(FAKELENS) predict $(DEMO)/run $(DEMO)/loc_data --split test --format avdf1m-task2 --out $(DEMO)/baseline_prediction.json --workers 2
+	@echo "task 2, learned localizer ($(DEMO)/prediction.json):"
+	$(FAKELENS) evaluate $(DEMO)/prediction.json --labels $(DEMO)/loc_data --split test
+	@echo "task 2, threshold baseline of the task-1 run's per-frame scores ($(DEMO)/baseline_prediction.json):"
+	$(FAKELENS) evaluate $(DEMO)/baseline_prediction.json --labels $(DEMO)/loc_data --split test
+	$(FAKELENS) evaluate $(DEMO)/prediction.json --labels $(DEMO)/loc_data --split test --json > $(DEMO)/loc_metrics.json.tmp
+	mv $(DEMO)/loc_metrics.json.tmp $(DEMO)/loc_metrics.json
+	$(FAKELENS) evaluate $(DEMO)/baseline_prediction.json --labels $(DEMO)/loc_data --split test --json > $(DEMO)/baseline_loc_metrics.json.tmp
+	mv $(DEMO)/baseline_loc_metrics.json.tmp $(DEMO)/baseline_loc_metrics.json
+	$(PY) -c "import json, sys; ap = lambda p: json.load(open(p))['localization']['ap']['0.5']; a, b = ap('$(DEMO)/loc_metrics.json'), ap('$(DEMO)/baseline_loc_metrics.json'); print(f'task 2 AP@0.5: learned localizer {a:.3f}, threshold baseline {b:.3f}'); sys.exit(0 if a > b else 'the localizer does not beat the threshold baseline')"
 	@echo "demo done: submission $(DEMO)/prediction.txt, metrics $(DEMO)/metrics.json, ROC $(DEMO)/roc.png, run $(DEMO)/run"
+	@echo "           task 2: $(DEMO)/prediction.json (localizer $(DEMO)/loc_run, metrics $(DEMO)/loc_metrics.json), baseline $(DEMO)/baseline_loc_metrics.json"
 	@echo "a forensic report per video: $(FAKELENS) detect $(DEMO)/data/test --model $(DEMO)/run --out $(DEMO)/reports"
 
 bench: $(STAMP)
