@@ -280,3 +280,13 @@ def test_both_proposal_methods_give_the_segment_on_the_frame_grid(step_frames):
         out = localize(Peak(), x, PredictConfig(proposals=method, thresholds=(0.5,), suppression="nms"))
         best = out.proposals[0]
         assert (best.start, best.end) == pytest.approx((0.4, 0.8), abs=1e-9), method
+
+
+def test_the_epoch_line_shows_val_ap():
+    """A localization run monitors val_ap: its value is on every epoch line (before: only its name,
+    in 'new best val_ap, saved')."""
+    from fakelens.train.progress import epoch_line
+
+    line = epoch_line(2, 10, {"train_loss": 1.5, "val_loss": 1.2, "val_auc": 0.9, "val_ap": 0.8125}, 3.0,
+                      "new best val_ap, saved")
+    assert "val_auc 0.9000  val_ap 0.8125  3.0 s" in line

@@ -107,7 +107,7 @@ def epoch_line(epoch: int, epochs: int, metrics: dict[str, Any], seconds: float,
     parts = [f"epoch {epoch:>{width}}/{epochs}"]
     train = _value(metrics.get("train_loss_epoch", metrics.get("train_loss")))
     parts.append(format_metric("train_loss", train) if train is not None else "train_loss -")
-    for name in ("val_loss", "val_logloss", "val_auc"):
+    for name in ("val_loss", "val_logloss", "val_auc", "val_ap"):
         if name in metrics:
             v = _value(metrics[name])
             if undefined and name in undefined:
