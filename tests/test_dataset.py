@@ -35,10 +35,24 @@ def _expected(meta_entry: dict, key: str, indices: np.ndarray) -> np.ndarray:
     return frame_labels(segs, 25.0, int(indices.max()) + 1)[indices].astype(np.float32)
 
 
+@pytest.fixture(scope="module")
+def features_folder(tiny_synth, tmp_path_factory) -> Path:
+    """The tiny set's dense features (`fakelens features`: every frame, random-init tinycnn, log-mel)."""
+    from fakelens.data.formats import load_dataset
+    from fakelens.features.media import MediaConfig
+    from fakelens.inference.dense import run_features
+
+    out = tmp_path_factory.mktemp("feats") / "f"
+    run_features("tinycnn", load_dataset(tiny_synth).records, out, progress=False,
+                 media=MediaConfig(sampling="all", size=32, detector="full_frame", max_faces=1))
+    return out
+
+
 @pytest.mark.parametrize("name", CACHE_DATASETS.names())
-def test_every_dataset_builds_and_batches(name, cache):
-    ds = CACHE_DATASETS.get(name)(cache)
-    loader = torch.utils.data.DataLoader(ds, batch_size=3, shuffle=False)
+def test_every_dataset_builds_and_batches(name, cache, request):
+    folder = request.getfixturevalue("features_folder") if name == "features" else cache  # whole videos of features
+    ds = CACHE_DATASETS.get(name)(folder)
+    loader = torch.utils.data.DataLoader(ds, batch_size=3, shuffle=False, collate_fn=getattr(ds, "collate", None))
     batch = next(iter(loader))
     assert batch["label"].shape == (3,) and batch["label"].dtype == torch.float32
     assert len(batch["id"]) == 3
