@@ -27,7 +27,7 @@ def test_gap_is_interpolated_and_ends_are_held():
     dets = [det(moving_box(i)) for i in range(12)]
     for i in (0, 1, 5, 6, 7, 11):
         dets[i] = det()  # detector ran, found nothing
-    boxes, found, n_tracks = track_faces(dets, times, smooth_seconds=0)
+    boxes, found, n_tracks, _ = track_faces(dets, times, smooth_seconds=0)
     assert boxes.shape == (1, 12, 4) and n_tracks == 1
     assert found[0].tolist() == [False, False] + [True] * 9 + [False]
     for i in (5, 6, 7):  # interpolated inside the track: on the true path (linear motion)
@@ -39,13 +39,13 @@ def test_gap_is_interpolated_and_ends_are_held():
 def test_two_faces_are_two_tracks_main_is_longest_then_largest():
     times = np.arange(10) / 10.0
     big = [det(moving_box(i, x0=300, w=120, h=150), moving_box(i)) for i in range(10)]
-    boxes, found, n_tracks = track_faces(big, times, max_faces=2, smooth_seconds=0)
+    boxes, found, n_tracks, _ = track_faces(big, times, max_faces=2, smooth_seconds=0)
     assert n_tracks == 2 and boxes.shape == (2, 10, 4)
     assert boxes[0, 0, 0] == 300 and boxes[1, 0, 0] == 100  # same length: larger first
     # the small face is seen more often: it becomes the main track
     partial = [det(moving_box(i, x0=300, w=120, h=150), moving_box(i)) if i < 4 else det(moving_box(i))
                for i in range(10)]
-    boxes, found, _ = track_faces(partial, times, max_faces=1, smooth_seconds=0)
+    boxes, found, _, _ = track_faces(partial, times, max_faces=1, smooth_seconds=0)
     assert boxes[0, 9, 0] == moving_box(9)[0] and found[0].all()
 
 
@@ -65,8 +65,8 @@ def test_jitter_is_smoothed():
     truth = np.array([moving_box(i, vx=2) for i in range(50)], np.float32)
     noisy = truth + rng.normal(0, 4, truth.shape).astype(np.float32)
     dets = [det(b) for b in noisy]
-    raw, _, _ = track_faces(dets, times, smooth_seconds=0)
-    smooth, _, _ = track_faces(dets, times, smooth_seconds=0.1)
+    raw, _, _, _ = track_faces(dets, times, smooth_seconds=0)
+    smooth, _, _, _ = track_faces(dets, times, smooth_seconds=0.1)
     err_raw = np.abs(raw[0] - truth)[5:-5].mean()
     err_smooth = np.abs(smooth[0] - truth)[5:-5].mean()
     assert err_smooth < 0.6 * err_raw, (err_raw, err_smooth)
@@ -77,7 +77,7 @@ def test_false_positives_do_not_become_the_main_track():
     dets = [det(moving_box(i)) for i in range(10)]
     dets[3] = np.concatenate([dets[3], det([500, 500, 520, 520], score=0.8)])
     dets[7] = np.concatenate([dets[7], det([10, 400, 200, 600], score=0.8)])
-    boxes, found, n_tracks = track_faces(dets, times)
+    boxes, found, n_tracks, _ = track_faces(dets, times)
     assert n_tracks == 3 and found[0].all()
     assert box_iou(boxes[0, 3][None], np.array([moving_box(3)]))[0, 0] > 0.9
 
@@ -85,7 +85,7 @@ def test_false_positives_do_not_become_the_main_track():
 def test_detect_every_k_frames_not_run_are_not_misses():
     times = np.arange(13) / 25.0
     dets = [det(moving_box(i)) if i % 4 == 0 else None for i in range(13)]
-    boxes, found, n_tracks = track_faces(dets, times, max_gap=0, smooth_seconds=0)
+    boxes, found, n_tracks, _ = track_faces(dets, times, max_gap=0, smooth_seconds=0)
     assert n_tracks == 1 and found[0].all()
     np.testing.assert_allclose(boxes[0], [moving_box(i) for i in range(13)], atol=1e-3)
 
@@ -93,12 +93,12 @@ def test_detect_every_k_frames_not_run_are_not_misses():
 def test_a_long_miss_rejoins_the_same_face():
     times = np.arange(20) / 10.0
     dets = [det(moving_box(i)) if not 5 <= i < 14 else det() for i in range(20)]
-    boxes, found, n_tracks = track_faces(dets, times, max_gap=3, smooth_seconds=0)
+    boxes, found, n_tracks, _ = track_faces(dets, times, max_gap=3, smooth_seconds=0)
     assert n_tracks == 1 and found[0].all()
 
 
 def test_no_detections_no_tracks():
-    boxes, found, n = track_faces([det(), None, det()], np.arange(3) / 10.0)
+    boxes, found, n, _ = track_faces([det(), None, det()], np.arange(3) / 10.0)
     assert boxes.shape == (0, 3, 4) and found.shape == (0, 3) and n == 0
     assert select_tracks([], 1) == []
 
@@ -117,7 +117,7 @@ def test_a_different_face_size_at_the_same_place_is_another_track():
     times = np.arange(12) / 10.0
     a, b = [400, 200, 503, 330], [356, 140, 547, 380]  # same centre x, width 103 then 191
     dets = [det(a) if i < 6 else det(b) for i in range(12)]
-    boxes, found, n_tracks = track_faces(dets, times, max_faces=2, smooth_seconds=0)
+    boxes, found, n_tracks, _ = track_faces(dets, times, max_faces=2, smooth_seconds=0)
     assert n_tracks == 2
     assert found.sum(axis=1).tolist() == [6, 6] and not (found[0] & found[1]).any()
     widths = boxes[:, :, 2] - boxes[:, :, 0]
@@ -138,7 +138,7 @@ def test_tracks_are_split_at_shot_cuts_and_never_joined_across_them():
     gappy = [d if i not in (4, 5) else det() for i, d in enumerate(dets)]
     assert len(link_detections(gappy, times, shots=shots)) == 2
     assert len(link_detections(gappy, times)) == 1
-    boxes, found, n = track_faces(dets, times, max_faces=2, shots=shots, smooth_seconds=0)
+    boxes, found, n, _ = track_faces(dets, times, max_faces=2, shots=shots, smooth_seconds=0)
     assert n == 2 and found.sum(axis=1).tolist() == [5, 5]
 
 
@@ -153,3 +153,67 @@ def test_shot_cut_histogram_test():
     for frame in (a, np.roll(a, 8, axis=1), (a * 0.9).astype(np.uint8), None, other, other):
         cuts(frame)
     assert cuts.shots == [0, 0, 0, 0, 1, 1]
+
+
+def _hue_turned(img: np.ndarray, box=None) -> np.ndarray:
+    """img with its hue turned by 90 degrees (inside `box` only when given): another person's
+    colours everywhere, or a face swapped inside an unchanged head."""
+    import cv2
+
+    hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)
+    hsv[..., 0] = (hsv[..., 0].astype(np.int32) + 45) % 180
+    turned = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+    if box is None:
+        return turned
+    out = img.copy()
+    x1, y1, x2, y2 = box
+    out[y1:y2, x1:x2] = turned[y1:y2, x1:x2]
+    return out
+
+
+def test_another_person_of_the_same_size_at_the_same_place_is_another_track():
+    """Issue 10 item 4 (appearance): a cut to another person at the same spot and size, with no
+    shot cut seen, splits the track when both the face and the ring around it change colour; a
+    face swapped inside an unchanged head (a deepfake) stays one track."""
+    from skimage import data
+
+    from fakelens.faces.tracking import face_histograms, other_person
+
+    a = data.astronaut()  # (512, 512, 3)
+    box = [181, 62, 268, 172]  # MTCNN's box of her face
+    times = np.arange(12) / 10.0
+    dets = [det(box) for _ in range(12)]
+
+    def looks(frames):
+        return [face_histograms(f, d) for f, d in zip(frames, dets)]
+
+    cut = [a] * 6 + [_hue_turned(a)] * 6
+    assert len(link_detections(dets, times)) == 1  # position and size alone cannot tell them apart
+    tracks = link_detections(dets, times, looks=looks(cut))
+    assert [(t.first, t.last) for t in tracks] == [(0, 5), (6, 11)]
+    boxes, found, n, _ = track_faces(dets, times, max_faces=2, looks=looks(cut), smooth_seconds=0)
+    assert n == 2 and found.sum(axis=1).tolist() == [6, 6] and not (found[0] & found[1]).any()
+    swap = [a] * 6 + [_hue_turned(a, box)] * 6  # only the face itself changes
+    assert len(link_detections(dets, times, looks=looks(swap))) == 1
+    dim = [a] * 6 + [(a * 0.7).astype(np.uint8)] * 6  # the light dims
+    assert len(link_detections(dets, times, looks=looks(dim))) == 1
+    h = looks([a, _hue_turned(a)])
+    assert other_person(h[0][0], h[1][0]) and not other_person(h[0][0], None)
+    # a gap bridged by joining respects appearance too
+    gappy = [d if i not in (5, 6, 7) else det() for i, d in enumerate(dets)]
+    gap_looks = [lk if i not in (5, 6, 7) else [] for i, lk in enumerate(looks(cut))]
+    assert len(link_detections(gappy, times, max_gap=1, looks=gap_looks)) == 2
+    assert len(link_detections(gappy, times, max_gap=1)) == 1
+
+
+def test_detection_confidence_per_frame_and_one_frame_false_positives_are_not_faces():
+    times = np.arange(10) / 10.0
+    dets = [det(moving_box(i), score=0.9 + 0.01 * i) if i not in (4, 5) else det() for i in range(10)]
+    dets[2] = np.concatenate([dets[2], det([500, 500, 560, 580], score=0.8)])  # a one-frame false positive
+    tracked = track_faces(dets, times, max_faces=3, smooth_seconds=0)
+    assert tracked.n_tracks == 2 and tracked.boxes.shape[0] == 1  # the false positive is no second face
+    expected = [0.9 + 0.01 * i if i not in (4, 5) else 0.0 for i in range(10)]  # 0 where interpolated
+    np.testing.assert_allclose(tracked.detection[0], expected, atol=1e-6)
+    assert tracked.found[0].all()
+    dets[7] = np.concatenate([dets[7], det([500, 500, 560, 580], score=0.8)])  # seen twice: a person
+    assert track_faces(dets, times, max_faces=3, smooth_seconds=0).boxes.shape[0] == 2

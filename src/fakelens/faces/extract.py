@@ -36,7 +36,7 @@ import numpy as np
 
 from fakelens.faces.detectors import FaceDetector, build_detector, nms, scale_boxes
 from fakelens.faces.shots import ShotCuts
-from fakelens.faces.tracking import track_faces
+from fakelens.faces.tracking import face_histograms, track_faces
 
 FALLBACKS = ("none", "full_frame")
 # Default `detect_every`: full-frame detections on every 8th sampled frame (every 2.5 s of a 10 s
@@ -55,6 +55,7 @@ class FaceClip:
     boxes: np.ndarray  # (F, T, 4) float32 x1, y1, x2, y2 in original (displayed) pixels, before margin
     found: np.ndarray  # (F, T) bool: box detected or interpolated inside the track (False = held/fallback)
     status: str  # "ok" (a face track exists) or "no_face"
+    detection: np.ndarray | None = None  # (F, T) float32 detector confidence where the track was detected, 0 elsewhere
     fallback: str | None = None  # "full_frame" when the fallback produced the crops
     n_tracks: int = 0  # tracks before keeping the main ones
     n_detected: int = 0  # sampled frames with at least one face detected (full or refined)
@@ -66,6 +67,7 @@ class FaceClip:
     height: int = 0
     timings: dict[str, float] = field(default_factory=dict)  # seconds per step; "decode" = waiting for frames
     crop_boxes: np.ndarray | None = None  # (F, T, 4) boxes the crops were cut around when not `boxes` (crop mode roi)
+    margin: float = 1.3  # crop side / box side the crops were cut with (1.0 for the full-frame fallback)
 
     @property
     def main(self) -> np.ndarray:
@@ -165,6 +167,7 @@ class FaceTracks:
     width: int = 0
     height: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    detection: np.ndarray | None = None  # (F, T) float32 detector confidence where the track was detected, 0 elsewhere
     # (F, T, 4) boxes to cut the crops around instead of `boxes` (a crop plan: fakelens.features.crops)
     crop_boxes: np.ndarray | None = None
     path: Path | None = None
@@ -232,10 +235,10 @@ class FaceTracks:
         for a, chunk in self.iter_crops(max(1, n)):
             faces[:, a:a + chunk.shape[1]] = chunk
         return FaceClip(faces=faces, times=self.times, indices=self.indices, boxes=self.boxes, found=self.found,
-                        status=self.status, fallback=self.fallback, n_tracks=self.n_tracks,
+                        status=self.status, detection=self.detection, fallback=self.fallback, n_tracks=self.n_tracks,
                         n_detected=self.n_detected, n_detect_runs=self.n_detect_runs, n_refined=self.n_refined,
                         fps=self.fps, duration=self.duration, width=self.width, height=self.height,
-                        timings=self.timings, crop_boxes=self.crop_boxes)
+                        timings=self.timings, crop_boxes=self.crop_boxes, margin=self.margin)
 
 
 def extract_faces(path: str | Path, times: Sequence[float] | np.ndarray | None = None, **kwargs) -> FaceClip:
@@ -310,7 +313,7 @@ def find_faces(
                                find_every)
     finder = FaceFinder(det, detect_every)
     cuts = ShotCuts()
-    u_times, u_dets, fulls = _detect_pass(first, finder, info, timings, cuts)
+    u_times, u_dets, fulls, u_looks = _detect_pass(first, finder, info, timings, cuts)
     if every is not None:
         if len(u_times) == 0:
             raise MediaError(path, "no frame could be decoded")
@@ -320,9 +323,9 @@ def find_faces(
     u_times = np.asarray(u_times, np.float64)  # (U,) ascending
     f_times = u_times[pos] if len(u_times) else np.zeros(0)  # (T,)
     # Track over the distinct frames in time order, then give each request its frame's boxes.
-    boxes, found, n_tracks, used_fallback, crop_margin = _track(u_dets, u_times, info, timings,
-                                                                shots=np.asarray(cuts.shots, np.int64), **opts)
-    boxes, found = boxes[:, pos], found[:, pos]  # (F, T, 4), (F, T)
+    boxes, found, detection, n_tracks, used_fallback, crop_margin = _track(
+        u_dets, u_times, info, timings, shots=np.asarray(cuts.shots, np.int64), looks=u_looks, **opts)
+    boxes, found, detection = boxes[:, pos], found[:, pos], detection[:, pos]  # (F, T, 4), (F, T), (F, T)
 
     if keep_full:
         def frames() -> Iterator:
@@ -339,7 +342,7 @@ def find_faces(
                                               max_side=32):
                 yield ff
     return FaceTracks(times=f_times, indices=info.frame_index(f_times), boxes=boxes, found=found,
-                      status="no_face" if n_tracks == 0 else "ok", size=int(size), margin=crop_margin,
+                      detection=detection, status="no_face" if n_tracks == 0 else "ok", size=int(size), margin=crop_margin,
                       fallback=used_fallback, n_tracks=n_tracks,
                       n_detected=sum(1 for p in pos if u_dets[p] is not None and len(u_dets[p])),
                       n_detect_runs=finder.n_full, n_refined=finder.n_refined, fps=info.fps,
@@ -355,22 +358,30 @@ def _finder_frames(frames: Iterable, find_every: int) -> Iterator:
 
 
 def _detect_pass(frames: Iterable, finder: FaceFinder, info, timings: dict[str, float],
-                 cuts: ShotCuts | None = None) -> tuple[list, list, list]:
+                 cuts: ShotCuts | None = None) -> tuple[list, list, list, list]:
     """Run `finder` (and the shot-cut test `cuts`) on (time, small RGB or None = skip, FullFrame or
     None) items decoded in a background thread -> times, detections in full-resolution pixels,
-    FullFrames. timings["decode"] is the time spent waiting for frames (decoding not hidden
-    behind detection), timings["detect"] the rest."""
+    FullFrames, and each detection's appearance (fakelens.faces.tracking.face_histograms on the
+    small copy; None on frames not searched). timings["decode"] is the time spent waiting for
+    frames (decoding not hidden behind detection), timings["detect"] the rest."""
     from fakelens.io.prefetch import background
 
     u_times: list[float] = []
     u_dets: list[np.ndarray] = []
+    u_looks: list = []
     fulls: list = []
     t0 = time.perf_counter()
     detect = 0.0
     for t, small, full in background(frames):
         t1 = time.perf_counter()
         # small is None on frames where faces are not looked for (find_every): the tracker interpolates
-        u_dets.append(None if small is None else scale_boxes([finder(small)], small.shape[1] / info.width)[0])
+        if small is None:
+            u_dets.append(None)
+            u_looks.append(None)
+        else:
+            found = finder(small)  # (K, 5) small-copy pixels
+            u_looks.append(face_histograms(small, found))
+            u_dets.append(scale_boxes([found], small.shape[1] / info.width)[0])
         if cuts is not None:
             cuts(small)
         detect += time.perf_counter() - t1
@@ -378,16 +389,17 @@ def _detect_pass(frames: Iterable, finder: FaceFinder, info, timings: dict[str, 
         fulls.append(full)
     timings["decode"] = time.perf_counter() - t0 - detect
     timings["detect"] = detect
-    return u_times, u_dets, fulls
+    return u_times, u_dets, fulls, u_looks
 
 
 def _track(dets: list[np.ndarray | None], times: np.ndarray, info, timings: dict[str, float], *, margin: float,
            max_faces: int, fallback: str, smooth_seconds: float, max_gap: int,
-           shots: np.ndarray | None = None) -> tuple:
-    """Tracks (split at shot cuts) -> (boxes (F, T, 4), found (F, T), n_tracks, fallback used, crop margin)."""
+           shots: np.ndarray | None = None, looks: list | None = None) -> tuple:
+    """Tracks (split at shot cuts, linked by position, size and appearance) -> (boxes (F, T, 4),
+    found (F, T), detection (F, T), n_tracks, fallback used, crop margin)."""
     t1 = time.perf_counter()
-    boxes, found, n_tracks = track_faces(dets, times, max_faces=max_faces, smooth_seconds=smooth_seconds,
-                                         max_gap=max_gap, shots=shots)  # (F, T, 4), (F, T)
+    boxes, found, n_tracks, detection = track_faces(dets, times, max_faces=max_faces, smooth_seconds=smooth_seconds,
+                                                    max_gap=max_gap, shots=shots, looks=looks)  # (F, T, 4), (F, T)
     looked = [i for i, d in enumerate(dets) if d is not None]
     if looked and looked[-1] + 1 < len(dets):
         # Frames after the last one searched (find_every > 1): a face found there is still there.
@@ -397,5 +409,6 @@ def _track(dets: list[np.ndarray | None], times: np.ndarray, info, timings: dict
     if len(boxes) == 0 and fallback == "full_frame":
         n = len(times)
         boxes = np.tile(np.array([0, 0, info.width, info.height], np.float32), (1, n, 1))  # (1, T, 4)
-        return boxes, np.zeros((1, n), bool), n_tracks, "full_frame", 1.0  # letterbox the whole frame
-    return boxes, found, n_tracks, None, margin
+        # letterbox the whole frame
+        return boxes, np.zeros((1, n), bool), np.zeros((1, n), np.float32), n_tracks, "full_frame", 1.0
+    return boxes, found, detection, n_tracks, None, margin
