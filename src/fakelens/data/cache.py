@@ -10,11 +10,22 @@ Layout of a cache folder CACHE/:
     videos/<safe_id>.npz   one per decodable video (fakelens.data.arrays: compressed, the face crops
                            in chunks of CHUNK_FRAMES frames so a clip is read without the rest, and
                            the parameters it was made with, checked on every load), arrays:
-                             faces     (F, T, S, S, 3) uint8  crops of the F main face tracks (F=0: no face)
+                             faces     (F, T, S, S, 3) uint8  crops of the F <= max_faces face tracks, the one
+                                                              with the most detections first (F=0: no face)
                              times     (T,) float64           seconds of the sampled frames
                              indices   (T,) int64             video frame indices of the sampled frames
                              boxes     (F, T, 4) float32      face boxes x1 y1 x2 y2 in original pixels
-                             found     (F, T) bool            box detected/interpolated (False: held or fallback)
+                             found     (F, T) bool            the face is there: detected, or interpolated inside
+                                                              its track (False: outside the track, where its last
+                                                              box is held, or the full-frame fallback); models,
+                                                              losses and aggregations see found frames only
+                             detection (F, T) float32         the detector's confidence where the track was
+                                                              detected on that frame, 0 where not (interpolated)
+                             face_diff (F, T) float32         a fake compared with its original (max_faces > 1 and
+                                                              the record names an `original` that is found): mean
+                                                              absolute difference of the two crops at the same
+                                                              box and time, grey levels (fakelens.features.originals);
+                                                              NaN where not found or not compared
                              crop_boxes (F, T, 4) float32     crop mode roi only: the box each crop was cut
                                                               around (one per track and clip window)
                              mel       (n_mels, M) float16    natural-log mel power (M=0: no audio)
@@ -33,6 +44,10 @@ Layout of a cache folder CACHE/:
                              label, split, segments, visual_segments, audio_segments, modality,
                              original, source, path, npz (relative to CACHE, null on decode_error),
                              fallback, has_face, has_audio, fps, duration,
+                             faces [{runs: [[start, stop], ...] sampled-frame positions where the face is
+                             found, found, detection (mean confidence where detected), diff (the track's
+                             difference from the original, fakelens.features.originals.face_difference, or
+                             null)}, ...] one per face track, original_compared (why not, when it was not),
                              file {size, mtime_ns, hash, sha1}: the source video as it was read,
                              params (digest of config.json), npz_bytes (size of the npz written),
                              counts {frames, detect_runs (full-frame detections), detected (frames
@@ -216,11 +231,15 @@ def record_from_row(row: dict[str, Any]) -> VideoRecord:
     )
 
 
-def video_arrays(feats: VideoFeatures) -> dict[str, np.ndarray]:
+def video_arrays(feats: VideoFeatures, face_diff: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """The arrays stored for one video (see the layout above; any keys: fakelens.data.arrays)."""
     clip = feats.clip
+    n_faces, n = clip.found.shape
+    detection = clip.detection if clip.detection is not None else np.zeros((n_faces, n), np.float32)
+    diff = face_diff if face_diff is not None else np.full((n_faces, n), np.nan, np.float32)
     out = {"faces": clip.faces, "times": clip.times, "indices": clip.indices, "boxes": clip.boxes,
-           "found": clip.found, "mel": feats.mel.astype(MEL_DTYPE), "mel_times": feats.mel_times,
+           "found": clip.found, "detection": np.asarray(detection, np.float32), "face_diff": np.asarray(diff, np.float32),
+           "mel": feats.mel.astype(MEL_DTYPE), "mel_times": feats.mel_times,
            "fps": np.float64(clip.fps), "duration": np.float64(clip.duration),
            "width": np.int64(clip.width), "height": np.int64(clip.height)}
     if clip.crop_boxes is not None:  # crop mode roi: the region each crop was cut around
@@ -228,8 +247,27 @@ def video_arrays(feats: VideoFeatures) -> dict[str, np.ndarray]:
     return out
 
 
-def process_video(rec: VideoRecord, cache_dir: Path, cfg: CacheConfig, detector=None) -> dict[str, Any]:
-    """Preprocess one video into CACHE/videos/<safe_id>.npz, then write its row; returns the row."""
+def face_summaries(clip: Any, face_diff: np.ndarray | None) -> list[dict[str, Any]]:
+    """The index row's `faces`: per face track its found runs, found count, mean detection and difference."""
+    from fakelens.data.tiling import face_frames, face_runs
+    from fakelens.features.originals import face_difference
+
+    frames = face_frames(clip.found, bool(clip.fallback))  # (F, T)
+    out = []
+    for f in range(len(frames)):
+        det = np.asarray(clip.detection[f], np.float64) if clip.detection is not None else np.zeros(0)
+        diff = face_difference(face_diff[f]) if face_diff is not None else None
+        out.append({"runs": face_runs(frames[f]).tolist(), "found": int(np.asarray(clip.found[f]).sum()),
+                    "detection": round(float(det[det > 0].mean()), 4) if (det > 0).any() else None,
+                    "diff": None if diff is None else round(diff, 3)})
+    return out
+
+
+def process_video(rec: VideoRecord, cache_dir: Path, cfg: CacheConfig, detector=None,
+                  original: Path | None = None) -> dict[str, Any]:
+    """Preprocess one video into CACHE/videos/<safe_id>.npz, then write its row; returns the row.
+    `original`: the real video a fake was made from; with max_faces > 1 each face track is compared
+    with it (fakelens.features.originals), so training knows which face is the fake one."""
     cache_dir = Path(cache_dir)
     t0 = time.perf_counter()
     row = _record_fields(rec)
@@ -246,10 +284,11 @@ def process_video(rec: VideoRecord, cache_dir: Path, cfg: CacheConfig, detector=
         row.update(status="decode_error", message=str(e))
     else:
         clip = feats.clip
+        face_diff, compared = _compare_original(rec, feats, cfg, original)
         t1 = time.perf_counter()
         rel = f"videos/{name}.npz"
         with atomic_output(cache_dir / rel) as tmp:
-            save_arrays(tmp, video_arrays(feats), params)
+            save_arrays(tmp, video_arrays(feats, face_diff), params)
         feats.timings["write"] = time.perf_counter() - t1
         messages = []
         if clip.status == "no_face":
@@ -267,12 +306,50 @@ def process_video(rec: VideoRecord, cache_dir: Path, cfg: CacheConfig, detector=
                     "found": int(clip.found[0].sum()) if len(clip.found) and not clip.fallback else 0,
                     "tracks": clip.n_tracks, "mel_frames": int(feats.mel.shape[1])},
             timings={k: round(v, 4) for k, v in feats.timings.items()},
+            faces=face_summaries(clip, face_diff), original_compared=compared,
         )
     row["timings"]["total"] = round(time.perf_counter() - t0, 4)
     atomic_write_text(cache_dir / "rows" / f"{name}.json", json.dumps(row, sort_keys=True))
     if row["npz"] is None:  # a video that decoded before and fails now keeps no stale arrays
         (cache_dir / "videos" / f"{name}.npz").unlink(missing_ok=True)
     return row
+
+
+def _compare_original(rec: VideoRecord, feats: VideoFeatures, cfg: CacheConfig,
+                      original: Path | None) -> tuple[np.ndarray | None, str | None]:
+    """(face_diff (F, T) or None, what happened): the fake's face tracks against its original's
+    pixels (only with max_faces > 1: one face needs no telling apart). The outcome is "yes", or
+    why not; a failed comparison is recorded, never fatal (the video keeps its video label)."""
+    from fakelens.features.originals import original_differences
+
+    if not rec.is_fake or not rec.original or cfg.max_faces < 2 or not len(feats.clip.faces) or feats.clip.fallback:
+        return None, None
+    if original is None:
+        return None, f"original {rec.original!r} not found"
+    t0 = time.perf_counter()
+    try:
+        diff = original_differences(feats.clip, original)
+    except (MediaError, ValueError) as e:
+        return None, f"original {rec.original!r} not compared: {e}"
+    feats.timings["original"] = time.perf_counter() - t0
+    return diff, "yes"
+
+
+def resolve_originals(records: Sequence[VideoRecord]) -> dict[str, Path]:
+    """id -> path of the original video each fake names: a record of that id, else a file of that
+    name beside the fake (DFDC names it by file name in the same part folder)."""
+    paths = {r.id: r.path for r in records if r.path is not None}
+    out: dict[str, Path] = {}
+    for r in records:
+        if not r.is_fake or not r.original:
+            continue
+        p = paths.get(r.original)
+        if p is None and r.path is not None:
+            beside = Path(r.path).parent / r.original
+            p = beside if beside.is_file() else None
+        if p is not None:
+            out[r.id] = Path(p)
+    return out
 
 
 # ------------------------------------------------------------------------------------ the job
@@ -477,6 +554,8 @@ class CacheJob:
     e.g. the dense features of fakelens.inference.dense. Instances are pickled to the workers."""
 
     desc = "preprocess"  # progress bar label
+    # id -> the original video of each fake (`resolve_originals`; set by `preprocess` with max_faces > 1)
+    originals: dict[str, Path] | None = None
 
     def setup(self, cfg: Any) -> Any:
         """Built once per process before its first video (the face detector, an encoder)."""
@@ -486,7 +565,7 @@ class CacheJob:
 
     def process(self, rec: VideoRecord, cache_dir: Path, cfg: Any, state: Any) -> dict[str, Any]:
         """Compute one video into the cache and write its row (after its arrays); returns the row."""
-        return process_video(rec, cache_dir, cfg, state)
+        return process_video(rec, cache_dir, cfg, state, (self.originals or {}).get(rec.id))
 
 
 _WORKER_STATE: Any = None
@@ -543,6 +622,8 @@ def preprocess(records: list[VideoRecord], cache_dir: str | Path, cfg: CacheConf
     if len(set(ids)) != len(ids):
         dup = next(i for i, c in Counter(ids).items() if c > 1)
         raise FakelensError(f"duplicate video id {dup!r} in the records to preprocess")
+    if type(job) is CacheJob and getattr(cfg, "max_faces", 1) > 1:  # fakes compared face by face with their original
+        job.originals = resolve_originals(records)
     if shard is not None:
         records = [r for r in records if shard_of(r.id, shard[1]) == shard[0]]
     _prepare(cache_dir, cfg, force)

@@ -17,8 +17,10 @@ import numpy as np
 
 from fakelens.errors import ConfigError
 
-CACHE_VERSION = 3  # 2: faces followed with detector.refine between full detections (detect_every)
+CACHE_VERSION = 4  # 2: faces followed with detector.refine between full detections (detect_every)
                    # 3: faces stored in chunks of frames, each npz records its parameters, rows their source file
+                   # 4: every kept face track with its per-frame detection confidence; fakes compared with
+                   #    their original face by face (face_diff); tracks linked by appearance too
 MEL_DTYPE = np.float16  # how the cache stores log-mels; compute_features rounds through it, so
                         # predict's features equal the cached ones training and validation read
 SAMPLINGS = ("frames", "fps", "all", "windows")
