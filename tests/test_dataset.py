@@ -10,10 +10,15 @@ import pytest
 import torch
 
 from fakelens.data.cache import CacheConfig, load_npz, preprocess, read_index
-from fakelens.data.dataset import CACHE_DATASETS, AudioDataset, AVDataset, ClipDataset, FrameDataset
+from fakelens.data.dataset import CACHE_DATASETS, PER_VIDEO_KEYS, AudioDataset, AVDataset, ClipDataset, FrameDataset
 from fakelens.types import frame_labels, segments_from_pairs
 
 T = 8  # sampled frames per video in the test cache
+
+
+def _face(item: dict, f: int = 0) -> dict:
+    """Face slot f of a training item (per-face keys have a leading face axis)."""
+    return {k: v[f] if isinstance(v, torch.Tensor) and k not in PER_VIDEO_KEYS else v for k, v in item.items()}
 
 
 @pytest.fixture(scope="module")
@@ -54,14 +59,17 @@ def test_every_dataset_builds_and_batches(name, cache, request):
     ds = CACHE_DATASETS.get(name)(folder)
     loader = torch.utils.data.DataLoader(ds, batch_size=3, shuffle=False, collate_fn=getattr(ds, "collate", None))
     batch = next(iter(loader))
-    assert batch["label"].shape == (3,) and batch["label"].dtype == torch.float32
+    faces = () if name == "audio" else (1,)  # one face slot per item: the cache keeps one face
+    assert batch["label"].shape == (3, *faces) and batch["label"].dtype == torch.float32
     assert len(batch["id"]) == 3
+    if faces:
+        assert batch["face_mask"].shape == (3, 1) and batch["face_mask"].all() and batch["video_label"].shape == (3,)
 
 
 def test_frame_dataset(cache, meta):
     ds = FrameDataset(cache, frames_per_video=3, random=False)
     assert len(ds) == 8 * 3
-    item = ds[4]  # second video, second frame: a one-frame clip
+    item = _face(ds[4])  # second video, second frame: a one-frame clip
     assert item["video"].shape == (1, 3, 32, 32) and item["video"].dtype == torch.float32
     assert 0.0 <= item["video"].min() and item["video"].max() <= 1.0
     assert item["mask"].tolist() == [True] and item["times"].shape == (1,)
@@ -77,22 +85,26 @@ def test_frame_dataset(cache, meta):
     with pytest.raises(ValueError, match="frames_per_video"):
         FrameDataset(cache, frames_per_video=0)
     raw = FrameDataset(cache, as_uint8=True)[0]["video"]
-    assert raw.dtype == torch.uint8 and raw.shape == (1, 3, 32, 32)
+    assert raw.dtype == torch.uint8 and raw.shape == (1, 1, 3, 32, 32)  # (F, T, 3, S, S)
 
 
 def test_clip_labels_come_from_segments(cache, meta):
     ds = ClipDataset(cache, clip_frames=T, random=False)
     mixed = 0
     for i in range(len(ds)):
-        item = ds[i]
-        assert item["video"].shape == (T, 3, 32, 32) and item["mask"].all()
+        item = _face(ds[i])
+        mask = item["mask"].numpy()
+        assert item["video"].shape == (T, 3, 32, 32) and mask.any()
+        # the clip lies on the face's frames: padding (masked) only where the face was not found
+        found = load_npz(cache, ds.rows[i], ("found",))["found"][0]
+        assert mask.sum() == min(T, found.sum()) and mask[0] and (mask.all() or not found.all())
         m = meta[item["id"]]
         idx = np.round(item["times"].numpy() * 25).astype(np.int64)
         fl = _expected(m, "fake_segments", idx)
         np.testing.assert_array_equal(item["frame_labels"].numpy(), fl)
-        assert item["label"] == fl.max()
-        assert item["visual_label"] == _expected(m, "visual_fake_segments", idx).max()
-        assert item["audio_label"] == _expected(m, "audio_fake_segments", idx).max()
+        assert item["label"] == fl[mask].max()
+        assert item["visual_label"] == _expected(m, "visual_fake_segments", idx)[mask].max()
+        assert item["audio_label"] == _expected(m, "audio_fake_segments", idx)[mask].max()
         assert item["video_label"] == float(m["modify_type"] != "real")
         mixed += 0 < fl.sum() < T
     assert mixed >= 1  # some clip holds real and fake frames: labels really are per frame
@@ -103,7 +115,7 @@ def test_per_stream_frame_labels_keep_audio_fakes_off_the_face(cache, meta):
     ds = AVDataset(cache, clip_frames=T, random=False)
     audio_only = 0
     for i in range(len(ds)):
-        item = ds[i]
+        item = _face(ds[i])
         m = meta[item["id"]]
         idx = np.round(item["times"].numpy() * 25).astype(np.int64)
         np.testing.assert_array_equal(item["visual_frame_labels"].numpy(), _expected(m, "visual_fake_segments", idx))
@@ -111,11 +123,11 @@ def test_per_stream_frame_labels_keep_audio_fakes_off_the_face(cache, meta):
             audio_only += 1
             assert item["visual_frame_labels"].sum() == 0 and item["audio_frame_labels"].max() == 1
     assert audio_only >= 1  # the tiny preset holds an audio-only fake
-    assert ClipDataset(cache, clip_frames=T, random=False)[0]["visual_frame_labels"].shape == (T,)
+    assert ClipDataset(cache, clip_frames=T, random=False)[0]["visual_frame_labels"].shape == (1, T)
 
 
 def test_short_videos_are_padded_and_masked(cache):
-    item = ClipDataset(cache, clip_frames=T + 3, random=False)[0]
+    item = _face(ClipDataset(cache, clip_frames=T + 3, random=False)[0])
     assert item["video"].shape == (T + 3, 3, 32, 32)
     assert item["mask"].tolist() == [True] * T + [False] * 3
     assert torch.equal(item["video"][-1], item["video"][T - 1])
@@ -138,20 +150,20 @@ def test_audio_windows_and_labels(cache, meta):
 def test_av_items_are_aligned(cache):
     ds = AVDataset(cache, clip_frames=4, random=True)
     torch.manual_seed(0)
-    item = ds[2]
+    item = _face(ds[2])
     assert item["video"].shape == (4, 3, 32, 32) and item["audio"].shape == (1, 80, ds.width)
     assert abs(float(item["audio_times"][0]) - float(item["times"][0])) <= 0.01
     span = float(item["times"][-1] - item["times"][0])
     assert ds.width * 0.01 >= span  # the window covers the clip
     torch.manual_seed(0)
-    again = ds[2]
+    again = _face(ds[2])
     assert torch.equal(item["times"], again["times"])  # seeded through torch
 
 
 def test_split_filter_transform_and_labels(cache):
     train = FrameDataset(cache, "train", transform=lambda it: {**it, "flipped": it["video"].flip(-1)})
     assert len(train) == 4 and {r["split"] for r in train.rows} == {"train"}
-    item = train[0]
+    item = train[0]  # the transform runs on each face's clip, before the faces are stacked
     assert torch.equal(item["flipped"], item["video"].flip(-1))
     assert set(train.labels.tolist()) <= {0.0, 1.0}
     with pytest.raises(Exception, match="no cached videos"):
@@ -242,3 +254,27 @@ def test_all_clips_yields_every_clip_of_every_video(cache, name, kw):
     if name == "clips":
         with pytest.raises(Exception, match="no whole-video tiling"):
             AllClips(FrameDataset(cache, "val", random=False))
+
+
+def test_old_caches_are_refused_and_faceless_rows_left_out(cache, tmp_path):
+    """A cache of an older version (one face, no detection confidence) is refused with the way out;
+    a video whose face tracks have no found frame is left out, with its reason counted."""
+    import json
+    import shutil
+
+    old = tmp_path / "old"
+    shutil.copytree(cache, old)
+    cfg = json.loads((old / "config.json").read_text())
+    (old / "config.json").write_text(json.dumps({**cfg, "version": 3}))
+    with pytest.raises(Exception, match=r"cache version 3, this fakelens reads version \d+.*preprocess"):
+        ClipDataset(old)
+
+    lost = tmp_path / "lost"
+    shutil.copytree(cache, lost)
+    rows = read_index(lost)
+    rows[0]["faces"] = [{**f, "found": 0, "runs": []} for f in rows[0]["faces"]]
+    (lost / "index.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ds = ClipDataset(lost)
+    assert rows[0]["id"] not in [r["id"] for r in ds.rows]
+    assert ds.left_out == {"no frame with a found face (the model needs face crops)": [rows[0]["id"]]}
+    assert AudioDataset(lost).left_out == {}  # an audio model still gets it

@@ -161,7 +161,8 @@ def _feats(n: int, seed: int = 0):
     rng = np.random.default_rng(seed)
     faces = rng.integers(0, 255, (n, 16, 16, 3), dtype=np.uint8)  # every frame different
     clip = SimpleNamespace(main=faces, faces=faces[None], times=np.arange(n) / 25.0, fallback=None,
-                           duration=n / 25.0)
+                           duration=n / 25.0, found=np.ones((1, n), bool), boxes=np.zeros((1, n, 4), np.float32),
+                           detection=None)
     return SimpleNamespace(clip=clip, mel=np.zeros((80, 0), np.float32), mel_times=np.zeros(0), has_audio=False)
 
 

@@ -44,6 +44,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--split", default=None, help="only this split of DATA (e.g. test)")
     p.add_argument("--aggregate", default=None, help="video score strategy: mean, max, median, topk_mean, "
                    "confident_mean (default: the run's predict.aggregate)")
+    p.add_argument("--face-aggregate", default=None, help="video score from its faces' scores, each face track "
+                   "scored on its own frames: max (default: the most suspicious person), mean, frames_weighted, "
+                   "main (default: the run's predict.face_aggregate)")
     p.add_argument("--level", choices=["frames", "clips"], default=None,
                    help="aggregate per-frame or per-clip scores (default: the run's predict.level)")
     p.add_argument("--on-error", choices=["raise", "prior"], default="raise",
@@ -55,7 +58,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--workers", type=int, default=0, help="processes decoding and finding faces, a few videos "
                    "ahead each (0 = this one)")
     p.add_argument("--predictions", default=None, metavar="JSON",
-                   help="also write per-video scores, frame scores and proposals to this JSON file")
+                   help="also write per-video scores, frame scores, proposals and per-face scores (`faces`: one per "
+                   "face track, with its frames, boxes and detection confidence; `face_aggregate`) to this JSON file")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run)
@@ -70,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     from fakelens.cli.output import _jsonable, print_json, print_table
     from fakelens.data.formats import load_inputs
     from fakelens.errors import ConfigError, FakelensError
-    from fakelens.inference.aggregate import AGGREGATIONS
+    from fakelens.inference.aggregate import AGGREGATIONS, FACE_AGGREGATIONS
     from fakelens.submission import SUBMISSION_FORMATS, write_submission
     from fakelens.types import Proposal
 
@@ -82,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
     SUBMISSION_FORMATS.get(args.fmt)  # unknown formats fail before any work
     if args.aggregate is not None:
         AGGREGATIONS.get(args.aggregate)
+    if args.face_aggregate is not None:
+        FACE_AGGREGATIONS.get(args.face_aggregate)
     # The flags are checked: now the heavy imports (torch, the models).
     from fakelens.inference.device import describe_device, resolve_device
     from fakelens.inference.pipeline import Predictor, failures_report, load_run, one_stream
@@ -98,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     failures_path = out.with_name(out.name + ".failures.json") if out is not None else None
     run_ = load_run(args.run)
     predictor = Predictor(run_, aggregate_name=args.aggregate, level=args.level, no_face=args.no_face,
-                          batch_size=args.batch_size, device=device)
+                          batch_size=args.batch_size, device=device, face_aggregate=args.face_aggregate)
     expected = ds.expected_ids if ds.expected_ids else [r.id for r in ds.records]
     journal = None  # printed scores write no file at all: nothing to resume
     done: dict = {}
@@ -145,7 +151,8 @@ def run(args: argparse.Namespace) -> int:
         "submission": str(out), "format": args.fmt, "videos": n, "failed": len(result.failures),
         "failures_report": str(failures_path) if result.failures or degraded else None,
         "one_stream": {s: sum(p.streams == s for p in degraded) for s in ("visual only", "audio only")},
-        "aggregate": predictor.aggregate_name, "level": predictor.level, "checkpoint": str(run_.checkpoint),
+        "aggregate": predictor.aggregate_name, "level": predictor.level,
+        "face_aggregate": predictor.face_aggregate, "checkpoint": str(run_.checkpoint),
         "device": describe_device(device),
         "seconds": {k: round(v, 3) for k, v in result.timings.items()},
         "fallback_ids": list(getattr(report, "fallback_ids", []) or []),
@@ -157,7 +164,7 @@ def run(args: argparse.Namespace) -> int:
     rows = [["submission", str(out)], ["format", args.fmt], ["videos scored", n - len(result.failures)],
             ["failed (prior fallback)", len(result.failures)], ["aggregation", f"{predictor.aggregate_name} "
                                                                             f"over {predictor.level}"],
-            ["device", describe_device(device)]]
+            ["faces", f"{predictor.face_aggregate} over face tracks"], ["device", describe_device(device)]]
     if degraded:
         rows.append([f"scored from one stream (listed in {failures_path.name})", len(degraded)])
     if done:

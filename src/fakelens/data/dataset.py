@@ -44,7 +44,9 @@ import torch
 from torch.utils.data import Dataset
 
 from fakelens.data.cache import load_config, load_npz, open_npz, read_index, record_from_row
+from fakelens.data.tiling import ClipTiling, face_frames, face_runs, tile_clips, tile_face, tile_windows
 from fakelens.errors import ConfigError, FakelensError
+from fakelens.features.media import CACHE_VERSION
 from fakelens.registry import Registry
 from fakelens.types import Modality, Segment, VideoRecord, frame_labels
 
@@ -114,6 +116,11 @@ class CacheDataset(Dataset):
                  transform: Transform | None = None, as_uint8: bool = False):
         self.cache_dir = Path(cache_dir)
         self.config = load_config(self.cache_dir)
+        if self.config is not None and self.config.version != CACHE_VERSION:
+            raise ConfigError(
+                f"{self.cache_dir}: cache version {self.config.version}, this fakelens reads version {CACHE_VERSION} "
+                "(it stores every face track with its detection confidence and found frames); re-run "
+                "`fakelens preprocess` into another --out, or with --force to rebuild this one")
         splits = {split} if isinstance(split, str) else (set(split) if split is not None else None)
         rows = []
         # Videos of the asked split(s) this dataset cannot use, by reason (reported by training).
@@ -128,6 +135,9 @@ class CacheDataset(Dataset):
                 reason = f"status {row['status']}"
             elif self.need_face and not row.get("has_face"):
                 reason = "no face found (the model needs face crops)"
+            elif (self.need_face and not row.get("fallback") and row.get("faces") is not None
+                  and not any(f.get("found") for f in row["faces"])):
+                reason = "no frame with a found face (the model needs face crops)"
             elif self.need_audio and not row.get("has_audio"):
                 reason = "no audio track (the model needs audio)"
             elif labeled_only and row["label"] == "unknown":
@@ -205,43 +215,6 @@ def _scalar(x: float) -> torch.Tensor:
     return torch.tensor(x, dtype=torch.float32)
 
 
-class ClipTiling(NamedTuple):
-    """How a video of n sampled frames is cut into K clips of C frames (see `tile_clips`)."""
-
-    picks: np.ndarray  # (K, C) int64 frame positions
-    mask: np.ndarray  # (K, C) bool, False = padding (only in a video shorter than one clip)
-    counted: np.ndarray  # (K, C) bool, True where a frame is counted by per-frame aggregation and
-    #                      timelines: not padding, and not already in an earlier clip of the tiling
-
-
-def tile_clips(n: int, clip_frames: int) -> ClipTiling:
-    """How a video of n sampled frames is cut into model clips, by training validation and predict
-    alike: consecutive clips of C = clip_frames frames from frame 0, the last one ending at the
-    last frame (overlapping the one before when n is not a multiple of C), so every clip holds
-    real frames only and a video's scores do not depend on whether n is a multiple of C. Only a
-    video shorter than one clip is padded (with its last frame, masked). K = ceil(n / C) clips,
-    K = 0 when n = 0; `counted` marks each frame once (the overlap counts in the earlier clip)."""
-    if clip_frames < 1:
-        raise ValueError(f"clip_frames must be >= 1, got {clip_frames}")
-    n = max(0, int(n))
-    k = -(-n // clip_frames)
-    starts = np.minimum(np.arange(k) * clip_frames, max(0, n - clip_frames))  # (K,)
-    wanted = starts[:, None] + np.arange(clip_frames)[None, :]  # (K, C)
-    mask = wanted < n
-    counted = mask & (wanted >= (np.arange(k) * clip_frames)[:, None])
-    return ClipTiling(np.minimum(wanted, max(0, n - 1)).astype(np.int64), mask, counted)
-
-
-def tile_windows(n: int, width: int) -> np.ndarray:
-    """Start mel frames (K,) of the audio windows an audio-only model gets: 0, W, 2W, ..., the last
-    one ending at the last mel frame (overlapping the one before) so that no window is padded
-    unless the audio is shorter than one window; at least one window, K = max(1, ceil(n / W))."""
-    if width < 1:
-        raise ValueError(f"width must be >= 1, got {width}")
-    k = max(1, -(-max(0, int(n)) // width))
-    return np.minimum(np.arange(k) * width, max(0, int(n) - width))  # (K,)
-
-
 def _frame_fields(rec: VideoRecord, fps: float, indices: np.ndarray) -> dict[str, np.ndarray]:
     """Per-frame labels (any stream, visual, audio) at video frame indices, each (T,)."""
     return {
@@ -252,16 +225,56 @@ def _frame_fields(rec: VideoRecord, fps: float, indices: np.ndarray) -> dict[str
     }
 
 
+def _any_known(labels: np.ndarray) -> float:
+    """Clip label from per-frame labels that may hold -1 (unknown): 1 if any frame is fake, else
+    -1 if any is unknown, else 0."""
+    if len(labels) and labels.max() >= 1:
+        return 1.0
+    return UNKNOWN if len(labels) and labels.min() < 0 else 0.0
+
+
+def face_instance_labels(lab: dict[str, np.ndarray], face_label: float, hears: bool) -> dict[str, np.ndarray]:
+    """The per-frame labels of one face of a video: `lab` (`_frame_fields`: the video's labels,
+    any stream / visual / audio, each (T,), -1 = unknown) as they apply to a face that is fake or
+    whose video's labels apply (face_label 1: `lab` itself), real (0: its face stream is real) or
+    not known to be the fake one (-1: where the video is fake, this face's labels are unknown).
+    `hears`: the model also gets the audio, so `frame_labels` (fake in any stream) keeps the
+    audio's fakeness; a visual-only model's are the face's own."""
+    if face_label >= 1 or (len(lab["frame_labels"]) and (lab["frame_labels"] < 0).all()):
+        return lab  # the video's labels, or an unlabelled video's (unknown everywhere)
+    fake = lab["frame_labels"] > 0  # (T,) the video is fake there (in some stream)
+    if face_label == 0:
+        visual = np.zeros_like(lab["visual"], dtype=np.float32)
+        elsewhere = visual  # nothing of this face is fake: the frame is fake only through the audio
+    else:
+        visual = np.where(lab["visual"] > 0, UNKNOWN, lab["visual"]).astype(np.float32)
+        elsewhere = np.where(fake, UNKNOWN, 0.0).astype(np.float32)  # fake somewhere, maybe not in this face
+        if not hears:
+            elsewhere = np.where(lab["visual"] == 0, 0.0, elsewhere).astype(np.float32)  # its face stream is real
+    if hears:
+        audio = lab["audio"]
+        frames = np.where(audio > 0, 1.0, np.where((audio < 0) & fake, UNKNOWN, elsewhere))
+    else:
+        frames = elsewhere
+    return {"frame_labels": np.asarray(frames, np.float32), "visual": visual, "audio": lab["audio"]}
+
+
 class ClipDataset(CacheDataset):
-    """T consecutive sampled face frames per video; shorter videos are padded with their last frame."""
+    """Every face track of a video, each as T consecutive sampled frames of its own (training), or
+    one clip of one face per item (validation through AllClips; see the module docstring)."""
 
     need_face = True
+    keys = CacheDataset.keys + ("face_diff",)
+    hears = False  # items carry no audio: a face's clip label is its own stream's
 
     def __init__(self, cache_dir: str | Path, split: str | Sequence[str] | None = None, *,
-                 clip_frames: int = 16, random: bool = True, **kwargs):
+                 clip_frames: int = 16, random: bool = True, face_diff_threshold: float | None = None, **kwargs):
+        from fakelens.features.originals import FACE_DIFF_THRESHOLD
+
         super().__init__(cache_dir, split, **kwargs)
         self.clip_frames = int(clip_frames)
         self.random = random
+        self.face_diff_threshold = float(FACE_DIFF_THRESHOLD if face_diff_threshold is None else face_diff_threshold)
         # Frames of one clip window in a cache sampled in windows (fakelens.features.crops), else None.
         self.window = self.config.window_frames if self.config is not None and self.config.sampling == "windows" \
             else None
@@ -270,101 +283,211 @@ class ClipDataset(CacheDataset):
                 f"{self.cache_dir}: data.clip_frames={self.clip_frames} must divide the cache's clip windows of "
                 f"{self.window} consecutive frames, so that no clip spans two windows (other moments of the "
                 f"video, and with crop 'roi' other regions); e.g. data.clip_frames={self.window}")
+        # Face slots of a training item: the cache's max_faces (every video's items batch together).
+        self.max_faces = max([self.config.max_faces if self.config is not None else 1]
+                             + [len(r.get("faces") or ()) for r in self.rows])
+        self._tilings: dict[int, list[tuple[int, ClipTiling]]] = {}
 
     def __len__(self) -> int:
         return len(self.rows)
 
-    def _start(self, n: int) -> int:
-        first = 0
-        if self.window is not None:  # a window (random, or the middle one), then a start inside it
-            k = -(-n // self.window)
-            w = int(torch.randint(k, ()).item()) if self.random else k // 2
-            first, n = w * self.window, min(self.window, n - w * self.window)
-        span = max(0, n - self.clip_frames)
-        return first + (int(torch.randint(span + 1, ()).item()) if self.random else span // 2)
+    # ------------------------------------------------------------------ faces of a video
 
-    def _clip(self, v: int, z: dict[str, np.ndarray]) -> dict[str, Any]:
-        """The training clip (random start) or the centre clip (random=False) of video v; a video
-        shorter than the clip is padded with its last frame, masked (as `tile_clips` pads it)."""
-        n = z["faces"].shape[1]
-        s = self._start(n)
+    def face_frames(self, v: int) -> np.ndarray:
+        """(F, T) bool: the frames each face track of video v is trained and scored on (from its
+        index row's runs; `fakelens.data.tiling.face_frames`)."""
+        row = self.rows[v]
+        faces = row.get("faces")
+        n = int((row.get("counts") or {}).get("frames", 0))
+        if faces is None:  # a row without face summaries: read the npz
+            z = load_npz(self.cache_dir, row, ("found",))
+            return face_frames(z["found"], bool(row.get("fallback")))
+        out = np.zeros((len(faces), n), bool)  # (F, T)
+        for f, face in enumerate(faces):
+            for a, b in face.get("runs", ()):
+                out[f, a:b] = True
+        return out
+
+    def face_labels(self, v: int) -> np.ndarray:
+        """(F,) float32 per face track of video v: 1 fake, 0 real, -1 not known. A real video's faces
+        are real; a fake's face compared with its original (index row `faces[f].diff`) is fake
+        when the difference exceeds `face_diff_threshold`; a fake with one face track, that face;
+        otherwise not known (training pools such faces: a fake video has at least one fake face)."""
+        rec = self.records[v]
+        faces = self.rows[v].get("faces") or [{}] * max(1, int(bool(self.rows[v].get("has_face"))))
+        if not rec.has_label:
+            return np.full(len(faces), UNKNOWN, np.float32)
+        if not rec.is_fake:
+            return np.zeros(len(faces), np.float32)
+        diffs = [f.get("diff") for f in faces]
+        if all(d is not None for d in diffs):
+            return np.array([float(d > self.face_diff_threshold) for d in diffs], np.float32)
+        return np.ones(1, np.float32) if len(faces) == 1 else np.full(len(faces), UNKNOWN, np.float32)
+
+    def face_tilings(self, v: int) -> list[tuple[int, ClipTiling]]:
+        """(face, its clips) of video v, as predict cuts them (`tile_face`), faces in order."""
+        if v not in self._tilings:
+            frames = self.face_frames(v)
+            self._tilings[v] = [(f, tile_face(frames[f], self.clip_frames, self.window)) for f in range(len(frames))]
+        return self._tilings[v]
+
+    def _random_clip(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(pick (T,), mask (T,)) of a training clip of one face: a run of its frames (`face_runs`,
+        chosen with probability by length; the longest with random=False), a start inside it
+        (random, or centred); a run shorter than the clip is padded with its last frame, masked."""
+        runs = face_runs(frames, self.window)  # (R, 2)
+        lengths = (runs[:, 1] - runs[:, 0]).astype(np.float64)
+        if self.random:
+            r = int(torch.multinomial(torch.from_numpy(lengths), 1).item()) if len(runs) > 1 else 0
+        else:
+            r = int(np.argmax(lengths))
+        a, b = (int(x) for x in runs[r])
+        span = max(0, b - a - self.clip_frames)
+        s = a + (int(torch.randint(span + 1, ()).item()) if self.random else span // 2)
         wanted = np.arange(s, s + self.clip_frames)  # (T,)
-        return self._clip_at(v, z, np.minimum(wanted, n - 1), wanted < n)
+        return np.minimum(wanted, b - 1), wanted < b
+
+    def _bag(self, v: int, z: dict[str, Any], choose: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+             ) -> dict[str, Any]:
+        """Training item of video v: one clip per face track (`choose(frames) -> (pick, mask)`), each
+        transformed on its own, stacked over max_faces face slots (absent slots zero, face_mask False)."""
+        frames = face_frames(z["found"], bool(self.rows[v].get("fallback")))  # (F, T)
+        labels = self.face_labels(v)
+        items, if_fake = [], []
+        for f in range(len(frames)):
+            if not frames[f].any():
+                continue
+            pick, mask = choose(frames[f])
+            items.append(self._finish(self._face_clip(v, z, f, pick, mask, face_label=float(labels[f]))))
+            found = np.asarray(z["found"][f, pick], bool) | bool(self.rows[v].get("fallback"))
+            if_fake.append(float(self._labels(v, z, pick, mask & found, face_label=1.0)["label"]))
+        if not items:
+            raise FakelensError(f"{self.records[v].id}: no face track with a found frame (status "
+                                f"{self.rows[v]['status']}); re-run `fakelens preprocess`")
+        return stack_faces(items, self.max_faces, bag_label=max(if_fake))
+
+    # ------------------------------------------------------------------ items
 
     def n_tiles(self, v: int) -> int:
-        return -(-self._count(v, "frames", "times") // self.clip_frames)
+        return sum(len(t.picks) for _, t in self.face_tilings(v))
 
     def tile(self, v: int, k: int, z: dict[str, np.ndarray]) -> dict[str, Any]:
-        tiling = tile_clips(z["faces"].shape[1], self.clip_frames)  # (K, T) each
-        return self._clip_at(v, z, tiling.picks[k], tiling.mask[k], tiling.counted[k])
+        """The k-th clip predict scores of video v (faces in order, each face's clips in order),
+        tagged with its `face_index`."""
+        labels = self.face_labels(v)
+        for f, tiling in self.face_tilings(v):
+            if k < len(tiling.picks):
+                item = self._face_clip(v, z, f, tiling.picks[k], tiling.mask[k], tiling.counted[k],
+                                       face_label=float(labels[f]))
+                item["face_index"] = f
+                return item
+            k -= len(tiling.picks)
+        raise IndexError(f"video {v} has {self.n_tiles(v)} clips")
 
-    def _clip_at(self, v: int, z: dict[str, np.ndarray], pick: np.ndarray, mask: np.ndarray,
-                 counted: np.ndarray | None = None) -> dict[str, Any]:
-        """Item of the frames at positions pick (T,); mask (T,) is False on padding; counted (T,)
-        marks the frames per-frame aggregation counts (default: the unpadded ones)."""
+    def _face_clip(self, v: int, z: dict[str, np.ndarray], f: int, pick: np.ndarray, mask: np.ndarray,
+                   counted: np.ndarray | None = None, *, face_label: float = 1.0) -> dict[str, Any]:
+        """Item of face track f at sampled-frame positions pick (T,); mask (T,) False on padding;
+        counted (T,) the frames per-frame aggregation counts (default: the unpadded ones); the
+        item's mask keeps the frames where this face was found only, and its labels are the ones
+        that apply to this face (`face_instance_labels`)."""
+        found = np.asarray(z["found"][f, pick], bool) | bool(self.rows[v].get("fallback"))
+        valid = np.asarray(mask, bool) & found  # (T,) frames with this face, not padding
         item = {k: torch.from_numpy(val) if isinstance(val, np.ndarray) else _scalar(val)
-                for k, val in self._labels(v, z, pick, mask).items()}
+                for k, val in self._labels(v, z, pick, valid, face_label=face_label).items()}
         item.update({
-            "video": self._images(z["faces"][0, pick]),  # (T, 3, S, S)
+            "video": self._images(z["faces"][f, pick]),  # (T, 3, S, S)
             "times": torch.from_numpy(z["times"][pick].astype(np.float32)),  # (T,)
-            "found": torch.from_numpy(z["found"][0, pick]),  # (T,)
-            "mask": torch.from_numpy(mask),  # (T,)
-            "counted": torch.from_numpy(mask if counted is None else counted),  # (T,)
+            "found": torch.from_numpy(found),  # (T,)
+            "mask": torch.from_numpy(valid),  # (T,)
+            "counted": torch.from_numpy((valid if counted is None else np.asarray(counted, bool)) & found),  # (T,)
             "id": self.records[v].id,
         })
         return item
 
-    def _labels(self, v: int, z: dict[str, np.ndarray], pick: np.ndarray, mask: np.ndarray) -> dict[str, Any]:
-        """The targets of the clip of frames `pick` (T,) (numpy arrays and floats): what an item
-        holds besides its inputs, also counted by fakelens.train.targets without loading pixels."""
+    def _labels(self, v: int, z: dict[str, np.ndarray], pick: np.ndarray, mask: np.ndarray,
+                face_label: float = 1.0) -> dict[str, Any]:
+        """The targets of the clip of frames `pick` (T,) of a face whose own label is `face_label`
+        (`face_labels`; 1: the video's labels apply) (numpy arrays and floats): what an item holds
+        besides its inputs, also counted by fakelens.train.targets without loading pixels."""
         rec = self.records[v]
-        lab = _frame_fields(rec, float(z["fps"]), z["indices"][pick])
+        lab = face_instance_labels(_frame_fields(rec, float(z["fps"]), z["indices"][pick]), face_label, self.hears)
         fl = lab["frame_labels"]
         return {
-            "frame_labels": fl,  # (T,) fake in any stream
-            "visual_frame_labels": lab["visual"],  # (T,) the face is fake (-1: unknown)
-            "label": _any(fl[mask]),
+            "frame_labels": fl,  # (T,) fake in any stream the model gets (-1: unknown)
+            "visual_frame_labels": lab["visual"],  # (T,) this face is fake (-1: unknown)
+            "label": _any_known(fl[mask]),
             "video_label": _video_label(rec),
-            "visual_label": _any(lab["visual"][mask]),
+            "face_label": float(face_label),
+            "visual_label": _any_known(lab["visual"][mask]),
             "audio_label": _any(lab["audio"][mask]),
         }
 
     label_keys: tuple[str, ...] = ("times", "indices", "fps")  # npz members `_labels` reads
 
     def census_labels(self, v: int, z: dict[str, np.ndarray], per_video: int) -> list[dict[str, Any]]:
-        """Targets (and masks) of up to `per_video` training clips of video v (`census_picks`),
-        as its items hold them: what fakelens.train.targets counts without loading pixels."""
-        n = len(z["times"])
-        return [{**self._labels(v, z, pick, mask), "mask": mask} for pick, mask in self.census_picks(n, per_video)]
+        """Targets (and masks) of training clips of video v, as its items hold them: per face track
+        up to `per_video` clips of its found frames (`run_picks`), with the face's own labels, and
+        for a video whose faces' labels are not known one bag label per clip (the MIL term over
+        faces): what fakelens.train.targets counts without loading pixels."""
+        frames = self.face_frames(v)  # (F, T)
+        labels = self.face_labels(v)
+        out: list[dict[str, Any]] = []
+        bag = []
+        for f in range(len(frames)):
+            runs = face_runs(frames[f], self.window)
+            for a, b in runs:
+                for pick, mask in self.run_picks(int(a), int(b), max(1, per_video // len(runs))):
+                    item = {**self._labels(v, z, pick, mask, face_label=float(labels[f])), "mask": mask}
+                    if labels[f] < 0:  # as fakelens.tasks.faces.fold_faces trains it: no video label
+                        item["video_label"] = UNKNOWN
+                        bag.append(self._labels(v, z, pick, mask, face_label=1.0)["label"])
+                    out.append(item)
+        if bag:  # the MIL term: one video label per item
+            out.append({"label": float(max(bag)), "video_label": _video_label(self.records[v])})
+        return out
 
-    def census_picks(self, n: int, per_video: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        """(pick, mask) of up to `per_video` training clips of a video of n frames, their starts
-        evenly spaced over the random start's range: what `fakelens.train.targets` counts."""
-        if self.window is None:
-            spans = [(0, n)]
-        else:  # a clip lies inside one window (`_start`): a few starts in each
-            spans = [(a, min(n, a + self.window)) for a in range(0, n, self.window)]
-        starts_list = []
-        for a, b in spans:
-            span = max(0, b - a - self.clip_frames)
-            k = min(max(1, per_video // len(spans)), span + 1)
-            starts_list.append(a + np.unique(np.linspace(0, span, k).round().astype(int)))
-        starts = np.concatenate(starts_list)
+    def run_picks(self, a: int, b: int, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(pick, mask) of up to k training clips inside the run [a, b) of a face's frames, their
+        starts evenly spaced over the random start's range (`_random_clip`)."""
+        span = max(0, b - a - self.clip_frames)
         out = []
-        for s in starts:
+        for s in a + np.unique(np.linspace(0, span, min(k, span + 1)).round().astype(int)):
             wanted = np.arange(s, s + self.clip_frames)
-            out.append((np.minimum(wanted, n - 1), wanted < n))
+            out.append((np.minimum(wanted, b - 1), wanted < b))
         return out
 
     def __getitem__(self, v: int) -> dict[str, Any]:
-        return self._finish(self._clip(v, self._load(v)))
+        return self._bag(v, self._load(v), self._random_clip)
+
+
+PER_VIDEO_KEYS = ("id", "video_label", "bag_label", "face_mask")  # a training item's keys without a face axis
+
+
+def stack_faces(items: Sequence[dict[str, Any]], max_faces: int, bag_label: float) -> dict[str, Any]:
+    """Per-face items of one video -> one item with a face axis of `max_faces` slots on every
+    per-face key (absent slots zero), plus face_mask (F,) bool and bag_label (1 when a fake face
+    is among them, as far as the video's label says)."""
+    if not items or len(items) > max_faces:
+        raise ValueError(f"{len(items)} face items for {max_faces} face slots")
+    first = items[0]
+    out: dict[str, Any] = {"id": first["id"], "video_label": first["video_label"]}
+    for key, value in first.items():
+        if key in out:
+            continue
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"per-face item key {key!r} is not a tensor ({type(value).__name__})")
+        pad = [torch.zeros_like(value)] * (max_faces - len(items))
+        out[key] = torch.stack([it[key] for it in items] + pad)  # (F, ...)
+    out["face_mask"] = torch.arange(max_faces) < len(items)  # (F,)
+    out["bag_label"] = _scalar(bag_label)
+    return out
 
 
 class FrameDataset(ClipDataset):
     """Single face frames as one-frame clips (DFDC-winner style training of a 2D CNN on frames):
-    `frames_per_video` items per video, each a random frame (evenly spaced with random=False),
-    with ClipDataset's keys at T = 1, so the frame models (2D CNN + temporal pooling) and the
-    video augmentations take them as they are.
+    `frames_per_video` items per video, each holding one frame of every face track (a random one
+    of its frames; evenly spaced with random=False), with ClipDataset's keys at T = 1, so the
+    frame models (2D CNN + temporal pooling) and the video augmentations take them as they are.
 
     It has no whole-video tiling of its own: predict feeds the model clips of `data.clip_frames`
     frames, so a run training on frames validates on `AllClips(ClipDataset)`
@@ -387,16 +510,20 @@ class FrameDataset(ClipDataset):
     def n_tiles(self, v: int) -> int:
         raise FakelensError("FrameDataset gives no whole-video tiling: validate on AllClips(ClipDataset)")
 
-    def census_picks(self, n: int, per_video: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        frames = np.unique(np.linspace(0, n - 1, min(per_video, n)).round().astype(int))
+    def run_picks(self, a: int, b: int, k: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        frames = a + np.unique(np.linspace(0, b - a - 1, min(k, b - a)).round().astype(int))
         return [(np.array([t]), np.array([True])) for t in frames]
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         v, j = divmod(i, self.k)
-        z = self._load(v)
-        n = z["faces"].shape[1]
-        t = int(torch.randint(n, ()).item()) if self.random else min(n - 1, int((j + 0.5) * n / self.k))
-        return self._finish(self._clip_at(v, z, np.array([t]), np.array([True])))  # T = 1
+
+        def one_frame(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            have = np.flatnonzero(frames)
+            t = have[int(torch.randint(len(have), ()).item())] if self.random else \
+                have[min(len(have) - 1, int((j + 0.5) * len(have) / self.k))]
+            return np.array([t]), np.array([True])  # T = 1
+
+        return self._bag(v, self._load(v), one_frame)
 
 
 def mel_window(z: dict[str, np.ndarray], start_time: float, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -548,8 +675,9 @@ class AVDataset(ClipDataset):
 
     need_face = True
     need_audio = True
-    keys = CacheDataset.keys + AudioDataset.keys
+    keys = ClipDataset.keys + AudioDataset.keys
     label_keys = ClipDataset.label_keys + ("mel_times",)
+    hears = True
 
     def __init__(self, cache_dir: str | Path, split: str | Sequence[str] | None = None, *,
                  clip_frames: int = 16, audio_seconds: float | None = None, random: bool = True, **kwargs):
@@ -564,16 +692,18 @@ class AVDataset(ClipDataset):
         self.audio_seconds = float(audio_seconds)
         self.width = max(1, int(round(audio_seconds / hop)))  # W
 
-    def _clip_at(self, v: int, z: dict[str, np.ndarray], pick: np.ndarray, mask: np.ndarray,
-                 counted: np.ndarray | None = None) -> dict[str, Any]:
-        item = super()._clip_at(v, z, pick, mask, counted)
-        t0, t1 = clip_span(z["times"], pick, mask, float(z["fps"]))  # float64, as predict computes it
+    def _face_clip(self, v: int, z: dict[str, np.ndarray], f: int, pick: np.ndarray, mask: np.ndarray,
+                   counted: np.ndarray | None = None, *, face_label: float = 1.0) -> dict[str, Any]:
+        item = super()._face_clip(v, z, f, pick, mask, counted, face_label=face_label)
+        valid = item["mask"].numpy()
+        t0, t1 = clip_span(z["times"], pick, valid, float(z["fps"]))  # float64, as predict computes it
         mel, _, _ = clip_audio_window(z, t0, t1, self.width)
         item["audio"] = torch.from_numpy(mel)[None]  # (1, M, W)
         return item
 
-    def _labels(self, v: int, z: dict[str, np.ndarray], pick: np.ndarray, mask: np.ndarray) -> dict[str, Any]:
-        out = super()._labels(v, z, pick, mask)
+    def _labels(self, v: int, z: dict[str, np.ndarray], pick: np.ndarray, mask: np.ndarray,
+                face_label: float = 1.0) -> dict[str, Any]:
+        out = super()._labels(v, z, pick, mask, face_label=face_label)
         rec = self.records[v]
         t0, t1 = clip_span(z["times"], pick, mask, float(z["fps"]))
         _, times, amask = clip_audio_window(z, t0, t1, self.width, with_mel=False)

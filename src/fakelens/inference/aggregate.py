@@ -115,5 +115,53 @@ def video_score(name: str, level: str, clip_scores: np.ndarray, frame_scores: np
     return aggregate(name, frames[np.asarray(frame_masks, bool)] if frame_masks is not None else frames)
 
 
-__all__ = ["AGGREGATIONS", "LEVELS", "aggregate", "video_score", "mean", "max_", "median", "topk_mean",
-           "confident_mean"]
+# ------------------------------------------------------------------------------------ over faces
+# A video with several people is scored face by face (each track on its own frames, with the
+# aggregation above), then the faces' scores make the video's by a named face aggregation
+# (`predict.face_aggregate`, `fakelens predict --face-aggregate`). Each takes the (F,) face
+# P(fake) and the (F,) number of frames each face was scored on.
+
+FaceAggregateFn = Callable[[np.ndarray, np.ndarray], float]
+FACE_AGGREGATIONS: Registry[FaceAggregateFn] = Registry("face aggregation")
+
+
+def _check_faces(scores: np.ndarray, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    s = _check(scores)
+    n = np.asarray(frames, np.float64).reshape(-1)
+    if n.shape != s.shape or np.any(n < 0):
+        raise ValueError(f"face frame counts {n.tolist()} do not fit {s.size} face scores")
+    return s, n
+
+
+@FACE_AGGREGATIONS.register("max")
+def face_max(scores: np.ndarray, frames: np.ndarray) -> float:
+    """The most suspicious face: a video is fake when any person in it is (DFDC: often one of two)."""
+    return float(_check_faces(scores, frames)[0].max())
+
+
+@FACE_AGGREGATIONS.register("mean")
+def face_mean(scores: np.ndarray, frames: np.ndarray) -> float:
+    """Mean over faces: every person counts the same, however long on screen."""
+    return float(_check_faces(scores, frames)[0].mean())
+
+
+@FACE_AGGREGATIONS.register("frames_weighted")
+def face_frames_weighted(scores: np.ndarray, frames: np.ndarray) -> float:
+    """Mean over faces weighted by the frames each was scored on: a face seen briefly counts less."""
+    s, n = _check_faces(scores, frames)
+    return float((s * n).sum() / n.sum()) if n.sum() > 0 else float(s.mean())
+
+
+@FACE_AGGREGATIONS.register("main")
+def face_main(scores: np.ndarray, frames: np.ndarray) -> float:
+    """The main face only (the track with the most detections, listed first): single-speaker data."""
+    return float(_check_faces(scores, frames)[0][0])
+
+
+def faces_score(name: str, scores: np.ndarray, frames: np.ndarray) -> float:
+    """A video's score from its faces' scores (F,) and frame counts (F,), by the named face aggregation."""
+    return FACE_AGGREGATIONS.get(name)(np.asarray(scores, np.float64), np.asarray(frames, np.float64))
+
+
+__all__ = ["AGGREGATIONS", "FACE_AGGREGATIONS", "LEVELS", "aggregate", "faces_score", "video_score", "mean", "max_",
+           "median", "topk_mean", "confident_mean", "face_max", "face_mean", "face_frames_weighted", "face_main"]

@@ -75,13 +75,17 @@ def saliency_layer(model: nn.Module, inputs: dict[str, torch.Tensor]) -> tuple[s
 def _clip_inputs(run: Any, feats: Any, face: int, position: int, device: torch.device) -> tuple[dict, int]:
     """Model inputs (batch of one) of the pipeline's clip holding sampled frame `position` of
     face track `face`, and the frame's index inside that clip."""
-    from fakelens.data.dataset import mel_window, tile_clips
+    from fakelens.data.dataset import face_frames, mel_window, tile_face
 
     faces = feats.clip.faces[face]  # (T, S, S, 3) uint8
     times = feats.clip.times  # (T,)
-    clip_frames = run.cfg.data.clip_frames
-    tiling = tile_clips(faces.shape[0], clip_frames)  # (K, C) each; the last clip ends at the last frame
-    k = min(position // clip_frames, len(tiling.picks) - 1)
+    window = run.cache.window_frames if run.cache.sampling == "windows" else None
+    frames = face_frames(feats.clip.found, bool(feats.clip.fallback))[face]  # (T,)
+    tiling = tile_face(frames, run.cfg.data.clip_frames, window)  # (K, C) each: the face's own frames, as predict
+    holding = np.flatnonzero((tiling.picks == position).any(axis=1) & tiling.mask.any(axis=1))
+    if len(holding) == 0:
+        raise ValueError(f"sampled frame {position} of face track {face} was not scored (no face there)")
+    k = int(holding[0])
     pick = tiling.picks[k]
     video = torch.from_numpy(np.ascontiguousarray(faces[pick])).permute(0, 3, 1, 2).float() / 255.0  # (C,3,S,S)
     inputs = {"video": video[None].to(device),  # (1,C,3,S,S)
@@ -90,7 +94,7 @@ def _clip_inputs(run: Any, feats: Any, face: int, position: int, device: torch.d
         mel, _, _ = mel_window({"mel": feats.mel, "mel_times": feats.mel_times}, float(times[pick[0]]),
                                int(run.audio_width))
         inputs["audio"] = torch.from_numpy(mel)[None, None].to(device)  # (1,1,M,W)
-    return inputs, position - int(pick[0])
+    return inputs, int(np.flatnonzero(pick == position)[0])
 
 
 def face_saliency(run: Any, feats: Any, face: int, positions: Sequence[int],

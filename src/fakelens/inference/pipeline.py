@@ -35,9 +35,9 @@ import numpy as np
 import torch
 
 from fakelens.errors import ConfigError, FakelensError, MediaError
-from fakelens.inference.aggregate import AGGREGATIONS, LEVELS, aggregate, video_score
+from fakelens.inference.aggregate import AGGREGATIONS, FACE_AGGREGATIONS, LEVELS, aggregate, faces_score, video_score
 from fakelens.inference.postprocess import SUPPRESSIONS, proposals_from_scores
-from fakelens.types import Prediction, VideoRecord
+from fakelens.types import FaceScore, Prediction, VideoRecord
 
 ON_ERROR = ("raise", "prior")
 NO_FACE = ("error", "full_frame")
@@ -230,11 +230,14 @@ class Predictor:
     """Scores videos with a loaded run. Options default to the run's `predict` section."""
 
     def __init__(self, run: LoadedRun, *, aggregate_name: str | None = None, level: str | None = None,
-                 no_face: str | None = None, batch_size: int = 8, device: str | torch.device = "auto"):
+                 no_face: str | None = None, batch_size: int = 8, device: str | torch.device = "auto",
+                 face_aggregate: str | None = None):
         p = run.cfg.predict
         self.run = run
         self.aggregate_name = aggregate_name or p.aggregate
         AGGREGATIONS.get(self.aggregate_name)
+        self.face_aggregate = face_aggregate or p.face_aggregate
+        FACE_AGGREGATIONS.get(self.face_aggregate)
         self.level = level or p.level
         if self.level not in LEVELS:
             raise ConfigError(f"level must be 'frames' or 'clips', got {self.level!r}")
@@ -290,31 +293,42 @@ class Predictor:
 
     # ------------------------------------------------------------------ model
 
+    def window(self) -> int | None:
+        """Frames of one clip window in the run's sampling "windows" (clips never span two), else None."""
+        return int(self.run.cache.window_frames) if self.run.cache.sampling == "windows" else None
+
     def _clips(self, feats: Any, streams: str = AUDIO_VISUAL) -> list[dict[str, Any]]:
         """Model inputs of one video, one dict per clip: tensors without batch dim, plus times/masks
-        (numpy: times (C,) / audio_times (W,) seconds, mask / counted (C,), audio_mask (W,) bool).
-        An audio-visual model scoring one stream gets the other as a blank input masked out
-        entirely (all-False mask / audio_mask), as modality dropout hid it in training."""
-        from fakelens.data.dataset import clip_audio_window, clip_span, mel_window, tile_clips, tile_windows
+        (numpy: times (C,) / audio_times (W,) seconds, mask / counted (C,), audio_mask (W,) bool) and,
+        for faces, the track `face` and the sampled-frame `positions` (C,). Every face track is cut
+        into clips of its own frames (fakelens.data.tiling.tile_face): frames without that face
+        are never fed to the model. An audio-visual model scoring one stream gets the other as a
+        blank input masked out entirely (all-False mask / audio_mask), as modality dropout hid it
+        in training."""
+        from fakelens.data.dataset import clip_audio_window, clip_span, face_frames, mel_window, tile_face, tile_windows
 
         clips: list[dict[str, Any]] = []
         z = {"mel": feats.mel, "mel_times": feats.mel_times}
         if streams == AUDIO_ONLY and "video" in self.inputs:
             return self._audio_only_clips(feats)
         if "video" in self.inputs:
-            faces = feats.clip.main  # (T, S, S, 3) uint8
-            times = feats.clip.times  # (T,)
-            tiling = tile_clips(faces.shape[0], self.clip_frames)  # (K, C) each; only a short video is padded
-            for pick, mask, counted in zip(tiling.picks, tiling.mask, tiling.counted):
-                video = torch.from_numpy(np.ascontiguousarray(faces[pick])).permute(0, 3, 1, 2).float() / 255.0  # (C,3,S,S)
-                item = {"video": video, "times": times[pick], "mask": mask, "counted": counted, "streams": streams}
-                if "audio" in self.inputs and streams == VISUAL_ONLY:
-                    item.update(self._blank_audio(float(times[pick[0]])))
-                elif "audio" in self.inputs:  # the clip's own span of audio, as training cuts it
-                    t0, t1 = clip_span(times, pick, mask, float(feats.clip.fps))
-                    mel, mt, mmask = clip_audio_window(z, t0, t1, int(self.run.audio_width))
-                    item.update(audio=torch.from_numpy(mel)[None], audio_times=mt, audio_mask=mmask)  # (1, M, W)
-                clips.append(item)
+            clip = feats.clip
+            times = clip.times  # (T,)
+            frames = face_frames(clip.found, bool(clip.fallback))  # (F, T)
+            for f in range(len(clip.faces)):
+                faces = clip.faces[f]  # (T, S, S, 3) uint8
+                tiling = tile_face(frames[f], self.clip_frames, self.window())  # (K, C) each
+                for pick, mask, counted in zip(tiling.picks, tiling.mask, tiling.counted):
+                    video = torch.from_numpy(np.ascontiguousarray(faces[pick])).permute(0, 3, 1, 2).float() / 255.0  # (C,3,S,S)
+                    item = {"video": video, "times": times[pick], "mask": mask, "counted": counted, "face": f,
+                            "positions": pick, "streams": streams}
+                    if "audio" in self.inputs and streams == VISUAL_ONLY:
+                        item.update(self._blank_audio(float(times[pick[0]])))
+                    elif "audio" in self.inputs:  # the clip's own span of audio, as training cuts it
+                        t0, t1 = clip_span(times, pick, mask, float(clip.fps))
+                        mel, mt, mmask = clip_audio_window(z, t0, t1, int(self.run.audio_width))
+                        item.update(audio=torch.from_numpy(mel)[None], audio_times=mt, audio_mask=mmask)  # (1, M, W)
+                    clips.append(item)
         else:
             width = int(self.run.audio_width)
             mt = feats.mel_times  # (M_total,)
@@ -429,7 +443,10 @@ class Predictor:
                 raise _NoFace("neither a face nor audio: nothing to localize from")
             p = self.run.cfg.predict
             return window_items(step_inputs(feats.arrays), p.window_steps, p.window_overlap)
-        return self._clips(feats, self.streams(video_id, feats))
+        clips = self._clips(feats, self.streams(video_id, feats))
+        if not clips:
+            raise _NoFace("no face found in any sampled frame (use --no-face full_frame to score the whole frame)")
+        return clips
 
     def predict_features(self, video_id: str, feats: Any) -> tuple[Prediction, float]:
         """Score one video from its features; returns the Prediction and the model time (s)."""
@@ -448,28 +465,59 @@ class Predictor:
 
     def _finish(self, video_id: str, feats: Any, clips: list[dict[str, Any]], probs: dict[str, np.ndarray]
                 ) -> Prediction:
-        """The Prediction of one video from its clips and the model's outputs on them (batch dim = clip)."""
+        """The Prediction of one video from its clips and the model's outputs on them (batch dim = clip):
+        each face track scored on its own clips (`Prediction.faces`), the video score the face
+        aggregation of theirs; the timeline at each sampled time the most suspicious face there."""
         if self.dense:
             return self._finish_dense(video_id, feats, clips, probs)
-        frame_times = frame_scores = audio_times = audio_scores = masks = None
+        audio_times = audio_scores = None
         streams = clips[0].get("streams", AUDIO_VISUAL)
         head = self.stream_head(streams) if {"video", "audio"} <= set(self.inputs) else None
         if streams == AUDIO_ONLY and head:  # no face: the frame outputs rest on blank, masked inputs
             probs = {k: v for k, v in probs.items() if k not in ("frame_logits", "frame_mask", "visual_logit")}
         if streams == VISUAL_ONLY and head:  # no audio: neither do the audio outputs
             probs = {k: v for k, v in probs.items() if k not in ("time_logits", "time_mask", "audio_logit")}
-        if "frame_logits" in probs:
-            # each frame once (the tiling's overlap and padding out), valid for the model
-            masks = np.stack([c["counted"] for c in clips]) & probs.get("frame_mask", True)  # (n_clips, C)
-            keep = masks.reshape(-1)  # (n_clips * C,)
-            frame_times = np.concatenate([c["times"] for c in clips])[keep]  # (T,)
-            frame_scores = probs["frame_logits"].reshape(-1)[keep]  # (T,)
         if "time_logits" in probs:
             audio_times, audio_scores = self._audio_steps(clips, probs["time_logits"], probs.get("time_mask"))
         clip_scores = probs[head] if head else probs["video_logit"]  # (n_clips,) one stream's head, or both
         level = "clips" if streams == AUDIO_ONLY and head else self.level  # no frame scores without a face
-        score = video_score(self.aggregate_name, level, clip_scores, probs.get("frame_logits"), masks,
-                            model=f"model {self.run.cfg.model.name!r}")
+        model = f"model {self.run.cfg.model.name!r}"
+        faces: list[FaceScore] = []
+        frame_times = frame_scores = None
+        if "video" in self.inputs and all("face" in c for c in clips):
+            clip = feats.clip
+            face_of = np.array([c["face"] for c in clips], np.int64)  # (n_clips,)
+            for f in np.unique(face_of):
+                rows = np.flatnonzero(face_of == f)
+                masks = None
+                ft = fs = None
+                pos = np.concatenate([clips[r]["positions"][clips[r]["mask"]] for r in rows])
+                if "frame_logits" in probs:
+                    # each frame once (the tiling's overlap and padding out), valid for the model
+                    masks = np.stack([clips[r]["counted"] for r in rows])  # (k, C)
+                    if "frame_mask" in probs:
+                        masks = masks & probs["frame_mask"][rows]
+                    keep = masks.reshape(-1)  # (k * C,)
+                    pos = np.concatenate([clips[r]["positions"] for r in rows])[keep]  # (T_f,)
+                    ft = clip.times[pos].astype(np.float64)  # (T_f,)
+                    fs = probs["frame_logits"][rows].reshape(-1)[keep].astype(np.float64)  # (T_f,)
+                else:
+                    pos = np.unique(pos)
+                    ft = clip.times[pos].astype(np.float64)
+                score = video_score(self.aggregate_name, level, clip_scores[rows],
+                                    None if "frame_logits" not in probs else probs["frame_logits"][rows], masks,
+                                    model=model)
+                det = None if clip.detection is None or f >= len(clip.detection) else \
+                    np.asarray(clip.detection[f], np.float64)
+                faces.append(FaceScore(
+                    index=int(f), score=float(score), frame_times=ft, frame_scores=fs,
+                    boxes=np.asarray(clip.boxes[f][pos], np.float32),
+                    detection=float(det[det > 0].mean()) if det is not None and (det > 0).any() else None))
+            score = faces_score(self.face_aggregate, [fc.score for fc in faces], [len(fc.frame_times) for fc in faces])
+            if "frame_logits" in probs:
+                frame_times, frame_scores = _most_suspicious(faces)
+        else:  # audio only (or an audio-visual model scoring a video without a face)
+            score = video_score(self.aggregate_name, level, clip_scores, None, None, model=model)
         duration = float(feats.clip.duration) if "video" in self.inputs else float(
             feats.mel_times[-1] + (feats.mel_times[1] - feats.mel_times[0] if len(feats.mel_times) > 1 else 0.01))
         times, scores = self._timeline(clips, clip_scores, frame_times, frame_scores, audio_times, audio_scores,
@@ -486,7 +534,8 @@ class Predictor:
         fallback = FULL_FRAME_FALLBACK if "video" in self.inputs and feats.clip.fallback else None
         return Prediction(id=video_id, score=float(score), proposals=proposals, frame_times=frame_times,
                           frame_scores=frame_scores, audio_times=audio_times, audio_scores=audio_scores,
-                          fallback=fallback, extras=extras, streams=streams)
+                          fallback=fallback, extras=extras, streams=streams, faces=tuple(faces),
+                          face_aggregate=self.face_aggregate if faces else None)
 
     def _finish_dense(self, video_id: str, feats: Any, windows: list[dict[str, Any]], outs: dict[str, list]
                       ) -> Prediction:
@@ -570,9 +619,13 @@ class Predictor:
                 starts.append(float(np.asarray(c["audio_times"])[0]))
         t = np.asarray(starts)
         order = np.argsort(t, kind="stable")
-        t, sc = t[order], np.asarray(clip_scores)[order]
-        keep = np.concatenate([[True], np.diff(t) > 1e-9])
-        return t[keep], sc[keep]
+        t, sc = t[order], np.asarray(clip_scores, np.float64)[order]
+        new = np.concatenate([[True], np.diff(t) > 1e-9])
+        # clips of several faces starting at the same moment: the most suspicious face there
+        group = np.cumsum(new) - 1
+        best = np.full(int(group[-1]) + 1, -np.inf)
+        np.maximum.at(best, group, sc)
+        return t[new], best
 
     # ------------------------------------------------------------------ many videos
 
@@ -756,6 +809,17 @@ def heard_spans(clips: Sequence[dict[str, Any]], gap: float = 1e-6) -> list[tupl
     return merged
 
 
+def _most_suspicious(faces: Sequence[FaceScore]) -> tuple[np.ndarray, np.ndarray]:
+    """The video's per-frame timeline from its faces': (T,) sampled times where any face was scored,
+    in order, and at each the highest P(fake) of the faces scored there."""
+    t = np.concatenate([f.frame_times for f in faces])
+    s = np.concatenate([f.frame_scores for f in faces])
+    uniq, inv = np.unique(t, return_inverse=True)  # the faces' frames share the sampled times exactly
+    best = np.full(len(uniq), -np.inf)
+    np.maximum.at(best, inv, s)
+    return uniq.astype(np.float64), best
+
+
 def journal_header(run: LoadedRun, predictor: "Predictor") -> dict[str, Any]:
     """What a journaled Prediction depends on (fakelens.inference.journal): the checkpoint file,
     the inference settings and the preprocessing parameters."""
@@ -765,6 +829,7 @@ def journal_header(run: LoadedRun, predictor: "Predictor") -> dict[str, Any]:
 
     return {"checkpoint": str(Path(run.checkpoint).resolve()), "checkpoint_file": file_stamp(run.checkpoint),
             "aggregate": predictor.aggregate_name, "level": predictor.level, "no_face": predictor.no_face,
+            "face_aggregate": predictor.face_aggregate,
             "media": to_dict(predictor.cache_cfg), "fakelens": __version__}
 
 

@@ -182,6 +182,24 @@ class Task(nn.Module):
         to -1, i.e. left out of the term; as they are without dropout."""
         return labels
 
+    def faces_loss(self, outputs: Outputs, instances: Batch, bag: torch.Tensor,
+                   n_videos: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """`loss` over the face instances of a multi-face batch (fakelens.tasks.faces.fold_faces),
+        plus the multiple-instance term over the faces of videos holding faces of unknown label:
+        the video logit pooled over its faces (`face_pooling`) against the video's label. A face
+        of unknown label carries video_label -1 (fold_faces), so no unknown-stream rule turns its
+        labels into the video's: it trains through the pooled term only."""
+        from fakelens.tasks.faces import bag_term
+
+        loss, parts = self.loss(outputs, instances)
+        logits = self.video_logit(outputs)
+        term = bag_term(logits, instances, bag, n_videos, self.cfg.face_pooling, self.pooling_params,
+                        self._pw("video", logits))
+        if term is None:
+            return loss, parts
+        parts["faces_mil"] = term.detach()
+        return loss + term, parts
+
     def term(self, target: Target, outputs: Outputs, batch: Batch, labels: torch.Tensor) -> torch.Tensor:
         """The loss of one target on its (resolved) labels; -1 labels are left out."""
         if target.term == "video":

@@ -17,6 +17,8 @@ class TaskConfig:
 
     name: str = "classification"  # a TASKS entry: classification | mil | av | localization
     pooling: str = "lse"  # MIL pooling (a POOLINGS entry) for `mil` and the MIL terms of `av`
+    face_pooling: str = "max"  # pooling over a video's faces whose labels are not known (a POOLINGS entry):
+                               # a fake video has at least one fake face
     topk: float = 0.25  # fraction of frames for topk_mean pooling
     lse_r: float = 5.0  # sharpness of log-sum-exp pooling
     frame_weight: float = 0.0  # per-frame BCE on `frame_logits` vs `frame_labels` (av: `visual_frame_labels`)
@@ -50,6 +52,7 @@ class TaskConfig:
     def __post_init__(self) -> None:
         check_registered("fakelens.tasks.classification", "TASKS", self.name)  # raises with a suggestion
         check_registered("fakelens.tasks.pooling", "POOLINGS", self.pooling)
+        check_registered("fakelens.tasks.pooling", "POOLINGS", self.face_pooling)
         if not 0 < self.topk <= 1:
             raise ValueError(f"task.topk must be in (0, 1], got {self.topk}")
         if self.lse_r <= 0:

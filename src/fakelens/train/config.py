@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 from fakelens.config import load_config
+from fakelens.features.originals import FACE_DIFF_THRESHOLD
 from fakelens.models.config import ModelConfig
 from fakelens.registry import check_registered, deferred_name_checks
 from fakelens.tasks.config import TaskConfig
@@ -33,12 +34,17 @@ class DataConfig:
     clip_frames: int = 8  # clips / av: consecutive cached frames per sample
     audio_seconds: float | None = None  # audio / av: mel window length (None = the dataset's default)
     max_steps: int = 0  # features: train on random windows of this many steps of longer videos (0 = whole videos)
+    # A face of a fake compared with its original (preprocess --max-faces > 1 and DFDC's `original`) is
+    # fake when its crops differ by more than this many grey levels (fakelens.features.originals)
+    face_diff_threshold: float = FACE_DIFF_THRESHOLD
 
     def __post_init__(self) -> None:
         if not 0 < self.val_fraction < 1:
             raise ValueError(f"data.val_fraction must be in (0, 1), got {self.val_fraction}")
         if self.clip_frames < 1:
             raise ValueError(f"data.clip_frames must be >= 1, got {self.clip_frames}")
+        if not self.face_diff_threshold > 0:
+            raise ValueError(f"data.face_diff_threshold must be > 0 grey levels, got {self.face_diff_threshold}")
 
 
 @dataclass
@@ -134,6 +140,8 @@ class PredictConfig:
 
     level: Literal["frames", "clips"] = "frames"  # aggregate per-frame scores, or per-clip scores
     aggregate: str = "mean"  # an AGGREGATIONS entry: mean | max | median | topk_mean | confident_mean
+    face_aggregate: str = "max"  # a FACE_AGGREGATIONS entry making the video score from its faces' scores:
+                                 # max | mean | frames_weighted | main
     suppression: str = "soft_nms"  # proposal suppression: nms | soft_nms | none
     iou_threshold: float = 0.3
     thresholds: list[float] = field(default_factory=lambda: [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9])
@@ -148,10 +156,11 @@ class PredictConfig:
     window_overlap: int = 256  # steps shared by consecutive windows
 
     def __post_init__(self) -> None:
-        from fakelens.inference.aggregate import AGGREGATIONS
+        from fakelens.inference.aggregate import AGGREGATIONS, FACE_AGGREGATIONS
         from fakelens.inference.postprocess import SUPPRESSIONS
 
         AGGREGATIONS.get(self.aggregate)
+        FACE_AGGREGATIONS.get(self.face_aggregate)
         SUPPRESSIONS.get(self.suppression)
         if self.window_steps < 1 or not 0 <= self.window_overlap < self.window_steps:
             raise ValueError(f"predict.window_steps must be >= 1 and 0 <= window_overlap < window_steps, got "

@@ -140,6 +140,12 @@ class DetectorModule(L.LightningModule):
             torch.manual_seed(epoch_seed(self.cfg.train.seed, self.current_epoch) + 7919 * self.global_rank)
 
     def training_step(self, batch: dict[str, Any], batch_idx: int):
+        from fakelens.tasks.faces import fold_faces, has_faces
+
+        n_videos = int(batch["label"].shape[0])
+        bag = None
+        if has_faces(batch):  # every face track of each video: one instance per face (fakelens.tasks.faces)
+            batch, bag = fold_faces(batch)
         if self.batch_mix is not None:
             batch = self.batch_mix(batch)
         batch = self.task.drop_modalities(batch)  # task.modality_dropout: hide one stream of some clips
@@ -148,7 +154,8 @@ class DetectorModule(L.LightningModule):
         saved = ({n: b.detach().clone() for n, b in self.model.named_buffers() if b.is_floating_point()}
                  if self.cfg.train.nonfinite == "skip" else {})
         outputs = self.model(**self._inputs(batch))
-        loss, parts = self.task.loss(outputs, batch)
+        loss, parts = (self.task.loss(outputs, batch) if bag is None
+                       else self.task.faces_loss(outputs, batch, bag, n_videos))
         finite = torch.isfinite(loss.detach()).to(torch.float32)
         if self.trainer.world_size > 1:  # every rank skips together, or DDP would hang
             finite = self.trainer.strategy.reduce(finite, reduce_op="min")
@@ -168,7 +175,7 @@ class DetectorModule(L.LightningModule):
             self.log("train_skipped", float(self._nonfinite_run), on_step=True, on_epoch=False)
             return None  # Lightning skips the optimizer step
         self._nonfinite_run = 0
-        bs = int(batch["label"].shape[0])
+        bs = n_videos
         self.log("train_loss", loss.detach(), on_step=True, on_epoch=True, prog_bar=True, batch_size=bs)
         for name, value in parts.items():
             self.log(f"train_{name}_loss", value, on_step=False, on_epoch=True, batch_size=bs)
@@ -204,10 +211,14 @@ class DetectorModule(L.LightningModule):
             return
         rec = {
             "video": batch["video_index"].long(),  # (B,)
+            "face": (batch["face_index"].long() if "face_index" in batch
+                     else torch.zeros_like(batch["video_index"].long())),  # (B,) face track of the clip
             "clip": batch["clip_index"].long(),  # (B,)
             "score": torch.sigmoid(self.task.video_logit(outputs).detach().float()),  # (B,) clip P(fake)
             "label": label.detach().float(),  # (B,)
         }
+        if isinstance(batch.get("counted"), torch.Tensor):  # frames each face is scored on (face weights)
+            rec["counted"] = batch["counted"].float()  # (B, T)
         frames = outputs.get("frame_logits")
         if frames is not None:  # per-frame P(fake) and the frames counted, for predict.level=frames
             rec["frames"] = torch.sigmoid(frames.detach().float())  # (B, T)
@@ -295,7 +306,8 @@ class DetectorModule(L.LightningModule):
         arrays = {k: v.cpu().numpy() for k, v in parts.items()}
         s, y = video_scores(arrays["video"], arrays["clip"], arrays["score"], arrays["label"],
                             self.cfg.predict.aggregate, self.cfg.predict.level, arrays.get("frames"),
-                            arrays.get("mask"), model=f"model {self.cfg.model.name!r}")
+                            arrays.get("mask"), model=f"model {self.cfg.model.name!r}", faces=arrays["face"],
+                            face_aggregate=self.cfg.predict.face_aggregate, counted=arrays.get("counted"))
         y = y.round().astype("int64")
         self.log("val_videos", float(len(y)), sync_dist=False)
         self.log("val_logloss", float(log_loss(y, s)), sync_dist=False, prog_bar=True)
@@ -340,15 +352,20 @@ def frame_counted(outputs: dict[str, torch.Tensor], batch: dict[str, Any]) -> to
 
 def video_scores(video: np.ndarray, clip: np.ndarray, clip_scores: np.ndarray, labels: np.ndarray,
                  aggregate_name: str, level: str, frame_scores: np.ndarray | None = None,
-                 frame_masks: np.ndarray | None = None, model: str = "the model") -> tuple[np.ndarray, np.ndarray]:
+                 frame_masks: np.ndarray | None = None, model: str = "the model", faces: np.ndarray | None = None,
+                 face_aggregate: str = "max", counted: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per-clip validation results -> (V,) video scores and (V,) video labels, in video-index order.
 
-    video, clip (N,) say which clip of which video each row is; a (video, clip) pair seen twice
-    (the distributed sampler pads with repeated items) counts once. Each video's clips, in clip
-    order, give its score by fakelens.inference.aggregate.video_score, as predict computes it.
-    frame_scores / frame_masks (N, T) are the per-frame P(fake) and validity (level "frames")."""
-    from fakelens.inference.aggregate import video_score
+    video, clip (N,) say which clip of which video each row is (`faces` (N,): of which face track,
+    default 0; clip indices count across a video's faces); a (video, clip) pair seen twice (the
+    distributed sampler pads with repeated items) counts once. Each face's clips, in clip order,
+    give its score by fakelens.inference.aggregate.video_score, and a video's faces give its score
+    by the face aggregation `face_aggregate`, exactly as predict computes them. frame_scores /
+    frame_masks (N, T) are the per-frame P(fake) and validity (level "frames"); counted (N, T) the
+    frames each clip counts (a face's weight in face aggregations: its frames scored)."""
+    from fakelens.inference.aggregate import faces_score, video_score
 
+    faces = np.zeros(len(video), np.int64) if faces is None else np.asarray(faces)
     first: dict[tuple[int, int], int] = {}
     for row, key in enumerate(zip(video.tolist(), clip.tolist())):
         first.setdefault((int(key[0]), int(key[1])), row)
@@ -361,9 +378,16 @@ def video_scores(video: np.ndarray, clip: np.ndarray, clip_scores: np.ndarray, l
         while end < len(keys) and keys[end][0] == v:
             end += 1
         rows = np.array([first[k] for k in keys[start:end]])  # (K,) the video's clips in order
-        out_scores.append(video_score(
-            aggregate_name, level, clip_scores[rows], None if frame_scores is None else frame_scores[rows],
-            None if frame_masks is None else frame_masks[rows] > 0.5, model=model))
+        scores, counts = [], []
+        for f in np.unique(faces[rows]):
+            mine = rows[faces[rows] == f]
+            masks = None if frame_masks is None else frame_masks[mine] > 0.5
+            scores.append(video_score(
+                aggregate_name, level, clip_scores[mine], None if frame_scores is None else frame_scores[mine],
+                masks, model=model))
+            counts.append(int(masks.sum()) if masks is not None else
+                          int((counted[mine] > 0.5).sum()) if counted is not None else len(mine))
+        out_scores.append(faces_score(face_aggregate, scores, counts))
         out_labels.append(float(labels[rows[0]]))
         start = end
     return np.asarray(out_scores, np.float64), np.asarray(out_labels, np.float64)
