@@ -268,7 +268,8 @@ class ClipDataset(CacheDataset):
     hears = False  # items carry no audio: a face's clip label is its own stream's
 
     def __init__(self, cache_dir: str | Path, split: str | Sequence[str] | None = None, *,
-                 clip_frames: int = 16, random: bool = True, face_diff_threshold: float | None = None, **kwargs):
+                 clip_frames: int = 16, random: bool = True, face_diff_threshold: float | None = None,
+                 max_faces: int | None = None, **kwargs):
         from fakelens.features.originals import FACE_DIFF_THRESHOLD
 
         super().__init__(cache_dir, split, **kwargs)
@@ -283,9 +284,12 @@ class ClipDataset(CacheDataset):
                 f"{self.cache_dir}: data.clip_frames={self.clip_frames} must divide the cache's clip windows of "
                 f"{self.window} consecutive frames, so that no clip spans two windows (other moments of the "
                 f"video, and with crop 'roi' other regions); e.g. data.clip_frames={self.window}")
-        # Face slots of a training item: the cache's max_faces (every video's items batch together).
-        self.max_faces = max([self.config.max_faces if self.config is not None else 1]
-                             + [len(r.get("faces") or ()) for r in self.rows])
+        # Face slots of a training item: the cache's max_faces (every video's items batch together),
+        # at most `max_faces` (data.max_faces: the main tracks first)
+        kept = max([self.config.max_faces if self.config is not None else 1] + [len(r.get("faces") or ()) for r in self.rows])
+        if max_faces is not None and max_faces < 1:
+            raise ValueError(f"max_faces must be >= 1, got {max_faces}")
+        self.max_faces = kept if max_faces is None else min(kept, int(max_faces))
         self._tilings: dict[int, list[tuple[int, ClipTiling]]] = {}
 
     def __len__(self) -> int:
@@ -301,18 +305,19 @@ class ClipDataset(CacheDataset):
         n = int((row.get("counts") or {}).get("frames", 0))
         if faces is None:  # a row without face summaries: read the npz
             z = load_npz(self.cache_dir, row, ("found",))
-            return face_frames(z["found"], bool(row.get("fallback")))
+            return face_frames(z["found"], bool(row.get("fallback")))[:self.max_faces]
         out = np.zeros((len(faces), n), bool)  # (F, T)
         for f, face in enumerate(faces):
             for a, b in face.get("runs", ()):
                 out[f, a:b] = True
-        return out
+        return out[:self.max_faces]
 
     def face_labels(self, v: int) -> np.ndarray:
         """(F,) float32 per face track of video v: 1 fake, 0 real, -1 not known. A real video's faces
         are real; a fake's face compared with its original (index row `faces[f].diff`) is fake
-        when the difference exceeds `face_diff_threshold`; a fake with one face track, that face;
-        otherwise not known (training pools such faces: a fake video has at least one fake face)."""
+        when the difference exceeds `face_diff_threshold`, real otherwise, as long as one face
+        does (a fake video has at least one fake face); a fake with one face track, that face;
+        otherwise not known (training pools such faces: MIL over the video's faces)."""
         rec = self.records[v]
         faces = self.rows[v].get("faces") or [{}] * max(1, int(bool(self.rows[v].get("has_face"))))
         if not rec.has_label:
@@ -320,7 +325,8 @@ class ClipDataset(CacheDataset):
         if not rec.is_fake:
             return np.zeros(len(faces), np.float32)
         diffs = [f.get("diff") for f in faces]
-        if all(d is not None for d in diffs):
+        if all(d is not None for d in diffs) and any(d > self.face_diff_threshold for d in diffs):
+            # a face that differs is fake; one that does not, real (no face differing: not told apart)
             return np.array([float(d > self.face_diff_threshold) for d in diffs], np.float32)
         return np.ones(1, np.float32) if len(faces) == 1 else np.full(len(faces), UNKNOWN, np.float32)
 
@@ -351,7 +357,7 @@ class ClipDataset(CacheDataset):
              ) -> dict[str, Any]:
         """Training item of video v: one clip per face track (`choose(frames) -> (pick, mask)`), each
         transformed on its own, stacked over max_faces face slots (absent slots zero, face_mask False)."""
-        frames = face_frames(z["found"], bool(self.rows[v].get("fallback")))  # (F, T)
+        frames = face_frames(z["found"], bool(self.rows[v].get("fallback")))[:self.max_faces]  # (F, T)
         labels = self.face_labels(v)
         items, if_fake = [], []
         for f in range(len(frames)):

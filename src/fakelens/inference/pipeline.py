@@ -238,6 +238,7 @@ class Predictor:
         AGGREGATIONS.get(self.aggregate_name)
         self.face_aggregate = face_aggregate or p.face_aggregate
         FACE_AGGREGATIONS.get(self.face_aggregate)
+        self.max_faces = run.cfg.data.max_faces  # face tracks scored per video (None: every one found)
         self.level = level or p.level
         if self.level not in LEVELS:
             raise ConfigError(f"level must be 'frames' or 'clips', got {self.level!r}")
@@ -315,7 +316,7 @@ class Predictor:
             clip = feats.clip
             times = clip.times  # (T,)
             frames = face_frames(clip.found, bool(clip.fallback))  # (F, T)
-            for f in range(len(clip.faces)):
+            for f in range(min(len(clip.faces), self.max_faces or len(clip.faces))):  # data.max_faces, main first
                 faces = clip.faces[f]  # (T, S, S, 3) uint8
                 tiling = tile_face(frames[f], self.clip_frames, self.window())  # (K, C) each
                 for pick, mask, counted in zip(tiling.picks, tiling.mask, tiling.counted):

@@ -37,12 +37,17 @@ class DataConfig:
     # A face of a fake compared with its original (preprocess --max-faces > 1 and DFDC's `original`) is
     # fake when its crops differ by more than this many grey levels (fakelens.features.originals)
     face_diff_threshold: float = FACE_DIFF_THRESHOLD
+    # Face tracks per video trained on and scored, the main ones first (None: every track the cache
+    # keeps, `fakelens preprocess --max-faces N`): several for DFDC-style data, 1 for single-speaker sets
+    max_faces: int | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.val_fraction < 1:
             raise ValueError(f"data.val_fraction must be in (0, 1), got {self.val_fraction}")
         if self.clip_frames < 1:
             raise ValueError(f"data.clip_frames must be >= 1, got {self.clip_frames}")
+        if self.max_faces is not None and self.max_faces < 1:
+            raise ValueError(f"data.max_faces must be >= 1 (or null: every face the cache keeps), got {self.max_faces}")
         if not self.face_diff_threshold > 0:
             raise ValueError(f"data.face_diff_threshold must be > 0 grey levels, got {self.face_diff_threshold}")
 

@@ -74,14 +74,15 @@ def dataset_kwargs(cfg: TrainConfig) -> dict[str, Any]:
     """Keyword arguments of the configured cache dataset class."""
     d = cfg.data
     if d.dataset in ("clips", "av"):
-        kw: dict[str, Any] = {"clip_frames": d.clip_frames, "face_diff_threshold": d.face_diff_threshold}
+        kw: dict[str, Any] = {"clip_frames": d.clip_frames, "face_diff_threshold": d.face_diff_threshold,
+                              "max_faces": d.max_faces}
         if d.dataset == "av" and d.audio_seconds is not None:
             kw["audio_seconds"] = d.audio_seconds
         return kw
     if d.dataset == "audio":
         return {"window_seconds": d.audio_seconds} if d.audio_seconds is not None else {}
     if d.dataset == "frames":
-        return {"face_diff_threshold": d.face_diff_threshold}
+        return {"face_diff_threshold": d.face_diff_threshold, "max_faces": d.max_faces}
     if d.dataset == "features":
         return {"max_steps": d.max_steps}
     raise ConfigError(f"data.dataset {d.dataset!r} has no mapping of its options")
@@ -154,7 +155,8 @@ def build_datasets(cfg: TrainConfig) -> tuple[Any, Any]:
     train = cls(cache, train_split, labeled_only=True, transform=transform, random=True, **kw)
     val_cls, val_kw = cls, dict(kw)
     if d.dataset == "frames":
-        val_cls, val_kw = ClipDataset, {"clip_frames": d.clip_frames, "face_diff_threshold": d.face_diff_threshold}
+        val_cls, val_kw = ClipDataset, {"clip_frames": d.clip_frames, "face_diff_threshold": d.face_diff_threshold,
+                                        "max_faces": d.max_faces}
     if d.dataset == "av":
         val_kw["audio_seconds"] = train.audio_seconds
     whole = d.dataset == "features"  # items are whole videos, scored as predict scores them (windows)
@@ -332,6 +334,9 @@ def match_inputs(cfg: TrainConfig, train_dataset: Any) -> tuple[TrainConfig, lis
             if short:
                 notes.append(f"{len(short)} of {len(rows)} training videos have fewer than data.clip_frames "
                              f"({d.clip_frames}) sampled frames: their clips are padded (masked)")
+        if d.max_faces is not None and cc.max_faces < d.max_faces:
+            notes.append(f"data.max_faces is {d.max_faces} but the cache {cache} keeps {cc.max_faces} face track(s) "
+                         f"per video: preprocess with --max-faces {d.max_faces} to train on and score every person")
         n = d.clip_frames  # training clips, and the clips validation and predict feed (frames datasets too)
         if m.num_frames != n:
             changes["num_frames"] = n
