@@ -1,6 +1,6 @@
 """Faces as instances in training (fakelens.tasks.faces): a batch of videos with several face
 tracks folded into face instances, the multiple-instance term over a video's faces, and the
-augmentations and losses leaving unknown (-1) face labels out."""
+losses leaving unknown (-1) face labels out."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ def _batch():
         "video": torch.arange(2 * 2 * 3, dtype=torch.float32).reshape(2, 2, 3, 1, 1, 1).expand(2, 2, 3, 3, 4, 4),
         "label": torch.tensor([[-1.0, -1.0], [0.0, 0.0]]),  # (B, F)
         "mask": torch.tensor([[[True] * 3, [True, True, False]], [[True] * 3, [False] * 3]]),  # (B, F, T)
+        "face_label": torch.tensor([[-1.0, -1.0], [0.0, 0.0]]),  # (B, F) which face is fake: not known in video 0
         "face_mask": torch.tensor([[True, True], [True, False]]),  # (B, F)
         "video_label": torch.tensor([1.0, 0.0]),
         "bag_label": torch.tensor([1.0, 0.0]),
@@ -33,7 +34,12 @@ def test_fold_faces_gives_one_instance_per_present_face():
     assert bag.tolist() == [0, 0, 1]
     assert inst["video"].shape == (3, 3, 3, 4, 4) and inst["label"].tolist() == [-1.0, -1.0, 0.0]
     assert inst["mask"].tolist() == [[True] * 3, [True, True, False], [True] * 3]
-    assert inst["video_label"].tolist() == [1.0, 1.0, 0.0] and inst["id"] == ["v0", "v0", "v1"]
+    assert inst["id"] == ["v0", "v0", "v1"]
+    # a face not known to be the fake one carries no video label: no unknown-stream rule turns its
+    # labels into the video's (it trains through the MIL term)
+    assert inst["video_label"].tolist() == [-1.0, -1.0, 0.0]
+    plain, _ = fold_faces({k: v for k, v in batch.items() if k != "face_label"})
+    assert plain["video_label"].tolist() == [1.0, 1.0, 0.0]
     assert "face_mask" not in inst
     torch.testing.assert_close(inst["video"][2], batch["video"][1, 0])  # the absent slot is dropped
     with pytest.raises(ValueError, match="not \\(B, F"):
@@ -49,7 +55,7 @@ def test_bag_term_pools_the_faces_of_videos_with_unknown_faces():
     torch.testing.assert_close(term, expected)
     term.backward()
     assert logits.grad[0] < 0 and logits.grad[1] == 0 and logits.grad[2] == 0
-    known = {**inst, "label": torch.tensor([1.0, 0.0, 0.0])}
+    known = {**inst, "face_label": torch.tensor([1.0, 0.0, 0.0])}  # which face is fake: known
     assert bag_term(logits, known, bag, 2, "max", PoolingParams()) is None
 
 
@@ -67,17 +73,3 @@ def test_faces_loss_leaves_unknown_faces_out_of_the_per_face_term():
     out = {"logit": torch.tensor([1.0, -1.0])}
     torch.testing.assert_close(task.faces_loss(out, plain, torch.tensor([0, 1]), 2)[0], task.loss(out, plain)[0])
 
-
-def test_batch_mix_leaves_rows_of_unknown_label_unmixed():
-    from fakelens.train.augment import BatchMix
-
-    torch.manual_seed(0)
-    video = torch.rand(5, 3, 3, 16, 16)
-    batch = {"video": video, "label": torch.tensor([1.0, 0.0, -1.0, 1.0, 0.0]),
-             "frame_labels": torch.tensor([[1.0] * 3, [0.0] * 3, [-1.0] * 3, [1.0] * 3, [0.0] * 3])}
-    out = BatchMix("mixup", alpha=1.0)(batch)
-    assert out["label"][2] == -1.0 and torch.equal(out["video"][2], video[2])  # untouched
-    assert ((out["label"][[0, 1, 3, 4]] >= 0) & (out["label"][[0, 1, 3, 4]] <= 1)).all()
-    assert not torch.equal(out["video"][[0, 1, 3, 4]], video[[0, 1, 3, 4]])  # the known rows are mixed
-    only_one_known = {**batch, "label": torch.tensor([1.0, -1.0, -1.0, -1.0, -1.0])}
-    assert BatchMix("mixup", alpha=1.0)(only_one_known) is only_one_known
