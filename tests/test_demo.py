@@ -23,7 +23,11 @@ def test_demo_chain_on_the_tiny_preset(tmp_path, capsys):
     assert main(["preprocess", str(data), "--out", str(cache), "--frames", "6", "--size", "48", "--no-progress"]) == 0
     assert main(["train", "--config", "configs/demo.yaml", "--out", str(run), "--set", f"data.cache={cache}",
                  "--set", "train.epochs=1", "--set", "train.num_workers=0", "--set", "train.progress_bar=false",
-                 "--set", "data.clip_frames=6", "--set", "model.num_frames=6", "--set", "model.image_size=48"]) == 0
+                 "--set", "data.clip_frames=6", "--set", "model.num_frames=6", "--set", "model.image_size=48",
+                 # the tiny preset's one training visual fake is swapped in its last frames, where MTCNN
+                 # finds no face: frames without a found face are never trained on, so the visual
+                 # heads would have no fake to learn from (training refuses that): left out here
+                 "--set", "task.visual_weight=0", "--set", "task.frame_weight=0"]) == 0
     assert main(["predict", str(run), str(data), "--split", "test", "--format", "avdf1m-task1", "--out", str(pred),
                  "--no-progress"]) == 0
     capsys.readouterr()
