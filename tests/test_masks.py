@@ -163,7 +163,8 @@ def _feats(n: int, seed: int = 0):
     clip = SimpleNamespace(main=faces, faces=faces[None], times=np.arange(n) / 25.0, fallback=None,
                            duration=n / 25.0, found=np.ones((1, n), bool), boxes=np.zeros((1, n, 4), np.float32),
                            detection=None)
-    return SimpleNamespace(clip=clip, mel=np.zeros((80, 0), np.float32), mel_times=np.zeros(0), has_audio=False)
+    return SimpleNamespace(clip=clip, mel=np.zeros((80, 0), np.float32), mel_times=np.zeros(0), has_audio=False,
+                           audio_message=None)
 
 
 def test_seventeen_frames_in_clips_of_eight_score_as_real():

@@ -228,6 +228,9 @@ class Analyser:
             ev.faces = [] if pred.streams == "audio only" else list(pred.faces) or self._main_track(pred, clip)
             if not pred.faces and ev.faces and ev.faces[0].frame_scores is None and clips and probs:
                 self._clip_ranked(ev, clip, clips, probs)
+            elif clips and probs and all("face" in c for c in clips) and \
+                    any(f.frame_scores is None for f in ev.faces):
+                self._clip_ranked_faces(ev, clip, clips, probs)
             t0 = time.perf_counter()
             self._crops(ev, feats)
             ev.timings["saliency"] = time.perf_counter() - t0
@@ -280,6 +283,32 @@ class Analyser:
         ev.faces[0] = FaceScore(index=face.index, score=face.score, frame_times=np.asarray(times)[keep],
                                 frame_scores=np.asarray(scores)[keep],
                                 boxes=np.asarray(clip.boxes[face.index][pos], np.float32), detection=face.detection)
+        ev.notes.append(Note("clip_ranked", "info", "the model scores whole clips: each frame shown carries the "
+                                                    "P(fake) of its clip, and crops are ranked by clip"))
+
+    def _clip_ranked_faces(self, ev: Evidence, clip: Any, clips: list, probs: dict) -> None:
+        """A clip-level model (no per-frame scores) scoring every face track: each frame of a face
+        gets the P(fake) of that face's clip counting it, so crops are ranked by clip and the
+        saliency explains that clip (explain.py takes the clip that counts the frame)."""
+        sampled = np.asarray(clip.times)
+        out = []
+        for face in ev.faces:
+            if face.frame_scores is not None:
+                out.append(face)
+                continue
+            pos, scores = [], []
+            for k, c in enumerate(clips):
+                if int(c["face"]) != face.index:
+                    continue
+                for p in np.asarray(c["positions"])[np.asarray(c["counted"], bool)]:
+                    pos.append(int(p))
+                    scores.append(float(probs["video_logit"][k]))
+            order = np.argsort(pos, kind="stable")
+            p = np.asarray(pos, int)[order]
+            out.append(FaceScore(index=face.index, score=face.score, frame_times=sampled[p].astype(np.float64),
+                                 frame_scores=np.asarray(scores, np.float64)[order],
+                                 boxes=np.asarray(clip.boxes[face.index][p], np.float32), detection=face.detection))
+        ev.faces = out
         ev.notes.append(Note("clip_ranked", "info", "the model scores whole clips: each frame shown carries the "
                                                     "P(fake) of its clip, and crops are ranked by clip"))
 

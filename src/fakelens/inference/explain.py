@@ -82,7 +82,8 @@ def _clip_inputs(run: Any, feats: Any, face: int, position: int, device: torch.d
     window = run.cache.window_frames if run.cache.sampling == "windows" else None
     frames = face_frames(feats.clip.found, bool(feats.clip.fallback))[face]  # (T,)
     tiling = tile_face(frames, run.cfg.data.clip_frames, window)  # (K, C) each: the face's own frames, as predict
-    holding = np.flatnonzero((tiling.picks == position).any(axis=1) & tiling.mask.any(axis=1))
+    # the clip that counts the frame (the one whose scores the Prediction holds for it)
+    holding = np.flatnonzero(((tiling.picks == position) & tiling.counted).any(axis=1))
     if len(holding) == 0:
         raise ValueError(f"sampled frame {position} of face track {face} was not scored (no face there)")
     k = int(holding[0])
