@@ -59,7 +59,7 @@ def test_every_dataset_builds_and_batches(name, cache, request):
     ds = CACHE_DATASETS.get(name)(folder)
     loader = torch.utils.data.DataLoader(ds, batch_size=3, shuffle=False, collate_fn=getattr(ds, "collate", None))
     batch = next(iter(loader))
-    faces = () if name == "audio" else (1,)  # one face slot per item: the cache keeps one face
+    faces = () if name in ("audio", "features") else (1,)  # one face slot per item: the cache keeps one face
     assert batch["label"].shape == (3, *faces) and batch["label"].dtype == torch.float32
     assert len(batch["id"]) == 3
     if faces:
