@@ -131,10 +131,52 @@ def test_smoke_without_a_cache_makes_a_synthetic_one_and_replaces_its_own_run(tm
     # Again: the previous smoke run is replaced (its synthetic cache reused), not refused.
     assert main(["train", "--config", recipe, "--smoke", "--out", str(run), "--set", "train.batch_size=1"]) == 0
     assert "already holds" not in capfd.readouterr().err
-    # A real run in that folder is never deleted by --smoke.
+    # A file smoke did not make: refused, kept.
+    (run / "mine.txt").write_text("keep me")
+    assert main(["train", "--config", recipe, "--smoke", "--out", str(run)]) == 2
+    assert "also holds files smoke did not make (mine.txt)" in capfd.readouterr().err
+    assert (run / "mine.txt").read_text() == "keep me" and (run / "checkpoints" / "last.ckpt").is_file()
+    (run / "mine.txt").unlink()
+    # A real run is not trained into a smoke folder (a later --smoke would replace it).
+    assert main(["train", "--config", recipe, "--out", str(run)]) == 2
+    assert "a smoke run folder (it holds smoke.json)" in capfd.readouterr().err
+    # Without the marker it is no smoke folder: refused, nothing deleted.
     (run / "smoke.json").unlink()
     assert main(["train", "--config", recipe, "--smoke", "--out", str(run)]) == 2
-    assert "already holds a trained run" in capfd.readouterr().err
+    assert "is not empty and is not a smoke run folder" in capfd.readouterr().err
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+
+
+def _snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(f.relative_to(folder)): f.read_bytes() for f in sorted(folder.rglob("*")) if f.is_file()}
+
+
+def test_smoke_twice_into_a_real_run_or_a_folder_of_user_files_loses_nothing(tmp_path, capfd):
+    """Before: smoke wrote smoke.json into any --out folder before fit checked it, so a second
+    smoke run took the folder for its own and deleted everything in it."""
+    real = tmp_path / "real_run"  # what fit leaves
+    (real / "checkpoints").mkdir(parents=True)
+    (real / "checkpoints" / "last.ckpt").write_bytes(b"weights")
+    (real / "checkpoints" / "best.ckpt").write_bytes(b"best weights")
+    (real / "config.yaml").write_text("model: {}\n")
+    (real / "metrics.json").write_text("{}\n")
+    user = tmp_path / "my_videos"
+    (user / "clips").mkdir(parents=True)
+    (user / "notes.txt").write_text("mine")
+    (user / "clips" / "a.mp4").write_bytes(b"\0" * 10)
+    old = tmp_path / "old_marker"  # a folder the old code had already marked: its marker is not trusted
+    (old / "checkpoints").mkdir(parents=True)
+    (old / "checkpoints" / "last.ckpt").write_bytes(b"weights")
+    (old / "smoke.json").write_text('{"smoke": true, "changes": []}\n')
+    for folder, said in ((real, "is not empty and is not a smoke run folder"),
+                         (user, "is not empty and is not a smoke run folder"),
+                         (old, "holds a smoke.json that this fakelens did not write")):
+        before = _snapshot(folder)
+        for _ in range(2):
+            assert main(["train", "--config", str(CONFIGS / "demo.yaml"), "--smoke", "--out", str(folder)]) == 2
+            err = capfd.readouterr().err
+            assert said in err and "empty or new --out folder" in err and "Traceback" not in err
+        assert _snapshot(folder) == before, folder
 
 
 def test_smoke_of_a_localizer_recipe_without_a_cache_makes_dense_features(tmp_path, offline, capfd):

@@ -59,6 +59,11 @@ def run(args: argparse.Namespace) -> int:
         if not args.resume:
             raise ConfigError("give --config RECIPE.yaml")
         config = out / CONFIG_NAME
+    if not args.smoke and not args.resume:
+        from fakelens.train.smoke import MARKER
+
+        if (out / MARKER).is_file():  # a later --smoke there would replace this run
+            raise ConfigError(f"{out}: a smoke run folder (it holds {MARKER}); train into another --out")
     light = load_train_config(config, args.overrides, light=True)  # a wrong key or value, before torch loads
     overrides, notes = list(args.overrides), []
     if args.smoke:
@@ -89,21 +94,24 @@ def run(args: argparse.Namespace) -> int:
 
 def _smoke(light, out, user_overrides: list[str]) -> tuple[list[str], list[str]]:
     """The overrides of a smoke run (the user's --set last, so they win) and what they change.
-    A previous smoke run in `out` (it holds smoke.json) is replaced; any other run is kept."""
+    `out` must be missing, empty, or a smoke run folder (fakelens.train.smoke.smoke_folder_entries):
+    anything else is refused before a file is written; of a previous smoke run only what smoke
+    made is removed (its synthetic data and cache are kept: they are the same each time)."""
     import json
-    import shutil
     from pathlib import Path
 
     from fakelens.atomic import atomic_write_text, ensure_writable, output_error
     from fakelens.data.cache import load_config
-    from fakelens.train.smoke import MARKER, SMOKE_CACHE, SMOKE_DATA, make_smoke_cache, smoke_overrides
+    from fakelens.train.smoke import (MARKER, make_smoke_cache, remove_smoke_run, smoke_folder_entries, smoke_marker,
+                                      smoke_overrides)
 
     notes: list[str] = []
+    previous = smoke_folder_entries(out)  # refuses a folder smoke did not make, before anything is written
     ensure_writable(out)  # a read-only or full run folder: an OutputError now, before any file is made
-    if (out / MARKER).is_file():
-        for name in list(out.iterdir()):  # keep the synthetic data and cache: they are the same each time
-            if name.name not in (SMOKE_DATA, SMOKE_CACHE):
-                shutil.rmtree(name) if name.is_dir() else name.unlink()
+    if previous is None:  # a new (or empty) folder: smoke's own from now on
+        atomic_write_text(out / MARKER, json.dumps(smoke_marker([]), indent=2) + "\n")
+    else:
+        remove_smoke_run(out, previous)
     cache_overrides: list[str] = []
     if not light.data.cache:
         try:
@@ -120,8 +128,7 @@ def _smoke(light, out, user_overrides: list[str]) -> tuple[list[str], list[str]]
         cache_config = load_config(light.data.cache)
     smoke, changes = smoke_overrides(light, cache_config)
     notes += changes
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / MARKER, json.dumps({"smoke": True, "changes": notes}, indent=2) + "\n")
+    atomic_write_text(out / MARKER, json.dumps(smoke_marker(notes), indent=2) + "\n")
     return [*cache_overrides, *smoke, *user_overrides], notes
 
 

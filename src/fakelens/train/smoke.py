@@ -18,7 +18,9 @@ light config check.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,69 @@ SMOKE_STEPS = 64  # dense-feature steps per training window of a localizer
 SMOKE_ENCODER = "tinycnn"  # the visual encoder of the synthetic features folder (random init, offline)
 SMOKE_DATA, SMOKE_CACHE = "smoke_data", "smoke_cache"  # inside the run folder
 MARKER = "smoke.json"  # a run folder holding this is a smoke run: a new --smoke run replaces it
+MARKER_KIND = "fakelens smoke run"  # in the marker: written only into a folder smoke made itself
+# What a smoke run writes into its folder (fit's run files, the marker, the synthetic set): a new
+# smoke run removes these (all but SMOKE_KEPT) and nothing else.
+SMOKE_ENTRIES = frozenset({"config.yaml", "cache_config.json", "checkpoints", "logs", "metrics.json",
+                           "left_out.json", "train.log", MARKER, SMOKE_DATA, SMOKE_CACHE})
+SMOKE_KEPT = frozenset({MARKER, SMOKE_DATA, SMOKE_CACHE})  # the marker is rewritten at the end
+
+
+def smoke_marker(changes: list[str]) -> dict[str, Any]:
+    """The content of MARKER: what this smoke run changed in the recipe."""
+    return {"smoke": True, "kind": MARKER_KIND, "changes": list(changes)}
+
+
+def _is_temporary(name: str) -> bool:
+    """A temporary file fakelens.atomic left behind (a killed write): `.NAME.HOST~PID~...tmp`."""
+    return name.startswith(".") and "~" in name and name.endswith(".tmp")
+
+
+def smoke_folder_entries(out: Path) -> list[Path] | None:
+    """None if `out` is missing or empty (a new smoke run may make it its own); the entries of a
+    previous smoke run if `out` is one (a MARKER smoke wrote, of MARKER_KIND, and nothing but
+    SMOKE_ENTRIES and atomic temporaries). Anything else is a ConfigError naming what is there:
+    smoke never deletes a real run or a user's files."""
+    from fakelens.errors import ConfigError
+
+    out = Path(out)
+    if not out.exists():
+        return None
+    if not out.is_dir():
+        return None  # a file in the way: ensure_writable says so
+    entries = sorted(out.iterdir())
+    if not entries:
+        return None
+    advice = "; give --smoke an empty or new --out folder (default runs/<recipe>_smoke)"
+    marker = out / MARKER
+    kind = None
+    if marker.is_file():
+        try:
+            kind = json.loads(marker.read_text()).get("kind")
+        except (OSError, ValueError, AttributeError):
+            kind = None
+    if kind != MARKER_KIND:
+        shown = ", ".join(e.name for e in entries[:5]) + (f", ... ({len(entries)} entries)" if len(entries) > 5 else "")
+        what = ("holds a smoke.json that this fakelens did not write into a folder of its own"
+                if marker.exists() else "is not empty and is not a smoke run folder")
+        raise ConfigError(f"{out}: {what} ({shown}); --smoke would replace it{advice}")
+    foreign = [e.name for e in entries if e.name not in SMOKE_ENTRIES and not _is_temporary(e.name)]
+    if foreign:
+        raise ConfigError(f"{out}: a smoke run folder that also holds files smoke did not make "
+                          f"({', '.join(foreign[:5])}); --smoke would replace the run{advice}")
+    return entries
+
+
+def remove_smoke_run(out: Path, entries: list[Path]) -> None:
+    """Remove what a previous smoke run made in `out` (smoke_folder_entries), but its synthetic
+    data and cache and its marker (SMOKE_KEPT: an interrupted run stays a smoke folder)."""
+    for entry in entries:
+        if entry.name in SMOKE_KEPT:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink(missing_ok=True)
 
 
 def cpu_count() -> int:
