@@ -40,7 +40,7 @@ def web_client(detect_run):
 
     run = load_run(detect_run["run"])
     # Grad-CAM is exercised by `detect` on every case; the API's own part is upload, probing and limits
-    return TestClient(create_app(Analyser(Predictor(run, device="cpu"), saliency=False)))
+    return TestClient(create_app(Analyser(Predictor(run, device="cpu"), saliency=False)), base_url="http://localhost")
 
 
 @pytest.mark.timeout(300)  # a hang fails the case instead of the suite

@@ -72,7 +72,7 @@ def test_web_server_out_of_room_is_507(detect_run, tmp_path, monkeypatch):
     from fakelens.web.app import create_app
 
     analyser = Analyser(Predictor(load_run(detect_run["run"]), device="cpu"), saliency=False)
-    client = TestClient(create_app(analyser, tmp_dir=tmp_path / "uploads"))
+    client = TestClient(create_app(analyser, tmp_dir=tmp_path / "uploads"), base_url="http://localhost")
     (tmp_path / "uploads").mkdir()
     monkeypatch.setattr(shutil, "copyfileobj", _full)
     r = client.post("/api/detect", files={"file": ("clip.mp4", _test_video(detect_run).read_bytes(), "video/mp4")})
