@@ -48,3 +48,23 @@ def test_module_import_is_light():
             "print(sorted(m for m in ('torch', 'cv2', 'av', 'numpy', 'fakelens.data.synthetic') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_every_preset_is_named_in_the_help(capsys):
+    from fakelens.data.synthetic import PRESETS
+
+    with pytest.raises(SystemExit):
+        main(["data", "synth", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert all(name in text for name in PRESETS.names())
+
+
+def test_set_reaches_any_config_field(tmp_path, capsys):
+    out = tmp_path / "s"
+    assert main(["data", "synth", str(out), *ARGS, "--set", "scenes=[two_people]", "--set", "audio=false",
+                 "--set", "modality_mix=[1,0,0]", "--fps", "29.97", "--layout", "dfdc"]) == 0
+    config = json.loads((out / "synthetic.json").read_text())["config"]
+    assert config["scenes"] == ["two_people"] and config["audio"] is False
+    assert config["fps"] == pytest.approx(30000 / 1001)
+    assert main(["data", "synth", str(tmp_path / "t"), *ARGS, "--set", "scenez=[cut]"]) == 2
+    assert "scenes" in capsys.readouterr().err  # the typed config suggests the field

@@ -49,3 +49,16 @@ def test_bad_input_leaves_no_file(tmp_path):
     with pytest.raises(ValueError, match="no frames"):
         write_video(tmp_path / "y.mkv", [], 5.0, codec="ffv1")
     assert list(tmp_path.iterdir()) == []  # atomic: no half-written or temporary files
+
+
+def test_variable_frame_rate_timestamps(tmp_path):
+    """`times` gives each frame its own presentation time (30 fps, then 10 fps), to the millisecond."""
+    import av
+
+    times = [k / 30 for k in range(15)] + [0.5 + k / 10 for k in range(5)]
+    path = write_video(tmp_path / "vfr.mp4", _frames(20, 16, 16), 30.0, times=times)
+    with av.open(str(path)) as c:
+        pts = [float(f.pts * f.time_base) for f in c.decode(video=0)]
+    assert np.allclose(pts, times, atol=5e-4)
+    with pytest.raises(ValueError, match="fewer times than frames"):
+        write_video(tmp_path / "short.mp4", _frames(3, 16, 16), 30.0, times=[0.0, 0.1])

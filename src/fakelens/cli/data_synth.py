@@ -22,8 +22,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("out", help="output folder (created; must be empty, or an unfinished run to resume)")
     p.add_argument("--preset", default="demo",
-                   help="preset config: demo (default, 160 videos 224x224), tiny (8 videos 96x96), "
-                   "localization, bench")
+                   help="preset config: demo (default, 160 videos 224x224), tiny (8 videos 96x96), avdf1m "
+                   "(AV-Deepfake1M-like: 8-20 s, short segments; alias localization), bench; real-looking hard "
+                   "cases: " + ", ".join(HARD_PRESETS))
     p.add_argument("--videos", type=int, default=None, metavar="N", help="number of videos")
     p.add_argument("--seed", type=int, default=None, metavar="S", help="random seed")
     p.add_argument("--layout", choices=("avdeepfake1m", "csv", "dfdc", "lavdf"), default=None,
@@ -37,10 +38,18 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--fake-fraction", type=float, default=None, metavar="F", help="share of fake videos")
     p.add_argument("--workers", type=int, default=None, metavar="N",
                    help="parallel processes (0 = one per core; the output does not depend on it)")
+    p.add_argument("--fps", type=float, default=None, metavar="F",
+                   help="frame rate (29.97 means 30000/1001; dfdc and csv layouts for rates other than 25)")
+    p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                   help="any SynthConfig field, e.g. --set scenes=[two_people] --set audio=false (repeatable)")
     p.add_argument("--overwrite", action="store_true", help="regenerate over a complete earlier output")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run)
+
+
+HARD_PRESETS = ("two_people", "leave_frame", "shot_cut", "small_dark", "no_audio", "portrait", "fps_12_5",
+                "fps_29_97", "vfr", "long")
 
 
 def _pair(values: list, name: str, kind: type) -> tuple:
@@ -53,19 +62,27 @@ def _pair(values: list, name: str, kind: type) -> tuple:
     raise ConfigError(f"--{name} takes one or two values, got {len(values)}")
 
 
+def to_dict_values(overrides: dict) -> dict:
+    """Option values as the typed config reads them (tuples as lists)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in overrides.items()}
+
+
 def run(args: argparse.Namespace) -> int:
-    from fakelens.data.synthetic import generate_dataset, preset, summarize
+    from fakelens.config import from_dict, merge_overrides, to_dict
+    from fakelens.data.synthetic import SynthConfig, generate_dataset, preset, summarize
 
     overrides: dict = {}
     for arg, key in (("videos", "n_videos"), ("seed", "seed"), ("layout", "layout"), ("strength", "strength"),
-                     ("fake_fraction", "fake_fraction"), ("workers", "workers")):
+                     ("fake_fraction", "fake_fraction"), ("workers", "workers"), ("fps", "fps")):
         if getattr(args, arg) is not None:
             overrides[key] = getattr(args, arg)
     if args.duration is not None:
         overrides["duration"] = _pair(args.duration, "duration", float)
     if args.size is not None:
         overrides["size"] = _pair(args.size, "size", int)
-    config = preset(args.preset, **overrides)
+    config = preset(args.preset)
+    data = merge_overrides({**to_dict(config), **to_dict_values(overrides)}, args.sets)
+    config = from_dict(SynthConfig, data)
     result = generate_dataset(args.out, config, progress=not args.quiet, overwrite=args.overwrite)
     rows = summarize(result.plans)
     if args.json:

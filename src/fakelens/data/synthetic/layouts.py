@@ -35,7 +35,7 @@ import numpy as np
 
 from fakelens.atomic import atomic_write_text
 from fakelens.data.synthetic.config import SPLITS
-from fakelens.data.synthetic.motion import face_boxes
+from fakelens.data.synthetic.motion import face_boxes, person_boxes
 from fakelens.registry import Registry
 from fakelens.types import Modality
 
@@ -120,7 +120,7 @@ def _record(plan: VideoPlan) -> dict:
         "visual_fake_segments": [s.to_list() for s in plan.visual_segments],
         "audio_fake_segments": [s.to_list() for s in plan.audio_segments],
         "video_frames": plan.source.n_frames,
-        "audio_frames": plan.source.n_samples,
+        "audio_frames": plan.source.n_samples if plan.source.audio else 0,
     }
 
 
@@ -243,8 +243,8 @@ class LavdfLayout(Layout):
                 "modify_audio": p.modality.audio,
                 "split": LAVDF_SPLITS[p.split],
                 "video_frames": p.source.n_frames,
-                "audio_channels": 1,
-                "audio_frames": p.source.n_samples,
+                "audio_channels": 1 if p.source.audio else 0,
+                "audio_frames": p.source.n_samples if p.source.audio else 0,
             })
         atomic_write_text(root / LAVDF_METADATA, json.dumps(entries, indent=1))
 
@@ -266,8 +266,39 @@ def _output_files(plans: Sequence[VideoPlan], layout: str) -> list[str]:
 def _write_metadata(root: Path, plans: Sequence[VideoPlan], config: SynthConfig) -> None:
     """The face-box sidecars and the layout's label files (after every video exists)."""
     for split in _splits(plans):
-        boxes = {p.file: {"fps": p.source.fps, "boxes": np.round(face_boxes(p.source), 1).tolist()}
-                 for p in plans if p.split == split}
+        boxes = {p.file: face_truth(p) for p in plans if p.split == split}
         atomic_write_text(root / f"{split}_face_boxes.json", json.dumps(boxes))
     _layout(config.layout).write(root, plans)
 
+
+def identity_name(identity: int) -> str:
+    return "astronaut" if identity == 0 else f"lfw_{identity - 1}"
+
+
+def _box_rows(boxes: np.ndarray) -> list[list[float] | None]:
+    return [None if not np.isfinite(b).all() else [round(float(v), 1) for v in b] for b in boxes]
+
+
+def face_truth(plan: VideoPlan) -> dict:
+    """The ground truth of a video's faces (its `{split}_face_boxes.json` entry).
+
+    `boxes`: one box per frame, the largest face in the picture (null when there is none), in pixels
+    of the displayed frame (after the rotation a player applies). `faces`: every person, with their
+    own box per frame (null when not in the picture) and whether their face is the manipulated one
+    (`fake`, with `fake_segments` in seconds). `times`: each frame's time, for a variable frame rate
+    (otherwise frame k is at k / fps).
+    """
+    src = plan.source
+    per_person = person_boxes(src)  # (P, T, 4)
+    fake = plan.fake
+    entry: dict = {"fps": src.fps, "boxes": _box_rows(face_boxes(src))}
+    if src.frame_times:
+        entry["times"] = list(src.frame_times)
+    entry["faces"] = [{
+        "person": k,
+        "identity": identity_name(person.identity),
+        "fake": bool(fake is not None and fake.modality.visual and fake.target == k),
+        "fake_segments": [s.to_list() for s in plan.visual_segments] if fake is not None and fake.target == k else [],
+        "boxes": _box_rows(per_person[k]),
+    } for k, person in enumerate(src.persons)]
+    return entry

@@ -27,13 +27,13 @@ if TYPE_CHECKING:
 
 @dataclass
 class _Scene:
-    """What visual manipulations need to know about the real rendering."""
+    """What visual manipulations need to know about the real rendering of the person they fake."""
 
     src: SourcePlan
     motion: Motion
     sprite: Sprite
     light: np.ndarray  # (T, W)
-    boxes: np.ndarray  # (T, 4)
+    boxes: np.ndarray  # (T, 4), NaN where the face is not in the picture
     mouth: np.ndarray  # (T,) openness of the voice actually heard in the output
 
 
@@ -129,6 +129,8 @@ def face_swap(scene: _Scene, fake: FakePlan, rng: np.random.Generator) -> FrameE
 
     def edit(frame: np.ndarray, t: int) -> None:
         box = scene.boxes[t]
+        if not np.isfinite(box).all():  # the face is out of the picture: nothing to replace
+            return
         x1, y1, x2, y2 = roi = _face_roi(box, size)
         if x2 - x1 < 4 or y2 - y1 < 4:
             return
@@ -156,6 +158,8 @@ def face_reenact(scene: _Scene, fake: FakePlan, rng: np.random.Generator) -> Fra
 
     def edit(frame: np.ndarray, t: int) -> None:
         box = scene.boxes[t]
+        if not np.isfinite(box).all():  # the face is out of the picture: nothing to replace
+            return
         x1, y1, x2, y2 = roi = _face_roi(box, size)
         if x2 - x1 < 4 or y2 - y1 < 4:
             return
@@ -183,11 +187,18 @@ AUDIO_MANIPULATIONS: Registry[AudioManipulation] = Registry("audio manipulation"
 
 def _splice(real: np.ndarray, real_env: np.ndarray, fake: np.ndarray, fake_env: np.ndarray, src: SourcePlan,
             plan: FakePlan, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Paste `fake` into `real` inside each segment: loudness step, crossfades inside the segment."""
+    """Paste `fake` into `real` inside each segment: loudness step, crossfades inside the segment.
+
+    A segment covers the audio of exactly the frames the label rule marks fake in it.
+    """
     out, env = real.copy(), real_env.copy()
     sr = src.sample_rate
+    edges = src.sample_edges()  # (T + 1,)
     for seg in plan.segments:
-        a, b = int(round(seg.start * sr)), min(len(real), int(round(seg.end * sr)))
+        frames = np.flatnonzero(src.fake_frames([seg]))
+        if not len(frames):
+            continue
+        a, b = int(edges[frames[0]]), min(len(real), int(edges[frames[-1] + 1]))
         if b <= a:
             continue
         rms_r = float(np.sqrt(np.mean(real[a:b] ** 2))) + 1e-6
@@ -199,9 +210,9 @@ def _splice(real: np.ndarray, real_env: np.ndarray, fake: np.ndarray, fake_env: 
             ramp = np.linspace(0, 1, cf, dtype=np.float32)
             piece[:cf] = real[a : a + cf] * (1 - ramp) + piece[:cf] * ramp
             piece[len(piece) - cf :] = piece[len(piece) - cf :] * (1 - ramp) + real[b - cf : b] * ramp
-        out[a:b] = piece
+        out[a:b] = np.clip(piece, -1, 1)  # outside the segments the track stays as it was
         env[a:b] = fake_env[a:b]
-    return np.clip(out, -1, 1).astype(np.float32), env
+    return out.astype(np.float32), env
 
 
 def _vocoder_band(strength: float) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Sequence
@@ -35,6 +36,11 @@ class Syllable:
     vowel_dur: float  # seconds
     vowel: int
     stress: float  # peak amplitude in (0, 1]
+    word: int = 0  # index of the word it belongs to (words are separated by pauses)
+
+    @property
+    def end(self) -> float:
+        return self.start + self.consonant + self.vowel_dur
 
 
 def _speaker(rng: np.random.Generator) -> Speaker:
@@ -48,6 +54,7 @@ def _utterance(rng: np.random.Generator, duration: float, rate: float) -> list[S
     """Words of 1-4 syllables separated by pauses, covering `duration` seconds."""
     out: list[Syllable] = []
     t = rng.uniform(0.05, 0.3)
+    word = 0
     while t < duration:
         n = int(rng.integers(1, 5))
         stressed = int(rng.integers(n))
@@ -55,10 +62,26 @@ def _utterance(rng: np.random.Generator, duration: float, rate: float) -> list[S
             cons = rng.uniform(0.03, 0.07) if rng.random() < 0.7 else 0.0
             vdur = max(0.06, rng.uniform(0.55, 0.95) / rate - cons)
             out.append(Syllable(t, cons, vdur, int(rng.integers(len(_VOWELS))),
-                                1.0 if k == stressed else rng.uniform(0.55, 0.8)))
+                                1.0 if k == stressed else rng.uniform(0.55, 0.8), word))
             t += cons + vdur + rng.uniform(0.0, 0.03)
         t += rng.uniform(0.12, 0.45) if rng.random() < 0.85 else rng.uniform(0.5, 0.8)
+        word += 1
     return out
+
+
+def word_spans(syllables: Sequence[Syllable]) -> dict[int, tuple[float, float]]:
+    """{word index: (start, end) seconds}, in order."""
+    spans: dict[int, tuple[float, float]] = {}
+    for syl in syllables:
+        a, b = spans.get(syl.word, (syl.start, syl.end))
+        spans[syl.word] = (a, max(b, syl.end))
+    return spans
+
+
+def within(syllables: Sequence[Syllable], spans: Sequence[tuple[float, float]]) -> list[Syllable]:
+    """The whole words that lie inside one of `spans` (seconds): a person speaks only there."""
+    keep = {w for w, (a, b) in word_spans(syllables).items() if any(lo <= a and b <= hi for lo, hi in spans)}
+    return [s for s in syllables if s.word in keep]
 
 
 def _moving_average(x: np.ndarray, n: int) -> np.ndarray:
@@ -108,6 +131,9 @@ class _Spectrum:
             return 1 / np.sqrt(1 + (cutoff / np.maximum(self.f, 1e-9)) ** (2 * order))
 
 
+_CHUNK_S = 30.0  # long recordings are synthesized in pieces of about this length, cut in pauses
+
+
 def synthesize_voice(syllables: Sequence[Syllable], spk: Speaker, n: int, sr: int, rng: np.random.Generator,
                      *, flat: float = 0.0, lowpass: float | None = None, room_db: float = 0.0,
                      ) -> tuple[np.ndarray, np.ndarray]:
@@ -115,8 +141,30 @@ def synthesize_voice(syllables: Sequence[Syllable], spk: Speaker, n: int, sr: in
 
     `flat` in [0, 1] removes intonation and jitter (TTS-like monotony); `lowpass` (Hz) band-limits
     the result like a vocoder at a low sample rate; `room_db` lowers the room noise (a studio TTS
-    voice spliced into a recording lacks it).
+    voice spliced into a recording lacks it). Recordings longer than ~45 s are made of ~30 s pieces
+    joined in pauses between words, so memory and time stay linear in the length.
     """
+    kw = dict(flat=flat, lowpass=lowpass, room_db=room_db)
+    if n <= 1.5 * _CHUNK_S * sr:
+        return _synthesize(syllables, spk, n, sr, rng, **kw)
+    cuts, target = [0], _CHUNK_S
+    for prev, syl in zip(syllables, syllables[1:]):
+        if syl.start >= target and syl.word != prev.word and (n / sr - syl.start) > 0.5 * _CHUNK_S:
+            cut = (prev.end + syl.start) / 2
+            cuts.append(int(cut * sr))
+            target = cut + _CHUNK_S
+    cuts.append(n)
+    audio, env = [], []
+    for a, b in zip(cuts, cuts[1:]):
+        piece = [dataclasses.replace(s, start=s.start - a / sr) for s in syllables if a <= s.start * sr < b]
+        x, e = _synthesize(piece, spk, b - a, sr, rng, **kw)
+        audio.append(x)
+        env.append(e)
+    return np.concatenate(audio), np.concatenate(env)
+
+
+def _synthesize(syllables: Sequence[Syllable], spk: Speaker, n: int, sr: int, rng: np.random.Generator,
+                *, flat: float, lowpass: float | None, room_db: float) -> tuple[np.ndarray, np.ndarray]:
     env_v = np.zeros(n, np.float64)  # (n,) vowel amplitude
     env_c = np.zeros(n, np.float64)  # (n,) consonant noise amplitude
     vowel_w = np.zeros((len(_VOWELS), n))  # (V, n) which vowel's resonances are active
@@ -179,6 +227,13 @@ def synthesize_voice(syllables: Sequence[Syllable], spk: Speaker, n: int, sr: in
     return audio.astype(np.float32), np.clip(env_v, 0, 1).astype(np.float32)
 
 
-def _mouth_openness(env: np.ndarray, n_frames: int) -> np.ndarray:
-    """Mean voicing envelope over each frame's audio: (T,) in [0, 1]."""
-    return np.clip(env[: n_frames * (len(env) // n_frames)].reshape(n_frames, -1).mean(1) / 0.8, 0, 1)
+def _mouth_openness(env: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Mean voicing envelope over each frame's audio, frame k spanning samples edges[k]:edges[k + 1]:
+    (T,) in [0, 1] for T + 1 edges."""
+    n_frames = len(edges) - 1
+    step = edges[1] - edges[0]
+    if step > 0 and np.array_equal(edges, edges[0] + step * np.arange(n_frames + 1)) and edges[0] == 0:
+        per_frame = env[: n_frames * step].reshape(n_frames, step).mean(1)  # constant frame rate
+    else:
+        per_frame = np.array([env[a:b].mean() if b > a else 0.0 for a, b in zip(edges[:-1], edges[1:])])
+    return np.clip(per_frame / 0.8, 0, 1)

@@ -7,16 +7,20 @@ import hashlib
 import json
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from fractions import Fraction
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
+
+import numpy as np
 
 from fakelens.atomic import atomic_write_text
 from fakelens.config import to_dict
 from fakelens.data.synthetic.config import SPLITS, SynthConfig
-from fakelens.data.synthetic.layouts import _MODIFY_TYPE, MANIFEST, _output_files, _write_metadata
+from fakelens.data.synthetic.layouts import _MODIFY_TYPE, MANIFEST, _output_files, _write_metadata, identity_name
 from fakelens.data.synthetic.plan import VideoPlan, plan_videos
-from fakelens.data.synthetic.render import render_video
+from fakelens.data.synthetic.render import Rendering
 from fakelens.data.synthetic.sprites import _TEXTURES, _astronaut, _lfw, _texture
 from fakelens.errors import FakelensError
 from fakelens.types import Modality
@@ -32,21 +36,31 @@ def _fingerprint(config: SynthConfig) -> str:
 
 
 def _write_one(job: tuple[VideoPlan, str, int]) -> tuple[int, float]:
-    """Render and encode one video (runs in a worker process). Returns (index, seconds)."""
+    """Render and encode one video (runs in a worker process), frame by frame. Returns (index, seconds)."""
     from fakelens.io.encode import write_video
 
     plan, root, crf = job
+    src = plan.source
     start = time.perf_counter()
     path = Path(root) / plan.file
     try:
-        video = render_video(plan)
-        write_video(path, video.frames, video.fps, audio=video.audio, sample_rate=video.sample_rate,
-                    codec="h264", crf=crf)
+        video = Rendering(plan)
+        frames = video.frames()
+        if src.rotation:  # stored turned back; the display matrix tells players to turn it upright
+            frames = (np.ascontiguousarray(np.rot90(f, src.rotation // 90)) for f in frames)
+        write_video(path, frames, _rate(src.fps), audio=video.audio if src.audio else None,
+                    sample_rate=src.sample_rate, codec="h264", crf=crf, rotation=src.rotation,
+                    times=src.frame_times or None)
     except FakelensError:
         raise
     except Exception as e:  # name the file; the traceback stays attached as the cause
         raise FakelensError(f"{path}: synthesizing failed: {type(e).__name__}: {e}") from e
     return plan.index, time.perf_counter() - start
+
+
+def _rate(fps: float) -> Fraction:
+    """The container's frame rate: 30000/1001 for 29.97..., exact for 25 or 12.5."""
+    return Fraction(fps).limit_denominator(1001)
 
 
 def _worker_init() -> None:
@@ -139,8 +153,9 @@ def _warm_assets() -> None:
 
 
 def _pool_context():
-    """fork when this process runs a single thread (fast start, shared assets, no re-import of
-    __main__); spawn otherwise, since forking a multi-threaded process (torch, OpenMP) can deadlock."""
+    """fork when this process runs no other Python thread (fast start, shared assets, no re-import of
+    __main__); spawn otherwise, since forking while another thread may hold a lock can deadlock.
+    OpenCV's native thread pool is quiesced around the fork instead (`_opencv_single_threaded`)."""
     import multiprocessing
     import threading
 
@@ -149,6 +164,27 @@ def _pool_context():
     if "fork" in multiprocessing.get_all_start_methods() and not others:
         return multiprocessing.get_context("fork")
     return multiprocessing.get_context("spawn")
+
+
+@contextmanager
+def _opencv_single_threaded(active: bool) -> Iterator[None]:
+    """OpenCV at one thread while workers are forked, its thread count restored afterwards.
+
+    A child forked while OpenCV's pool threads wait on their condition variables inherits those
+    conditions without the threads, and deadlocks in its first cv2.setNumThreads (seen after any
+    large cv2 call in the parent, e.g. rendering a 1080p frame); one thread means no pool to inherit.
+    """
+    if not active:
+        yield
+        return
+    import cv2
+
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    try:
+        yield
+    finally:
+        cv2.setNumThreads(before)
 
 
 def _run_jobs(jobs: list, workers: int, progress: bool, total: int) -> list[float]:
@@ -168,9 +204,11 @@ def _run_jobs(jobs: list, workers: int, progress: bool, total: int) -> list[floa
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     ctx = _pool_context()  # decided before tqdm starts its monitor thread
-    if ctx.get_start_method() == "fork":
+    forking = ctx.get_start_method() == "fork"
+    if forking:
         _warm_assets()
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_worker_init) as pool:
+    with _opencv_single_threaded(forking), ProcessPoolExecutor(workers, mp_context=ctx,
+                                                                initializer=_worker_init) as pool:
         futures = [pool.submit(_write_one, job) for job in jobs]
         with tqdm(total=total, initial=total - len(jobs), disable=not progress, unit="video",
                   desc="synthesizing") as bar:
@@ -190,15 +228,29 @@ def _manifest(plans: Sequence[VideoPlan], config: SynthConfig, files: list[str])
         "version": _VERSION,
         "config": to_dict(config),
         "files": files,
-        "videos": [{
-            "file": p.file, "split": p.split, "original": p.original, "modify_type": _MODIFY_TYPE[p.modality],
-            "identity": "astronaut" if p.source.identity == 0 else f"lfw_{p.source.identity - 1}",
-            "donor": None if not (p.fake and p.fake.modality.visual and p.fake.visual_method == "face_swap")
-            else ("astronaut" if p.fake.donor == 0 else f"lfw_{p.fake.donor - 1}"),
-            "visual_method": p.fake.visual_method if p.fake else None,
-            "audio_method": p.fake.audio_method if p.fake else None,
-            "segments": [s.to_list() for s in p.segments],
-        } for p in plans],
+        "videos": [_video_entry(p) for p in plans],
+    }
+
+
+def _video_entry(p: VideoPlan) -> dict:
+    src, fake = p.source, p.fake
+    swap = fake is not None and fake.modality.visual and fake.visual_method == "face_swap"
+    return {
+        "file": p.file, "split": p.split, "original": p.original, "modify_type": _MODIFY_TYPE[p.modality],
+        "identity": identity_name(src.identity),
+        "donor": identity_name(fake.donor) if swap else None,
+        "visual_method": fake.visual_method if fake else None,
+        "audio_method": fake.audio_method if fake else None,
+        "segments": [s.to_list() for s in p.segments],
+        "visual_segments": [s.to_list() for s in p.visual_segments],
+        "audio_segments": [s.to_list() for s in p.audio_segments],
+        "scene": src.scene,
+        "persons": [{"identity": identity_name(q.identity), "place": q.place, "start": q.start, "end": q.end,
+                     "leaves": q.leaves} for q in src.persons],
+        "fake_person": fake.target if fake else None,
+        "fps": src.fps, "frames": src.n_frames, "duration": round(src.duration, 6),
+        "size": list(src.size), "rotation": src.rotation, "audio": src.audio,
+        "variable_frame_rate": bool(src.frame_times),
     }
 
 
