@@ -38,6 +38,10 @@ demo: $(STAMP)
 	$(FAKELENS) evaluate $(DEMO)/prediction.txt --labels $(DEMO)/data --split test --plot $(DEMO)/roc.png
 	$(FAKELENS) evaluate $(DEMO)/prediction.txt --labels $(DEMO)/data --split test --json > $(DEMO)/metrics.json.tmp
 	mv $(DEMO)/metrics.json.tmp $(DEMO)/metrics.json
+	# what file size, bitrate and duration alone score: the model's AUC means something beside it
+	$(FAKELENS) baseline $(DEMO)/data --split test
+	$(FAKELENS) baseline $(DEMO)/data --split test --json > $(DEMO)/baseline.json.tmp
+	mv $(DEMO)/baseline.json.tmp $(DEMO)/baseline.json
 	# Temporal localization (AV-Deepfake1M task 2): an AV-1M-shaped set (8-20 s videos, 1-3 fake segments
 	# of a fraction of a second), dense features of every frame through the run's frozen encoders, a
 	# learned localizer; then the threshold baseline (the run's per-frame scores) on the same test split.
@@ -57,7 +61,7 @@ demo: $(STAMP)
 	$(FAKELENS) evaluate $(DEMO)/baseline_prediction.json --labels $(DEMO)/loc_data --split test --json > $(DEMO)/baseline_loc_metrics.json.tmp
 	mv $(DEMO)/baseline_loc_metrics.json.tmp $(DEMO)/baseline_loc_metrics.json
 	$(PY) -c "import json, sys; ap = lambda p: json.load(open(p))['localization']['ap']['0.5']; a, b = ap('$(DEMO)/loc_metrics.json'), ap('$(DEMO)/baseline_loc_metrics.json'); print(f'task 2 AP@0.5: learned localizer {a:.3f}, threshold baseline {b:.3f}'); sys.exit(0 if a > b else 'the localizer does not beat the threshold baseline')"
-	@echo "demo done: submission $(DEMO)/prediction.txt, metrics $(DEMO)/metrics.json, ROC $(DEMO)/roc.png, run $(DEMO)/run"
+	@echo "demo done: submission $(DEMO)/prediction.txt, metrics $(DEMO)/metrics.json, side-feature baseline $(DEMO)/baseline.json, ROC $(DEMO)/roc.png, run $(DEMO)/run"
 	@echo "           task 2: $(DEMO)/prediction.json (localizer $(DEMO)/loc_run, metrics $(DEMO)/loc_metrics.json), baseline $(DEMO)/baseline_loc_metrics.json"
 	@echo "a forensic report per video: $(FAKELENS) detect $(DEMO)/data/test --model $(DEMO)/run --out $(DEMO)/reports"
 

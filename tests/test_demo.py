@@ -1,7 +1,8 @@
 """End-to-end smoke test of the `make demo` chain on the "tiny" synthetic preset, with the same
 commands and the same face detector (MTCNN): synth -> inspect -> preprocess -> train the demo
-recipe -> predict the held-out test split -> evaluate. Tiny data cannot show the AUC the demo
-reaches (that is `make demo`'s job); this checks that every step runs and hands over correctly."""
+recipe -> predict the held-out test split -> evaluate -> side-feature baseline. Tiny data cannot
+show the AUC the demo reaches (that is `make demo`'s job); this checks that every step runs and
+hands over correctly."""
 
 from __future__ import annotations
 
@@ -35,5 +36,7 @@ def test_demo_chain_on_the_tiny_preset(tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)
     text = json.dumps(report)
     assert "auc" in text.lower()
+    assert main(["baseline", str(data), "--split", "test", "--json"]) == 0  # make demo prints it beside the model's
+    assert 0.0 <= json.loads(capsys.readouterr().out)["auc"] <= 1.0
     lines = pred.read_text().splitlines()
     assert len(lines) == 2 and all(0.0 <= float(line.split(";")[1]) <= 1.0 for line in lines)

@@ -20,6 +20,7 @@ COMMANDS: list[tuple[str | None, str]] = [
     (None, "fakelens.cli.features"),
     ("model", "fakelens.cli.model"),
     (None, "fakelens.cli.evaluate"),
+    (None, "fakelens.cli.baseline"),
     (None, "fakelens.cli.train"),
     (None, "fakelens.cli.predict"),
     (None, "fakelens.cli.detect"),
