@@ -223,10 +223,12 @@ def _run_jobs(jobs: list, workers: int, progress: bool, total: int) -> list[floa
     return times
 
 def _manifest(plans: Sequence[VideoPlan], config: SynthConfig, files: list[str]) -> dict:
+    made_with = to_dict(config)
+    made_with.pop("workers")  # how it was run, not what was made: the bytes do not depend on it
     return {
         "generator": "fakelens.data.synthetic",
         "version": _VERSION,
-        "config": to_dict(config),
+        "config": made_with,
         "files": files,
         "videos": [_video_entry(p) for p in plans],
     }
