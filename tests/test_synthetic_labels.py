@@ -82,3 +82,45 @@ def test_segment_edges_give_back_their_frames_by_the_label_rule():
                 k0, k1 = int(seg.start * config.fps), int(seg.end * config.fps)
                 lost += abs(seg.start - k0 / config.fps) > 2e-6 or abs(seg.end - k1 / config.fps) > 2e-6
     assert lost == 0
+
+
+def test_written_labels_as_training_reads_them_match_the_rendering(tiny_synth):
+    """End to end on the tiny preset (the set the detect, web and demo tests train on), as
+    written (AV-Deepfake1M layout, per-stream segments), read back by its reader, turned into
+    per-frame visual and audio labels exactly as the training datasets do
+    (fakelens.data.dataset), and compared with what was rendered: pixels for the visual stream,
+    samples for the audio stream."""
+    from fakelens.data.dataset import _labels_at_indices, _stream_segments
+    from fakelens.data.formats import load_dataset
+
+    root = tiny_synth
+    plans = plan_videos(preset("tiny"))
+    by_path = {(root / p.file).resolve(): p for p in plans}
+    by_file = {p.file: p for p in plans}
+    records = [r for r in load_dataset(root).records if r.has_label]
+    assert len(records) == len(plans)  # every split of the tiny set is labelled
+    n_fake = 0
+    for rec in records:
+        p = by_path[rec.path.resolve()]
+        src = p.source
+        idx = np.arange(src.n_frames)
+        visual = _labels_at_indices(_stream_segments(rec, "visual"), rec, src.fps, idx)  # (N,)
+        audio = _labels_at_indices(_stream_segments(rec, "audio"), rec, src.fps, idx)  # (N,)
+        if p.fake is None:
+            assert rec.label.as_int == 0 and not visual.any() and not audio.any()
+            continue
+        n_fake += 1
+        f, r = render_video(p), render_video(by_file[p.original])
+        edges = src.sample_edges()
+        pixels = (f.frames != r.frames).reshape(src.n_frames, -1).any(1)  # (N,) any pixel changed
+        samples = np.array([not np.array_equal(f.audio[a:b], r.audio[a:b]) for a, b in zip(edges[:-1], edges[1:])])
+        assert np.array_equal(pixels, visual == 1), (rec.id, np.flatnonzero(pixels != (visual == 1)))
+        assert np.array_equal(samples, audio == 1), (rec.id, np.flatnonzero(samples != (audio == 1)))
+        # and no sample outside the labelled frames' span of samples changed, none inside is left out
+        changed = np.flatnonzero(f.audio != r.audio)
+        if len(changed):
+            inside = np.zeros(len(f.audio), bool)
+            for k in np.flatnonzero(audio == 1):
+                inside[edges[k]:edges[k + 1]] = True
+            assert inside[changed].all()
+    assert n_fake == sum(p.fake is not None for p in plans) >= 2
