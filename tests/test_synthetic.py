@@ -73,6 +73,64 @@ def test_demo_preset_is_sized_for_a_cpu_demo():
     assert config.sample_rate == 16000 and config.layout == "avdeepfake1m"
 
 
+def test_tiny_preset_tests_what_it_trains_on():
+    """The tiny preset (seed 6) that the detect, web and demo tests train on: its training fakes
+    are a face swap and a pitch shift, its val and test fakes both at once, each split a real
+    and the fake made from it; a change to the planner that reshuffles it fails here first."""
+    plans = plan_videos(preset("tiny"))
+    fakes = [(p.split, p.modality, p.fake.visual_method, p.fake.audio_method) for p in plans if p.fake]
+    assert fakes == [("train", Modality.VISUAL, "face_swap", None), ("train", Modality.AUDIO, None, "pitch_shift"),
+                     ("val", Modality.BOTH, "face_swap", "pitch_shift"), ("test", Modality.BOTH, "face_swap", "pitch_shift")]
+    by_file = {p.file: p for p in plans}
+    assert all(by_file[p.original].fake is None and by_file[p.original].split == p.split for p in plans if p.fake)
+
+
+def test_demo_fakes_are_manipulated_in_a_realistic_share_of_their_time():
+    """Issue 17 item 16: fakes were 37-91% manipulated and a centre clip was fake in 98% of them, so
+    any clip scored well. A fake is now manipulated in one segment of about a quarter of the video,
+    and the centre clip of the 24 frames `make demo` caches (8 of 24) is real in a third of fakes."""
+    fakes = [p for p in plan_videos(preset("demo")) if p.fake is not None]
+    share = np.array([p.source.fake_frames(p.fake.segments).mean() for p in fakes])
+    assert 0.15 <= np.median(share) <= 0.3 and share.max() <= 0.5, (np.median(share), share.max())
+    centre = []
+    for p in fakes:
+        fake_frames = p.source.fake_frames(p.fake.segments)
+        sampled = np.linspace(0, len(fake_frames) - 1, 24).round().astype(int)
+        centre.append(fake_frames[sampled[8:16]].any())
+    assert 0.5 <= np.mean(centre) <= 0.75
+
+
+def test_avdf1m_preset_is_shaped_like_av_deepfake1m():
+    """Issue 11: 8-20 s videos at 25 fps; reals without segments, fakes with 1-3 segments of
+    0.2-1.5 s, a small share of the video; visual, audio and both; voice fakes replace whole
+    words (a segment starts on a word's first frame and ends after a word's last)."""
+    from collections import Counter
+
+    from fakelens.data.synthetic.plan import person_voice
+    from fakelens.data.synthetic.voice import word_spans
+
+    config = preset("avdf1m")
+    assert preset("localization") == config and config.fps == 25 and config.layout == "avdeepfake1m"
+    plans = plan_videos(config)
+    assert all(8.0 <= p.source.duration <= 20.0 for p in plans)
+    fakes = [p for p in plans if p.fake is not None]
+    assert all(not p.segments for p in plans if p.fake is None)
+    assert set(Counter(len(p.fake.segments) for p in fakes)) == {1, 2, 3}
+    assert set(Counter(p.modality for p in fakes)) == {Modality.VISUAL, Modality.AUDIO, Modality.BOTH}
+    lengths = np.array([s.end - s.start for p in fakes for s in p.fake.segments])
+    assert 0.2 <= lengths.min() and lengths.max() <= 1.5 + 1e-5
+    share = [p.source.fake_frames(p.fake.segments).mean() for p in fakes]
+    assert np.median(share) < 0.2 and max(share) < 0.4
+    for p in fakes:
+        if not p.modality.audio:
+            continue
+        src = p.source
+        words = [(src.frame_of(a), src.frame_of(b - 1e-9) + 1)
+                 for a, b in word_spans(person_voice(src, p.fake.target)[1]).values()]
+        for seg in p.fake.segments:  # edges read by the label rule, as the AV-Deepfake1M reader does
+            assert int(seg.start * 25) in {a for a, _ in words} and int(seg.end * 25) in {b for _, b in words}
+
+
 @pytest.mark.parametrize("field,value", [("size", (63, 64)), ("strength", 1.5), ("fake_fraction", 1.0),
                                          ("visual_methods", ("face_swp",)), ("segments_per_fake", (2, 1)),
                                          ("layout", "kinetics"), ("duration", (0.0, 1.0))])
@@ -344,8 +402,9 @@ def test_forked_workers_survive_opencv_threads_in_the_parent(tmp_path):
 
 @pytest.mark.slow
 def test_same_seed_gives_byte_identical_files_in_separate_processes(tmp_path):
-    """Issue 17 guard: the tiny preset generated in two fresh processes (different hash seeds, one
-    and two workers) gives the same bytes in every file, videos included."""
+    """Issue 17 guard: the tiny preset, and a DFDC-layout set of two people at a variable frame
+    rate, generated in two fresh processes (different hash seeds, one and two workers) give the
+    same bytes in every file, videos included."""
     import hashlib
     import os
     import subprocess
@@ -354,12 +413,15 @@ def test_same_seed_gives_byte_identical_files_in_separate_processes(tmp_path):
     def run(out, workers, hash_seed):
         code = ("import sys; from fakelens.data.synthetic import generate, preset\n"
                 "if __name__ == '__main__':\n"
-                f"    generate(sys.argv[1], preset('tiny', workers={workers}), progress=False)\n")
+                f"    generate(sys.argv[1] + '/tiny', preset('tiny', workers={workers}), progress=False)\n"
+                f"    generate(sys.argv[1] + '/hard', preset('vfr', workers={workers}, n_videos=3, size=(64, 96),"
+                " duration=(1.0, 1.0), split_fractions=(1, 0, 0), scenes=('two_people',)), progress=False)\n")
         env = {**os.environ, "PYTHONHASHSEED": str(hash_seed)}
         subprocess.run([sys.executable, "-c", code, str(out)], check=True, env=env, timeout=300)
         return {p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
                 for p in sorted(out.rglob("*")) if p.is_file()}
 
     first, second = run(tmp_path / "a", 1, 1), run(tmp_path / "b", 2, 2)
-    assert sum(name.endswith(".mp4") for name in first) == 8
+    assert sum(name.endswith(".mp4") for name in first) == 8 + 3
+    assert "hard/dfdc_train_part_0/metadata.json" in first
     assert first == second, sorted(k for k in first if first[k] != second.get(k))

@@ -24,8 +24,9 @@ def _preset_demo() -> SynthConfig:
 @PRESETS.register("tiny")
 def _preset_tiny() -> SynthConfig:
     """8 short 96x96 videos for tests: every split holds a real and a fake. Seed 6: its 2 training
-    fakes are a face swap and a voice swap, and its test fake is a voice swap, so a model trained on
-    4 videos has seen what it is tested on (the detect and web tests rely on it)."""
+    fakes are a face swap (visual) and a pitch shift (audio), and its val and test fakes are both
+    (a face swap with a pitch shift), so a model trained on 4 videos has seen what it is tested on
+    (the detect, web and demo tests rely on it; tests/test_synthetic.py pins it)."""
     return SynthConfig(n_videos=8, seed=6, duration=(1.2, 1.6), size=(96, 96), segments_per_fake=(1, 1),
                        segment_duration=(0.4, 0.6), split_fractions=(0.5, 0.25, 0.25), workers=1,
                        main_identity_fraction=0.5, modality_mix=(1.0, 1.0, 1.0))
