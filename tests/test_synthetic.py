@@ -211,8 +211,10 @@ def test_audio_fake_confined_to_segment(method):
 def test_segment_frames_follow_the_label_rule():
     from fakelens.types import frame_labels
 
-    segs = (syn.Segment(1.16, 1.4),)  # 1.16 * 25 = 28.999999999999996: the label rule starts at frame 28
-    assert np.flatnonzero(syn.segment_frames(segs, 25, 50)).tolist() == list(range(28, 35))
+    # 1.16 * 25 = 28.999999999999996: the label rule (fakelens.types.frame_index) reads a time on
+    # the frame grid exactly, so the segment starts at frame 29, as 1.16 s means
+    segs = (syn.Segment(1.16, 1.4),)
+    assert np.flatnonzero(syn.segment_frames(segs, 25, 50)).tolist() == list(range(29, 35))
     assert np.array_equal(syn.segment_frames(segs, 25, 50), frame_labels(segs, 25, 50).astype(bool))
 
 
