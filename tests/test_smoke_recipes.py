@@ -289,3 +289,43 @@ print(json.dumps({"rc": rc, "err": err.getvalue()}))
     assert out["rc"] == 2, out
     assert f"{tmp_path / 'ro' / 'run'}: cannot write here: read-only file system (EROFS)" in out["err"], out
     assert "Traceback" not in out["err"]
+
+
+def test_real_and_fake_folders_without_splits_train_with_a_carved_validation(layout_cache, tmp_path, offline, capfd):
+    """Before: "data.train_split is 'train' but the cache has no such split (its splits: (none)
+    (N videos)); set data.train_split to one of them", and no value worked."""
+    from fakelens.data.formats import load_dataset
+
+    data = tmp_path / "data"
+    for rec in load_dataset(layout_cache("folders")[0]).records:  # real/ and fake/, no split folders
+        dest = data / ("fake" if rec.is_fake else "real") / f"{rec.split}_{Path(rec.path).name}"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(rec.path, dest)
+    cache = _preprocess(data, tmp_path / "cache")
+    assert {r.get("split") for r in (json.loads(x) for x in (cache / "index.jsonl").read_text().splitlines())} == {None}
+    capfd.readouterr()
+    run = tmp_path / "run"
+    assert main(["train", "--config", str(CONFIGS / "demo.yaml"), "--smoke", "--out", str(run),
+                 "--set", f"data.cache={cache}", "--set", "data.val_fraction=0.4"]) == 0, capfd.readouterr().err
+    err = capfd.readouterr().err
+    assert "carved out of every video of the cache (it has no splits)" in err
+    metrics = json.loads((run / "metrics.json").read_text())
+    n = len(list((cache / "index.jsonl").read_text().splitlines()))
+    assert metrics["n_train"] + metrics["n_val"] == n and metrics["n_val"] > 0 and metrics["n_val_fake"] > 0
+
+
+def test_train_split_empty_trains_on_every_split_but_validation(tmp_path):
+    from fakelens.errors import ConfigError
+    from fakelens.train.config import DataConfig, TrainConfig
+    from fakelens.train.data import training_splits
+
+    rows = [{"id": f"{s}{i}", "split": s, "npz": f"{s}{i}.npz"} for s in ("train", "val", "test") for i in range(2)]
+    (tmp_path / "index.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    def cfg(**kw):
+        return TrainConfig(data=DataConfig(cache=str(tmp_path), **kw))
+
+    assert training_splits(cfg(train_split="", val_split="val")) == (("test", "train"), "val")
+    assert training_splits(cfg(train_split="", val_split="")) == (None, None)
+    with pytest.raises(ConfigError, match="or data.train_split='' to train on every video"):
+        training_splits(cfg(train_split="trn"))

@@ -26,8 +26,11 @@ class DataConfig:
 
     cache: str = ""  # cache directory (relative paths resolve against the working directory)
     dataset: str = "clips"  # a CACHE_DATASETS entry giving the model's inputs: clips | audio | av | frames | features
+    # Splits of the cache (an unknown name is an error). train_split "" = every video of the cache;
+    # val_split "" = carve validation out of the training videos. A cache without splits (real/ +
+    # fake/ folders) trains on every video with a carved validation, whatever these say.
     train_split: str = "train"
-    val_split: str = "val"  # a split of the cache (an unknown name is an error); "" = carve it out of train
+    val_split: str = "val"
     val_fraction: float = 0.15  # used when carving validation out of train
     split_seed: int = 0
     balance: Literal["none", "pos_weight", "sampler"] = "pos_weight"  # class balance by loss or sampler

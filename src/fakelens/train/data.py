@@ -111,16 +111,45 @@ def resolve_split(name: str, splits: dict[str, int], key: str, cache: Path) -> s
         return same[0]
     have = ", ".join(f"{s} ({n} videos)" for s, n in splits.items()) or "none"
     hint = (f"; set {key} to one of them, or data.val_split='' to carve validation out of the training "
-            "split by original (data.val_fraction)" if key == "data.val_split" else f"; set {key} to one of them")
+            "split by original (data.val_fraction)" if key == "data.val_split"
+            else f"; set {key} to one of them, or data.train_split='' to train on every video")
     raise ConfigError(f"{key} is {name!r} but the cache {cache} has no such split (its splits: {have}){hint}")
+
+
+NO_SPLIT = "(none)"  # cache_splits' name for the rows without a split
+
+
+def training_splits(cfg: TrainConfig, splits: dict[str, int] | None = None) -> tuple[Any, str | None]:
+    """(train split, validation split) of the cache as the datasets filter them: None for the
+    train split = every video of the cache (data.train_split='', or a cache with no splits at all,
+    e.g. real/ + fake/ folders); None for the validation split = carved out of the training videos
+    (data.val_split='', or a cache with no splits). Other names must be splits of the cache."""
+    d = cfg.data
+    cache = Path(d.cache)
+    splits = cache_splits(cache) if splits is None else splits
+    if set(splits) <= {NO_SPLIT}:  # nothing to choose between: train on all, carve validation
+        return None, None
+    train = resolve_split(d.train_split, splits, "data.train_split", cache) if d.train_split else None
+    val = resolve_split(d.val_split, splits, "data.val_split", cache) if d.val_split else None
+    if train is None and val is not None:  # every video but the validation split's (no leak)
+        others = tuple(s for s in splits if s not in (val, NO_SPLIT))
+        if not others:
+            raise ConfigError(f"data.train_split='' with data.val_split={val!r}: the cache {cache} has no other "
+                              "split to train on; set data.val_split='' to carve validation out of every video")
+        return others, val  # type: ignore[return-value]
+    return train, val
 
 
 def validation_source(cfg: TrainConfig) -> str:
     """Where validation comes from, in words, for messages: a cache split or the carve."""
     d = cfg.data
-    if d.val_split:
-        return f"split {d.val_split!r} of the cache"
-    return (f"carved out of split {d.train_split!r}: data.val_fraction {d.val_fraction}, data.split_seed "
+    train, val = training_splits(cfg) if d.cache and (Path(d.cache) / "index.jsonl").is_file() else (
+        d.train_split or None, d.val_split or None)
+    if val:
+        return f"split {val!r} of the cache"
+    of = (f"split {train!r}" if isinstance(train, str) else f"splits {', '.join(train)}") if train else ("every video of the cache (it has no splits)" if d.val_split
+                                           else "every video of the cache")
+    return (f"carved out of {of}: data.val_fraction {d.val_fraction}, data.split_seed "
             f"{d.split_seed}, by original and stratified by label")
 
 
@@ -148,9 +177,7 @@ def build_datasets(cfg: TrainConfig) -> tuple[Any, Any]:
     kw = dataset_kwargs(cfg)
     augment = SampleAugment(cfg.augment)
     transform = augment if augment.active else None
-    splits = cache_splits(cache)
-    train_split = resolve_split(d.train_split, splits, "data.train_split", cache)
-    val_split = resolve_split(d.val_split, splits, "data.val_split", cache) if d.val_split else None
+    train_split, val_split = training_splits(cfg)
     carve = val_split is None
     train = cls(cache, train_split, labeled_only=True, transform=transform, random=True, **kw)
     val_cls, val_kw = cls, dict(kw)
