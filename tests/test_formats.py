@@ -454,6 +454,20 @@ def test_folders_find_broadcast_and_phone_containers_by_probing(tmp_path):
         [f"{'real' if i % 2 else 'fake'}/v{i}{ext}" for i, ext in enumerate(kinds)] + ["real/camera_dump.raw"])
 
 
+def test_a_wrong_header_in_one_label_file_is_refused_when_another_is_fine(tmp_path):
+    """Before: validation_labels.csv with header video,label was skipped silently (the run
+    trained without that split) because train_labels.csv was fine."""
+    shutil.copytree(FIXTURES / "csv" / "test", tmp_path / "train")
+    names = [p.name for p in sorted((tmp_path / "train").iterdir())]
+    (tmp_path / "train_labels.csv").write_text("video_name,target\n" + "".join(f"{n},0\n" for n in names))
+    (tmp_path / "sample_submission.csv").write_text("video_name,score\na.mp4,0.5\n")  # not a label file: left alone
+    assert load_dataset(tmp_path, format="csv").records
+    (tmp_path / "validation_labels.csv").write_text("video,label\na.mp4,1\n")
+    with pytest.raises(FormatError, match=r"validation_labels.csv, line 1: header is 'video,label' but CSV labels "
+                                          r"need the columns video_name,target"):
+        load_dataset(tmp_path)
+
+
 def test_csv_labels_with_a_wrong_header_are_an_error_not_unlabelled_videos(tmp_path, capsys):
     """`data inspect --format csv` used to ignore a labels file with another header and list its
     videos as unlabelled test videos."""

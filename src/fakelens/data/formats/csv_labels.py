@@ -88,8 +88,8 @@ class CsvLabelsReader(FormatReader):
     @classmethod
     def read(cls, path: Path, out: RecordCollector) -> None:
         files = [path] if path.is_file() else _label_files(path)
-        if not files and path.is_dir():
-            _refuse_wrong_headers(path)
+        if path.is_dir():  # with label files found, one named *label(s) with another header is refused too
+            _refuse_wrong_headers(path, named_only=bool(files))
         for f in files:
             _read_labels(f, out)
         if path.is_file():
@@ -110,15 +110,21 @@ class CsvLabelsReader(FormatReader):
             out.note(f"{rel_source(test_dir, out.root)}/ holds no videos: no unlabeled test set read")
 
 
-def _refuse_wrong_headers(folder: Path) -> None:
+def _refuse_wrong_headers(folder: Path, named_only: bool = False) -> None:
     """A folder read as CSV labels whose label-like files (any .csv, a .txt named *label*) have
-    another header: an error naming the header found, not a silent "unlabelled test videos"."""
+    another header: an error naming the header found, not a silent "unlabelled test videos".
+    `named_only` (other label files were found): only files named like label files (`*_label(s)`,
+    e.g. validation_labels.csv) count, so a split is never dropped silently while other CSVs
+    beside the labels (a sample submission) are left alone."""
     for f in sorted(folder.iterdir()):
-        if f.name.startswith(".") or not f.is_file():
+        if f.name.startswith(".") or not f.is_file() or f.suffix.lower() not in (".csv", ".txt"):
             continue
-        if f.suffix.lower() == ".csv" or (f.suffix.lower() == ".txt" and "label" in f.name.lower()):
+        named = bool(_SUFFIX_RE.search(f.stem))
+        if named_only and not named:
+            continue
+        if f.suffix.lower() == ".csv" or "label" in f.name.lower():
             found = csv_header(f)
-            if found:
+            if found and found[:2] != HEADER:
                 raise FormatError(f, f"header is {','.join(found)!r} but CSV labels need the columns "
                                   f"{','.join(HEADER)} (1 = fake); rename the columns, or give --format for "
                                   "another dataset format", line=1)
