@@ -71,6 +71,11 @@ def test_one_class_carve_message_says_what_to_change():
     text = one_class_validation(carved, 3, 3)
     assert "all fake (0 real, 3 fake)" in text and "data.val_fraction (now 0.1)" in text
     assert "stratified by label" in text
+    # The missing class in one group only: no val_fraction helps, so none is suggested (before: "raise
+    # data.val_fraction", which cannot move a group that holds every real video).
+    one = one_class_validation(carved, 3, 3, missing_groups=1)
+    assert "raise data.val_fraction" not in one and "no data.val_fraction can carve a real video" in one
+    assert "Add real videos of other originals" in one and "data.val_split" in one
     split = one_class_validation(load_train_config(None, []), 2, 0)
     assert "split 'val' of the cache" in split and "data.val_split=''" in split
 

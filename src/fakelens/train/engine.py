@@ -253,7 +253,8 @@ def _training_data(cfg: TrainConfig, train_dataset: Any, val_dataset: Any,
         raise FakelensError(f"the training split holds only {'fake' if n_fake else 'real'} videos "
                             f"({len(train_labels) - n_fake} real, {n_fake} fake); training needs both classes")
     if n_val_fake in (0, len(val_labels)):
-        raise FakelensError(one_class_validation(cfg, len(val_labels), n_val_fake, given=given))
+        raise FakelensError(one_class_validation(cfg, len(val_labels), n_val_fake, given=given,
+                                                 missing_groups=_groups_of_class(train_dataset, not n_val_fake)))
     return cfg, train_dataset, val_dataset, notes, given
 
 
@@ -493,9 +494,26 @@ def _early_stopping(base: type, **kwargs: Any) -> Any:
     return UndefinedAwareEarlyStopping(**kwargs)
 
 
-def one_class_validation(cfg: TrainConfig, n: int, n_fake: int, given: bool = False) -> str:
+def _groups_of_class(dataset: Any, fake: bool) -> int | None:
+    """How many groups (originals, fakelens.data.splits.original_group) of `dataset`'s videos hold
+    the class (fake or real); None for a dataset without records."""
+    from fakelens.data.splits import original_group
+    from fakelens.types import Label
+
+    records = getattr(dataset, "records", None)
+    if records is None:
+        return None
+    want = Label.FAKE if fake else Label.REAL
+    return len({original_group(r) for r in records if r.label is want})
+
+
+def one_class_validation(cfg: TrainConfig, n: int, n_fake: int, given: bool = False,
+                         missing_groups: int | None = None) -> str:
     """Why a one-class validation set is refused before the first step, with its counts and what
-    to change: video AUC is undefined on it and log loss would rank a constant guess first."""
+    to change: video AUC is undefined on it and log loss would rank a constant guess first.
+    `missing_groups`: the groups (originals) of the training videos holding the class validation
+    lacks; when it is one, a carve cannot move it (groups are never split), so raising
+    data.val_fraction is not suggested."""
     from fakelens.train.data import validation_source
 
     only = "fake" if n_fake else "real"
@@ -507,6 +525,13 @@ def one_class_validation(cfg: TrainConfig, n: int, n_fake: int, given: bool = Fa
     if cfg.data.val_split:
         return text + ("Point data.val_split at a split with both classes, or set data.val_split='' to carve "
                        "validation out of the training split (by original, stratified by label).")
+    missing = "real" if n_fake else "fake"
+    if missing_groups is not None and missing_groups <= 1:
+        return text + (f"Every {missing} training video comes from one original"
+                       " (fakes are kept with their original, so no identity is on both sides): no "
+                       f"data.val_fraction can carve a {missing} video into validation. Add {missing} videos of "
+                       f"other originals (or other real people), or give a validation split with both classes as "
+                       "data.val_split.")
     return text + (f"The training split has too few groups of the missing class to give both sides one: raise "
                    f"data.val_fraction (now {cfg.data.val_fraction}), or give a validation split with both "
                    "classes as data.val_split.")
