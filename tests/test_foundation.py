@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -164,3 +165,16 @@ def test_atomic_writes_leave_normal_permissions(tmp_path):
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "b.bin").stat().st_mode & 0o777 == 0o644
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.txt", "b.bin"]
+
+
+def test_fixed_length_tuples_of_the_wrong_length_are_a_config_error_naming_the_key():
+    """Before: optim.betas=[0.9] and augment.jpeg_quality=[40] were taken, and training crashed
+    later with a traceback (AdamW's betas unpacking, the JPEG quality range)."""
+    from fakelens.train.config import load_train_config
+
+    for key, value, n in (("optim.betas", "[0.9]", 2), ("augment.jpeg_quality", "[40]", 2),
+                          ("augment.crop_scale", "[0.5,0.7,0.9]", 2)):
+        with pytest.raises(ConfigError, match=rf"{re.escape(key)}: expected {n} values"):
+            load_train_config(None, [f"{key}={value}"])
+    cfg = load_train_config(None, ["optim.betas=[0.8,0.99]", "augment.jpeg_quality=[40,90]"])
+    assert cfg.optim.betas == (0.8, 0.99) and cfg.augment.jpeg_quality == (40, 90)

@@ -87,6 +87,12 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{where}: expected a list, got {value!r}")
         args = get_args(tp)
+        if origin is tuple and args and args[-1] is not Ellipsis:  # tuple[float, float]: that many items
+            if len(value) != len(args):
+                raise ConfigError(f"{where}: expected {len(args)} values "
+                                  f"({', '.join(getattr(a, '__name__', str(a)) for a in args)}), got "
+                                  f"{len(value)}: {list(value)!r}")
+            return tuple(_coerce(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
         item_tp = args[0] if args else Any
         items = [_coerce(v, item_tp, f"{where}[{i}]") for i, v in enumerate(value)]
         return items if origin is list else tuple(items)
