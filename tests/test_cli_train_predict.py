@@ -54,6 +54,13 @@ def test_train_refuses_bad_configs_and_over_budget_models(tiny, capsys):
                  "--set", "train.max_params=1000"]) == 2
     assert "budget" in capsys.readouterr().err
     assert not (out / "checkpoints").exists()
+    # Unknown optimizer / scheduler names: refused by --dry-run too (before: it exited 0 and the run
+    # failed at its first step), with the names there are.
+    for key, said in (("optim.name=bogus", "unknown optimizer 'bogus'. Available: adam, adamw, sgd"),
+                      ("optim.scheduler=cosin", "unknown lr scheduler 'cosin'. Did you mean 'cosine'?")):
+        assert main(["train", "--config", "configs/demo.yaml", "--dry-run", "--set", f"data.cache={tiny['cache']}",
+                     "--set", key]) == 2
+        assert said in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("fmt,name", [("avdf1m-task1", "prediction.txt"), ("avdf1m-task2", "prediction.json"),

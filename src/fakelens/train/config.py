@@ -104,6 +104,10 @@ class OptimConfig:
     gamma: float = 0.1  # step: decay factor
     min_lr_ratio: float = 0.01  # cosine: final lr = lr * min_lr_ratio
 
+    def __post_init__(self) -> None:  # an unknown name fails here (and in --dry-run), not at the first step
+        check_registered("fakelens.train.module", "OPTIMIZERS", self.name)
+        check_registered("fakelens.train.module", "SCHEDULERS", self.scheduler)
+
 
 @dataclass
 class RunConfig:
