@@ -295,3 +295,18 @@ def test_scores_json_is_told_from_proposals_and_reads_only_its_top_level(tmp_pat
     assert len(errors) == 1 and "'b.mp4': score must be a number, got {'c.mp4': 0.2}" in str(errors[0])
     with pytest.raises(SubmissionError, match=r"expected a JSON object"):
         read_submission(_write(tmp_path, "d.json", "[0.5]"), fmt="scores-json")
+
+
+@pytest.mark.parametrize("name,text,line", [
+    ("s.csv", "filename,label\na.mp4,high\nb.mp4,0.2\na.mp4,0.5\n", 4),  # the bad copy first
+    ("s.csv", "filename,label\na.mp4,0.5\nb.mp4,0.2\na.mp4,high\n", 4),  # the bad copy last
+    ("p.txt", "000001.mp4;0.5\n000002.mp4;0.2\n000001.mp4;inf\n", 3),
+])
+def test_a_duplicate_id_is_found_when_one_copy_has_a_bad_score(tmp_path, name, text, line):
+    """Before: the row with the bad score was left out before the duplicate check, so the repeated
+    id was never reported."""
+    errors: list[SubmissionError] = []
+    sub = read_submission(_write(tmp_path, name, text), errors=errors)
+    twice = [e for e in errors if "appears twice" in str(e)]
+    assert len(twice) == 1 and twice[0].line == line and "first at line" in str(twice[0])
+    assert len(errors) == 2 and len(sub.ids) == len(set(sub.ids))

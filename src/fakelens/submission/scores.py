@@ -31,23 +31,31 @@ def _parse_score(text: str, path: Path, line: int, item: str) -> float:
 
 
 def _finish(path: Path, fmt: str, ids: list[str], scores: list[float], lines: list[int | None],
-            errors: list[SubmissionError] | None = None, rejected: set[str] | None = None) -> Submission:
-    """The Submission of the rows read; `rejected`: ids of rows left out as errors (so that a check
-    against the expected ids does not call them missing as well)."""
+            errors: list[SubmissionError] | None = None,
+            rejected: list[tuple[str, int | None]] | None = None) -> Submission:
+    """The Submission of the rows read; `rejected`: (id, line) of rows left out as errors (so that
+    a check against the expected ids does not call them missing as well). An id on two rows is an
+    error whether or not one of them was rejected (a bad score does not hide the repeat)."""
+    rejected = list(rejected or ())
+    rows = [(line, name, i) for i, (name, line) in enumerate(zip(ids, lines))]
+    rows += [(line, name, None) for name, line in rejected]
+    rows.sort(key=lambda r: (r[0] is None, r[0] or 0))  # file order (a row without a line last)
     seen: dict[str, int | None] = {}
     keep = []
-    for i, (name, line) in enumerate(zip(ids, lines)):
+    for line, name, i in rows:
         if name in seen:
             first = f" (first at line {seen[name]})" if seen[name] is not None else ""
             report(SubmissionError(path, f"id {name!r} appears twice{first}", line), errors)
             continue
         seen[name] = line
-        keep.append(i)
+        if i is not None:
+            keep.append(i)
+    keep.sort()
     if not ids and not errors:
         raise SubmissionError(path, "no rows")
     ids, scores, lines = [ids[i] for i in keep], [scores[i] for i in keep], [lines[i] for i in keep]
     return Submission(path, fmt, ids, scores=np.asarray(scores, dtype=np.float64), lines=lines,  # (V,)
-                      rejected=set(rejected or ()) - set(ids))
+                      rejected={name for name, _ in rejected} - set(ids))
 
 
 def _read_text(path: Path) -> str:
@@ -82,7 +90,7 @@ class _HeaderCsv(SubmissionFormat):
         ids: list[str] = []
         scores: list[float] = []
         lines: list[int | None] = []
-        rejected: set[str] = set()
+        rejected: list[tuple[str, int | None]] = []
         try:
             header = next(reader, None)
             if header is None or [c.strip().lower() for c in header] != list(cls.header):
@@ -103,7 +111,7 @@ class _HeaderCsv(SubmissionFormat):
                 except SubmissionError as e:
                     report(e, errors)
                     if name and len(row) == 2:  # a bad score: the id is known (and not missing)
-                        rejected.add(name)
+                        rejected.append((name, line))
                     continue
                 ids.append(name)
                 scores.append(score)
@@ -171,7 +179,7 @@ class Avdf1mTask1Submission(SubmissionFormat):
         ids: list[str] = []
         scores: list[float] = []
         lines: list[int | None] = []
-        rejected: set[str] = set()
+        rejected: list[tuple[str, int | None]] = []
         for line, raw in enumerate(_read_text(path).splitlines(), start=1):
             text = raw.strip()
             if not text:
@@ -185,7 +193,7 @@ class Avdf1mTask1Submission(SubmissionFormat):
             except SubmissionError as e:
                 report(e, errors)
                 if name and len(parts) == 2:  # a bad score: the id is known (and not missing)
-                    rejected.add(name)
+                    rejected.append((name, line))
                 continue
             ids.append(name)
             scores.append(score)
@@ -241,7 +249,7 @@ class ScoresJson(SubmissionFormat):
         ids: list[str] = []
         scores: list[float] = []
         lines: list[int | None] = []
-        rejected: set[str] = set()
+        rejected: list[tuple[str, int | None]] = []
         for name, value in objects[-1]:  # the outermost object is parsed last
             line = line_of_key(text, name)
             try:
@@ -251,7 +259,7 @@ class ScoresJson(SubmissionFormat):
             except SubmissionError as e:
                 report(e, errors)
                 if name:
-                    rejected.add(name)
+                    rejected.append((name, line))
                 continue
             ids.append(name)
             scores.append(score)
