@@ -159,3 +159,13 @@ def test_submission_check_proposals(run_cli, avdf, tmp_path):
     pred.write_text(json.dumps({"000001.mp4": [[0.5, 3.0, 1.0]], "000002.mp4": [[0.5, 0.0, 1.0]]}))
     code, _, err = run_cli("submission", "check", pred, "--expect", meta)
     assert code == 2 and "line 1, '000001.mp4' row 0" in err and "0 <= start < end" in err
+
+
+def test_evaluate_with_no_prediction_matching_does_not_suggest_subset(run_cli, dfdc):
+    """Before: "pass --subset to score only the 0 covered ones" (which then failed too)."""
+    meta, sub = dfdc
+    sub.write_text("filename,label\nvideos/a.mp4,0.9\nvideos/b.mp4,0.2\n")
+    code, _, err = run_cli("evaluate", sub, "--labels", meta)
+    assert code == 2 and "none of the 4 labelled videos has a prediction" in err
+    assert "--subset" not in err and "0 covered" not in err
+    assert "the predictions name e.g. 'videos/a.mp4', 'videos/b.mp4'" in err and "name videos the same way" in err

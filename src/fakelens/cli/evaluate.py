@@ -57,11 +57,14 @@ def evaluate(predictions: Path, labels: Path, *, pred_format: str | None = None,
     missing = [r.id for r in records if r.id not in have]
     if missing:
         shown = ", ".join(repr(m) for m in missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        if len(missing) == len(records):  # --subset cannot help: say which ids do not match
+            sample = ", ".join(repr(i) for i in sub.ids[:3]) or "none"
+            raise FakelensError(f"{predictions}: none of the {len(records)} labelled videos has a prediction "
+                                f"(labels name e.g. {shown}; the predictions name e.g. {sample}): check that "
+                                "they are for this dataset and split (--split) and name videos the same way")
         if not subset:
             raise FakelensError(f"{predictions}: {len(missing)} of {len(records)} labelled videos have no prediction: "
                                 f"{shown}; pass --subset to score only the {len(records) - len(missing)} covered ones")
-        if len(missing) == len(records):
-            raise FakelensError(f"{predictions}: none of the {len(records)} labelled videos has a prediction")
         out["notes"].append(f"--subset: {len(records) - len(missing)} of {len(records)} labelled videos scored; "
                             f"{len(missing)} have no prediction ({shown})")
         gone = set(missing)
