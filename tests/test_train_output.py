@@ -118,3 +118,18 @@ def test_a_progress_bar_only_where_a_terminal_is_attached(tmp_path, capfd, monke
         assert ("it/s]" in out + err or "s/it]" in out + err) is attached, (attached, out, err)
         assert ("train_loss_step=" in out + err and "epoch 1/1: 100%" in out + err) is attached
         assert [line.split()[1] for line in err.splitlines() if line.startswith("epoch ")] == ["1/1"]
+
+
+def test_an_audio_window_longer_than_every_video_is_said(layout_cache):
+    """Before: a data.audio_seconds longer than every video's audio padded every window, silently."""
+    from fakelens.train.config import load_train_config
+    from fakelens.train.data import build_datasets, match_inputs
+
+    _, cache = layout_cache("avdeepfake1m")  # 1 s videos
+    base = ["model.name=audio_tiny", "data.dataset=audio", f"data.cache={cache}"]
+    cfg = load_train_config(None, [*base, "data.audio_seconds=3.0"])
+    _, notes = match_inputs(cfg, build_datasets(cfg)[0])
+    said = [n for n in notes if "the audio window is" in n]
+    assert len(said) == 1 and "every training video has less audio" in said[0] and "padded (masked)" in said[0]
+    cfg = load_train_config(None, [*base, "data.audio_seconds=0.5"])
+    assert not any("the audio window is" in n for n in match_inputs(cfg, build_datasets(cfg)[0])[1])

@@ -372,6 +372,15 @@ def match_inputs(cfg: TrainConfig, train_dataset: Any) -> tuple[TrainConfig, lis
         from fakelens.train.engine import audio_width
 
         width = audio_width(train_dataset)
+        rows = _rows_of(train_dataset)
+        mels = [(r.get("counts") or {}).get("mel_frames") for r in rows]
+        short = [n for n in mels if n is not None and width is not None and n < width]
+        if short:  # windows past the end of the audio are padded (masked): say so, as for short clips
+            every = "every training video has" if len(short) == len(rows) else (
+                f"{len(short)} of {len(rows)} training videos have")
+            notes.append(f"the audio window is {width} mel frames ({width * cc.hop_seconds:.2f} s) but {every} less "
+                         f"audio (shortest {min(short) * cc.hop_seconds:.2f} s): their windows are padded (masked); "
+                         "a shorter data.audio_seconds pads less")
         if width is not None and width != m.audio_frames:
             changes["audio_frames"] = width
             notes.append(f"model.audio_frames {m.audio_frames} -> {width}: the data's audio window is {width} mel "
