@@ -90,7 +90,8 @@ def test_two_people_one_fake_the_fake_face_is_found_labelled_and_trained_on(peop
         z = load_npz(cache, row, ("boxes", "found", "indices", "detection"))
         persons = [_person_of_track(z["boxes"][f], z["found"][f], truth.boxes[name], z["indices"]) for f in range(2)]
         assert sorted(persons) == [0, 1]
-        assert (z["detection"][z["found"] & (z["detection"] > 0)] > 0.8).all()  # MTCNN's confidence, stored
+        kept = z["detection"][z["found"] & (z["detection"] > 0)]  # MTCNN's confidence, stored where detected
+        assert kept.size and (kept >= 0.7).all() and (kept <= 1).all()  # at least its last stage's threshold (0.7)
         labels = ds.face_labels(v)
         fake_person = truth.fake_person[name]
         if fake_person is None:
