@@ -108,3 +108,13 @@ def test_a_task2_id_with_a_semicolon_is_read_as_task2(name, tmp_path):
     write_submission("avdf1m-task2", path, {name: [Proposal(0.9, 1.0, 2.0)]}, [name])
     sub = read_submission(path)
     assert sub.format == "avdf1m-task2" and sub.ids == [name]
+
+
+@pytest.mark.parametrize("ids", [["{"], ['{"a'], ["{a", "b"], ['{"x":1}']])
+def test_a_task1_id_opening_like_json_is_read_as_task1(ids, tmp_path):
+    """`{;0.5` is a Task 1 line of the id '{', not a Task 2 or scores-json object (hypothesis found it)."""
+    from fakelens.submission.base import detect_submission_format
+
+    path = tmp_path / "prediction.txt"
+    write_submission("avdf1m-task1", path, {i: 0.5 for i in ids}, ids)
+    assert detect_submission_format(path) == "avdf1m-task1" and read_submission(path).ids == ids

@@ -283,9 +283,11 @@ class Avdf1mTask2Submission(SubmissionFormat):
 
     @classmethod
     def detect(cls, path: Path, head: str) -> bool:
-        from fakelens.submission.scores import SCORES_JSON_HEAD
+        from fakelens.submission.scores import SCORES_JSON_HEAD, task1_scored_line
 
         if SCORES_JSON_HEAD.match(head):  # {"file": 0.9}: plain scores, not proposals
+            return False
+        if task1_scored_line(head):  # `{;0.5`: a Task 1 line whose id opens with '{'
             return False
         return head.startswith("{") or (path.suffix.lower() == ".json" and not head.startswith("["))
 

@@ -168,10 +168,7 @@ class Avdf1mTask1Submission(SubmissionFormat):
         [[0.9, 1.0, 2.0]]}`) is not a Task 1 line."""
         first = head.splitlines()[0].strip() if head else ""
         if _TASK1_LINE.match(first) and first.startswith("{"):
-            try:
-                float(first.rsplit(";", 1)[1])
-            except ValueError:
-                return False
+            return task1_scored_line(head)
         return bool(_TASK1_LINE.match(first)) or (path.suffix.lower() == ".txt" and not head.strip())
 
     @classmethod
@@ -227,8 +224,8 @@ class ScoresJson(SubmissionFormat):
     default_filename = "scores.json"
 
     @classmethod
-    def detect(cls, path: Path, head: str) -> bool:
-        return bool(SCORES_JSON_HEAD.match(head))
+    def detect(cls, path: Path, head: str) -> bool:  # a Task 1 line of an id opening with '{' is not JSON
+        return bool(SCORES_JSON_HEAD.match(head)) and not task1_scored_line(head)
 
     @classmethod
     def read(cls, path: Path, strict: bool = True, errors: list[SubmissionError] | None = None) -> Submission:
@@ -269,3 +266,16 @@ class ScoresJson(SubmissionFormat):
     @classmethod
     def render(cls, ids: Sequence[str], values: Sequence[Any]) -> bytes:
         return (json.dumps({name: float(v) for name, v in zip(ids, values)}, indent=1) + "\n").encode("utf-8")
+
+
+def task1_scored_line(head: str) -> bool:
+    """Whether the first line is a Task 1 `file;score` line with a numeric score (`{;0.5`, an id
+    that opens like a JSON object): no JSON submission's first line ends in `;number`."""
+    first = head.splitlines()[0].strip() if head else ""
+    if not _TASK1_LINE.match(first):
+        return False
+    try:
+        float(first.rsplit(";", 1)[1])
+    except ValueError:
+        return False
+    return True
