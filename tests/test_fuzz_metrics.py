@@ -323,6 +323,7 @@ def test_proposals_from_scores(tl, suppression, iou, max_proposals, thresholds):
 @example(times=[1.0, 0.5], scores=[0.2, 0.3], duration=None)
 @example(times=[0.0, 1.0], scores=[0.2, float("nan")], duration=2.0)
 @example(times=[-1.0], scores=[0.0], duration=None)
+@example(times=[9007199254740992.0], scores=[0.0], duration=None)  # t + 1 s rounds back to t
 def test_proposals_from_anything_raise_only_fakelens_errors(times, scores, duration):
     from fakelens.inference.postprocess import proposals_from_scores
 

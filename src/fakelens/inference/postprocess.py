@@ -55,6 +55,7 @@ def frame_cells(times: np.ndarray, duration: float | None = None) -> tuple[np.nd
         last = min(last, float(duration)) if t.size > 1 else float(duration)
     elif duration is not None:  # a sample at or past the stated end: a sliver of a cell, not past the video
         last = t[-1] + 1e-6
+    last = max(last, float(np.nextafter(t[-1], np.inf)))  # past 2**53 s, t + step rounds back to t
     starts = t.copy()  # (T,)
     ends = np.concatenate([t[1:], [last]])  # (T,)
     return starts, ends
