@@ -167,7 +167,7 @@ class Avdf1mTask1Submission(SubmissionFormat):
         is a number: a one-line Task 2 prediction.json whose first id holds ';' (`{"a;b.mp4":
         [[0.9, 1.0, 2.0]]}`) is not a Task 1 line."""
         first = head.splitlines()[0].strip() if head else ""
-        if _TASK1_LINE.match(first) and first.startswith("{"):
+        if first.startswith("{"):
             return task1_scored_line(head)
         return bool(_TASK1_LINE.match(first)) or (path.suffix.lower() == ".txt" and not head.strip())
 
