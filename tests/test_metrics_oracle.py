@@ -11,7 +11,8 @@ import json
 import numpy as np
 import pytest
 
-from fakelens.metrics.localization import AR_IOU_THRESHOLDS, load_official_scorer, score_localization_files
+from fakelens.cli.evaluate import evaluate
+from fakelens.metrics.localization import AR_IOU_THRESHOLDS, load_official_scorer
 from fakelens.submission import read_submission
 
 pytestmark = pytest.mark.oracle
@@ -79,7 +80,7 @@ def test_parity_with_official_scorer(official, tmp_path, seed, decimals):
 
 def test_file_level_score_matches(official, tmp_path):
     pred, labels = _random_files(tmp_path, 7, n_videos=200)
-    ours = score_localization_files(pred, labels)
+    ours = evaluate(pred, labels)["localization"]  # the path `fakelens evaluate` runs
     ref = official.ap_ar_1d(str(pred), str(labels), "file", "fake_segments", 1.0, [0.5, 0.75, 0.9, 0.95],
                             [50, 30, 20, 10, 5], list(AR_IOU_THRESHOLDS))
     ref_score = sum(ref["ap"].values()) / 8 + sum(ref["ar"].values()) / 10

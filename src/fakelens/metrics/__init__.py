@@ -33,7 +33,6 @@ from fakelens.metrics.localization import (
     localization_report,
     pack_proposals,
     pack_segments,
-    score_localization_files,
 )
 
 __all__ = [
@@ -41,5 +40,5 @@ __all__ = [
     "Eer", "FewNegativesWarning", "PackedProposals", "PackedSegments", "RocCurve", "ThresholdMetrics",
     "TprAtFpr", "ap_at_iou", "ap_curves", "ar_at_n", "auc", "av1m_score", "classification_report", "eer",
     "lavdf_metrics", "localization_report", "log_loss", "pack_proposals", "pack_segments", "roc_curve",
-    "score_localization_files", "threshold_metrics", "tpr_at_fpr",
+    "threshold_metrics", "tpr_at_fpr",
 ]

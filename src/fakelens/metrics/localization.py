@@ -347,20 +347,6 @@ def lavdf_metrics(proposals: PackedProposals | Mapping, ground_truth: PackedSegm
     return localization_report(proposals, ground_truth, "lavdf")
 
 
-def score_localization_files(predictions: str | Path, labels: str | Path, preset: str | None = None
-                             ) -> dict[str, Any]:
-    """File-level wrapper: a Task 2 / LAV-DF prediction.json against AV-1M or LAV-DF metadata.
-
-    preset defaults to "lavdf" for LAV-DF metadata and "avdf1m" otherwise.
-    """
-    from fakelens.data.formats import load_dataset
-    from fakelens.submission import read_submission
-
-    ds = load_dataset(labels, check_files=False)
-    sub = read_submission(predictions, "avdf1m-task2", strict=False)
-    return localization_report(sub.proposals, ds.records, preset or ("lavdf" if ds.format == "lavdf" else "avdf1m"))
-
-
 def load_official_scorer() -> Any | None:
     """The official AV-Deepfake1M Rust scorer (`avdeepfake1m._evaluation`, with `ap_ar_1d(...)`) if the
     `avdeepfake1m` package is installed, else None. Only for parity tests and benchmarks.
