@@ -216,16 +216,16 @@ def test_tile_windows_cover_the_mel_frames():
         tile_windows(10, 0)
 
 
-KNOWN_CLIP_MASKS = pytest.mark.xfail(strict=True, reason=(
-    "open (issue 10/17 notes, 2026-12-02): since faces are cut into clips of their own found frames, "
-    "AllClips' clip masks no longer equal tile_clips' over all sampled frames: decide which is right"))
-
-
-@pytest.mark.parametrize("name,kw", [pytest.param("clips", {"clip_frames": 3}, marks=KNOWN_CLIP_MASKS),
-                                     pytest.param("av", {"clip_frames": 3}, marks=KNOWN_CLIP_MASKS),
+@pytest.mark.parametrize("name,kw", [("clips", {"clip_frames": 3}), ("av", {"clip_frames": 3}),
                                      ("audio", {"window_seconds": 0.4})])
 def test_all_clips_yields_every_clip_of_every_video(cache, name, kw):
-    from fakelens.data.dataset import AllClips, clip_audio_window, clip_span, mel_window, tile_clips, tile_windows
+    """Validation (AllClips) feeds the model exactly the clips predict cuts: every face track tiled
+    over its OWN found frames (`tile_face`, as Predictor._clips), not `tile_clips` over every sampled
+    frame, so a frame without that face is never fed nor scored (with a face lost in the last
+    sampled frame, tile_clips' last clip would hold it: [F, T, T] counted against [F, F, T]); every
+    found frame is counted exactly once; audio windows as `tile_windows` cuts them."""
+    from fakelens.data.dataset import AllClips, clip_audio_window, clip_span, mel_window, tile_face, tile_windows
+    from fakelens.data.tiling import face_frames
 
     base = CACHE_DATASETS.get(name)(cache, "val", random=False, **kw)
     ds = AllClips(base)
@@ -235,8 +235,12 @@ def test_all_clips_yields_every_clip_of_every_video(cache, name, kw):
         starts = [tile_windows(len(zz["mel_times"]), base.width) for zz in z]
         assert len(ds) == sum(len(s) for s in starts) > len(base.rows)
     else:
-        tiles = [tile_clips(zz["faces"].shape[1], 3) for zz in z]
-        assert len(ds) == sum(len(t.picks) for t in tiles) == len(base.rows) * 3  # 8 frames -> 3 clips
+        found = [face_frames(zz["found"], bool(row.get("fallback"))) for zz, row in zip(z, base.rows)]
+        tiles = [[(f, tile_face(fr[f], 3)) for f in range(len(fr))] for fr in found]  # per video: (face, tiling)
+        clips = [[(f, t.picks[k], t.mask[k], t.counted[k]) for f, t in tv for k in range(len(t.picks))] for tv in tiles]
+        assert len(ds) == sum(len(c) for c in clips) >= len(base.rows)
+        assert any(not fr.all() for fr in found)  # the case at stake: a face missing from some sampled frames
+    seen: dict[tuple[int, int], list[int]] = {}
     for i in range(len(ds)):
         item = ds[i]
         j, k = item["video_index"], item["clip_index"]
@@ -245,14 +249,20 @@ def test_all_clips_yields_every_clip_of_every_video(cache, name, kw):
             mel, _, mask = mel_window(z[j], float(z[j]["mel_times"][starts[j][k]]), base.width)
             assert torch.equal(item["audio"][0], torch.from_numpy(mel)) and item["audio_mask"].tolist() == mask.tolist()
             continue
-        picks, masks, counted = tiles[j]
-        assert item["mask"].tolist() == masks[k].tolist() and item["counted"].tolist() == counted[k].tolist()
-        np.testing.assert_array_equal(item["times"].numpy(), z[j]["times"][picks[k]].astype(np.float32))
-        assert torch.equal(item["video"], torch.from_numpy(z[j]["faces"][0, picks[k]]).permute(0, 3, 1, 2).float() / 255)
+        f, pick, mask, counted = clips[j][k]
+        assert int(item["face_index"]) == f
+        assert item["mask"].tolist() == mask.tolist() and item["counted"].tolist() == counted.tolist()
+        assert item["found"][item["mask"]].all()  # no frame without the face is fed unmasked, nor counted
+        seen.setdefault((j, f), []).extend(pick[counted].tolist())
+        np.testing.assert_array_equal(item["times"].numpy(), z[j]["times"][pick].astype(np.float32))
+        assert torch.equal(item["video"], torch.from_numpy(z[j]["faces"][f, pick]).permute(0, 3, 1, 2).float() / 255)
         if name == "av":  # the audio of the clip's own span, as predict cuts it
-            t0, t1 = clip_span(z[j]["times"], picks[k], masks[k], float(z[j]["fps"]))
+            t0, t1 = clip_span(z[j]["times"], pick, mask, float(z[j]["fps"]))
             mel, _, amask = clip_audio_window(z[j], t0, t1, base.width)
             assert torch.equal(item["audio"][0], torch.from_numpy(mel)) and item["audio_mask"].tolist() == amask.tolist()
+    if name != "audio":  # every found frame of every face counted exactly once
+        for (j, f), frames in seen.items():
+            assert sorted(frames) == np.flatnonzero(found[j][f]).tolist()
     sub = AllClips(base, [1])
     assert {sub[i]["id"] for i in range(len(sub))} == {base.records[1].id} and sub.labels.tolist() == [base.labels[1]]
     with pytest.raises(ValueError, match="deterministic"):

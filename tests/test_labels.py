@@ -3,6 +3,7 @@ step times from the encoder's own stride, proposals on the label grid, ..."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -474,3 +475,33 @@ def test_resume_reproduces_the_uninterrupted_run(layout_cache, tmp_path, workers
     assert moved > 1e-3  # the second epoch trained
     for k in a:
         torch.testing.assert_close(b[k], a[k], rtol=0, atol=1e-6, msg=k)
+
+
+def test_dry_run_table_names_every_target_apart_and_fits_80_columns():
+    """The av task reads visual_label / audio_label twice (the stream head and the MIL term): the
+    table names them apart, and at COLUMNS=80 its header and rows are whole (large AV-1M-sized
+    counts, the longest names, a disabled target), nothing wrapped or cut with an ellipsis."""
+    from rich.console import Console
+
+    from fakelens.cli.train import targets_table
+    from fakelens.tasks import TaskConfig, build_task
+    from fakelens.train.targets import TABLE_COLUMNS, TargetCount, TargetPlan, table_rows
+
+    task = build_task(TaskConfig(name="av", mil_weight=0.5, frame_weight=1.0, audio_frame_weight=1.0))
+    counts = [TargetCount(t.term, t.name, t.weight, t.unknown, positives=12_345_678.9, negatives=98_765_432.1,
+                          unknown=1_234_567.0, pos_weight=123.456) for t in task.targets()]
+    counts[2].status, counts[2].pos_weight = "disabled (weight 0.5 -> 0): the stream of the fakes is unknown", None
+    plan = TargetPlan(counts, 2000, 700_000)
+    names = [row[0] for row in table_rows(plan)]
+    assert len(set(names)) == len(names) == 7
+    assert {"visual_label (head_v)", "visual_label (MIL)", "audio_label (head_a)", "audio_label (MIL)",
+            "label", "visual_frame_labels", "audio_frame_labels"} == set(names)
+    rec = Console(width=80, record=True, file=io.StringIO())
+    rec.print(targets_table(plan, "targets of task 'av' per epoch (2000 of 700000 training videos, scaled)"))
+    lines = rec.export_text().splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    assert "…" not in "".join(lines)
+    header = next(line for line in lines if line.startswith("target"))
+    assert header.split() == list(TABLE_COLUMNS)
+    assert any(line.startswith("audio_label (head_a)") and line.split()[-1] == "disabled" for line in lines)
+    assert any(line.split()[:4] == ["visual_label", "(MIL)", "12.3M", "98.8M"] for line in lines)

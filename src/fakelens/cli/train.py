@@ -132,12 +132,28 @@ def _smoke(light, out, user_overrides: list[str]) -> tuple[list[str], list[str]]
     return [*cache_overrides, *smoke, *user_overrides], notes
 
 
+def targets_table(plan, title: str):
+    """The `train --dry-run` table of a TargetPlan (fakelens.train.targets.table_rows), whole at 80
+    columns: the box's one-space column divider and no padding, nothing wrapped or cut."""
+    from rich import box
+    from rich.table import Table
+
+    from fakelens.train.targets import TABLE_COLUMNS, table_rows
+
+    table = Table(title=title, box=box.SIMPLE_HEAD, padding=(0, 0), show_edge=False)
+    for i, col in enumerate(TABLE_COLUMNS):
+        table.add_column(col, justify="left" if i == 0 else "right", no_wrap=True)
+    for row in table_rows(plan):
+        table.add_row(*row)
+    return table
+
+
 def _dry_run(cfg, as_json: bool) -> int:
     """Print the targets the run would train on (fakelens.train.targets): 0 if it would train, 1
     if it would refuse a target."""
     from fakelens.cli.output import console, print_json
     from fakelens.train.engine import dry_run
-    from fakelens.train.targets import TABLE_COLUMNS, remarks, table_rows
+    from fakelens.train.targets import remarks
 
     plan = dry_run(cfg)
     code = 1 if plan.problems else 0
@@ -148,16 +164,7 @@ def _dry_run(cfg, as_json: bool) -> int:
         console().print(note)
     scope = f"{plan.videos} training videos" if plan.videos_counted == plan.videos else (
         f"{plan.videos_counted} of {plan.videos} training videos, scaled")
-    from rich import box
-    from rich.table import Table
-
-    table = Table(title=f"targets of task {cfg.task.name!r} per epoch ({scope})", box=box.SIMPLE_HEAD,
-                  collapse_padding=True, pad_edge=False)  # 80 columns hold it
-    for i, col in enumerate(TABLE_COLUMNS):  # the target names whole; numbers may wrap their header
-        table.add_column(col, justify="left" if i == 0 else "right", no_wrap=i == 0)
-    for row in table_rows(plan):
-        table.add_row(*row)
-    console().print(table)
+    console().print(targets_table(plan, f"targets of task {cfg.task.name!r} per epoch ({scope})"))
     for line in remarks(plan):
         console().print(line, highlight=False)
     for problem in plan.problems:

@@ -234,15 +234,39 @@ def check_plan(plan: TargetPlan) -> None:
         raise ConfigError("cannot train: " + "; ".join(plan.problems))
 
 
+# How a row of the table names a target whose batch key another target of the task also reads
+# (the av task trains visual_label / audio_label twice: its stream head and the pooled MIL term).
+ROW_SUFFIX = {"visual": "head_v", "audio": "head_a", "mil_frame": "MIL", "mil_time": "MIL"}
+
+
+def row_name(c: TargetCount, shared: bool) -> str:
+    """The table's name of a target: its batch key, and when another target reads the same key,
+    which part of the model it trains (`visual_label (head_v)` / `visual_label (MIL)`)."""
+    key = c.name.split(" (")[0]
+    return f"{key} ({ROW_SUFFIX.get(c.term, c.term)})" if shared else key
+
+
+def short_count(x: float) -> str:
+    """A count in at most 7 characters (the table holds 80 columns): 1234.5, 98.8k, 1234.5M."""
+    if abs(x) >= 1e6:
+        return f"{x / 1e6:.1f}M"
+    if abs(x) >= 1e4:
+        return f"{x / 1e3:.1f}k"
+    return f"{x:.1f}"
+
+
 def table_rows(plan: TargetPlan) -> list[list[Any]]:
     """Rows of the `target | positives | negatives | unknown | weight | pos_weight | status` table:
-    a target by its batch key, its status in a word (trains, disabled, REFUSED); `remarks` says
-    why and what its unknown values train as."""
+    a target by its batch key (with the part it trains where two targets share a key, `row_name`),
+    its status in a word (trains, disabled, REFUSED); `remarks` says why and what its unknown
+    values train as."""
+    keys = [c.name.split(" (")[0] for c in plan.counts]
     rows = []
-    for c in plan.counts:
+    for c, key in zip(plan.counts, keys):
         status = "REFUSED" if c.status == "REFUSED" else c.status.split(" ")[0]
-        rows.append([c.name.split(" (")[0], f"{c.positives:.1f}", f"{c.negatives:.1f}", f"{c.unknown:.1f}",
-                     f"{c.weight:g}", "" if c.pos_weight is None else f"{c.pos_weight:.3f}", status])
+        rows.append([row_name(c, keys.count(key) > 1), short_count(c.positives), short_count(c.negatives),
+                     short_count(c.unknown), f"{c.weight:g}", "" if c.pos_weight is None else f"{c.pos_weight:.3f}",
+                     status])
     return rows
 
 
