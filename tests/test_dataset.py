@@ -100,7 +100,9 @@ def test_clip_labels_come_from_segments(cache, meta):
         assert mask.sum() == min(T, found.sum()) and mask[0] and (mask.all() or not found.all())
         m = meta[item["id"]]
         idx = np.round(item["times"].numpy() * 25).astype(np.int64)
-        fl = _expected(m, "fake_segments", idx)
+        # a face-only model's frame labels are the visual stream's (AV-Deepfake1M says which stream is
+        # fake; an audio-only fake's face is real to a model that cannot hear)
+        fl = _expected(m, "visual_fake_segments", idx)
         np.testing.assert_array_equal(item["frame_labels"].numpy(), fl)
         assert item["label"] == fl[mask].max()
         assert item["visual_label"] == _expected(m, "visual_fake_segments", idx)[mask].max()
@@ -119,6 +121,8 @@ def test_per_stream_frame_labels_keep_audio_fakes_off_the_face(cache, meta):
         m = meta[item["id"]]
         idx = np.round(item["times"].numpy() * 25).astype(np.int64)
         np.testing.assert_array_equal(item["visual_frame_labels"].numpy(), _expected(m, "visual_fake_segments", idx))
+        # the audio-visual model hears the voice: its frame labels are fake in any stream
+        np.testing.assert_array_equal(item["frame_labels"].numpy(), _expected(m, "fake_segments", idx))
         if m["audio_fake_segments"] and not m["visual_fake_segments"]:
             audio_only += 1
             assert item["visual_frame_labels"].sum() == 0 and item["audio_frame_labels"].max() == 1

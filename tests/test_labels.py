@@ -505,3 +505,47 @@ def test_dry_run_table_names_every_target_apart_and_fits_80_columns():
     assert header.split() == list(TABLE_COLUMNS)
     assert any(line.startswith("audio_label (head_a)") and line.split()[-1] == "disabled" for line in lines)
     assert any(line.split()[:4] == ["visual_label", "(MIL)", "12.3M", "98.8M"] for line in lines)
+
+
+@pytest.mark.parametrize("layout", ["avdeepfake1m", "lavdf"])
+def test_a_visual_only_model_is_not_taught_that_the_untouched_face_of_an_audio_only_fake_is_fake(layout_cache,
+                                                                                                   layout):
+    """Face-only datasets (clips, frames) take their targets from the VISUAL stream where the format
+    states it: an audio-only fake's clips, frames and face are real to a model that cannot hear,
+    a visual fake's clip label is its visual label; the audio-visual dataset keeps the any-stream
+    label (its model hears the fake voice), and the video label (evaluation) stays the official one.
+    The --dry-run counts show it: the visual-only model's `label` positives are the av task's
+    visual_label ones."""
+    from fakelens.data.dataset import AVDataset, ClipDataset, FrameDataset
+    from fakelens.train.engine import dry_run
+    from fakelens.types import Modality
+
+    _, cache = layout_cache(layout)
+    clips = ClipDataset(cache, clip_frames=4, random=False, labeled_only=True)
+    av = AVDataset(cache, clip_frames=4, random=False, labeled_only=True)
+    frames = FrameDataset(cache, random=False, labeled_only=True)
+    seen = set()
+    for v, rec in enumerate(clips.records):
+        z = clips._load(v)
+        tiles = [clips.tile(v, k, z) for k in range(clips.n_tiles(v))]
+        av_tiles = [av.tile(v, k, av._load(v)) for k in range(av.n_tiles(v))]
+        assert all(float(t["video_label"]) == float(rec.is_fake) for t in tiles)  # evaluation: official labels
+        if rec.modality is Modality.AUDIO:
+            seen.add("audio")
+            assert clips.face_labels(v).tolist() == [0.0] * len(clips.face_labels(v))
+            assert all(float(t["label"]) == 0 and (t["frame_labels"] == 0).all() for t in tiles)
+            assert all(item["label"] == 0 for item in clips.census_labels(v, clips.label_arrays(v), 8))
+            assert float(frames[v]["label"].max()) == 0.0
+            assert max(float(t["label"]) for t in av_tiles) == 1.0  # the av model hears it: fake
+            assert av.face_labels(v).tolist() == [1.0]
+        if rec.modality is Modality.VISUAL:
+            seen.add("visual")
+            assert [float(t["label"]) for t in tiles] == [float(t["visual_label"]) for t in av_tiles]
+            assert max(float(t["label"]) for t in tiles) == 1.0
+    assert seen == {"audio", "visual"}
+    base = [f"data.cache={cache}", "data.val_split=val", "data.clip_frames=4", "model.image_size=32"]
+    visual = dry_run(load_train_config(None, base + ["data.dataset=clips", "model.name=frame_tiny"]))
+    both = dry_run(load_train_config(None, base + ["data.dataset=av", "model.name=av_tiny", "task.name=av"]))
+    by = {c.term: c for c in both.counts}
+    assert visual.counts[0].positives == pytest.approx(by["visual"].positives)
+    assert by["video"].positives > by["visual"].positives  # the pitch-shifted fakes train the av model as fake

@@ -14,15 +14,18 @@ folders) they are -1 = unknown, and the task's `unknown_stream` rule decides wha
       the keys of ClipDataset with T = 1 (video (1, 3, S, S), label = that frame's label, ...)
   ClipDataset   T consecutive sampled frames per video (random start when random=True; in a
       cache of clip windows (sampling "windows") a clip lies inside one window, T dividing its length):
-      video (T, 3, S, S), frame_labels (T,) fake in any stream, visual_frame_labels (T,) face
-      fake (an audio-only fake is 0 here), label (clip: any fake frame), video_label,
+      video (T, 3, S, S), frame_labels (T,) fake in the face where the dataset says which stream
+      is fake (a model without audio cannot see a voice: an audio-only fake's frames are 0), in any
+      stream where it does not, visual_frame_labels (T,) face fake (an audio-only fake is 0 here),
+      label (clip: any fake frame of frame_labels), video_label (the official one),
       visual_label, audio_label, times (T,), found (T,) bool, mask (T,) bool (False = padding),
       counted (T,) bool (the frames per-frame aggregation counts: see `tile_clips`), id
   AudioDataset  a window of W mel frames per video:
       audio (1, M, W), audio_frame_labels (W,) audio-fake per mel frame, label (window), video_label,
       audio_times (W,), audio_mask (W,) (False = padding past the end of the audio), id
   AVDataset     a face clip and the mel window that starts at its first frame:
-      everything of ClipDataset plus audio (1, M, W), audio_frame_labels (W,), audio_times (W,)
+      everything of ClipDataset plus audio (1, M, W), audio_frame_labels (W,), audio_times (W,);
+      its frame_labels and label are fake in any stream (the model hears the voice)
 
 Images are float32 in [0, 1] (uint8 with as_uint8=True, cheaper to collate). `transform(item)
 -> item` runs last (augmentations). Random choices use torch's generator, so DataLoader worker
@@ -233,15 +236,27 @@ def _any_known(labels: np.ndarray) -> float:
     return UNKNOWN if len(labels) and labels.min() < 0 else 0.0
 
 
+def seen_labels(lab: dict[str, np.ndarray]) -> np.ndarray:
+    """(T,) what a model that sees the faces but not the audio can be taught at each frame: the
+    visual label where the dataset states it, else (stream unknown, -1) the any-stream label."""
+    return np.where(lab["visual"] >= 0, lab["visual"], lab["frame_labels"]).astype(np.float32)
+
+
 def face_instance_labels(lab: dict[str, np.ndarray], face_label: float, hears: bool) -> dict[str, np.ndarray]:
     """The per-frame labels of one face of a video: `lab` (`_frame_fields`: the video's labels,
     any stream / visual / audio, each (T,), -1 = unknown) as they apply to a face that is fake or
     whose video's labels apply (face_label 1: `lab` itself), real (0: its face stream is real) or
     not known to be the fake one (-1: where the video is fake, this face's labels are unknown).
     `hears`: the model also gets the audio, so `frame_labels` (fake in any stream) keeps the
-    audio's fakeness; a visual-only model's are the face's own."""
-    if face_label >= 1 or (len(lab["frame_labels"]) and (lab["frame_labels"] < 0).all()):
-        return lab  # the video's labels, or an unlabelled video's (unknown everywhere)
+    audio's fakeness; a visual-only model's are the face's own: its VISUAL labels where the dataset
+    states them (an audio-only fake of AV-Deepfake1M / LAV-DF shows an untouched face: real), the
+    video's (any stream) where it does not (DFDC, CSV, folders: -1 visual labels)."""
+    if len(lab["frame_labels"]) and (lab["frame_labels"] < 0).all():
+        return lab  # an unlabelled video's (unknown everywhere)
+    if face_label >= 1:
+        if hears:
+            return lab  # the video's labels
+        return {**lab, "frame_labels": seen_labels(lab)}
     fake = lab["frame_labels"] > 0  # (T,) the video is fake there (in some stream)
     if face_label == 0:
         visual = np.zeros_like(lab["visual"], dtype=np.float32)
@@ -314,15 +329,18 @@ class ClipDataset(CacheDataset):
 
     def face_labels(self, v: int) -> np.ndarray:
         """(F,) float32 per face track of video v: 1 fake, 0 real, -1 not known. A real video's faces
-        are real; a fake's face compared with its original (index row `faces[f].diff`) is fake
-        when the difference exceeds `face_diff_threshold`, real otherwise, as long as one face
-        does (a fake video has at least one fake face); a fake with one face track, that face;
-        otherwise not known (training pools such faces: MIL over the video's faces)."""
+        are real, and so are an audio-only fake's for a model that does not hear (`hears`); a
+        fake's face compared with its original (index row `faces[f].diff`) is fake when the
+        difference exceeds `face_diff_threshold`, real otherwise, as long as one face does (a fake
+        video has at least one fake face); a fake with one face track, that face; otherwise not
+        known (training pools such faces: MIL over the video's faces)."""
         rec = self.records[v]
         faces = self.rows[v].get("faces") or [{}] * max(1, int(bool(self.rows[v].get("has_face"))))
         if not rec.has_label:
             return np.full(len(faces), UNKNOWN, np.float32)
-        if not rec.is_fake:
+        if not rec.is_fake or (not self.hears and _stream_segments(rec, "visual") == ()):
+            # a real video; or, to a model that does not hear, a fake whose faces the dataset says
+            # are untouched (an audio-only fake): its faces are real
             return np.zeros(len(faces), np.float32)
         diffs = [f.get("diff") for f in faces]
         if all(d is not None for d in diffs) and any(d > self.face_diff_threshold for d in diffs):
@@ -419,7 +437,7 @@ class ClipDataset(CacheDataset):
         lab = face_instance_labels(_frame_fields(rec, float(z["fps"]), z["indices"][pick]), face_label, self.hears)
         fl = lab["frame_labels"]
         return {
-            "frame_labels": fl,  # (T,) fake in any stream the model gets (-1: unknown)
+            "frame_labels": fl,  # (T,) fake in a stream the model gets (visual-only: the face's; -1: unknown)
             "visual_frame_labels": lab["visual"],  # (T,) this face is fake (-1: unknown)
             "label": _any_known(fl[mask]),
             "video_label": _video_label(rec),
