@@ -139,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
                             f"no submission written. Fix them, or pass --on-error prior to give them the training "
                             f"prior {run_.prior:.4f}:\n{lines}{more}")
     if out is None:  # nothing to write: the scores, printed
+        for note in predictor.notes:  # what the scores leave out (an untrained head's outputs)
+            print(f"note: {note}", file=sys.stderr)
         return _print_scores(result, args.json)
     # Failed videos (prior fallback) have no proposals: the writer gives them one short proposal at the prior.
     fallback_proposal = Proposal(run_.prior, 0.0, 0.04) if result.failures else None
@@ -156,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
         "device": describe_device(device),
         "seconds": {k: round(v, 3) for k, v in result.timings.items()},
         "fallback_ids": list(getattr(report, "fallback_ids", []) or []),
-        "resumed": len(done), "notes": journal.notes,
+        "resumed": len(done), "notes": [*predictor.notes, *journal.notes],
     }
     if args.json:
         print_json(summary)
@@ -171,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
         rows.append(["resumed (scored by an earlier run)", len(done)])
     rows += [[f"time: {k} (s)", v] for k, v in result.timings.items()]
     print_table("predict", ["", "value"], rows)
-    for note in journal.notes:
+    for note in [*predictor.notes, *journal.notes]:
         print(f"note: {note}", file=sys.stderr)
     return 0
 

@@ -238,6 +238,8 @@ class Analyser:
             ev.mel, ev.mel_times = feats.mel, feats.mel_times
             ev.audio_span = self._audio_span(pred, feats)
         ev.notes.extend(self._notes(ev, pred, feats))
+        # what the run's predictions leave out (an untrained head's outputs), as predict says it
+        ev.notes.extend(Note("untrained_head", "info", text) for text in self.predictor.notes)
 
     @staticmethod
     def _main_track(pred: Prediction, clip: Any) -> list[FaceScore]:
@@ -356,7 +358,7 @@ class Analyser:
             for index in sorted({c.face for c in ev.crops if c.score is not None}):
                 mine = [c for c in ev.crops if c.face == index and c.score is not None]
                 sal = face_saliency(self.predictor.run, feats, index, [c.position for c in mine],
-                                    device=self.predictor.device)
+                                    device=self.predictor.device, predictor=self.predictor)
                 for c, m, peak in zip(mine, sal.maps, sal.peaks):
                     c.saliency, c.saliency_peak = m, float(peak)
                 ev.saliency = {"method": sal.method, "layer": sal.layer, "target": sal.target}

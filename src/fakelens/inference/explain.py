@@ -3,10 +3,11 @@
 Grad-CAM through captum (`LayerGradCam` on the deepest convolution of the model's visual branch
 that still has a spatial map, upsampled to the crop with `LayerAttribution.interpolate`),
 computed on the very clip the inference
-pipeline scored: the clip is cut with the pipeline's own `tile_clips` / `mel_window`, so the output
-explained is the frame's score in the Prediction (returned beside the map, and checked by the
-tests). The explained output is the frame's visual logit when the model scores frames, else the
-clip's video logit (`task.video_logit`), i.e. what the report ranks crops by.
+pipeline scored: the clip is the one Predictor._prepare cuts (faces, the clip's own audio span,
+masks, times), so the output explained is the frame's score in the Prediction (returned beside
+the map, and checked by the tests). The explained output is the frame's visual logit when the
+run trained the head giving per-frame scores, else the clip's video logit (`task.video_logit`),
+i.e. what the report ranks crops by.
 """
 
 from __future__ import annotations
@@ -72,36 +73,37 @@ def saliency_layer(model: nn.Module, inputs: dict[str, torch.Tensor]) -> tuple[s
     return [(n, m) for n, m in seen if sides[n] == best][-1]
 
 
-def _clip_inputs(run: Any, feats: Any, face: int, position: int, device: torch.device) -> tuple[dict, int]:
+def _clip_inputs(run: Any, feats: Any, face: int, position: int, device: torch.device,
+                 predictor: Any = None) -> tuple[dict, int]:
     """Model inputs (batch of one) of the pipeline's clip holding sampled frame `position` of
-    face track `face`, and the frame's index inside that clip."""
-    from fakelens.data.dataset import face_frames, mel_window, tile_face
+    face track `face`, and the frame's index inside that clip: the clip Predictor._prepare cuts
+    for the video (its streams, mel window, masks and times: one path, so the saliency explains
+    the very input predict scored), the one that counts the frame (whose score the Prediction
+    holds for it)."""
+    from fakelens.inference.pipeline import Predictor
+    from fakelens.models import forward_inputs
 
-    faces = feats.clip.faces[face]  # (T, S, S, 3) uint8
-    times = feats.clip.times  # (T,)
-    window = run.cache.window_frames if run.cache.sampling == "windows" else None
-    frames = face_frames(feats.clip.found, bool(feats.clip.fallback))[face]  # (T,)
-    tiling = tile_face(frames, run.cfg.data.clip_frames, window)  # (K, C) each: the face's own frames, as predict
-    # the clip that counts the frame (the one whose scores the Prediction holds for it)
-    holding = np.flatnonzero(((tiling.picks == position) & tiling.counted).any(axis=1))
-    if len(holding) == 0:
-        raise ValueError(f"sampled frame {position} of face track {face} was not scored (no face there)")
-    k = int(holding[0])
-    pick = tiling.picks[k]
-    video = torch.from_numpy(np.ascontiguousarray(faces[pick])).permute(0, 3, 1, 2).float() / 255.0  # (C,3,S,S)
-    inputs = {"video": video[None].to(device),  # (1,C,3,S,S)
-              "mask": torch.from_numpy(tiling.mask[k])[None].to(device)}  # (1,C) False = padding
-    if "audio" in run.model.input_names:
-        mel, _, _ = mel_window({"mel": feats.mel, "mel_times": feats.mel_times}, float(times[pick[0]]),
-                               int(run.audio_width))
-        inputs["audio"] = torch.from_numpy(mel)[None, None].to(device)  # (1,1,M,W)
-    return inputs, int(np.flatnonzero(pick == position)[0])
+    if predictor is None:
+        predictor = Predictor(run, device=device)
+    clips = predictor._prepare("explained video", feats)
+    for c in clips:
+        if c.get("face") != face:
+            continue
+        hit = np.flatnonzero((np.asarray(c["positions"]) == position) & np.asarray(c["counted"], bool))
+        if len(hit):
+            batch = {k: torch.as_tensor(c[k])[None].to(device) for k in (*run.model.input_names,
+                     *getattr(run.model, "optional_input_names", ())) if k in c}  # e.g. video (1,C,3,S,S)
+            return forward_inputs(run.model, batch), int(hit[0])
+    raise ValueError(f"sampled frame {position} of face track {face} was not scored (no face there)")
 
 
 def face_saliency(run: Any, feats: Any, face: int, positions: Sequence[int],
-                  device: str | torch.device = "cpu") -> Saliency:
+                  device: str | torch.device = "cpu", predictor: Any = None) -> Saliency:
     """Grad-CAM maps for sampled frames `positions` of face track `face` (features from
-    `compute_features`, run from `load_run`). Raises ValueError for a model without a visual branch."""
+    `compute_features`, run from `load_run`), on the clips `predictor` (a
+    fakelens.inference.pipeline.Predictor of the run; built here when None) scores. The frame's
+    per-frame logit is explained when the run trained the head giving it, else the clip's video
+    logit. Raises ValueError for a model without a visual branch."""
     from captum.attr import LayerAttribution, LayerGradCam
 
     model = run.model
@@ -114,8 +116,13 @@ def face_saliency(run: Any, feats: Any, face: int, positions: Sequence[int],
     names = tuple(model.input_names)
     maps, scores, peaks = [], [], []
     target_desc = ""
+    if predictor is None:
+        from fakelens.inference.pipeline import Predictor
+
+        predictor = Predictor(run, device=device)
+    per_frame = "frame_logits" not in predictor.untrained  # an untrained head's frame scores explain nothing
     for position in positions:
-        inputs, j = _clip_inputs(run, feats, face, int(position), device)
+        inputs, j = _clip_inputs(run, feats, face, int(position), device, predictor)
         extra = {k: v for k, v in inputs.items() if k not in names and k in getattr(model, "optional_input_names", ())}
         inputs = {k: v for k, v in inputs.items() if k in names}
         if layer is None:
@@ -125,7 +132,7 @@ def face_saliency(run: Any, feats: Any, face: int, positions: Sequence[int],
         def forward(*args: torch.Tensor) -> torch.Tensor:
             nonlocal target_desc
             out = dict(model(**dict(zip(names, args)), **extra))
-            if "frame_logits" in out:
+            if "frame_logits" in out and per_frame:
                 target_desc = "frame_logits at the frame (the frame's visual fake logit)"
                 logit = out["frame_logits"][:, j]  # (1,)
             else:

@@ -59,6 +59,9 @@ class LoadedRun:
     audio_width: int | None  # mel frames per model audio input (from training), None without audio
     features: Any = None  # fakelens.data.features.FeatureConfig of a localizer run (dense features), else None
     encoder: Any = None  # its fakelens.inference.dense.DenseEncoder (weights from the checkpoint)
+    # The model outputs training trained (fakelens.tasks.classification.trained_outputs): recorded in
+    # the checkpoint, inferred from its config and disabled terms for an older one; None: all
+    trained_outputs: frozenset[str] | None = None
 
 
 def resolve_checkpoint(run_or_checkpoint: str | Path) -> Path:
@@ -123,8 +126,15 @@ def load_run(run_or_checkpoint: str | Path, device: str | torch.device = "cpu") 
     # the terms training left out (a per-stream head without both classes): that head cannot score alone
     task = build_task(cfg.task, time_stride=getattr(model, "time_stride", None),
                       disabled=hp.get("disabled") or ()).to(device)
+    if "trained_outputs" in ckpt:
+        trained = None if ckpt["trained_outputs"] is None else frozenset(ckpt["trained_outputs"])
+    else:  # a checkpoint from before the record: the task's weights and disabled terms say it
+        from fakelens.tasks.classification import trained_outputs
+
+        trained = trained_outputs(task, getattr(model, "output_heads", {}))
     return LoadedRun(cfg=cfg, cache=cache, model=model, task=task, prior=float(prior),
-                     checkpoint=ckpt_path, audio_width=hp.get("audio_width"), features=features, encoder=encoder)
+                     checkpoint=ckpt_path, audio_width=hp.get("audio_width"), features=features, encoder=encoder,
+                     trained_outputs=trained)
 
 
 def _load_failure(path: Path, e: BaseException) -> str:
@@ -258,6 +268,15 @@ class Predictor:
         run.task.to(self.device)
         self.inputs = tuple(run.model.input_names)
         self.clip_frames = run.cfg.data.clip_frames
+        # outputs of heads training never trained (an untrained head scores ~0.5 for every input):
+        # left out of every score, timeline, proposal and extra, and said in `notes`
+        heads = getattr(run.model, "output_heads", {}) or {}
+        self.untrained = frozenset() if run.trained_outputs is None or self.dense else \
+            frozenset(o for o in heads if o not in run.trained_outputs)
+        self.notes: list[str] = self._untrained_notes(heads)
+        if self.level == "frames" and "frame_logits" in self.untrained:
+            raise ConfigError(f"{run.checkpoint}: level 'frames' needs per-frame scores, but this run never trained "
+                              f"the head giving them ({self._why('frame_logits')}): use level 'clips'")
         use_full = run.cache.fallback == "full_frame" or self.no_face == "full_frame"
         self.cache_cfg = dataclasses.replace(run.cache, fallback="full_frame" if use_full else "none")
         if "audio" in self.inputs and run.audio_width is None:
@@ -266,6 +285,25 @@ class Predictor:
         # clip_transform(record, clips) -> clips, applied to each video's model inputs before the
         # model (e.g. an adversarial attack on the crops, fakelens.inference.adversarial)
         self.clip_transform: Callable[[VideoRecord, list[dict[str, Any]]], list[dict[str, Any]]] | None = None
+
+    def _why(self, output: str) -> str:
+        from fakelens.tasks.classification import untrained_reason
+
+        return untrained_reason(self.run.task, getattr(self.run.model, "output_heads", {}), output)
+
+    def _untrained_notes(self, heads: dict[str, str]) -> list[str]:
+        """What this run's predictions leave out, and why (printed by predict, kept by detect)."""
+        what = {"frame_logits": "per-frame scores", "time_logits": "per-audio-step scores",
+                "visual_logit": "the visual-fake score (extras visual_score)",
+                "audio_logit": "the audio-fake score (extras audio_score)"}
+        notes = [f"{what.get(o, o)} left out: the run never trained the head giving them ({self._why(o)})"
+                 for o in what if o in self.untrained]
+        if not self.dense and heads and not ({"frame_logits", "time_logits"} & (set(heads) - self.untrained)):
+            why = "their heads were not trained" if {"frame_logits", "time_logits"} & self.untrained else \
+                f"model {self.run.cfg.model.name!r} gives none"
+            notes.append(f"no per-frame or per-audio-step scores ({why}): the timeline and the temporal proposals "
+                         f"(Task 2) are per clip of {self.clip_frames} frames, each clip's P(fake) from its first new frame")
+        return notes
 
     # ------------------------------------------------------------------ features
 
@@ -378,7 +416,8 @@ class Predictor:
         term = "visual" if streams == VISUAL_ONLY else "audio"
         weight = getattr(cfg.task, f"{term}_weight") if term not in getattr(self.run.task, "disabled", ()) else 0.0
         alone = getattr(cfg.model, "fusion", "late") == "late" or cfg.task.modality_dropout > 0
-        return {VISUAL_ONLY: "visual_logit", AUDIO_ONLY: "audio_logit"}.get(streams) if weight > 0 and alone else None
+        head = {VISUAL_ONLY: "visual_logit", AUDIO_ONLY: "audio_logit"}.get(streams)
+        return head if weight > 0 and alone and head not in self.untrained else None
 
     def streams(self, video_id: str, feats: Any) -> str:
         """What this video's score can rest on ("audio-visual", "visual only", "audio only"), or
@@ -425,6 +464,9 @@ class Predictor:
                  for k in names if k in clips[0]}  # e.g. video (B, C, 3, S, S), audio (B, 1, M, W), mask (B, C)
         out = dict(self.run.model(**forward_inputs(self.run.model, batch)))
         out["video_logit"] = self.run.task.video_logit(out)  # (B,)
+        for key in self.untrained:  # an untrained head's outputs (and their masks) are never scored
+            out.pop(key, None)
+            out.pop({"frame_logits": "frame_mask", "time_logits": "time_mask"}.get(key, ""), None)
         return {k: (v if v.dtype == torch.bool else torch.sigmoid(v.float())).cpu().numpy() for k, v in out.items()}
 
     def _run_model(self, clips: list[dict[str, Any]]) -> dict[str, np.ndarray]:

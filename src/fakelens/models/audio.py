@@ -10,7 +10,7 @@ from torch import nn
 
 from fakelens.models.backbones import build_image_backbone, check_image_backbone, limit_time_stride
 from fakelens.models.config import ModelConfig
-from fakelens.models.factory import MODELS, ModelSpec
+from fakelens.models.factory import AUDIO_HEADS, MODELS, ModelSpec
 from fakelens.models.temporal import POOLINGS
 
 
@@ -134,12 +134,12 @@ def _validate(cfg: ModelConfig) -> ModelConfig:
 
 
 MODELS.register("audio")(ModelSpec(
-    build=AudioModel, inputs=("audio",), optional=("audio_mask",), validate=_validate,
+    build=AudioModel, inputs=("audio",), optional=("audio_mask",), validate=_validate, heads=AUDIO_HEADS,
     summary="2D CNN (ResNet-18) over the log-mel image -> clip and per-time-step logits",
     defaults={"audio_backbone": "resnet18"},
 ))
 MODELS.register("audio_tiny")(ModelSpec(
-    build=AudioModel, inputs=("audio",), optional=("audio_mask",), validate=_validate,
+    build=AudioModel, inputs=("audio",), optional=("audio_mask",), validate=_validate, heads=AUDIO_HEADS,
     summary="the CPU demo preset of `audio`: small from-scratch CNN (tinycnn)",
     defaults={"audio_backbone": "tinycnn"},
 ))

@@ -117,13 +117,17 @@ def _validate(cfg: ModelConfig) -> ModelConfig:
 
 
 AV_OPTIONAL = ("mask", "audio_mask", "times", "audio_times")
+# head_fake gives the fake logit; head_v the visual-fake logit and the per-frame logits; head_a the
+# audio-fake logit and the per-step logits (each one linear head over pooled / per-instance features)
+AV_HEADS = {"logit": "head_fake", "visual_logit": "head_v", "frame_logits": "head_v",
+            "audio_logit": "head_a", "time_logits": "head_a"}
 MODELS.register("av")(ModelSpec(
-    build=AVModel, inputs=("video", "audio"), optional=AV_OPTIONAL, validate=_validate,
+    build=AVModel, inputs=("video", "audio"), optional=AV_OPTIONAL, validate=_validate, heads=AV_HEADS,
     summary="audio-visual fusion (late or mid) -> fake, visual-fake, audio-fake, frame and time logits",
     defaults={"backbone": "efficientnet_b0", "num_frames": 16, "image_size": 224, "audio_backbone": "resnet18"},
 ))
 MODELS.register("av_tiny")(ModelSpec(
-    build=AVModel, inputs=("video", "audio"), optional=AV_OPTIONAL, validate=_validate,
+    build=AVModel, inputs=("video", "audio"), optional=AV_OPTIONAL, validate=_validate, heads=AV_HEADS,
     summary="the CPU demo preset of `av`: tinycnn for both faces (112 px) and log-mels",
     defaults={"backbone": "tinycnn", "num_frames": 8, "image_size": 112, "audio_backbone": "tinycnn"},
 ))

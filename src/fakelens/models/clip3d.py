@@ -10,7 +10,7 @@ from torch import nn
 
 from fakelens.models.backbones import Normalize, build_video_backbone, check_video_backbone, video_backbone_crop
 from fakelens.models.config import ModelConfig
-from fakelens.models.factory import MODELS, ModelSpec
+from fakelens.models.factory import CLIP_HEADS, MODELS, ModelSpec
 from fakelens.models.frame import check_video
 
 
@@ -41,7 +41,7 @@ def _validate(cfg: ModelConfig) -> ModelConfig:
 
 
 MODELS.register("clip3d")(ModelSpec(
-    build=Clip3DModel, inputs=("video",), optional=("mask",), validate=_validate,
+    build=Clip3DModel, inputs=("video",), optional=("mask",), validate=_validate, heads=CLIP_HEADS,
     summary="torchvision video model (r3d_18, mc3_18, r2plus1d_18, s3d, ...) on a face clip -> clip logit",
     defaults={"backbone": "r3d_18", "num_frames": 16},
 ))

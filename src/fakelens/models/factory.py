@@ -33,9 +33,19 @@ class ModelSpec:
     optional: tuple[str, ...] = ()
     defaults: dict[str, Any] = field(default_factory=dict)  # values for config fields left at None
     validate: Callable[[ModelConfig], ModelConfig] | None = None  # checks names, fills derived defaults
+    # Every logit output of forward -> the head (parameters) giving it: outputs of one head train
+    # together (a frame model's `logit` and `frame_logits` are one linear head over pooled and
+    # per-frame features), so a head no loss term reaches leaves all its outputs untrained
+    # (fakelens.tasks.classification.trained_outputs). Empty: not declared (every output kept).
+    heads: Mapping[str, str] = field(default_factory=dict)
 
 
 MODELS: Registry[ModelSpec] = Registry("model")
+
+# ModelSpec.heads of the model families: which head gives each logit output.
+CLIP_HEADS = {"logit": "head"}  # one clip logit
+FRAME_HEADS = {"logit": "head", "frame_logits": "head"}  # one linear head over pooled / per-frame features
+AUDIO_HEADS = {"logit": "head", "time_logits": "head"}  # one linear head over pooled / per-step features
 
 _VISUAL_FIELDS = ("backbone", "num_frames", "image_size")
 _AUDIO_FIELDS = ("audio_backbone",)
@@ -102,6 +112,7 @@ def create_model(cfg: ModelConfig | str | Mapping[str, Any], **overrides: Any) -
     model.cfg = cfg
     model.input_names = spec.inputs
     model.optional_input_names = spec.optional
+    model.output_heads = dict(spec.heads)
     return model
 
 

@@ -8,7 +8,7 @@ from torch import nn
 
 from fakelens.models.backbones import Normalize, backbone_mean_std, build_image_backbone, check_image_backbone
 from fakelens.models.config import ModelConfig
-from fakelens.models.factory import MODELS, ModelSpec
+from fakelens.models.factory import FRAME_HEADS, MODELS, ModelSpec
 from fakelens.models.temporal import POOLINGS, valid_mask
 
 
@@ -67,12 +67,12 @@ def _validate(cfg: ModelConfig) -> ModelConfig:
 
 
 MODELS.register("frame")(ModelSpec(
-    build=FrameModel, inputs=("video",), optional=("mask",), validate=_validate,
+    build=FrameModel, inputs=("video",), optional=("mask",), validate=_validate, heads=FRAME_HEADS,
     summary="timm 2D backbone per face frame + temporal pooling -> video and frame logits",
     defaults={"backbone": "efficientnet_b0", "num_frames": 8, "image_size": 224},
 ))
 MODELS.register("frame_tiny")(ModelSpec(
-    build=FrameModel, inputs=("video",), optional=("mask",), validate=_validate,
+    build=FrameModel, inputs=("video",), optional=("mask",), validate=_validate, heads=FRAME_HEADS,
     summary="the CPU demo preset of `frame`: small from-scratch CNN (tinycnn) at 112 px",
     defaults={"backbone": "tinycnn", "num_frames": 8, "image_size": 112},
 ))

@@ -32,7 +32,7 @@ from torch import nn
 from fakelens.errors import ConfigError
 from fakelens.models.backbones import Normalize, backbone_mean_std, build_image_backbone, check_image_backbone
 from fakelens.models.config import ModelConfig
-from fakelens.models.factory import MODELS, ModelSpec
+from fakelens.models.factory import CLIP_HEADS, MODELS, ModelSpec
 from fakelens.models.frame import check_video
 
 MAX_TIME_KERNEL = 3
@@ -185,7 +185,7 @@ def _validate(cfg: ModelConfig) -> ModelConfig:
 
 
 MODELS.register("i3d")(ModelSpec(
-    build=I3DModel, inputs=("video",), optional=("mask",), validate=_validate,
+    build=I3DModel, inputs=("video",), optional=("mask",), validate=_validate, heads=CLIP_HEADS,
     summary="a 2D backbone (timm / fakelens) inflated to 3D, I3D-style (kernels repeated over time / kt) -> clip logit",
     defaults={"backbone": "inception_v3", "num_frames": 16, "image_size": 224},
 ))

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from fakelens.models.backbones import BACKBONES
-from fakelens.models.factory import MODELS, ModelSpec
+from fakelens.models.factory import FRAME_HEADS, MODELS, ModelSpec
 from fakelens.models.frame import FrameModel, _validate
 
 MESO_MAP = 8  # side of the last feature map at the paper's 256 px input
@@ -102,7 +102,7 @@ def mesoinception4(in_chans: int = 3) -> nn.Module:
 
 for _name in ("meso4", "mesoinception4"):
     MODELS.register(_name)(ModelSpec(
-        build=FrameModel, inputs=("video",), optional=("mask",), validate=_validate,
+        build=FrameModel, inputs=("video",), optional=("mask",), validate=_validate, heads=FRAME_HEADS,
         summary=f"{_name} (Afchar et al. 2018) per face frame + temporal pooling (pooling: mean, dropout: 0.5 "
                 "for the paper's model)",
         defaults={"backbone": _name, "num_frames": 8, "image_size": 256},

@@ -139,6 +139,14 @@ class Task(nn.Module):
     def weight(self, target: Target) -> float:
         return 0.0 if target.term in self.disabled else target.weight
 
+    def reaches(self, target: Target, outputs: Iterable[str]) -> tuple[str, ...]:
+        """The model outputs (of `outputs`, the logits the model gives) whose loss `target`'s term is."""
+        if target.term == "video":
+            return ("logit",)
+        if target.term == "frame":
+            return ("frame_logits",)
+        raise KeyError(f"the {self.cfg.name} task has no term {target.term!r}")
+
     def _pw(self, term: str, like: torch.Tensor) -> torch.Tensor | None:
         pw = self.pos_weights.get(term)
         return None if pw is None else torch.tensor(pw, dtype=torch.float32, device=like.device)
@@ -264,6 +272,11 @@ class MILTask(Task):
     def targets(self) -> list[Target]:
         return self._main_targets()
 
+    def reaches(self, target: Target, outputs: Iterable[str]) -> tuple[str, ...]:
+        if target.term == "video":  # the pooled instances: the first the model gives, as _instances
+            return tuple(k for k in ("frame_logits", "time_logits") if k in set(outputs))[:1]
+        return super().reaches(target, outputs)
+
     def _instances(self, outputs: Outputs) -> tuple[torch.Tensor, str]:
         for key in ("frame_logits", "time_logits"):
             if key in outputs:
@@ -301,6 +314,12 @@ class AVTask(Task):
                 Target("time", "audio_frame_labels", cfg.audio_frame_weight, stream, "audio_mask",
                        about="per-audio-step logits")]
         return [t for t in rows if t.weight > 0]
+
+    _REACHES = {"video": "logit", "visual": "visual_logit", "audio": "audio_logit", "mil_frame": "frame_logits",
+                "frame": "frame_logits", "mil_time": "time_logits", "time": "time_logits"}
+
+    def reaches(self, target: Target, outputs: Iterable[str]) -> tuple[str, ...]:
+        return (self._REACHES[target.term],)
 
     def video_logit(self, outputs: Outputs) -> torch.Tensor:
         return outputs["logit"]
@@ -366,6 +385,42 @@ class AVTask(Task):
         if target.term == "time":
             return self._dense(outputs, batch, "time_logits", target, labels)
         return super().term(target, outputs, batch, labels)
+
+
+def trained_outputs(task: Task, heads: Mapping[str, str]) -> frozenset[str] | None:
+    """The logit outputs of a model (`heads`: ModelSpec.heads, output -> the head giving it) that
+    training with `task` trains: those of every head some term with a weight > 0 (and not
+    disabled) reaches. An output of an untrained head is the untrained head's guess (~0.5 for
+    every input): predict and detect leave it out. None when the model declares no heads or the
+    task has its own outputs (localization): every output is kept."""
+    if not heads or not hasattr(task, "reaches") or task.cfg.name == "localization":
+        return None
+    reached: set[str] = set()
+    for target in task.targets():
+        if task.weight(target) > 0:
+            reached.update(task.reaches(target, heads))
+    trained_heads = {heads[o] for o in reached if o in heads}
+    return frozenset(o for o, h in heads.items() if h in trained_heads)
+
+
+WEIGHT_FIELDS = {"visual": "visual_weight", "audio": "audio_weight", "mil_frame": "mil_weight",
+                 "mil_time": "mil_weight", "frame": "frame_weight", "time": "audio_frame_weight"}  # av term -> task.*
+
+
+def untrained_reason(task: Task, heads: Mapping[str, str], output: str) -> str:
+    """Why `output` was not trained, in words: the terms that would train its head and why each
+    did not (its weight 0 in the recipe, or disabled because its training labels held one class)."""
+    head = heads.get(output, output)
+    reach = getattr(task, "_REACHES", {})
+    parts = []
+    for term, out in reach.items():
+        if heads.get(out, out) != head or term not in WEIGHT_FIELDS:
+            continue
+        if term in task.disabled:
+            parts.append(f"{term} disabled (its known training labels held one class)")
+        else:
+            parts.append(f"task.{WEIGHT_FIELDS[term]}=0")
+    return ", ".join(dict.fromkeys(parts)) if parts else "no loss term of the task reaches it"
 
 
 def build_task(cfg: TaskConfig, pos_weight: float | None = None, time_stride: int | None = None,

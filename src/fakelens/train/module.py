@@ -101,6 +101,11 @@ class DetectorModule(L.LightningModule):
         # pos_weights / disabled: per loss term, from the training labels (fakelens.train.targets)
         self.task = build_task(self.cfg.task, pos_weight, time_stride=getattr(self.model, "time_stride", None),
                                pos_weights=pos_weights, disabled=disabled or ())
+        from fakelens.tasks.classification import trained_outputs
+
+        # The model outputs this run trains (the heads some loss term reaches): saved in every
+        # checkpoint, so predict and detect leave the others (untrained heads' guesses) out.
+        self.trained_outputs = trained_outputs(self.task, getattr(self.model, "output_heads", {}))
         self.batch_mix = build_batch_mix(self.cfg.augment)
         self.input_keys = list(self.model.input_names)  # forward's keyword tensors, e.g. ["video"]
         self._nonfinite_run = 0
@@ -109,6 +114,7 @@ class DetectorModule(L.LightningModule):
         self._val_loc: list[tuple[int, str, Any, list[list[float]], float, float]] = []  # localization, per video
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["trained_outputs"] = None if self.trained_outputs is None else sorted(self.trained_outputs)
         if self.feature_encoder is not None:
             checkpoint["feature_encoder"] = self.feature_encoder
 
@@ -186,6 +192,13 @@ class DetectorModule(L.LightningModule):
         # would fail at the end of the first epoch; one forward on example inputs finds out now.
         if self.cfg.predict.level != "frames":
             return
+        if self.trained_outputs is not None and "frame_logits" in self.model.output_heads and \
+                "frame_logits" not in self.trained_outputs:
+            from fakelens.tasks.classification import untrained_reason
+
+            raise ConfigError(f"predict.level is 'frames' but this run does not train the per-frame head of model "
+                              f"{self.cfg.model.name!r} ({untrained_reason(self.task, self.model.output_heads, 'frame_logits')}): "
+                              "its per-frame scores would be an untrained head's; set predict.level=clips")
         from fakelens.models import example_inputs
 
         was_training = self.model.training
@@ -220,6 +233,8 @@ class DetectorModule(L.LightningModule):
         if isinstance(batch.get("counted"), torch.Tensor):  # frames each face is scored on (face weights)
             rec["counted"] = batch["counted"].float()  # (B, T)
         frames = outputs.get("frame_logits")
+        if self.trained_outputs is not None and "frame_logits" not in self.trained_outputs:
+            frames = None  # an untrained head's: predict leaves them out too
         if frames is not None:  # per-frame P(fake) and the frames counted, for predict.level=frames
             rec["frames"] = torch.sigmoid(frames.detach().float())  # (B, T)
             rec["mask"] = frame_counted(outputs, batch).float()  # (B, T)
