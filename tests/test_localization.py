@@ -28,19 +28,36 @@ def _grid(levels: int, n: int):
 def test_segment_edges_follow_the_frame_rule():
     # int(start * fps), int(end * fps): 1.23 s at 25 fps is frame 30 (30.75 rounded down), 2.0 s frame 50
     np.testing.assert_array_equal(segment_steps([Segment(1.23, 2.0)], 25.0), [[30, 50]])
-    np.testing.assert_array_equal(segment_steps([(0.01, 0.02)], 25.0), [[0, 1]])  # shorter than a frame: one frame
+    # inside one frame: no frame is fake (frame_labels marks none), the row stays with end == start
+    np.testing.assert_array_equal(segment_steps([(0.01, 0.02)], 25.0), [[0, 0]])
     np.testing.assert_array_equal(segment_steps([(1.23, 2.0)], 25.0, step_frames=2, first_frame=10), [[10, 20]])
     # per-step labels agree with the frame labels every other stage uses
     rec = VideoRecord("v", None, Label.FAKE, segments=(Segment(0.55, 1.32), Segment(2.0, 2.05)))
     x = StepInputs(np.zeros((30, 1), np.float32), np.zeros((30, 1), np.float32), np.ones(30, bool), np.ones(30, bool),
                    np.arange(30), fps=10.0, step_frames=1, duration=3.0)
-    expected = frame_labels(rec.segments, 10.0, 30)
-    expected[20] = 1  # a segment shorter than a frame is one frame for localization (frame_labels drops it)
+    expected = frame_labels(rec.segments, 10.0, 30)  # (2.0, 2.05) lies inside frame 20: no frame, as here
     np.testing.assert_array_equal(step_labels(rec, x), expected)
+    item = make_item(rec, x)  # and no target segment for it
+    np.testing.assert_array_equal(item["segments"].numpy(), [[5, 13]])
     real = VideoRecord("r", None, Label.REAL)
     assert step_labels(real, x).sum() == 0
     whole = VideoRecord("w", None, Label.FAKE)  # video-level label only: every step is fake
     assert step_labels(whole, x).min() == 1
+
+
+def test_targets_on_the_frame_grid_agree_with_frame_labels():
+    # LAV-DF / AV-Deepfake1M write times on the 0.04 s grid with 2 decimals: k / 25 * 25 is often
+    # k - 1e-15 (1.16 * 25 = 28.999...), which int() read as frame k - 1 (34 of these 500 times)
+    n, fps = 60, 25.0
+    x = StepInputs(np.zeros((n, 1), np.float32), np.zeros((n, 1), np.float32), np.ones(n, bool), np.ones(n, bool),
+                   np.arange(n), fps=fps, step_frames=1, duration=n / fps)
+    item = make_item(VideoRecord("v", None, Label.FAKE, segments=(Segment(1.16, 1.36),)), x)
+    np.testing.assert_array_equal(item["segments"].numpy(), [[29, 34]])
+    np.testing.assert_array_equal(item["frame_labels"].numpy(), frame_labels([Segment(1.16, 1.36)], fps, n))
+    for k in range(500):
+        t = round(k / fps, 2)
+        a = int(segment_steps([(t, t + 0.2)], fps)[0, 0])
+        assert a == int(np.flatnonzero(frame_labels([Segment(t, round(t + 0.2, 2))], fps, k + 10))[0]) == k, t
 
 
 def test_point_targets_by_hand():

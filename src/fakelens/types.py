@@ -129,15 +129,18 @@ def frame_labels(segments: Iterable[Segment], fps: float, n_frames: int) -> np.n
 
 def segment_steps(segments: Iterable["Segment | Sequence[float]"], fps: float, step_frames: int = 1,
                   first_frame: int = 0) -> np.ndarray:
-    """Segments in seconds -> (S, 2) float64 edges in steps of a dense-feature grid, by the same
-    frame rule as `frame_labels`: frames int(start*fps) to int(end*fps) (at least one frame), in
-    steps of `step_frames` frames counted from frame `first_frame` (step j covers frames
-    [first + j*k, first + (j+1)*k), i.e. seconds [(first + j*k)/fps, (first + (j+1)*k)/fps))."""
+    """Segments in seconds -> (S, 2) float64 edges in steps of a dense-feature grid, by the rule of
+    `frame_labels` (`frame_index`): frames frame_index(start) to frame_index(end), exclusive, i.e.
+    int(start*fps) to int(end*fps) with times on the frame grid read exactly, in steps of
+    `step_frames` frames counted from frame `first_frame` (step j covers frames
+    [first + j*k, first + (j+1)*k), i.e. seconds [(first + j*k)/fps, (first + (j+1)*k)/fps)).
+    One row per segment, in order; a segment that covers no frame (inside one frame, as
+    frame_labels marks none there) has end == start: no step is fake for it."""
     rows = []
     for seg in segments:
         start, end = (seg.start, seg.end) if isinstance(seg, Segment) else (float(seg[0]), float(seg[1]))
-        a = int(start * fps)
-        b = max(int(end * fps), a + 1)
+        a = frame_index(start, fps)
+        b = max(frame_index(end, fps), a)
         rows.append(((a - first_frame) / step_frames, (b - first_frame) / step_frames))
     return np.asarray(rows, np.float64).reshape(-1, 2)  # (S, 2)
 

@@ -275,7 +275,8 @@ def make_item(rec: VideoRecord, x: StepInputs, window: tuple[int, int] | None = 
     """The training/validation item of one video (see FeatureDataset), optionally steps [a, b) only."""
     a, b = window if window is not None else (0, x.n_steps)
     edges = segment_steps(rec.segments, x.fps, x.step_frames, int(x.indices[0]) if len(x.indices) else 0) - a
-    keep = (edges[:, 1] > 0) & (edges[:, 0] < b - a)  # segments inside the window, cut to it
+    # segments that cover a frame inside the window, cut to it (one covering no frame is no target)
+    keep = (edges[:, 1] > 0) & (edges[:, 0] < b - a) & (edges[:, 1] > edges[:, 0])
     edges = np.clip(edges[keep], 0, b - a)
     mod = segment_modality(rec)[keep]
     labels = step_labels(rec, x)[a:b]
