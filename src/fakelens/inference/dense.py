@@ -144,12 +144,15 @@ class DenseEncoder:
         else:
             stride, width = int(a["time_stride"]), int(a["window"])
             width = -(-width // stride) * stride  # whole steps per window: windows tile the steps
-            from fakelens.audio.features import LOG_FLOOR
-
+            # the last window is padded past the audio's end and the padding masked, as in training
+            # (AudioEncoder fills masked mel frames with the window's mean): its value never matters
             pad = (-n) % width
-            x = torch.nn.functional.pad(m, (0, pad), value=float(np.log(LOG_FLOOR)))  # (n_mels, K*W)
+            x = torch.nn.functional.pad(m, (0, pad))  # (n_mels, K*W)
+            valid = torch.arange(x.shape[1], device=x.device) < n  # (K*W,)
             windows = x.reshape(x.shape[0], -1, width).permute(1, 0, 2)[:, None]  # (K, 1, n_mels, W)
-            outs = [self.audio(windows[i:i + batch])[0].float() for i in range(0, len(windows), batch)]  # (b, W', D)
+            wmask = valid.reshape(-1, width)  # (K, W)
+            outs = [self.audio(windows[i:i + batch], wmask[i:i + batch])[0].float()
+                    for i in range(0, len(windows), batch)]  # (b, W', D)
             feats = torch.cat(outs).reshape(-1, outs[0].shape[-1]).cpu().numpy()  # (K*W', D)
         steps = -(-n // stride)
         feats = feats[:steps]
