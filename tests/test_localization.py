@@ -307,3 +307,33 @@ def test_the_epoch_line_shows_val_ap():
     line = epoch_line(2, 10, {"train_loss": 1.5, "val_loss": 1.2, "val_auc": 0.9, "val_ap": 0.8125}, 3.0,
                       "new best val_ap, saved")
     assert "val_auc 0.9000  val_ap 0.8125  3.0 s" in line
+
+
+def test_pyramid_points_are_declared_where_their_receptive_field_is():
+    # a point's fake logit and distances are read from its declared centre: that must be where the
+    # features it is made of come from. Gradient-weighted centre of each point's input steps, for
+    # points in the middle of a 512-step video (away from the edges). Every kernel is made
+    # symmetric (w + flipped w) and every step gets the same input, so the model is mirror-symmetric
+    # about any interior step and the measured centre is exactly the receptive field's (a random
+    # init and input tilt each point by a random amount of their own).
+    torch.set_num_threads(1)
+    t = 512
+    torch.manual_seed(0)
+    model = create_model("localizer", feature_dim=8, audio_feature_dim=0, temporal_dim=16, levels=5,
+                         temporal_layers=2).eval()
+    with torch.no_grad():
+        for mod in model.modules():
+            if isinstance(mod, torch.nn.Conv1d):
+                mod.weight.copy_(mod.weight + mod.weight.flip(-1))
+    x = torch.randn(1, 1, 8).expand(1, t, 8).clone().requires_grad_(True)  # (1, T, 8)
+    out = model(x, torch.zeros(1, t, 0))
+    c, s = out["point_centres"], out["point_strides"]
+    for level in range(5):
+        stride = 2 ** level
+        idx = torch.nonzero((s == stride) & (abs(c - t / 2) < 40)).flatten()  # the edges out of reach
+        for p in idx[:: max(1, len(idx) // 3)]:
+            g, = torch.autograd.grad(out["point_logits"][0, p], x, retain_graph=True)
+            w = g[0].abs().sum(1).numpy()  # (T,) how much each step feeds the point
+            centre = float((np.arange(t) + 0.5) @ w / w.sum())  # in steps, step j spans [j, j + 1)
+            # (i + 0.5) * stride was late by stride / 2 - 0.5 steps: 7.5 at stride 16
+            assert centre == pytest.approx(float(c[p]), abs=0.05), (stride, centre, float(c[p]))

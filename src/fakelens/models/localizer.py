@@ -15,7 +15,10 @@ segment the point lies in (in units of its level's stride, positive), and two mo
 
 Everything is masked, so a video of any length can be batched with padding: a padded step never
 changes a valid one (the convolutions see zeros there, as at the video's edges, and the
-normalisation is per step). Point i of level l is centred at (i + 0.5) * 2**l steps.
+normalisation is per step). Point i of level l is centred at 2**l * i + 0.5 steps (the centre of
+step 2**l * i): step j covers [j, j + 1), and a Conv1d(kernel 3, stride 2, padding 1) makes its
+output i from inputs 2i - 1, 2i, 2i + 1, centred on input 2i, so level l's point i is centred on
+level 0's step 2**l * i (ActionFormer's i * stride, on steps that are cells).
 """
 
 from __future__ import annotations
@@ -153,12 +156,13 @@ class Localizer(nn.Module):
         return 2 ** (self.levels - 1)
 
     def point_grid(self, n_steps: int, device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(N,) centres and (N,) strides in level-0 steps of the points of a padded length n_steps."""
+        """(N,) centres and (N,) strides in level-0 steps of the points of a padded length n_steps:
+        point i of level l is centred where its receptive field is, 2**l * i + 0.5 (module docstring)."""
         centres, strides = [], []
         for level in range(self.levels):
             s = 2 ** level
             n = -(-n_steps // s)
-            centres.append((torch.arange(n, device=device, dtype=torch.float32) + 0.5) * s)
+            centres.append(torch.arange(n, device=device, dtype=torch.float32) * s + 0.5)
             strides.append(torch.full((n,), float(s), device=device))
         return torch.cat(centres), torch.cat(strides)
 
