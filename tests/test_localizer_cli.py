@@ -100,6 +100,41 @@ def test_a_silent_video_is_localized_from_its_face_alone(localizer, tiny_synth, 
     doc = json.loads((out / "silent" / "report.json").read_text())
     assert doc["status"] == "ok" and doc["verdict"]["streams"] == "visual only" and 1 <= len(doc["proposals"]) <= 100
     assert all(0 <= p["start"] < p["end"] <= len(frames) / 25.0 + 1e-6 for p in doc["proposals"])
+    codes = {n["code"]: n["message"] for n in doc["notes"]}  # by the localizer's own inputs, not "video"/"audio"
+    assert "no_visual_branch" not in codes and "no_audio_branch" not in codes, codes
+    assert "no audio stream" in codes["no_audio"] and codes["streams"].startswith("no usable audio")
+    assert codes["sampled_frames"] == f"the model saw all {len(frames)} frames of the video"
+
+
+def test_no_face_full_frame_is_used_by_a_localizer_and_reported(localizer, tiny_synth, tmp_path, capsys):
+    """A video without a face: by default scored from its audio ("audio only"); with --no-face
+    full_frame the whole frame's features are what the model sees (not encoded and then masked),
+    the score changes and the report says so."""
+    import numpy as np
+
+    from fakelens.io.audio import read_audio
+    from fakelens.io.encode import write_video
+
+    meta = json.loads((tiny_synth / "test_metadata.json").read_text())
+    fake = tiny_synth / next(m["file"] for m in meta if m["fake_segments"])
+    rng = np.random.default_rng(0)
+    blank = [np.full((64, 64, 3), 40, np.uint8) + rng.integers(0, 8, (64, 64, 3), dtype=np.uint8) for _ in range(40)]
+    noface = tmp_path / "noface.mp4"
+    write_video(noface, blank, 25.0, audio=read_audio(fake, sample_rate=16000)[:16000 * 40 // 25])
+    docs = {}
+    for how in ("error", "full_frame"):
+        out = tmp_path / how
+        assert main(["detect", str(noface), "--model", str(localizer["loc"]), "--out", str(out), "--json",
+                     "--no-face", how, "--no-saliency"]) == 0
+        capsys.readouterr()
+        docs[how] = json.loads((out / "noface" / "report.json").read_text())
+    plain, full = docs["error"]["verdict"], docs["full_frame"]["verdict"]
+    assert plain["streams"] == "audio only" and plain["fallback"] is None
+    assert full["streams"] == "audio-visual" and full["fallback"] == "no_face: full frame"
+    assert full["p_fake"] != plain["p_fake"]  # the whole frame's features were seen
+    codes = {n["code"] for n in docs["full_frame"]["notes"]}
+    assert "full_frame_fallback" in codes and "no_visual_branch" not in codes and "streams" not in codes
+    assert {n["code"] for n in docs["error"]["notes"]} >= {"streams"}
 
 
 def test_lavdf_layout_trains_predicts_and_scores_with_lavdf_defaults(tmp_path, capsys):

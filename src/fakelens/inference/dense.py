@@ -297,6 +297,7 @@ class DenseVideo:
     counts: dict[str, int]
     timings: dict[str, float]
     fallback: str | None = None
+    audio_message: str = ""  # why there is no audio (empty when there is)
 
     @property
     def duration(self) -> float:
@@ -320,7 +321,9 @@ def dense_features(path: str | Path, cfg: FeatureConfig, encoder: DenseEncoder, 
     audio, audio_times = encoder.encode_mel(stream.mel, stream.mel_times)
     t_audio = time.perf_counter() - t0
     face = tracks.n_faces > 0 and tracks.fallback is None
-    found = tracks.found[0] if face else np.zeros(n, bool)
+    # the visual mask: frames with the face; with the full-frame fallback (no face anywhere, asked
+    # for by media.fallback = "full_frame") every frame's whole-frame features are what is seen
+    found = tracks.found[0] if face else np.full(n, tracks.fallback == "full_frame" and tracks.n_faces > 0)
     boxes = tracks.boxes[0] if tracks.n_faces else np.zeros((n, 4), np.float32)
     arrays = {"visual": visual, "times": tracks.times, "indices": tracks.indices, "found": found, "boxes": boxes,
               "audio": audio.astype(FEATURE_DTYPE), "audio_times": audio_times,
@@ -329,8 +332,9 @@ def dense_features(path: str | Path, cfg: FeatureConfig, encoder: DenseEncoder, 
               "height": np.int64(tracks.height)}
     messages = []
     if tracks.status == "no_face":
-        messages.append("no face found in any sampled frame: visual features masked"
-                        + ("; full-frame fallback features stored" if tracks.fallback else ""))
+        messages.append("no face found in any sampled frame: " + (
+            "the whole frame's features stored instead (full-frame fallback)" if tracks.fallback
+            else "visual features masked"))
     if not stream.has_audio:
         messages.append(f"{stream.audio_message}: audio features masked")
     status = "no_face" if tracks.status == "no_face" else ("ok" if stream.has_audio else "no_audio")
@@ -340,7 +344,8 @@ def dense_features(path: str | Path, cfg: FeatureConfig, encoder: DenseEncoder, 
               "detect_runs": tracks.n_detect_runs, "refined": tracks.n_refined, "detected": tracks.n_detected,
               "tracks": tracks.n_tracks, "mel_frames": int(stream.mel.shape[1])}
     return DenseVideo(arrays=arrays, status=status, message="; ".join(messages), has_face=face,
-                      has_audio=stream.has_audio, counts=counts, timings=timings, fallback=tracks.fallback)
+                      has_audio=stream.has_audio, counts=counts, timings=timings, fallback=tracks.fallback,
+                      audio_message="" if stream.has_audio else str(stream.audio_message or "no audio"))
 
 
 def process_dense_video(rec: VideoRecord, out_dir: Path, cfg: FeatureConfig, state: tuple) -> dict[str, Any]:

@@ -410,9 +410,47 @@ class Analyser:
                      f"the model heard {heard:.2f} s of the {total:.2f} s audio track ({100 * heard / total:.0f}%); "
                      f"not heard: {shown} s (blank on the timeline, greyed on the log-mel; nothing there is scored)")]
 
+    def _dense_notes(self, ev: Evidence, pred: Prediction, feats: Any) -> list[Note]:
+        """The notes of a localizer run (dense per-step features, fakelens.inference.dense): what its
+        visual and audio features rest on, by the features' own masks and the model's widths (a
+        localizer's inputs are feature arrays, not "video"/"audio")."""
+        model = self.predictor.run.model
+        a = feats.arrays
+        notes: list[Note] = []
+        n, total = len(a["times"]), ev.media.get("n_frames")
+        k = int(a["step_frames"])
+        seen = (f"the model saw all {n} frames of the video" if k == 1 and (not total or n >= total) else
+                f"the model saw {n} frames" + (f" of the video's {total}" if total else "")
+                + (f" (every {k}th)" if k > 1 else ""))
+        notes.append(Note("sampled_frames", "info", seen))
+        if int(getattr(model, "dv", 1)) == 0:
+            notes.append(Note("no_visual_branch", "warning",
+                              "the model has no visual branch: faces and frames were not analysed"))
+        elif feats.fallback:
+            notes.append(Note("full_frame_fallback", "warning",
+                              "no face was found: the whole frame's features were used instead of a face's"))
+        elif feats.has_face:  # no face at all: the streams note says the score rests on the audio
+            missing = ~np.asarray(a["found"], bool)
+            if missing.any():
+                notes.append(Note("no_face_frames", "warning",
+                                  f"no face found in {int(missing.sum())} of {n} frames (at "
+                                  f"{_fmt_times(np.asarray(a['times'])[missing])}): their visual features are "
+                                  "masked (the model sees no face there)"))
+        if int(getattr(model, "da", 1)) == 0:
+            why = ("the video has no audio stream either" if not ev.media.get("has_audio")
+                   else "the audio track was not analysed")
+            notes.append(Note("no_audio_branch", "warning", f"the model has no audio branch: {why}"))
+        elif not feats.has_audio:
+            notes.append(Note("no_audio", "warning", f"audio not analysed: {feats.audio_message or 'no audio'}"))
+        if pred.streams in STREAM_NOTES and int(getattr(model, "dv", 1)) and int(getattr(model, "da", 1)):
+            notes.append(Note("streams", "warning", STREAM_NOTES[pred.streams]))
+        return notes
+
     def _notes(self, ev: Evidence, pred: Prediction, feats: Any) -> list[Note]:
         from fakelens.audio.features import LOG_FLOOR
 
+        if self.predictor.dense:
+            return self._dense_notes(ev, pred, feats)
         inputs = self.predictor.inputs
         run = self.predictor.run
         notes: list[Note] = []

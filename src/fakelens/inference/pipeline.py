@@ -482,8 +482,9 @@ class Predictor:
             from fakelens.data.features import step_inputs
             from fakelens.inference.localize import window_items
 
-            if not feats.has_face and not feats.has_audio:
-                raise _NoFace("neither a face nor audio: nothing to localize from")
+            if not feats.has_face and not feats.fallback and not feats.has_audio:
+                raise _NoFace("neither a face nor audio: nothing to localize from (use --no-face full_frame "
+                              "to use the whole frame)")
             p = self.run.cfg.predict
             return window_items(step_inputs(feats.arrays), p.window_steps, p.window_overlap)
         clips = self._clips(feats, self.streams(video_id, feats))
@@ -589,8 +590,8 @@ class Predictor:
 
         per_window = [{k: v[i] for k, v in outs.items()} for i in range(len(windows))]
         loc = finish(step_inputs(feats.arrays), windows, per_window, self.run.cfg.predict)
-        streams = AUDIO_VISUAL if feats.has_face and feats.has_audio else (
-            VISUAL_ONLY if feats.has_face else AUDIO_ONLY)
+        seen = feats.has_face or bool(feats.fallback)  # the full-frame fallback's features are seen too
+        streams = AUDIO_VISUAL if seen and feats.has_audio else (VISUAL_ONLY if seen else AUDIO_ONLY)
         return Prediction(id=video_id, score=loc.score, proposals=loc.proposals, frame_times=loc.step_times,
                           frame_scores=loc.step_scores, streams=streams,
                           fallback=FULL_FRAME_FALLBACK if feats.fallback else None,
