@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         from fakelens.data.cache import parse_shard
         from fakelens.data.formats import load_dataset
         from fakelens.features.media import MediaConfig
-        from fakelens.inference.dense import run_features
+        from fakelens.inference.dense import DENSE_MAX_FACES, run_features
         from fakelens.inference.device import resolve_device
 
         crop = {k: v for k, v in (("size", args.size), ("margin", args.margin), ("detector", args.detector))
@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(f"--{', --'.join(crop)}: a run's features use the crops of its own cache; "
                               "give these only with a backbone name")
         sampling = {"sampling": "fps", "sample_fps": args.fps} if args.fps is not None else {"sampling": "all"}
-        media = MediaConfig(**sampling, find_every=args.find_every, max_faces=1, **crop)
+        media = MediaConfig(**sampling, find_every=args.find_every, max_faces=DENSE_MAX_FACES, **crop)
         ds = load_dataset(args.data, format=args.format, allow_missing=args.allow_missing, split=args.split)
         missing = list(ds.missing)
         summary = run_features(args.encoder, ds.records, out, audio=args.audio, media=media,

@@ -39,6 +39,10 @@ ENCODER_FILE = "encoder.pt"
 LOGMEL_STRIDE = 4  # mel frames (10 ms each) per "logmel" audio step: 40 ms, a 25 fps frame
 AUDIO_WINDOW = 1000  # mel frames per window of a named audio backbone (10 s)
 CHUNK_FRAMES = 64  # face crops per forward pass of the visual encoder
+# Face tracks followed per video for the dense features (media.max_faces): one feature row per step,
+# taken per frame from the first of these tracks (most detections first) that has the face there
+# (`face_rows`), so a face whose track splits in two (a missed link, a long miss) stays seen.
+DENSE_MAX_FACES = 4
 
 
 # ------------------------------------------------------------------------------------ encoders
@@ -188,7 +192,7 @@ def build_encoder(source: str, *, audio: str | None = None, media: MediaConfig |
     ImageNet weights with `pretrained`; crops of `media`). audio: "run" (the run's audio encoder;
     the default for a run that has one), "logmel" (the default otherwise), a 2D backbone name, or
     "none". Returns the encoder and the media config (sampling as given in `media`)."""
-    media = media or MediaConfig(sampling="all", find_every=4)
+    media = media or MediaConfig(sampling="all", find_every=4, max_faces=DENSE_MAX_FACES)
     run_model = None
     run_media = None
     audio_width = None
@@ -224,7 +228,8 @@ def build_encoder(source: str, *, audio: str | None = None, media: MediaConfig |
         if visual is None and spec.get("audio") is None and audio in (None, "none"):
             raise ConfigError(f"{source}: model {run_model.cfg.name!r} has no per-frame visual encoder")
         media = MediaConfig(**{**run_media.to_dict(), "sampling": media.sampling, "sample_fps": media.sample_fps,
-                               "find_every": media.find_every, "max_faces": 1, "version": run_media.version})
+                               "find_every": media.find_every, "max_faces": media.max_faces,
+                               "version": run_media.version})
     else:
         from fakelens.models.backbones import check_image_backbone
         from fakelens.models.frame import FrameEncoder
@@ -310,22 +315,26 @@ def dense_features(path: str | Path, cfg: FeatureConfig, encoder: DenseEncoder, 
     stream = open_features(path, cfg.media, detector)
     tracks = stream.faces
     n = len(tracks.times)
+    face = tracks.n_faces > 0 and tracks.fallback is None
+    row = face_rows(tracks.found) if face else np.zeros(n, np.int64)  # (T,) the track each step shows
     visual = np.zeros((n, encoder.visual_dim), FEATURE_DTYPE)  # (T, Dv)
     t_visual = 0.0
     if encoder.visual is not None and tracks.n_faces:
         for a, crops in tracks.iter_crops(chunk_frames):  # (F, k, S, S, 3), main face first
+            k = crops.shape[1]
             t0 = time.perf_counter()
-            visual[a:a + crops.shape[1]] = encoder.encode_crops(crops[0])
+            visual[a:a + k] = encoder.encode_crops(crops[row[a:a + k], np.arange(k)])  # (k, S, S, 3) -> (k, Dv)
             t_visual += time.perf_counter() - t0
     t0 = time.perf_counter()
     audio, audio_times = encoder.encode_mel(stream.mel, stream.mel_times)
     t_audio = time.perf_counter() - t0
-    face = tracks.n_faces > 0 and tracks.fallback is None
-    # the visual mask: frames with the face; with the full-frame fallback (no face anywhere, asked
+    # the visual mask: frames with a face; with the full-frame fallback (no face anywhere, asked
     # for by media.fallback = "full_frame") every frame's whole-frame features are what is seen
-    found = tracks.found[0] if face else np.full(n, tracks.fallback == "full_frame" and tracks.n_faces > 0)
-    boxes = tracks.boxes[0] if tracks.n_faces else np.zeros((n, 4), np.float32)
+    steps = np.arange(n)
+    found = tracks.found[row, steps] if face else np.full(n, tracks.fallback == "full_frame" and tracks.n_faces > 0)
+    boxes = tracks.boxes[row, steps] if tracks.n_faces else np.zeros((n, 4), np.float32)  # (T, 4)
     arrays = {"visual": visual, "times": tracks.times, "indices": tracks.indices, "found": found, "boxes": boxes,
+              "face_track": np.where(found, row, -1).astype(np.int8) if face else np.full(n, -1, np.int8),
               "audio": audio.astype(FEATURE_DTYPE), "audio_times": audio_times,
               "step_frames": np.int64(step_frames(tracks.fps, cfg.media)), "fps": np.float64(tracks.fps),
               "duration": np.float64(tracks.duration), "width": np.int64(tracks.width),
@@ -342,10 +351,22 @@ def dense_features(path: str | Path, cfg: FeatureConfig, encoder: DenseEncoder, 
     timings.update(visual_encoder=t_visual, audio_encoder=t_audio)
     counts = {"frames": n, "found": int(found.sum()), "audio_steps": int(len(audio_times)),
               "detect_runs": tracks.n_detect_runs, "refined": tracks.n_refined, "detected": tracks.n_detected,
-              "tracks": tracks.n_tracks, "mel_frames": int(stream.mel.shape[1])}
+              "tracks": tracks.n_tracks, "tracks_used": int(len(np.unique(row[found]))) if face else 0,
+              "mel_frames": int(stream.mel.shape[1])}
     return DenseVideo(arrays=arrays, status=status, message="; ".join(messages), has_face=face,
                       has_audio=stream.has_audio, counts=counts, timings=timings, fallback=tracks.fallback,
                       audio_message="" if stream.has_audio else str(stream.audio_message or "no audio"))
+
+
+def face_rows(found: np.ndarray) -> np.ndarray:
+    """(F, T) found flags of the face tracks (main first: most detections) -> (T,) int64 the track
+    whose face each step's features show: the first track found at that step, the main track where
+    none is. One person whose track split (the tracker lost and re-found the face) is seen on both
+    pieces; with several people at once the main one is kept, the others only where it is absent."""
+    found = np.asarray(found, bool)
+    if found.ndim != 2 or found.shape[0] == 0:
+        raise ValueError(f"found must be (F >= 1, T), got shape {found.shape}")
+    return np.where(found.any(axis=0), found.argmax(axis=0), 0).astype(np.int64)  # (T,)
 
 
 def process_dense_video(rec: VideoRecord, out_dir: Path, cfg: FeatureConfig, state: tuple) -> dict[str, Any]:
