@@ -63,6 +63,21 @@ def test_localizer_predicts_a_valid_task2_submission_and_is_scored(localizer, ti
     assert full[0]["streams"] == "audio-visual" and len(full[0]["frame_times"]) > 25  # every frame scored
 
 
+def test_thresholds_of_a_localizers_own_step_scores_are_a_named_baseline(localizer, tiny_synth, capsys):
+    """`predict --proposals thresholds` on a localizer run: its per-step scores thresholded (the
+    fair baseline of make demo), a valid submission other than the learned boundaries'."""
+    learned, dense = localizer["root"] / "learned.json", localizer["root"] / "dense_thresholds.json"
+    for out, extra in ((learned, []), (dense, ["--proposals", "thresholds"])):
+        assert main(["predict", str(localizer["loc"]), str(tiny_synth), "--split", "test", "--format", "avdf1m-task2",
+                     "--out", str(out), "--no-progress", *extra]) == 0
+        assert main(["submission", "check", str(out), "--expect", str(tiny_synth / "test_metadata.json")]) == 0
+    capsys.readouterr()
+    a, b = json.loads(learned.read_text()), json.loads(dense.read_text())
+    assert a.keys() == b.keys() and a != b
+    with pytest.raises(SystemExit):  # a method by name only
+        main(["predict", str(localizer["loc"]), str(tiny_synth), "--proposals", "peaks"])
+
+
 def test_detect_renders_a_localizer_runs_proposals(localizer, tiny_synth, capsys):
     meta = json.loads((tiny_synth / "test_metadata.json").read_text())
     fake = tiny_synth / next(m["file"] for m in meta if m["fake_segments"])

@@ -49,6 +49,9 @@ def add_parser(subparsers) -> None:
                    "main (default: the run's predict.face_aggregate)")
     p.add_argument("--level", choices=["frames", "clips"], default=None,
                    help="aggregate per-frame or per-clip scores (default: the run's predict.level)")
+    p.add_argument("--proposals", choices=["auto", "boundaries", "thresholds"], default=None,
+                   help="task-2 proposals: a localizer's learned boundaries, or thresholds of the per-frame "
+                        "(per-step) scores (default: the run's predict.proposals; auto: boundaries for a localizer)")
     p.add_argument("--on-error", choices=["raise", "prior"], default="raise",
                    help="failed videos: stop (default) or give them the training prior, recorded")
     p.add_argument("--no-face", choices=["error", "full_frame"], default=None,
@@ -104,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
     failures_path = out.with_name(out.name + ".failures.json") if out is not None else None
     run_ = load_run(args.run)
     predictor = Predictor(run_, aggregate_name=args.aggregate, level=args.level, no_face=args.no_face,
-                          batch_size=args.batch_size, device=device, face_aggregate=args.face_aggregate)
+                          batch_size=args.batch_size, device=device, face_aggregate=args.face_aggregate,
+                          proposals=args.proposals)
     expected = ds.expected_ids if ds.expected_ids else [r.id for r in ds.records]
     journal = None  # printed scores write no file at all: nothing to resume
     done: dict = {}

@@ -241,7 +241,14 @@ class Predictor:
 
     def __init__(self, run: LoadedRun, *, aggregate_name: str | None = None, level: str | None = None,
                  no_face: str | None = None, batch_size: int = 8, device: str | torch.device = "auto",
-                 face_aggregate: str | None = None):
+                 face_aggregate: str | None = None, proposals: str | None = None):
+        if proposals is not None:  # e.g. a localizer's own per-step scores thresholded (the dense baseline)
+            from fakelens.inference.localize import PROPOSAL_METHODS
+
+            if proposals not in PROPOSAL_METHODS:
+                raise ConfigError(f"proposals must be one of {PROPOSAL_METHODS}, got {proposals!r}")
+            run = dataclasses.replace(run, cfg=dataclasses.replace(
+                run.cfg, predict=dataclasses.replace(run.cfg.predict, proposals=proposals)))
         p = run.cfg.predict
         self.run = run
         self.aggregate_name = aggregate_name or p.aggregate
@@ -873,7 +880,7 @@ def journal_header(run: LoadedRun, predictor: "Predictor") -> dict[str, Any]:
 
     return {"checkpoint": str(Path(run.checkpoint).resolve()), "checkpoint_file": file_stamp(run.checkpoint),
             "aggregate": predictor.aggregate_name, "level": predictor.level, "no_face": predictor.no_face,
-            "face_aggregate": predictor.face_aggregate,
+            "face_aggregate": predictor.face_aggregate, "proposals": predictor.run.cfg.predict.proposals,
             "media": to_dict(predictor.cache_cfg), "fakelens": __version__}
 
 
