@@ -112,6 +112,13 @@ def test_a_stated_fps_samples_every_kth_frame(tiny_synth, tmp_path):
         assert x.audio_mask.all()  # 40 ms log-mel steps averaged into each 200 ms step
 
 
+def test_a_stated_fps_that_does_not_divide_the_video_rate_is_said(tiny_synth, tmp_path, capsys):
+    out = tmp_path / "f"
+    assert features(tiny_synth, out, "--fps", "10", "--split", "test") == 0
+    assert int(load_npz(out, read_index(out)[0])["step_frames"]) == 2  # every 2nd frame of 25 fps
+    assert "--fps 10 on 2 video(s) at 25 fps takes one frame in 2: 12.5 steps/s, not 10" in capsys.readouterr().out
+
+
 def test_one_split_after_another_keeps_both(tiny_synth, tmp_path):
     """--split val after --split test (as make demo runs train then val): the index holds both
     splits' rows (a --split run prunes only its own split)."""

@@ -103,4 +103,22 @@ def run(args: argparse.Namespace) -> int:
     title = f"features {out}" + (f" shard {summary.shard[0]}/{summary.shard[1]}" if summary.shard else "")
     print_table(title, ["videos", "count"], rows)
     print(f"index: {summary.index}  ({summary.seconds:.1f} s)")
+    if getattr(args, "fps", None) and not getattr(args, "merge", None):
+        _say_step_rates(out, float(args.fps))
     return 0
+
+
+def _say_step_rates(out, asked: float) -> None:
+    """--fps F takes every round(fps / F)-th frame, so a video whose rate F does not divide gets
+    another step rate (25 fps at --fps 10: every 2nd frame, 12.5 steps/s): said, per source rate."""
+    from fakelens.data.cache import read_index
+
+    rates: dict[float, int] = {}
+    for r in read_index(out):
+        if r.get("fps"):
+            rates[round(float(r["fps"]), 3)] = rates.get(round(float(r["fps"]), 3), 0) + 1
+    for fps, n in sorted(rates.items()):
+        k = max(1, int(round(fps / asked)))
+        if abs(fps / k - asked) > 1e-6:
+            print(f"note: --fps {asked:g} on {n} video(s) at {fps:g} fps takes one frame in {k}: "
+                  f"{fps / k:g} steps/s, not {asked:g}")
