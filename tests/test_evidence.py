@@ -144,7 +144,9 @@ def test_every_track_found_is_shown_and_tracks_not_scored_are_said(tiny_synth, u
     note = next(n for n in ev.notes if n.code == "faces_not_scored")
     assert "2 face tracks were found but only 1 scored" in note.message
     # the frame where the face was lost is not scored at all (never a held crop)
-    assert len(ev.faces) == 1 and np.array_equal(ev.faces[0].frame_times, ev.prediction.frame_times)
+    pred = ev.prediction  # every sampled frame on its timeline, NaN where no face was scored
+    assert np.array_equal(pred.frame_times, ev.sampled_times) and np.isnan(pred.frame_scores[2])
+    assert len(ev.faces) == 1 and np.array_equal(ev.faces[0].frame_times, pred.frame_times[np.isfinite(pred.frame_scores)])
     assert not np.isclose(ev.faces[0].frame_times, ev.sampled_times[2]).any()
 
 

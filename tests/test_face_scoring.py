@@ -80,8 +80,12 @@ def test_a_person_leaving_after_5_s_is_scored_on_their_own_frames_only():
     bright[0, 10:] = 0.9  # the background after the person left looks very "fake" to this scorer
     pred = _predictor(clip_frames=4)
     p, _ = pred.predict_features("v", _features(bright, found))
-    assert p.frame_times.max() < 5.0 and len(p.frame_times) == 10
-    np.testing.assert_allclose(p.faces[0].frame_times, p.frame_times)
+    # the timeline has every sampled frame; those without the face are explicitly unscored (NaN)
+    assert len(p.frame_times) == 20 and np.array_equal(np.isfinite(p.frame_scores), found[0])
+    assert p.faces[0].frame_times.max() < 5.0 and len(p.faces[0].frame_times) == 10
+    np.testing.assert_allclose(p.faces[0].frame_times, p.frame_times[found[0]])
+    np.testing.assert_allclose(p.faces[0].frame_scores, p.frame_scores[found[0]])
+    assert all(q.end <= 5.0 + 1e-9 for q in p.proposals)  # no proposal on frames nobody scored
     assert p.score < 0.5  # the face's frames only: 0.3 brightness -> P(fake) ~ 0.17
     noisy = _features(bright, found)
     noisy.clip.faces[0, 10:] = np.random.default_rng(1).integers(0, 255, noisy.clip.faces[0, 10:].shape, dtype=np.uint8)

@@ -66,10 +66,7 @@ def _features(make_video, untrained_run, audio: bool, face: bool):
 
 
 @pytest.mark.parametrize("audio,face,streams,head", [(True, True, "audio-visual", "logit"),
-                                                     pytest.param(False, True, "visual only", "visual_logit",
-                                                                  marks=pytest.mark.xfail(strict=True, reason=(
-    "open (issue 14 notes, 2026-12-02): a visual-only prediction gives 2 frame scores for 6 sampled "
-    "frames since faces are scored on their own found frames: frame_scores vs clip times to reconcile"))),
+                                                     (False, True, "visual only", "visual_logit"),
                                                      (True, False, "audio only", "audio_logit")])
 def test_one_stream_is_scored_by_its_own_head(make_video, untrained_run, audio, face, streams, head):
     from fakelens.inference.pipeline import Predictor
@@ -83,6 +80,10 @@ def test_one_stream_is_scored_by_its_own_head(make_video, untrained_run, audio, 
     assert pred.score == pytest.approx(float(out[head].max()))  # the run's aggregation: max over clips
     if streams == "visual only":
         assert pred.audio_scores is None and "audio_score" not in pred.extras and len(pred.frame_scores) == len(feats.clip.times)
+        # every sampled frame: a score where the face was found (and scored), NaN where it was not
+        np.testing.assert_array_equal(pred.frame_times, feats.clip.times)
+        np.testing.assert_array_equal(np.isfinite(pred.frame_scores), feats.clip.found[0])
+        np.testing.assert_allclose(pred.frame_scores[feats.clip.found[0]], pred.faces[0].frame_scores)
         assert not any(c["audio_mask"].any() for c in clips)  # the blank audio is masked out entirely
     if streams == "audio only":
         assert pred.frame_scores is None and "visual_score" not in pred.extras and len(pred.audio_scores) > 0

@@ -94,16 +94,20 @@ class Segment:
         return [self.start, self.end]
 
 
-# Tolerance, in frames, of `frame_index`: a time on the frame grid (k / fps, written in seconds)
-# must give frame k although k / fps * fps is often k - 1e-15 in floating point (1.16 * 25).
-FRAME_GRID_TOLERANCE = 1e-6
+# Tolerance of `frame_index`, in seconds: a time on the frame grid (k / fps) must give frame k
+# although k / fps * fps is often k - 1e-15 in floating point (1.16 * 25), and although label
+# files and submissions write times with 6 decimals: at 30000/1001 fps, round(k / fps, 6) is up
+# to 5e-7 s below the grid (a third of the boundaries of a 10 s video), so 1e-6 s absorbs that
+# rounding. Expressed in frames (1e-6 * fps: 3e-5 frame at 29.97 fps), at most 0.01 frame.
+FRAME_GRID_TOLERANCE_S = 1e-6
 
 
 def frame_index(t: float, fps: float) -> int:
     """The frame whose display interval [k / fps, (k + 1) / fps) holds time t: floor(t * fps),
-    tolerant of floating-point error on the grid itself (see FRAME_GRID_TOLERANCE). The label rule
-    of every per-frame label (`frame_labels`); renderers of labelled media use it too."""
-    return int(math.floor(t * fps + FRAME_GRID_TOLERANCE))
+    tolerant of floating-point error and 6-decimal rounding on the grid itself (see
+    FRAME_GRID_TOLERANCE_S). The label rule of every per-frame label (`frame_labels`,
+    `segment_steps`); renderers of labelled media use it too."""
+    return int(math.floor(t * fps + min(FRAME_GRID_TOLERANCE_S * fps, 0.01)))
 
 
 def frame_labels(segments: Iterable[Segment], fps: float, n_frames: int) -> np.ndarray:
@@ -217,7 +221,9 @@ class Prediction:
     """What the inference pipeline returns for one video.
 
     `score` is P(fake) for the whole video. `frame_times`/`frame_scores` are the per-frame (or
-    per-window) fakeness over time. `fallback` names the documented fallback used, if any
+    per-window) fakeness over time: for a face model, every sampled frame of the features with the
+    highest P(fake) of the faces scored there, NaN where none was (no face found in that frame,
+    see `faces` for each track's own frames). `fallback` names the documented fallback used, if any
     (e.g. "no_face: full frame"); it is None for a normal prediction. `faces` holds every
     scored face track and `face_aggregate` how their scores made `score` (e.g. "max"); `streams`
     says what the score rests on: "audio-visual", "visual only" or "audio only".
@@ -227,7 +233,7 @@ class Prediction:
     score: float
     proposals: tuple[Proposal, ...] = ()
     frame_times: np.ndarray | None = None  # (T,) seconds
-    frame_scores: np.ndarray | None = None  # (T,) P(fake) per frame
+    frame_scores: np.ndarray | None = None  # (T,) P(fake) per frame, NaN: no face scored there
     audio_times: np.ndarray | None = None  # (A,) seconds
     audio_scores: np.ndarray | None = None  # (A,) P(fake) per audio window
     fallback: str | None = None

@@ -259,6 +259,8 @@ class Analyser:
                               boxes=np.asarray(clip.boxes[0][keep], np.float32), detection=detection)]
         pos = _positions(np.asarray(clip.times), np.asarray(pred.frame_times))
         keep = np.ones(len(pos), bool) if clip.fallback else found[pos]
+        if pred.frame_scores is not None:
+            keep &= np.isfinite(np.asarray(pred.frame_scores, np.float64))  # NaN: no face scored there
         return [FaceScore(index=0, score=pred.score, frame_times=np.asarray(pred.frame_times, np.float64)[keep],
                           frame_scores=np.asarray(pred.frame_scores, np.float64)[keep],
                           boxes=np.asarray(clip.boxes[0][pos[keep]], np.float32), detection=detection)]
@@ -370,16 +372,17 @@ class Analyser:
 
     def _audio_span(self, pred: Prediction, feats: Any) -> Span | None:
         """The most confident run of high per-step audio scores, from the pipeline's proposal code."""
-        from fakelens.inference.postprocess import proposals_from_scores
+        from fakelens.inference.postprocess import proposals_from_cells, step_cells
 
         if pred.audio_times is None or pred.audio_scores is None or len(pred.audio_scores) == 0:
             return None
         p = self.predictor.run.cfg.predict
         hop = float(feats.mel_times[1] - feats.mel_times[0]) if len(feats.mel_times) > 1 else 0.01
         duration = float(feats.mel_times[-1] + hop)
-        props = proposals_from_scores(pred.audio_times, pred.audio_scores, duration=duration,
-                                      thresholds=p.thresholds, suppression="nms", iou_threshold=0.0,
-                                      max_proposals=1)
+        stride = int(getattr(self.predictor.run.model, "time_stride", 0) or 0)
+        starts, ends = step_cells(pred.audio_times, stride * hop if stride else None, duration)  # the pipeline's cells
+        props = proposals_from_cells(starts, ends, pred.audio_scores, thresholds=p.thresholds, suppression="nms",
+                                     iou_threshold=0.0, max_proposals=1)
         best = props[0]
         return Span(float(best.start), float(best.end), float(best.confidence))
 
@@ -479,8 +482,10 @@ class Analyser:
                 missing = ~np.asarray(clip.found[0], bool)
                 if missing.any():
                     times = np.asarray(clip.times)[missing]
-                    scored = pred.frame_times is not None and np.isin(
-                        np.round(times, 6), np.round(np.asarray(pred.frame_times), 6)).any()
+                    ft = None if pred.frame_times is None else np.asarray(pred.frame_times)
+                    fs = None if pred.frame_scores is None else np.asarray(pred.frame_scores, np.float64)
+                    scored = ft is not None and (fs is None or len(fs) == len(ft)) and np.isin(
+                        np.round(times, 6), np.round(ft if fs is None else ft[np.isfinite(fs)], 6)).any()
                     how = ("the model still scored the face crop held from the nearest frame with a face"
                            if scored else "those frames were not scored")
                     notes.append(Note("no_face_frames", "warning",

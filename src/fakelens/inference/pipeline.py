@@ -36,7 +36,7 @@ import torch
 
 from fakelens.errors import ConfigError, FakelensError, MediaError
 from fakelens.inference.aggregate import AGGREGATIONS, FACE_AGGREGATIONS, LEVELS, aggregate, faces_score, video_score
-from fakelens.inference.postprocess import SUPPRESSIONS, proposals_from_scores
+from fakelens.inference.postprocess import SUPPRESSIONS, proposals_from_cells
 from fakelens.types import FaceScore, Prediction, VideoRecord
 
 ON_ERROR = ("raise", "prior")
@@ -566,17 +566,24 @@ class Predictor:
                     detection=float(det[det > 0].mean()) if det is not None and (det > 0).any() else None))
             score = faces_score(self.face_aggregate, [fc.score for fc in faces], [len(fc.frame_times) for fc in faces])
             if "frame_logits" in probs:
-                frame_times, frame_scores = _most_suspicious(faces)
+                frame_times, frame_scores = _most_suspicious(faces, clip.times)
         else:  # audio only (or an audio-visual model scoring a video without a face)
             score = video_score(self.aggregate_name, level, clip_scores, None, None, model=model)
         duration = float(feats.clip.duration) if "video" in self.inputs else float(
             feats.mel_times[-1] + (feats.mel_times[1] - feats.mel_times[0] if len(feats.mel_times) > 1 else 0.01))
-        times, scores = self._timeline(clips, clip_scores, frame_times, frame_scores, audio_times, audio_scores,
-                                       duration)
+        sampled = np.asarray(feats.clip.times, np.float64) if "video" in self.inputs else None
+        fps = getattr(feats.clip, "fps", None) if "video" in self.inputs else None
+        frame_seconds = 1.0 / float(fps) if fps else None  # None: every frame taken as sampled
+        audio_step = None
+        if audio_times is not None:
+            audio_step = int(self.run.model.time_stride) * float(getattr(self.run.cache, "hop_seconds", 0.0) or 0.01)
+        starts, ends, scores = self._timeline(clips, clip_scores, frame_times, frame_scores, audio_times,
+                                              audio_scores, duration, frame_seconds=frame_seconds,
+                                              audio_step=audio_step, sampled_times=sampled)
         p = self.run.cfg.predict
-        proposals = proposals_from_scores(times, scores, duration=duration, thresholds=p.thresholds,
-                                          suppression=p.suppression, iou_threshold=p.iou_threshold,
-                                          max_proposals=p.max_proposals)
+        proposals = proposals_from_cells(starts, ends, scores, thresholds=p.thresholds,
+                                         suppression=p.suppression, iou_threshold=p.iou_threshold,
+                                         max_proposals=p.max_proposals)
         extras = {"clips": float(len(clips))}
         for head in ("visual_logit", "audio_logit"):
             if head in probs:
@@ -638,33 +645,43 @@ class Predictor:
         return np.asarray(times, np.float64), np.asarray(scores, np.float64)
 
     @staticmethod
-    def _timeline(clips, clip_scores, frame_times, frame_scores, audio_times, audio_scores, duration=None):
-        """Fakeness over time for proposals, each score standing from its time to the next one (the
-        cells of fakelens.inference.postprocess.frame_cells): per-frame scores, each raised to the
-        highest audio-step score overlapping its cell when the model also hears (a fake of either
-        stream is a fake segment); else audio steps; else one value per clip from the first frame
-        it adds to the tiling."""
-        from fakelens.inference.postprocess import frame_cells
+    def _timeline(clips, clip_scores, frame_times, frame_scores, audio_times, audio_scores, duration=None, *,
+                  frame_seconds=None, audio_step=None, sampled_times=None):
+        """Fakeness over time for proposals: (N,) cell starts, ends (s) and P(fake) (NaN: nothing
+        scored there). Per-frame scores stand for their sampled frames' cells
+        (fakelens.inference.postprocess.frame_cells, `frame_seconds` = 1 / fps: sampled frames'
+        cells meet in the middle of the unseen gaps), NaN where no face was scored; audio-step
+        scores for their own steps (`audio_step` s long: postprocess.step_cells). When the model
+        gives both, they are combined on the union of their boundaries, each piece taking the
+        higher score (a fake of either stream is a fake segment; postprocess.union_cells): an
+        audio step is never stretched to a frame cell. A clip-level model: each sampled frame
+        (`sampled_times`) the highest score of the clips counting it; an audio model's clips:
+        each window from its start to the next."""
+        from fakelens.inference.postprocess import frame_cells, step_cells, union_cells
 
-        if frame_scores is not None:
+        parts = []
+        if frame_scores is not None and len(frame_scores):
             order = np.argsort(frame_times, kind="stable")
-            t, s = frame_times[order], frame_scores[order]
+            t, s = np.asarray(frame_times, np.float64)[order], np.asarray(frame_scores, np.float64)[order]
             keep = np.concatenate([[True], np.diff(t) > 1e-9])
-            t, s = t[keep], np.array(s[keep], np.float64)
-            if audio_scores is not None and len(audio_scores):
-                fs, fe = frame_cells(t, duration)
-                a_s, a_e = frame_cells(audio_times, duration)
-                lo = np.searchsorted(a_e, fs, side="right")  # first audio cell ending after the frame cell starts
-                hi = np.searchsorted(a_s, fe - 1e-9, side="left")  # audio cells starting before it ends: [lo, hi)
-                for i in np.flatnonzero(hi > lo):
-                    s[i] = max(s[i], float(np.max(audio_scores[lo[i]:hi[i]])))
-            return t, s
+            t, s = t[keep], s[keep]
+            parts.append((*frame_cells(t, duration, frame_seconds), s))
         if audio_scores is not None and len(audio_scores):
-            return audio_times, audio_scores
+            parts.append((*step_cells(audio_times, audio_step, duration), np.asarray(audio_scores, np.float64)))
+        if len(parts) == 2:
+            return union_cells(*parts)
+        if parts:
+            return parts[0]
+        if sampled_times is not None and clips and all("positions" in c for c in clips):
+            best = np.full(len(sampled_times), np.nan)  # (T,) per sampled frame, NaN: no clip counts it
+            for c, sc in zip(clips, np.asarray(clip_scores, np.float64)):
+                own = np.asarray(c["counted"] if "counted" in c else c["mask"], bool)
+                np.fmax.at(best, np.asarray(c["positions"])[own], sc)
+            return (*frame_cells(np.asarray(sampled_times, np.float64), duration, frame_seconds), best)
         starts = []
         for c in clips:
-            if "times" in c:
-                own = c["counted"] if "counted" in c else c["mask"]
+            own = np.asarray(c["counted"] if "counted" in c else c.get("mask", ()), bool)
+            if "times" in c and own.any():
                 starts.append(float(np.asarray(c["times"])[own][0]))
             else:
                 starts.append(float(np.asarray(c["audio_times"])[0]))
@@ -672,11 +689,11 @@ class Predictor:
         order = np.argsort(t, kind="stable")
         t, sc = t[order], np.asarray(clip_scores, np.float64)[order]
         new = np.concatenate([[True], np.diff(t) > 1e-9])
-        # clips of several faces starting at the same moment: the most suspicious face there
+        # clips starting at the same moment: the most suspicious there
         group = np.cumsum(new) - 1
         best = np.full(int(group[-1]) + 1, -np.inf)
         np.maximum.at(best, group, sc)
-        return t[new], best
+        return (*frame_cells(t[new], duration), best)
 
     # ------------------------------------------------------------------ many videos
 
@@ -860,15 +877,20 @@ def heard_spans(clips: Sequence[dict[str, Any]], gap: float = 1e-6) -> list[tupl
     return merged
 
 
-def _most_suspicious(faces: Sequence[FaceScore]) -> tuple[np.ndarray, np.ndarray]:
-    """The video's per-frame timeline from its faces': (T,) sampled times where any face was scored,
-    in order, and at each the highest P(fake) of the faces scored there."""
-    t = np.concatenate([f.frame_times for f in faces])
-    s = np.concatenate([f.frame_scores for f in faces])
-    uniq, inv = np.unique(t, return_inverse=True)  # the faces' frames share the sampled times exactly
-    best = np.full(len(uniq), -np.inf)
-    np.maximum.at(best, inv, s)
-    return uniq.astype(np.float64), best
+def _most_suspicious(faces: Sequence[FaceScore], sampled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The video's per-frame timeline from its faces': (T,) every sampled time of the features and
+    at each the highest P(fake) of the faces scored there, NaN where no face was (not found in
+    that frame, or a frame the model did not count): each sampled frame has a score or says it
+    has none (`Prediction.frame_scores`)."""
+    t = np.asarray(sampled, np.float64)  # (T,)
+    best = np.full(len(t), np.nan)
+    for f in faces:
+        if f.frame_scores is None or not len(f.frame_times):
+            continue
+        pos = np.clip(np.searchsorted(t, f.frame_times), 0, len(t) - 1)
+        on = np.abs(t[pos] - f.frame_times) <= 1e-9  # the faces' frames are sampled times exactly
+        np.fmax.at(best, pos[on], np.asarray(f.frame_scores, np.float64)[on])
+    return t, best
 
 
 def journal_header(run: LoadedRun, predictor: "Predictor") -> dict[str, Any]:

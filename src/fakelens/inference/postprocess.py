@@ -1,12 +1,17 @@
 """Per-frame P(fake) over time -> temporal proposals [confidence, start_s, end_s].
 
-Each sampled frame at time t_i stands for a cell of the timeline on the label grid: frame k of a
-video is shown during [k/fps, (k+1)/fps), the interval `frame_labels` marks fake, so a sample's
-cell runs from its own time to the next sample's (the last one for one sampling interval, capped
-at the video duration). Perfect frame scores therefore give back a fake segment on the frame grid
-exactly (AP = 1 at every IoU threshold). Runs of consecutive cells scoring above a threshold become
-proposals (confidence = mean score of the run); several thresholds give nested candidates of
-different lengths, and a named suppression (NMS, soft-NMS, none) removes the duplicates.
+Each sampled frame's score stands for a cell of the timeline on the label grid (`frame_cells`):
+frame k of a video is shown during [k/fps, (k+1)/fps), the interval `frame_labels` marks fake.
+With every frame sampled, a sample's cell runs from its own time to the next sample's, so perfect
+frame scores give back a fake segment exactly (AP = 1 at every IoU threshold). With sampled
+frames (`--fps 5`), the cells of two samples meet in the middle of the frames between them that
+nobody saw: the unbiased estimate of where a change seen between them happened. Contiguous steps
+(the audio encoder's) have cells of their own length (`step_cells`), and several timelines (the
+frames' and the audio steps') are combined on the union of their boundaries (`union_cells`), never
+by stretching one stream's cell to the other's. Runs of consecutive cells scoring above a
+threshold become proposals (confidence = mean score of the run over its time; NaN cells, where
+nothing was scored, break runs); several thresholds give nested candidates of different lengths,
+and a named suppression (NMS, soft-NMS, none) removes the duplicates.
 
 A learned localizer gives, per point of its temporal pyramid, a confidence and the distances to
 the start and end of the fake segment it lies in: `decode_points` turns them into seconds,
@@ -35,11 +40,7 @@ SuppressFn = Callable[[list[Proposal], float], list[Proposal]]
 SUPPRESSIONS: Registry[SuppressFn] = Registry("proposal suppression")
 
 
-def frame_cells(times: np.ndarray, duration: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(T,) sample times (s, increasing) -> (T,) cell starts and (T,) cell ends in seconds: cell i is
-    [t_i, t_(i+1)), the last [t_(T-1), t_(T-1) + the median interval) capped at `duration` (one
-    sample alone: 1 s, or up to `duration`; a last sample at or past `duration`: 1 us, so that no
-    cell ends past the video)."""
+def _check_times(times: np.ndarray, duration: float | None) -> np.ndarray:
     t = np.asarray(times, dtype=np.float64).reshape(-1)  # (T,)
     if t.size == 0:
         raise InvalidValueError("no frame times")
@@ -49,16 +50,96 @@ def frame_cells(times: np.ndarray, duration: float | None = None) -> tuple[np.nd
         raise InvalidValueError("frame times must be strictly increasing")
     if duration is not None and not (0 <= duration < np.inf):
         raise InvalidValueError(f"duration must be a finite number >= 0, got {duration!r}")
-    step = float(np.median(np.diff(t))) if t.size > 1 else 1.0
-    last = t[-1] + step
-    if duration is not None and float(duration) > t[-1]:
-        last = min(last, float(duration)) if t.size > 1 else float(duration)
-    elif duration is not None:  # a sample at or past the stated end: a sliver of a cell, not past the video
+    return t
+
+
+def frame_cells(times: np.ndarray, duration: float | None = None,
+                frame_seconds: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(T,) sampled frame times (s, increasing) -> (T,) cell starts and (T,) cell ends in seconds:
+    the part of the timeline each sampled frame's score stands for.
+
+    Frame k is shown during [k / fps, (k + 1) / fps) (`frame_seconds` = 1 / fps; None: the median
+    interval between the samples, i.e. every frame sampled). A sample at t_a is shown until
+    e_a = min(t_a + frame_seconds, t_b), t_b the next sample. When frames between two samples were
+    not sampled (`--fps 5` on a 25 fps video: 4 of 5), the change a detector sees between a and b
+    happened at one of the unseen frame boundaries e_a ... t_b, each as likely: the unbiased
+    estimate is their mean, the midpoint (e_a + t_b) / 2, which is where the cells of a and b meet
+    (each unseen frame is judged by its nearest sample; with every frame sampled, e_a = t_b and
+    cell a is [t_a, t_b), the label grid itself). The first cell starts where a sample before the
+    first would have stood for (the sampling interval earlier, same rule), at 0 s when that is
+    before the video; the last cell ends likewise where the next sample would have taken over,
+    at `duration` when that is past it (without `duration`: at the last frame's end). One sample
+    alone: [t, t + frame_seconds (1 s when unknown)), or [t, duration). A last sample at or past
+    `duration` gets a 1 us sliver, so that no cell ends past the video. A perfect detector
+    therefore gives back a segment exactly on densely sampled frames and with boundaries unbiased
+    (error within half the unseen gap) on sampled ones."""
+    t = _check_times(times, duration)
+    if frame_seconds is not None and not (0 < frame_seconds < np.inf):
+        raise InvalidValueError(f"frame duration must be a finite number > 0, got {frame_seconds!r}")
+    if t.size == 1:
+        f = float(frame_seconds) if frame_seconds is not None else 1.0
+        last = t[0] + f
+        if duration is not None:
+            last = float(duration) if float(duration) > t[0] else t[0] + 1e-6
+        return t.copy(), np.array([max(last, float(np.nextafter(t[0], np.inf)))])
+    step = float(np.median(np.diff(t)))  # the sampling interval
+    f = float(frame_seconds) if frame_seconds is not None else step
+    shown = np.minimum(t + f, np.concatenate([t[1:], [np.inf]]))  # (T,) end of each sample's own frame
+    bounds = (shown[:-1] + t[1:]) / 2  # (T-1,) midpoints of the unseen gaps (t_b when there is none)
+    bounds = np.clip(bounds, t[:-1], t[1:])  # rounding never moves a boundary past a sample
+    prev = t[0] - step  # where the sampling would have taken the sample before the first
+    first = 0.0 if prev <= 0 else max(0.0, min(t[0], (min(prev + f, t[0]) + t[0]) / 2))
+    nxt = t[-1] + step  # where the sampling would have taken the next sample
+    if duration is None:
+        last = float(shown[-1])
+    elif float(duration) > t[-1]:
+        last = float(duration) if nxt >= float(duration) else min(float(duration), float(shown[-1] + nxt) / 2)
+    else:  # a sample at or past the stated end: a sliver of a cell, not past the video
         last = t[-1] + 1e-6
     last = max(last, float(np.nextafter(t[-1], np.inf)))  # past 2**53 s, t + step rounds back to t
-    starts = t.copy()  # (T,)
-    ends = np.concatenate([t[1:], [last]])  # (T,)
+    starts = np.concatenate([[first], bounds])  # (T,)
+    ends = np.concatenate([bounds, [last]])  # (T,)
     return starts, ends
+
+
+def step_cells(times: np.ndarray, step_seconds: float | None = None,
+               duration: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(A,) start times of contiguous score steps (audio steps: each covers its own mel frames,
+    `step_seconds` long; None: the median interval) -> (A,) cell starts and ends: each step from
+    its time for its own length, cut where the next starts (overlapping windows) and at
+    `duration`. Unlike sampled frames, a hole between steps (audio not heard) belongs to no step."""
+    t = _check_times(times, duration)
+    if step_seconds is None:
+        step_seconds = float(np.median(np.diff(t))) if t.size > 1 else 1.0
+    if not (0 < step_seconds < np.inf):
+        raise InvalidValueError(f"step duration must be a finite number > 0, got {step_seconds!r}")
+    ends = np.minimum(t + float(step_seconds), np.concatenate([t[1:], [np.inf]]))  # (A,)
+    if duration is not None:
+        ends = np.minimum(ends, float(duration))
+    ends = np.maximum(ends, np.nextafter(t, np.inf))  # a step at or past the end: a sliver, never empty
+    return t.copy(), ends
+
+
+def union_cells(*timelines: tuple[np.ndarray, np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Several score timelines, each (starts, ends, scores) of cells (NaN: not scored) -> one on
+    the union of their boundaries: (N,) starts, ends and at each piece the highest score of the
+    cells covering it (NaN where none does). No cell is stretched to another's grid: a 0.08 s
+    audio step stays 0.08 s inside a 0.2 s frame cell."""
+    parts = [(np.asarray(a, np.float64).reshape(-1), np.asarray(b, np.float64).reshape(-1),
+              np.asarray(s, np.float64).reshape(-1)) for a, b, s in timelines if len(a)]
+    if not parts:
+        raise InvalidValueError("no timeline to combine")
+    edges = np.unique(np.concatenate([np.concatenate([a, b]) for a, b, _ in parts]))  # (E,)
+    edges = edges[np.concatenate([[True], np.diff(edges) > 1e-9])]  # float noise of the same boundary once
+    starts, ends = edges[:-1], edges[1:]  # (N,)
+    mid = (starts + ends) / 2
+    best = np.full(len(mid), np.nan)
+    for a, b, s in parts:
+        i = np.searchsorted(a, mid, side="right") - 1  # the cell starting last before the piece's middle
+        ok = (i >= 0) & (mid < b[np.clip(i, 0, None)])
+        v = np.where(ok, s[np.clip(i, 0, None)], np.nan)
+        best = np.fmax(best, v)  # NaN only where neither has a score
+    return starts, ends, best
 
 
 def _runs(above: np.ndarray) -> list[tuple[int, int]]:
@@ -195,30 +276,54 @@ def soft_nms(c: Candidates, iou_threshold: float, sigma: float = SOFT_NMS_SIGMA,
 def proposals_from_scores(times: np.ndarray, scores: np.ndarray, duration: float | None = None,
                           thresholds: Sequence[float] = DEFAULT_THRESHOLDS, suppression: str = "soft_nms",
                           iou_threshold: float = 0.3, max_proposals: int = 100,
-                          min_duration: float = 0.0) -> tuple[Proposal, ...]:
-    """Temporal proposals from (T,) per-frame P(fake) at (T,) sample times (seconds).
+                          min_duration: float = 0.0, frame_seconds: float | None = None) -> tuple[Proposal, ...]:
+    """Temporal proposals from (T,) per-frame P(fake) at (T,) sampled frame times (seconds), each
+    standing for its `frame_cells` (`frame_seconds` = 1 / fps of the video: sampled frames'
+    cells meet in the middle of the unseen gaps); see `proposals_from_cells`."""
+    starts, ends = frame_cells(times, duration, frame_seconds)
+    return proposals_from_cells(starts, ends, scores, thresholds=thresholds, suppression=suppression,
+                                iou_threshold=iou_threshold, max_proposals=max_proposals, min_duration=min_duration)
+
+
+def proposals_from_cells(starts: np.ndarray, ends: np.ndarray, scores: np.ndarray,
+                         thresholds: Sequence[float] = DEFAULT_THRESHOLDS, suppression: str = "soft_nms",
+                         iou_threshold: float = 0.3, max_proposals: int = 100,
+                         min_duration: float = 0.0) -> tuple[Proposal, ...]:
+    """Temporal proposals from (N,) cells [starts, ends) in time order and their (N,) P(fake):
+    runs of consecutive cells above each threshold, confidence the run's mean score over its
+    time. NaN marks a cell nobody scored (no face found there): it is above no threshold, so a
+    run never bridges it.
 
     Never empty: when no run passes the lowest threshold, the single most suspicious cell is the
-    proposal (a valid, low-confidence answer; the official scorer rejects empty lists).
+    proposal (a valid, low-confidence answer; the official scorer rejects empty lists), the whole
+    timeline at confidence 0 when no cell was scored.
     """
-    s = np.asarray(scores, dtype=np.float64).reshape(-1)  # (T,)
-    starts, ends = frame_cells(times, duration)
-    if s.shape != starts.shape:
-        raise InvalidValueError(f"{s.size} scores for {starts.size} frame times")
-    if not np.all(np.isfinite(s)):
-        raise InvalidValueError("frame scores must be finite")
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)  # (N,)
+    starts = np.asarray(starts, np.float64).reshape(-1)
+    ends = np.asarray(ends, np.float64).reshape(-1)
+    if s.shape != starts.shape or s.shape != ends.shape:
+        raise InvalidValueError(f"{s.size} scores for {starts.size} cells")
+    if s.size == 0:
+        raise InvalidValueError("no cells to make proposals from")
+    if np.isinf(s).any():
+        raise InvalidValueError("frame scores must be finite (NaN: not scored)")
+    scored = ~np.isnan(s)
+    width = ends - starts  # (N,)
     # keyed by the run's first and last cell: several thresholds giving the same run count once
     candidates: dict[tuple[int, int], float] = {}
     for thr in thresholds:
-        for a, b in _runs(s > thr):
+        for a, b in _runs(scored & (np.where(scored, s, -np.inf) > thr)):
             if float(ends[b]) - float(starts[a]) < min_duration:
                 continue
-            conf = float(s[a:b + 1].mean())
+            w = width[a:b + 1]
+            conf = float(np.sum(s[a:b + 1] * w) / np.sum(w)) if np.sum(w) > 0 else float(s[a:b + 1].mean())
             candidates[(a, b)] = max(conf, candidates.get((a, b), 0.0))
     props = [Proposal(c, float(starts[a]), float(ends[b])) for (a, b), c in candidates.items()]
-    if not props:
-        i = int(np.argmax(s))
+    if not props and scored.any():
+        i = int(np.nanargmax(s))
         props = [Proposal(float(s[i]), float(starts[i]), float(ends[i]))]
+    elif not props:
+        props = [Proposal(0.0, float(starts[0]), float(ends[-1]))]
     kept = SUPPRESSIONS.get(suppression)(props, iou_threshold)
     return tuple(kept[:max_proposals])
 
@@ -294,6 +399,6 @@ def select_proposals(candidates: Candidates, duration: float, suppression: str =
     return tuple(kept.proposals())
 
 
-__all__ = ["SUPPRESSIONS", "DEFAULT_THRESHOLDS", "Candidates", "frame_cells", "iou", "nms", "soft_nms",
-           "no_suppression", "proposals_from_scores", "decode_points", "encode_segments", "window_starts", "own_span",
+__all__ = ["SUPPRESSIONS", "DEFAULT_THRESHOLDS", "Candidates", "frame_cells", "step_cells", "union_cells", "iou", "nms", "soft_nms",
+           "no_suppression", "proposals_from_scores", "proposals_from_cells", "decode_points", "encode_segments", "window_starts", "own_span",
            "select_proposals"]

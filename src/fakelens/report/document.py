@@ -83,7 +83,9 @@ def report_document(ev: Any) -> dict[str, Any]:
         "extras": {k: float(v) for k, v in extras.items() if _num(v) is not None},
     }
     if pred is not None and pred.frame_times is not None:
-        doc["frames"] = {"times": _floats(pred.frame_times), "scores": _floats(pred.frame_scores)}
+        scores = _floats(pred.frame_scores)  # null where no face was scored in that sampled frame
+        doc["frames"] = {"times": _floats(pred.frame_times),
+                         "scores": None if scores is None else [v if math.isfinite(v) else None for v in scores]}
     if ev.sampled_times is not None:
         found = ev.face_found if ev.face_found is not None else []
         doc["sampled_frames"] = {"times": _floats(ev.sampled_times),
