@@ -68,6 +68,14 @@ def test_gaussian_smooth_equals_the_dense_weights():
     rng = np.random.default_rng(0)
     t = np.sort(rng.uniform(0, 30, 900))
     v = rng.normal(size=(900, 4))
-    w = np.exp(-0.5 * ((t[:, None] - t[None, :]) / 0.1) ** 2)
-    w /= w.sum(axis=1, keepdims=True)
-    np.testing.assert_allclose(gaussian_smooth(t, v, 0.1), w @ v, atol=1e-5)
+    w = np.exp(-0.5 * ((t[:, None] - t[None, :]) / 0.1) ** 2)  # (S, S) all weights, none left out
+    # at each time, the Gaussian-weighted least-squares line through all values, evaluated there
+    want = np.empty_like(v)
+    for i in range(len(t)):
+        sw = np.sqrt(w[i])[:, None]
+        design = np.stack([np.ones_like(t), t - t[i]], axis=1)  # (S, 2)
+        if np.linalg.matrix_rank(design * sw, tol=1e-6) < 2:  # an isolated time: the weighted mean
+            want[i] = w[i] @ v / w[i].sum()
+        else:
+            want[i] = np.linalg.lstsq(design * sw, v * sw, rcond=None)[0][0]
+    np.testing.assert_allclose(gaussian_smooth(t, v, 0.1), want, atol=1e-5)

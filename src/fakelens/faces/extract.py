@@ -170,6 +170,9 @@ class FaceTracks:
     detection: np.ndarray | None = None  # (F, T) float32 detector confidence where the track was detected, 0 elsewhere
     # (F, T, 4) boxes to cut the crops around instead of `boxes` (a crop plan: fakelens.features.crops)
     crop_boxes: np.ndarray | None = None
+    # (F, T, 4) the track's boxes before smoothing (detected or interpolated): what the "roi" crop
+    # plan encloses, so its region holds the face on every frame (None: `boxes`)
+    raw_boxes: np.ndarray | None = None
     path: Path | None = None
     _frames: Callable[[], Iterable] | None = field(default=None, repr=False)  # FullFrames of the distinct frames
     _pos: np.ndarray | None = field(default=None, repr=False)  # (T,) sampled frame -> distinct frame
@@ -323,9 +326,9 @@ def find_faces(
     u_times = np.asarray(u_times, np.float64)  # (U,) ascending
     f_times = u_times[pos] if len(u_times) else np.zeros(0)  # (T,)
     # Track over the distinct frames in time order, then give each request its frame's boxes.
-    boxes, found, detection, n_tracks, used_fallback, crop_margin = _track(
+    boxes, found, detection, n_tracks, used_fallback, crop_margin, raw = _track(
         u_dets, u_times, info, timings, shots=np.asarray(cuts.shots, np.int64), looks=u_looks, **opts)
-    boxes, found, detection = boxes[:, pos], found[:, pos], detection[:, pos]  # (F, T, 4), (F, T), (F, T)
+    boxes, found, detection, raw = boxes[:, pos], found[:, pos], detection[:, pos], raw[:, pos]  # (F, T, 4), (F, T), (F, T), (F, T, 4)
 
     if keep_full:
         def frames() -> Iterator:
@@ -342,7 +345,8 @@ def find_faces(
                                               max_side=32):
                 yield ff
     return FaceTracks(times=f_times, indices=info.frame_index(f_times), boxes=boxes, found=found,
-                      detection=detection, status="no_face" if n_tracks == 0 else "ok", size=int(size), margin=crop_margin,
+                      detection=detection, raw_boxes=raw, status="no_face" if n_tracks == 0 else "ok", size=int(size),
+                      margin=crop_margin,
                       fallback=used_fallback, n_tracks=n_tracks,
                       n_detected=sum(1 for p in pos if u_dets[p] is not None and len(u_dets[p])),
                       n_detect_runs=finder.n_full, n_refined=finder.n_refined, fps=info.fps,
@@ -396,9 +400,9 @@ def _track(dets: list[np.ndarray | None], times: np.ndarray, info, timings: dict
            max_faces: int, fallback: str, smooth_seconds: float, max_gap: int,
            shots: np.ndarray | None = None, looks: list | None = None) -> tuple:
     """Tracks (split at shot cuts, linked by position, size and appearance) -> (boxes (F, T, 4),
-    found (F, T), detection (F, T), n_tracks, fallback used, crop margin)."""
+    found (F, T), detection (F, T), n_tracks, fallback used, crop margin, boxes before smoothing (F, T, 4))."""
     t1 = time.perf_counter()
-    boxes, found, n_tracks, detection = track_faces(dets, times, max_faces=max_faces, smooth_seconds=smooth_seconds,
+    boxes, found, n_tracks, detection, raw = track_faces(dets, times, max_faces=max_faces, smooth_seconds=smooth_seconds,
                                                     max_gap=max_gap, shots=shots, looks=looks)  # (F, T, 4), (F, T)
     looked = [i for i, d in enumerate(dets) if d is not None]
     if looked and looked[-1] + 1 < len(dets):
@@ -410,5 +414,5 @@ def _track(dets: list[np.ndarray | None], times: np.ndarray, info, timings: dict
         n = len(times)
         boxes = np.tile(np.array([0, 0, info.width, info.height], np.float32), (1, n, 1))  # (1, T, 4)
         # letterbox the whole frame
-        return boxes, np.zeros((1, n), bool), np.zeros((1, n), np.float32), n_tracks, "full_frame", 1.0
-    return boxes, found, detection, n_tracks, None, margin
+        return boxes, np.zeros((1, n), bool), np.zeros((1, n), np.float32), n_tracks, "full_frame", 1.0, boxes
+    return boxes, found, detection, n_tracks, None, margin, raw

@@ -11,8 +11,9 @@ frames sampled a third of a second apart do not show.
 
 Crop modes by name (MediaConfig.crop, `preprocess --crop`):
 - "tracked": each frame cut around its own (smoothed) face box, the crop moving with the face;
-- "roi": one region per face track and window, the box enclosing every tracked box of the
-  track inside the window, clipped to the frame (a detector's box may reach past the edge,
+- "roi": one region per face track and window, the box enclosing every box of the
+  track inside the window before smoothing (as detected, interpolated between detections: the
+  region holds the face on every frame), clipped to the frame (a detector's box may reach past the edge,
   where there are no pixels), so the crop stands still and the face moves inside it (the DFDC
   5th-place 3D-CNN recipe: natural motion, no crop jitter). Cut as any crop: a square of side
   margin x the box's longer side, centred on it (zero pixels where the square leaves the

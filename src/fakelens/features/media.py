@@ -17,10 +17,11 @@ import numpy as np
 
 from fakelens.errors import ConfigError
 
-CACHE_VERSION = 4  # 2: faces followed with detector.refine between full detections (detect_every)
+CACHE_VERSION = 5  # 2: faces followed with detector.refine between full detections (detect_every)
                    # 3: faces stored in chunks of frames, each npz records its parameters, rows their source file
                    # 4: every kept face track with its per-frame detection confidence; fakes compared with
                    #    their original face by face (face_diff); tracks linked by appearance too
+                   # 5: tracks smoothed without lag at run ends (local linear fit), roi crops enclose the unsmoothed boxes
 MEL_DTYPE = np.float16  # how the cache stores log-mels; compute_features rounds through it, so
                         # predict's features equal the cached ones training and validation read
 SAMPLINGS = ("frames", "fps", "all", "windows")
@@ -203,13 +204,21 @@ def open_features(path: str | Path, cfg: MediaConfig, detector=None) -> MediaStr
 
 def plan_crops(tracks, cfg: MediaConfig) -> None:
     """Set `tracks.crop_boxes` for the crop mode of `cfg` (fakelens.features.crops): None for
-    "tracked", the window's enclosing box (clipped to the frame) on every frame for "roi"."""
+    "tracked", the window's enclosing box of the smoothed and the unsmoothed boxes (clipped to the
+    frame) on every frame for "roi"."""
     from fakelens.features.crops import crop_boxes, window_spans
 
     spans = window_spans(len(tracks.times), cfg.window_frames) if cfg.sampling == "windows" else \
         np.array([[0, len(tracks.times)]], np.int64)  # (K, 2)
     frame = (tracks.width, tracks.height) if tracks.width > 0 and tracks.height > 0 else None
-    tracks.crop_boxes = crop_boxes(cfg.crop, tracks.boxes, spans, frame) if tracks.n_faces else None
+    boxes = tracks.boxes  # (F, T, 4)
+    if tracks.raw_boxes is not None and cfg.crop == "roi":
+        # The roi encloses the boxes before smoothing too (as detected, interpolated between
+        # detections): smoothing trims a face's swing, the region must hold it on every frame.
+        raw = np.asarray(tracks.raw_boxes, np.float32)
+        boxes = np.concatenate([np.minimum(boxes[..., :2], raw[..., :2]), np.maximum(boxes[..., 2:], raw[..., 2:])],
+                               axis=-1)  # (F, T, 4) per frame the union of both
+    tracks.crop_boxes = crop_boxes(cfg.crop, boxes, spans, frame) if tracks.n_faces else None
 
 
 def compute_features(path: str | Path, cfg: MediaConfig, detector=None) -> VideoFeatures:
