@@ -223,3 +223,50 @@ def test_a_clip_level_model_gets_crops_ranked_by_clip_and_saliency(tiny_synth, u
     sal = face_saliency(run, feats, 0, [c.position for c in ev.crops])
     np.testing.assert_allclose(sal.scores, [c.score for c in ev.crops], atol=1e-5)
     assert "clip_ranked" in _codes(ev) and "no_frame_scores" not in _codes(ev)
+
+
+def test_i3d_saliency_of_a_frame_is_its_own_time_steps_map(tiny_synth, untrained_run, monkeypatch):
+    """Review of issue 15, item 2: i3d's 2D layers run over T' = C/2 time steps; every frame of a
+    clip got time step 0's Grad-CAM map. Frame j now gets step j * T' // C. Grad-CAM itself is
+    replaced by a map that is k everywhere at time step k (an untrained net's maps are all zero
+    after the ReLU), so the test reads which step each frame was given."""
+    import dataclasses
+
+    import captum.attr
+    import torch
+
+    from fakelens.inference.explain import face_saliency
+    from fakelens.models import create_model
+    from fakelens.train.config import load_train_config
+
+    run = untrained_run("frame_tiny", n_frames=8, clip_frames=4)
+    cfg = load_train_config("configs/demo.yaml", ["model.name=i3d", "model.backbone=resnet50", "model.image_size=32",
+                                                  "model.num_frames=4", "data.clip_frames=4",
+                                                  "task.name=classification", "model.pretrained=false"])
+    torch.manual_seed(0)
+    run = dataclasses.replace(run, cfg=cfg, model=create_model(cfg.model).eval())
+    steps = {}
+
+    class StepCam:
+        def __init__(self, forward, layer):
+            self.forward, self.layer = forward, layer
+
+        def attribute(self, inputs, relu_attributions=True):
+            out = {}
+            def keep(mod, i, o):
+                out["shape"] = o.shape
+
+            hook = self.layer.register_forward_hook(keep)
+            self.forward(*inputs)
+            hook.remove()
+            t, _, h, w = out["shape"]  # a 2D layer of i3d: (B*T', C, h, w)
+            steps["t"] = t
+            return 1.0 + torch.arange(t, dtype=torch.float32).view(t, 1, 1, 1).expand(t, 1, h, w)  # (T',1,h,w)
+
+    monkeypatch.setattr(captum.attr, "LayerGradCam", StepCam)
+    feats = Predictor(run, device="cpu").features(_video(tiny_synth))
+    sal = face_saliency(run, feats, 0, [0, 1, 2, 3])
+    assert sal.layer and not isinstance(run.model.get_submodule(sal.layer), torch.nn.Conv3d)
+    assert steps["t"] == 2  # T' = C / 2
+    # each map's peak before normalising: 1 + the time step the frame was given
+    assert np.allclose(sal.peaks, [1, 1, 2, 2]), sal.peaks

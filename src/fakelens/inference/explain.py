@@ -149,9 +149,11 @@ def face_saliency(run: Any, feats: Any, face: int, positions: Sequence[int],
             clip_len = inputs["video"].shape[1]
             up = LayerAttribution.interpolate(attr, (clip_len, size, size), interpolate_mode="trilinear")
             m = up[0, 0, j]  # (S,S)
-        else:  # a 2D backbone over B*C frames: (C,1,h,w) -> (C,1,S,S)
+        else:  # a 2D backbone over B*T' frames: (T',1,h,w) -> (T',1,S,S)
             up = LayerAttribution.interpolate(attr, (size, size), interpolate_mode="bilinear")
-            m = up[j, 0] if up.shape[0] == inputs["video"].shape[1] else up[0, 0]  # (S,S)
+            # T' = C for a per-frame model; an inflated 3D one (i3d) runs its 2D layers over the
+            # clip's time steps after a temporal stride (T' = C / 2): frame j is step j * T' // C
+            m = up[min(up.shape[0] - 1, j * up.shape[0] // inputs["video"].shape[1]), 0]  # (S,S)
         m = m.cpu().numpy().astype(np.float32)
         peak = float(m.max()) if m.size else 0.0
         maps.append(m / peak if peak > 0 else np.zeros_like(m))
