@@ -269,3 +269,27 @@ def test_true_macs_are_the_sum_over_the_convolutions_that_run(cfg):
     for h in hooks:
         h.remove()
     assert total > 0 and count_config(cfg).macs == total
+
+
+@pytest.mark.parametrize("backbone", ["r3d_34", "mc3_18", "r2plus1d_18"])
+def test_clip3d_honours_model_dropout(backbone):
+    """Review of issue 15, item 3: model.dropout was silently ignored by the video ResNets (no
+    dropout built). Now it drops the head's input: two training passes over one batch differ with
+    dropout 0.5 and agree with 0 (BatchNorm alone is deterministic), eval passes agree."""
+    import torch
+
+    from fakelens.models import create_model, resolve_config
+    from fakelens.models.config import ModelConfig
+
+    x = torch.rand(2, 4, 3, 32, 32)
+    outs = {}
+    for p in (0.0, 0.5):
+        torch.manual_seed(0)
+        m = create_model(resolve_config(ModelConfig(name="clip3d", backbone=backbone, pretrained=False, num_frames=4,
+                                                    image_size=32, dropout=p))).train()
+        with torch.no_grad():
+            outs[p] = (m(video=x)["logit"], m(video=x)["logit"], m.eval()(video=x)["logit"], m.eval()(video=x)["logit"])
+        assert "fc.weight" in m.net.state_dict()  # torchvision's keys: checkpoints and weights still load
+    assert torch.allclose(outs[0.0][0], outs[0.0][1])
+    assert not torch.allclose(outs[0.5][0], outs[0.5][1])
+    assert torch.allclose(outs[0.5][2], outs[0.5][3])

@@ -17,6 +17,7 @@ from fakelens.models.frame import check_video
 class Clip3DModel(nn.Module):
     """forward(video (B,T,3,H,W) in [0,1], mask (B,T) | None) -> {"logit": (B,)}; normalised with
     the statistics of the backbone's Kinetics weights. mvit_* need T=16 and 224 px; the others any size.
+    `model.dropout` is the dropout on the head's input (every backbone).
 
     A 3D convolution mixes neighbouring frames, so it cannot leave a frame out: `mask` is accepted
     for a uniform interface, and padded positions hold the clip's last frame repeated (training
@@ -26,6 +27,16 @@ class Clip3DModel(nn.Module):
         super().__init__()
         self.net, mean, std, _ = build_video_backbone(cfg.backbone, cfg.pretrained)  # type: ignore[arg-type]
         self.normalize = Normalize(mean, std)
+        # model.dropout before the 1-logit head: the head dropout torchvision builds (s3d, mvit,
+        # swin3d) takes its value; the video ResNets (r3d, mc3, r2plus1d) have none, so one is
+        # applied to the head's input (a pre-hook: the state-dict keys stay torchvision's)
+        own = [m for m in self.net.modules() if isinstance(m, nn.Dropout)]
+        for m in own:
+            m.p = float(cfg.dropout)
+        self.dropout = nn.Dropout(float(cfg.dropout)) if not own else None
+        if self.dropout is not None:
+            head = [m for m in self.net.modules() if isinstance(m, (nn.Linear, nn.Conv3d))][-1]
+            head.register_forward_pre_hook(lambda mod, args: (self.dropout(args[0]), *args[1:]))
 
     def forward(self, video: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         check_video(video)
