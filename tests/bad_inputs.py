@@ -25,6 +25,7 @@ import numpy as np
 ENTRY_POINTS: dict[str, str] = {
     "inspect": "`data inspect`",
     "preprocess": "`preprocess`",
+    "features": "`features`",
     "predict": "`predict`",
     "detect": "`detect`",
     "web": "web API",
@@ -33,8 +34,8 @@ ENTRY_POINTS: dict[str, str] = {
 }
 # Which entry points take each kind of input.
 KIND_ENTRIES: dict[str, tuple[str, ...]] = {
-    "video": ("inspect", "preprocess", "predict", "detect", "web"),
-    "dataset": ("inspect", "preprocess", "predict", "evaluate"),
+    "video": ("inspect", "preprocess", "features", "predict", "detect", "web"),
+    "dataset": ("inspect", "preprocess", "features", "predict", "evaluate"),
     "submission": ("evaluate", "check"),
     "checkpoint": ("predict", "detect", "web"),
 }
@@ -375,6 +376,8 @@ def unreadable(cause: str, web_status: int, web_says: str) -> dict[str, Expect]:
         inspect=reported(f"listed as unreadable: '{cause}'", cause),
         preprocess=reported(f"status decode_error in the cache index: '{cause}'; the other videos go on (and "
                             "it is retried on the next run)", "decode_error", cause),
+        features=reported(f"status decode_error in the features index: '{cause}'; no arrays stored, the other "
+                          "videos go on", "decode_error", cause),
         predict=error(f"stops before writing the submission; the video and '{cause}' are listed in "
                       "FILE.failures.json (`--on-error prior`: the training prior, recorded there)",
                       cause, "failures.json"),
@@ -390,6 +393,7 @@ def playable(detect_note: str = "report as for any video", *detect_says: str, we
     out = dict(
         inspect=ok("probed (duration, fps, resolution, audio)", '"ok": 1'),
         preprocess=ok("cached with status ok", '"status": "ok"'),
+        features=ok("dense features stored with status ok", '"status": "ok"'),
         predict=ok("scored; in the submission"),
         detect=ok(detect_note, '"status": "ok"', *detect_says),
         web=web or ok("the report", '"status":"ok"', status=200),
@@ -401,7 +405,7 @@ def playable(detect_note: str = "report as for any video", *detect_says: str, we
 def bad_labels(note: str, *says: str, evaluate: Expect | None = None) -> dict[str, Expect]:
     """A dataset the readers refuse: the same clear error from every entry point, before any work."""
     e = error(note, *says)
-    return dict(inspect=e, preprocess=e, predict=e, evaluate=evaluate or e)
+    return dict(inspect=e, preprocess=e, features=e, predict=e, evaluate=evaluate or e)
 
 
 def bad_submission(note: str, *says: str, evaluate: Expect | None = None) -> dict[str, Expect]:
@@ -435,6 +439,8 @@ CASES: list[Case] = [
                lambda p, s: _write(p, s.frames), **playable(
                    preprocess=reported("cached with status no_audio (faces kept; left out of audio-visual "
                                        "training, counted in left_out.json)", '"status": "no_audio"'),
+                   features=reported("status no_audio: visual features stored, the audio array empty (its steps "
+                                     "masked when read)", '"status": "no_audio"', "no audio stream: audio features masked"),
                    predict=fallback("scored by the model's visual head alone (modality dropout), recorded: streams "
                                     "'visual only' in --predictions and in FILE.failures.json (one_stream)",
                                     '"streams": "visual only"', '"n_one_stream": 1'),
@@ -452,7 +458,10 @@ CASES: list[Case] = [
                **playable("scored from its sampled frames; memory stays bounded", '"duration": 600.0')),
     video_case("tiny_32x32", "32x32 frames (a face of a few pixels)", "tiny.mp4",
                lambda p, s: _write(p, _resize(s.frames, 32, 32), audio=s.audio),
-               **playable("scored where the face was found; the frames without one are listed", "no_face_frames")),
+               **playable("scored where the face was found; the frames without one are listed", "no_face_frames",
+                          features=reported("status no_face with the Haar detector the corpus runs (no face of a few "
+                                            "pixels): audio features stored, the visual ones masked",
+                                            '"status": "no_face"', "visual features masked"))),
     video_case("frames_4k", "3840x2160 frames (4K UHD, a face in a wide shot)", "uhd.mp4", _frames_4k,
                **playable("faces found on a 640-px copy, cropped from the full frame")),
     video_case("header_8k", "one 7680x4320 frame (8K: the header says 8K)", "8k.mp4", _header_8k, **playable(
@@ -479,6 +488,8 @@ CASES: list[Case] = [
                **playable(
                    preprocess=reported("cached with status no_face (`--full-frame-fallback`: the whole frame, "
                                        "recorded as the fallback)", '"status": "no_face"'),
+                   features=reported("status no_face: audio features stored, the visual ones zero and masked "
+                                     "(found all false)", '"status": "no_face"', "visual features masked"),
                    predict=fallback("scored by the model's audio head alone (modality dropout), recorded: streams "
                                     "'audio only' in --predictions and in FILE.failures.json (one_stream); "
                                     "`--no-face full_frame` scores the whole frame instead", '"streams": "audio only"',
@@ -491,6 +502,8 @@ CASES: list[Case] = [
     video_case("no_face_no_audio", "a video without any face and without an audio stream", "landscape.mp4",
                _no_face_no_audio, **playable(
                    preprocess=reported("cached with status no_face", '"status": "no_face"'),
+                   features=reported("status no_face: both streams masked (a localizer trains nothing on it)",
+                                     '"status": "no_face"', "visual features masked; no audio stream: audio features masked"),
                    predict=error(f"nothing to score: '{NO_FACE}, and no audio stream' in FILE.failures.json",
                                  NO_FACE, "nothing to score", "failures.json"),
                    detect=reported(f"not analysed: '{NO_FACE}, and no audio stream: nothing to score'", NO_FACE,
@@ -517,11 +530,11 @@ CASES: list[Case] = [
             "matches no known dataset format", "train_labels.csv: starts with 'name,label'")),
     dataset_case("bom_crlf_csv", "a label CSV with a byte-order mark and CRLF line ends",
                  lambda r, s: _csv(r, s, text=_bom_crlf), inspect=ok("read as written", '"csv"'),
-                 preprocess=ok("read as written"), predict=ok("read as written"),
+                 preprocess=ok("read as written"), features=ok("read as written"), predict=ok("read as written"),
                  evaluate=ok("read as written", "AUC")),
     dataset_case("bom_crlf_json", "AV-1M metadata with a byte-order mark and CRLF line ends",
                  lambda r, s: _av1m(r, s, text=_bom_crlf), inspect=ok("read as written", '"avdeepfake1m"'),
-                 preprocess=ok("read as written"), predict=ok("read as written"),
+                 preprocess=ok("read as written"), features=ok("read as written"), predict=ok("read as written"),
                  evaluate=ok("read as written", "AUC")),
     dataset_case("unknown_label_dfdc", "a DFDC label other than REAL/FAKE ('SUSPICIOUS')", _dfdc_labels,
                  **bad_labels("the file, the entry and the labels allowed", "metadata.json, key 'aaaaaaaaaa.mp4'",
@@ -664,6 +677,13 @@ def run_entry(case: Case, entry: str, path: Path, root: Path, run: Path, client=
     if entry == "preprocess":
         res = run_cli(["preprocess", str(dataset_of(case, path)), "--out", str(work), "--frames", "6", "--size",
                        "32", "--no-progress", "--json"])
+        res.record = _read_all([work / "index.jsonl", *sorted((work / "rows").glob("*.json"))])
+        return res
+    if entry == "features":
+        # Haar: the corpus is about reading the inputs; MTCNN's tracking of every frame of the
+        # 10-minute video alone would take minutes
+        res = run_cli(["features", "tinycnn", str(dataset_of(case, path)), "--out", str(work), "--size", "32",
+                       "--detector", "haar", "--no-progress", "--json"])
         res.record = _read_all([work / "index.jsonl", *sorted((work / "rows").glob("*.json"))])
         return res
     if entry == "predict":

@@ -63,22 +63,50 @@ def test_features_folder_holds_dense_arrays_and_no_crops(reference, tiny_synth):
     assert item["visual_features"].shape[1] == 192 and item["audio_features"].shape[1] == 80
 
 
-def test_killed_features_job_restarted_equals_uninterrupted(reference, tiny_synth, tmp_path):
-    out = tmp_path / "f"
-    cmd = [sys.executable, "-m", "fakelens.cli.main", "features", "tinycnn", str(tiny_synth), "--out", str(out), *FAST]
+def _stop_after(out: Path, rows: int, sig: int, cmd: list[str]) -> subprocess.Popen:
+    """Start the features job `cmd` and send it `sig` once `rows` videos are finished."""
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 180
     try:
         while time.monotonic() < deadline and proc.poll() is None:
-            if (out / "rows").is_dir() and len(list((out / "rows").glob("*.json"))) >= 2:
+            if (out / "rows").is_dir() and len(list((out / "rows").glob("*.json"))) >= rows:
                 break
             time.sleep(0.005)
         assert proc.poll() is None, proc.stderr.read().decode()
-        os.kill(proc.pid, signal.SIGKILL)
+        proc.send_signal(sig)
+        proc.wait(timeout=120)
     finally:
-        proc.wait()
-    done = len(list((out / "rows").glob("*.json")))
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc
+
+
+def _whole(out: Path) -> int:
+    """Every finished video's arrays on disk load whole (nothing half-written is left to be read);
+    the number of finished videos."""
+    finished = sorted((out / "rows").glob("*.json"))
+    for f in finished:
+        row = json.loads(f.read_text())
+        z = load_npz(out, row)
+        assert z["visual"].shape[0] == len(z["times"]) == row["counts"]["frames"]
+    return len(finished)
+
+
+def test_killed_and_interrupted_features_job_restarted_equals_uninterrupted(reference, tiny_synth, tmp_path):
+    """SIGKILL after 2 videos, then Ctrl-C (SIGINT) after 2 more: each time what is on disk is
+    whole, Ctrl-C exits 130 saying so, and the restarted job ends equal to an uninterrupted one."""
+    out = tmp_path / "f"
+    cmd = [sys.executable, "-m", "fakelens.cli.main", "features", "tinycnn", str(tiny_synth), "--out", str(out), *FAST]
+    _stop_after(out, 2, signal.SIGKILL, cmd)
+    done = _whole(out)
     assert 2 <= done < 8 and not (out / "index.jsonl").exists()
+    proc = _stop_after(out, done + 2, signal.SIGINT, cmd)
+    err = proc.stderr.read().decode()
+    assert proc.returncode == 130 and "fakelens: interrupted" in err and "Traceback" not in err, err[-3000:]
+    done_now = _whole(out)
+    assert done + 2 <= done_now < 8 and not (out / "index.jsonl").exists()
+    assert not [p for p in out.rglob(".*") if p.is_file()], "temporaries of the interrupted writes left behind"
     assert features(tiny_synth, out) == 0
     assert_same_cache(out, reference)
 
