@@ -173,3 +173,34 @@ def test_lavdf_layout_trains_predicts_and_scores_with_lavdf_defaults(tmp_path, c
     assert main(["evaluate", str(pred), "--labels", str(data), "--split", "test", "--json"]) == 0
     loc = json.loads(capsys.readouterr().out)["localization"]
     assert set(loc["ap"]) == {"0.5", "0.75", "0.95"} and set(loc["ar"]) == {"100", "50", "20", "10"}
+
+
+def test_robustness_of_a_localizer_gives_ap_at_iou_as_evaluate_does(localizer, tiny_synth, tmp_path, capsys):
+    """`fakelens robustness` on a task-2 localizer: AP@IoU 0.5 / 0.75 and AR@10 of its proposals
+    under each condition (the clean ones equal `evaluate`'s on its task-2 submission); the attacks
+    on face crops, which a localizer over dense features has none of, are refused by name."""
+    import csv
+
+    out = tmp_path / "rb"
+    args = ["robustness", str(localizer["loc"]), str(tiny_synth), "--split", "test", "--out", str(out),
+            "--no-progress"]
+    assert main([*args, "--perturb", "blur=3"]) == 0
+    assert "AP@0.5" in capsys.readouterr().err  # each condition's line
+    with open(out / "robustness.csv", newline="") as f:
+        rows = {r["perturbation"]: r for r in csv.DictReader(f)}
+    assert set(rows) == {"none", "blur"}
+    for r in rows.values():
+        assert all(0.0 <= float(r[k]) <= 1.0 for k in ("ap_iou50", "ap_iou75", "ar10")), r
+    assert "| AP@0.5 | AP@0.75 | AR@10 |" in (out / "robustness.md").read_text()
+    sub = tmp_path / "prediction.json"
+    assert main(["predict", str(localizer["loc"]), str(tiny_synth), "--split", "test", "--format", "avdf1m-task2",
+                 "--out", str(sub), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(sub), "--labels", str(tiny_synth), "--split", "test", "--json"]) == 0
+    loc = json.loads(capsys.readouterr().out)["localization"]
+    clean = rows["none"]
+    assert float(clean["ap_iou50"]) == pytest.approx(loc["ap"]["0.5"], abs=1e-6)
+    assert float(clean["ap_iou75"]) == pytest.approx(loc["ap"]["0.75"], abs=1e-6)
+    assert float(clean["ar10"]) == pytest.approx(loc["ar"]["10"], abs=1e-6)
+    assert main([*args, "--perturb", "fgsm=2"]) == 2
+    assert "perturb face crops" in capsys.readouterr().err

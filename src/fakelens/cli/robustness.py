@@ -3,9 +3,10 @@
 Scores the labelled videos of DATA (e.g. --split test) clean, then under each perturbation at
 each severity: H.264 re-encoding (CRF), JPEG quality, downscaling, Gaussian blur and noise,
 contrast/brightness, audio noise (SNR), resampling and MP3, the audio removed, and white-box FGSM
-and PGD attacks on the face crops (torchattacks). `--perturb NAME` (repeatable; NAME=S1,S2 for
+and PGD attacks on the face crops (torchattacks). A localization run (a task-2 localizer) also gets
+AP@IoU 0.5 / 0.75 and AR@10 of its proposals against the fake segments under each condition. `--perturb NAME` (repeatable; NAME=S1,S2 for
 other severities) picks some; `--list` shows them all. Writes DIR/robustness.csv, DIR/robustness.png
-(AUC against severity) and DIR/robustness.md, and prints the table. Perturbed copies are kept
+(AUC against severity; AP@0.5 too for a localization run) and DIR/robustness.md, and prints the table. Perturbed copies are kept
 under DIR/media and finished conditions under DIR/conditions: run again, only what is missing is
 done. A video that cannot be scored under a condition gets the training prior and is counted.
 """
@@ -65,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
     from fakelens.data.formats import load_dataset
     from fakelens.inference.device import resolve_device
     from fakelens.inference.pipeline import Predictor, load_run
-    from fakelens.inference.robustness import RobustnessJob, markdown_table, parse_perturb, write_csv
+    from fakelens.inference.robustness import (RobustnessJob, applicable, has_localization, markdown_table,
+                                               parse_perturb, table_cells, table_columns, write_csv)
     from fakelens.report.robustness import robustness_png
 
     conditions = parse_perturb(args.perturb)  # before anything heavy: a bad name fails now
@@ -74,14 +76,15 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     run_ = load_run(args.run, device=device)
     predictor = Predictor(run_, batch_size=args.batch_size, device=device)
-    ds = load_dataset(args.data, format=args.data_format, split=args.split)
-    records = list(ds.records)[: args.limit] if args.limit else list(ds.records)
-    out = Path(args.out)
 
     def log(line: str) -> None:
         if not args.json:
             print(line, file=sys.stderr)
 
+    conditions = applicable(conditions, predictor, explicit=bool(args.perturb), log=log)
+    ds = load_dataset(args.data, format=args.data_format, split=args.split)
+    records = list(ds.records)[: args.limit] if args.limit else list(ds.records)
+    out = Path(args.out)
     job = RobustnessJob(predictor, records, out, seed=args.seed, workers=args.workers,
                         progress=not args.no_progress and not args.json, log=log)
     rows = job.run(conditions)
@@ -92,9 +95,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json([dataclasses.asdict(r) for r in rows])
         return 0
-    print_table(f"robustness ({len(job.records)} videos)", ["perturbation", "severity", "AUC", "accuracy",
-                                                            "log loss", "AP", "failed", "one stream"],
-                [[r.perturbation, "-" if r.severity is None else f"{r.severity:g} {r.unit}", r.auc, r.accuracy,
-                  r.log_loss, r.ap, r.failed, r.one_stream] for r in rows])
+    loc = has_localization(rows)
+    print_table(f"robustness ({len(job.records)} videos)", table_columns(rows), [table_cells(r, loc) for r in rows])
     print(f"table {out / 'robustness.csv'}, plot {out / 'robustness.png'}")
     return 0

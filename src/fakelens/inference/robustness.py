@@ -3,7 +3,9 @@
 For each condition (the clean videos, then each perturbation of fakelens.io.perturb at each of its
 severities) every labelled video is scored by the one inference pipeline (Predictor over
 fakelens.features.media) and the run's scores give AUC, accuracy at 0.5, log loss and average
-precision. Media perturbations write a perturbed copy of each video once, under
+precision; for a localization run (a localizer over dense features, AV-Deepfake1M task 2) its
+proposals give AP@IoU 0.5 and 0.75 and AR@10 against the labelled fake segments, the metrics
+`fakelens evaluate` computes on its task-2 submission. Media perturbations write a perturbed copy of each video once, under
 OUT/media/NAME/SEVERITY/ (atomically: a copy that exists is whole and is reused); attacks on the
 model's inputs (FGSM, PGD) perturb the face crops inside the pipeline
 (fakelens.inference.adversarial). A video that cannot be scored under a condition (a face lost
@@ -11,7 +13,10 @@ in the blur) gets the run's training prior and is counted (`failed`), so every r
 videos; one scored from a single stream is counted too (`one_stream`).
 
 Each finished condition is saved in OUT/conditions/ with the checkpoint it was scored with: a
-run killed and started again does only the conditions left.
+run killed and started again does only the conditions left. The attacks perturb face crops:
+with the default perturbations they are left out (and said) for a run whose model sees none (a
+localizer over dense features, an audio-only model); asked for by name they are refused before
+any work.
 """
 
 from __future__ import annotations
@@ -31,8 +36,10 @@ from fakelens.io.perturb import PERTURBATIONS, output_suffix, perturb_file
 from fakelens.types import Label, VideoRecord
 
 CLEAN = "none"
-COLUMNS = ("perturbation", "stream", "severity", "unit", "videos", "auc", "accuracy", "log_loss", "ap", "failed",
-           "one_stream", "seconds")
+COLUMNS = ("perturbation", "stream", "severity", "unit", "videos", "auc", "accuracy", "log_loss", "ap",
+           "ap_iou50", "ap_iou75", "ar10", "failed", "one_stream", "seconds")
+AP_IOUS = (0.5, 0.75)  # the localization columns: AP at these IoU thresholds ...
+AR_N = 10  # ... and AR@10 (averaged over IoU 0.5:0.05:0.95, as AV-Deepfake1M and LAV-DF do)
 
 
 @dataclass
@@ -48,6 +55,9 @@ class Row:
     accuracy: float
     log_loss: float
     ap: float
+    ap_iou50: float  # localization runs only (nan otherwise): AP@IoU 0.5 of the proposals
+    ap_iou75: float  # AP@IoU 0.75
+    ar10: float  # AR@10
     failed: int
     one_stream: int
     seconds: float
@@ -86,9 +96,26 @@ def labelled(records: Sequence[VideoRecord]) -> list[VideoRecord]:
     return keep
 
 
+def localization_metrics(proposals: dict[str, Sequence[Any]], records: Sequence[VideoRecord]) -> dict[str, float]:
+    """AP@IoU 0.5 / 0.75 and AR@10 of `proposals` ({id: [Proposal, ...]}, every record's id; an
+    empty list for a video not scored) against the records' fake segments
+    (fakelens.metrics.localization, the rules of `fakelens evaluate`); nan where the records hold
+    no fake segment."""
+    from fakelens.metrics.localization import ap_at_iou, ar_at_n
+
+    if not any(r.segments for r in records):
+        return {"ap_iou50": float("nan"), "ap_iou75": float("nan"), "ar10": float("nan")}
+    # each video's proposals by confidence, as the task-2 writer orders them (AR@N takes the first N)
+    ordered = {r.id: sorted(proposals.get(r.id, ()), key=lambda p: -p.confidence) for r in records}
+    ap = ap_at_iou(ordered, records, AP_IOUS)
+    ar = ar_at_n(ordered, records, (AR_N,))
+    return {"ap_iou50": float(ap[0.5]), "ap_iou75": float(ap[0.75]), "ar10": float(ar[AR_N])}
+
+
 def score_row(name: str, severity: float | None, labels: np.ndarray, scores: np.ndarray, failed: int,
-              one_stream: int, seconds: float) -> Row:
-    """The metrics of one condition (nan where undefined: one class only)."""
+              one_stream: int, seconds: float, localization: dict[str, float] | None = None) -> Row:
+    """The metrics of one condition (nan where undefined: one class only; the localization
+    columns of a classification run)."""
     from fakelens.metrics.classification import auc, log_loss, threshold_metrics
 
     p = PERTURBATIONS.get(name) if name != CLEAN else None
@@ -96,9 +123,34 @@ def score_row(name: str, severity: float | None, labels: np.ndarray, scores: np.
     a = auc(labels, scores) if both else float("nan")
     ap = _average_precision(labels, scores) if both else float("nan")
     acc = float(threshold_metrics(labels, scores, 0.5).accuracy)
+    loc = localization or {}
+    nan = float("nan")
     return Row(name, p.stream if p else "-", severity, p.unit if p else "-", int(len(labels)), float(a), acc,
-               float(log_loss(labels, scores)), float(ap), failed, one_stream,
-               round(seconds, 2))
+               float(log_loss(labels, scores)), float(ap), loc.get("ap_iou50", nan), loc.get("ap_iou75", nan),
+               loc.get("ar10", nan), failed, one_stream, round(seconds, 2))
+
+
+def crop_input(predictor: Any) -> bool:
+    """Whether the run's model scores face crops (what FGSM / PGD perturb)."""
+    return "video" in tuple(predictor.inputs) and not getattr(predictor, "dense", False)
+
+
+def applicable(conditions: Sequence[tuple[str, tuple[float, ...]]], predictor: Any, *, explicit: bool,
+               log: Callable[[str], None] = lambda line: None) -> list[tuple[str, tuple[float, ...]]]:
+    """The conditions the run can be put through: attacks on face crops need a model that sees
+    them. Named by the user (`explicit`), such an attack is a FakelensError before any work;
+    among the defaults it is left out and the log says so."""
+    if crop_input(predictor):
+        return list(conditions)
+    attacks = [n for n, _ in conditions if PERTURBATIONS.get(n).stream == "model"]
+    if not attacks:
+        return list(conditions)
+    why = (f"model {predictor.run.cfg.model.name!r} sees no face crops"
+           + (" (a localizer over dense features)" if getattr(predictor, "dense", False) else ""))
+    if explicit:
+        raise FakelensError(f"--perturb {', '.join(attacks)}: these attacks perturb face crops and {why}")
+    log(f"{', '.join(attacks)}: left out, {why}")
+    return [(n, s) for n, s in conditions if n not in attacks]
 
 
 def _average_precision(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -118,6 +170,8 @@ class RobustnessJob:
 
         self.predictor = predictor
         self.records = labelled(records)
+        # a localizer's proposals are scored against the fake segments (AP@IoU, AR)
+        self.localization = bool(getattr(predictor, "dense", False)) and any(r.segments for r in self.records)
         self.out = ensure_writable(out)
         self.seed, self.workers, self.progress = int(seed), int(workers), progress
         self.log = log or (lambda line: None)
@@ -143,21 +197,28 @@ class RobustnessJob:
             try:
                 doc = json.loads(saved.read_text(encoding="utf-8"))
                 if doc.get("stamp") == self.stamp:
+                    row = dict(doc["row"])
+                    if not self.localization:  # saved before the localization columns: none to miss
+                        row = {"ap_iou50": math.nan, "ap_iou75": math.nan, "ar10": math.nan, **row}
+                    found = Row(**row)  # a localization run's row without them: TypeError, scored again
                     self.log(f"{name} {'' if severity is None else f'{severity:g} '}: done by an earlier run")
-                    return Row(**doc["row"])
+                    return found
             except (OSError, ValueError, TypeError):
                 pass  # unreadable or of another version: scored again
         t0 = time.perf_counter()
-        labels, scores, failed, one = self._score(name, severity)
-        row = score_row(name, severity, labels, scores, failed, one, time.perf_counter() - t0)
+        labels, scores, failed, one, proposals = self._score(name, severity)
+        loc = localization_metrics(proposals, self.records) if self.localization else None
+        row = score_row(name, severity, labels, scores, failed, one, time.perf_counter() - t0, loc)
         saved.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(saved, json.dumps({"stamp": self.stamp, "row": dataclasses.asdict(row),
                                              "scores": scores.tolist()}) + "\n")
+        extra = (f", AP@0.5 {row.ap_iou50:.4f}, AP@0.75 {row.ap_iou75:.4f}, AR@{AR_N} {row.ar10:.4f}"
+                 if self.localization else "")
         self.log(f"{name} {'' if severity is None else f'{severity:g} '}: AUC {row.auc:.4f}, accuracy "
-                 f"{row.accuracy:.4f} ({row.failed} failed, {row.one_stream} from one stream)")
+                 f"{row.accuracy:.4f}{extra} ({row.failed} failed, {row.one_stream} from one stream)")
         return row
 
-    def _score(self, name: str, severity: float | None) -> tuple[np.ndarray, np.ndarray, int, int]:
+    def _score(self, name: str, severity: float | None) -> tuple[np.ndarray, np.ndarray, int, int, dict]:
         from fakelens.inference.pipeline import one_stream
 
         pr = self.predictor
@@ -179,7 +240,9 @@ class RobustnessJob:
         by_id = {p.id: p.score for p in result.predictions}
         scores = np.array([by_id.get(r.id, pr.run.prior) for r in self.records], np.float64)  # (N,)
         labels = np.array([r.label.as_int for r in self.records], np.int64)  # (N,)
-        return labels, scores, len(result.failures) + len(broken), len(one_stream(result.predictions, pr.inputs))
+        proposals = {p.id: list(p.proposals) for p in result.predictions}  # a video not scored: none
+        return (labels, scores, len(result.failures) + len(broken), len(one_stream(result.predictions, pr.inputs)),
+                proposals)
 
     def _perturbed(self, name: str, severity: float) -> tuple[list[VideoRecord], set[str]]:
         """The records pointing at their perturbed copies (made now where missing), and the ids of
@@ -221,12 +284,29 @@ def write_csv(rows: Sequence[Row], path: str | Path) -> Path:
     return Path(path)
 
 
+def has_localization(rows: Sequence[Row]) -> bool:
+    """Whether the rows carry the localization columns (a localization run's)."""
+    return any(math.isfinite(r.ap_iou50) for r in rows)
+
+
+def table_columns(rows: Sequence[Row]) -> list[str]:
+    """The table's headers (terminal and Markdown): AP@IoU and AR only for a localization run."""
+    loc = ["AP@0.5", "AP@0.75", f"AR@{AR_N}"] if has_localization(rows) else []
+    return ["perturbation", "severity", "AUC", "accuracy", "log loss", "AP", *loc, "failed", "one stream"]
+
+
+def table_cells(r: Row, loc: bool) -> list[Any]:
+    sev = "-" if r.severity is None else f"{r.severity:g} {r.unit}"
+    return [r.perturbation, sev, r.auc, r.accuracy, r.log_loss, r.ap,
+            *([r.ap_iou50, r.ap_iou75, r.ar10] if loc else []), r.failed, r.one_stream]
+
+
 def markdown_table(rows: Sequence[Row]) -> str:
     """The table in Markdown (for the docs)."""
-    head = "| perturbation | severity | AUC | accuracy | log loss | AP | failed | one stream |"
-    lines = [head, "|---|---|---|---|---|---|---|---|"]
+    loc = has_localization(rows)
+    head = table_columns(rows)
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        sev = "-" if r.severity is None else f"{r.severity:g} {r.unit}"
-        lines.append(f"| {r.perturbation} | {sev} | {r.auc:.3f} | {r.accuracy:.3f} | {r.log_loss:.3f} | {r.ap:.3f} "
-                     f"| {r.failed} | {r.one_stream} |")
+        cells = [f"{c:.3f}" if isinstance(c, float) else str(c) for c in table_cells(r, loc)]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
