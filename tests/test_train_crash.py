@@ -118,13 +118,22 @@ def test_sigkill_then_resume_finishes_the_same_schedule(cache, reference, tmp_pa
     assert "resuming" in (run / "train.log").read_text()
 
 
-def test_ctrl_c_saves_a_checkpoint_and_resume_continues_from_it(cache, reference, tmp_path):
+@pytest.mark.parametrize("presses", [1, 2])
+def test_ctrl_c_saves_a_checkpoint_and_resume_continues_from_it(cache, reference, tmp_path, presses):
+    """Ctrl-C stops at the end of the epoch it was pressed in, with that epoch's checkpoint (a
+    checkpoint taken where the signal lands, mid-epoch or mid-validation, used to resume into
+    another schedule: the interrupted epoch's first batches trained again); a second Ctrl-C stops at
+    once and leaves the last finished epoch's checkpoint. Either way --resume ends as an
+    uninterrupted run, wherever the signals land."""
     run = tmp_path / "run"
     log = run / "train.log"
     proc = launch(cache, run)
     try:
         wait_for(proc, lambda: log.is_file() and re.search(r"epoch\s+1/3", log.read_text()) is not None)
         proc.send_signal(signal.SIGINT)
+        if presses == 2:
+            wait_for(proc, lambda: "Ctrl-C: stopping at the end of this epoch" in log.read_text(), timeout=60)
+            proc.send_signal(signal.SIGINT)
         status = proc.wait(timeout=120)
     finally:
         if proc.poll() is None:
@@ -132,9 +141,14 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_continues_from_it(cache, reference
             proc.wait()
     err = proc.stderr.read().decode()
     assert status == 130, err[-3000:]
-    assert "interrupted at epoch" in log.read_text() and "--resume" in err
+    text = log.read_text()
+    assert "--resume" in err and "Ctrl-C: stopping at the end of this epoch" in text
     saved = ckpt_state(run / "checkpoints" / "last.ckpt")
-    assert saved["global_step"] >= 2  # at least the first epoch's steps are kept
+    steps_per_epoch = json.loads((reference / "metrics.json").read_text())["global_step"] // 3
+    if presses == 1:  # the end of epoch 2, where the signal fell
+        assert "interrupted at the end of epoch 2" in text and saved["global_step"] == 2 * steps_per_epoch
+    else:  # epoch 1's (or epoch 2's, if it ended before the second press)
+        assert "interrupted" in text and saved["global_step"] in (steps_per_epoch, 2 * steps_per_epoch)
     assert main([*train_args(cache, run), "--resume"]) == 0
     assert_same_schedule(run, reference)
 

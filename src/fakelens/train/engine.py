@@ -167,18 +167,70 @@ def _epoch_order_guard() -> Any:
     return EpochOrderGuard()
 
 
-def save_on_interrupt(path: Path, log: Any) -> Any:
-    """A callback that saves `path` (last.ckpt) when the run is stopped with Ctrl-C (SIGINT), so that
-    --resume continues from the step it reached rather than from the last validation."""
-    from lightning.pytorch.callbacks import Callback
+class _EpochEndStop(KeyboardInterrupt):
+    """The Ctrl-C deferred to the end of an epoch (fakelens.train.engine.CtrlC)."""
 
-    class SaveOnInterrupt(Callback):
+
+class CtrlC:
+    """Ctrl-C (SIGINT) during training stops the run at the end of the current epoch, where its
+    checkpoint continues exactly: a checkpoint taken mid-epoch (or mid-validation) cannot, since
+    Lightning restarts the data loader of an interrupted epoch from its first batch (the same
+    batches trained twice, a different schedule) and a validation from its middle. A second
+    Ctrl-C stops at once; last.ckpt then stays the last finished epoch's. Installed only where
+    SIGINT has Python's default handler, in the main thread; the previous handler is restored."""
+
+    def __init__(self, log: Any):
+        self.log, self.pressed, self.previous = log, False, None
+
+    def __enter__(self) -> "CtrlC":
+        import signal
+        import threading
+
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self.previous = signal.signal(signal.SIGINT, self._pressed)
+        return self
+
+    def _pressed(self, signum: int, frame: Any) -> None:
+        import signal
+
+        if self.pressed:  # the second Ctrl-C: now
+            raise KeyboardInterrupt
+        self.pressed = True
+        signal.signal(signal.SIGINT, self._pressed)
+        self.log.line("Ctrl-C: stopping at the end of this epoch (its checkpoint is saved then); Ctrl-C again "
+                      "to stop now (the epoch's steps are lost: --resume starts it again)")
+
+    def __exit__(self, *exc: Any) -> None:
+        import signal
+
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+            self.previous = None
+
+
+def save_on_interrupt(path: Path, log: Any, ctrl_c: CtrlC | None = None) -> Any:
+    """A callback that stops the run at the end of the epoch in which Ctrl-C was pressed (`ctrl_c`)
+    and saves `path` (last.ckpt) there, so that --resume continues from that epoch's end (the
+    same schedule as an uninterrupted run). An immediate interrupt (a second Ctrl-C) leaves
+    last.ckpt as the last finished epoch wrote it. A Checkpoint subclass: Lightning runs it with
+    the checkpoint callbacks, after them, so the epoch's own checkpoints are written first."""
+    from lightning.pytorch.callbacks import Checkpoint
+
+    class SaveOnInterrupt(Checkpoint):
+        def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
+            if ctrl_c is not None and ctrl_c.pressed and trainer.current_epoch + 1 < (trainer.max_epochs or 0):
+                raise _EpochEndStop  # (in the last epoch the run just ends)
+
         def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
-            if not isinstance(exception, KeyboardInterrupt):
-                return
-            trainer.save_checkpoint(str(path))
-            log.line(f"interrupted at epoch {trainer.current_epoch + 1}, step {trainer.global_step}: checkpoint "
-                     f"saved to {path}; continue with --resume")
+            if isinstance(exception, _EpochEndStop):
+                trainer.save_checkpoint(str(path))
+                log.line(f"interrupted at the end of epoch {trainer.current_epoch + 1}, step {trainer.global_step}: "
+                         f"checkpoint saved to {path}; continue with --resume")
+            elif isinstance(exception, KeyboardInterrupt):
+                kept = f"{path} is the last finished epoch's" if path.is_file() else "no epoch finished, nothing saved"
+                log.line(f"interrupted in epoch {trainer.current_epoch + 1}, step {trainer.global_step}: {kept}; "
+                         "continue with --resume")
 
     return SaveOnInterrupt()
 
@@ -334,7 +386,7 @@ def _fit(cfg: TrainConfig, run_dir: Path, resume: bool, train_dataset: Any, val_
     callbacks: list[Any] = [LearningRateMonitor(logging_interval="step"), checkpoint, latest,
                             epoch_report(log, checkpoint, cfg.train.epochs),  # the report after the checkpoints
                             _rank_seeder(cfg.train.seed), _epoch_order_guard(),
-                            save_on_interrupt(last, log)]
+                            save_on_interrupt(last, log, ctrl_c := CtrlC(log))]
     if cfg.train.patience > 0:
         callbacks.append(_early_stopping(EarlyStopping, monitor=cfg.train.monitor, mode=mode,
                                          patience=cfg.train.patience, check_finite=True))
@@ -361,7 +413,8 @@ def _fit(cfg: TrainConfig, run_dir: Path, resume: bool, train_dataset: Any, val_
     train_loader, val_loader = make_loaders(cfg, train_dataset, validation_dataset(val_dataset), train_labels)
     started = time.perf_counter()
     try:
-        trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if resume else None)
+        with ctrl_c:
+            trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if resume else None)
     except OSError as e:  # a checkpoint or log write on a full / unwritable disk: say where, no traceback
         from fakelens.atomic import output_error
 
