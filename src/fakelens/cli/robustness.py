@@ -3,10 +3,11 @@
 Scores the labelled videos of DATA (e.g. --split test) clean, then under each perturbation at
 each severity: H.264 re-encoding (CRF), JPEG quality, downscaling, Gaussian blur and noise,
 contrast/brightness, audio noise (SNR), resampling and MP3, the audio removed, and white-box FGSM
-and PGD attacks on the face crops (torchattacks). A localization run (a task-2 localizer) also gets
-AP@IoU 0.5 / 0.75 and AR@10 of its proposals against the fake segments under each condition. `--perturb NAME` (repeatable; NAME=S1,S2 for
-other severities) picks some; `--list` shows them all. Writes DIR/robustness.csv, DIR/robustness.png
-(AUC against severity; AP@0.5 too for a localization run) and DIR/robustness.md, and prints the table. Perturbed copies are kept
+and PGD attacks on the face crops (torchattacks). A localization run (a task-2 localizer) also
+gets AP@IoU 0.5 / 0.75 and AR@10 of its proposals against the fake segments under each
+condition. `--perturb NAME` (repeatable; NAME=S1,S2 for other severities) picks some; `--list`
+shows them all. Writes DIR/robustness.csv, DIR/robustness.png (AUC against severity; AP@0.5 too
+for a localization run) and DIR/robustness.md, and prints the table. Perturbed copies are kept
 under DIR/media and finished conditions under DIR/conditions: run again, only what is missing is
 done. A video that cannot be scored under a condition gets the training prior and is counted.
 """

@@ -5,8 +5,8 @@ severities) every labelled video is scored by the one inference pipeline (Predic
 fakelens.features.media) and the run's scores give AUC, accuracy at 0.5, log loss and average
 precision; for a localization run (a localizer over dense features, AV-Deepfake1M task 2) its
 proposals give AP@IoU 0.5 and 0.75 and AR@10 against the labelled fake segments, the metrics
-`fakelens evaluate` computes on its task-2 submission. Media perturbations write a perturbed copy of each video once, under
-OUT/media/NAME/SEVERITY/ (atomically: a copy that exists is whole and is reused); attacks on the
+`fakelens evaluate` computes on its task-2 submission. Media perturbations write a perturbed
+copy of each video once, under OUT/media/NAME/SEVERITY/ (atomically: a copy that exists is whole and is reused); attacks on the
 model's inputs (FGSM, PGD) perturb the face crops inside the pipeline
 (fakelens.inference.adversarial). A video that cannot be scored under a condition (a face lost
 in the blur) gets the run's training prior and is counted (`failed`), so every row ranks the same
