@@ -293,3 +293,27 @@ def test_clip3d_honours_model_dropout(backbone):
     assert torch.allclose(outs[0.0][0], outs[0.0][1])
     assert not torch.allclose(outs[0.5][0], outs[0.5][1])
     assert torch.allclose(outs[0.5][2], outs[0.5][3])
+
+
+def test_i3d_never_scores_padding():
+    """Review of issue 15, item 4: a face found on the last 8 of 32 frames (8 real frames, the last
+    one repeated 24 times as the tiling pads): the mask was ignored and the padded steps averaged
+    into the score (0.0973 vs 0.0592 on the 8 real frames). Now the masked mean over time steps
+    scores the real frames only (here exactly their clip: replicate padding is what the temporal
+    convolutions see at a clip's end); a clip without any real frame scores every step."""
+    from fakelens.models import resolve_config
+    from fakelens.models.config import ModelConfig
+
+    torch.manual_seed(0)
+    m = create_model(resolve_config(ModelConfig(name="i3d", backbone="resnet18", pretrained=False, num_frames=32,
+                                                image_size=64))).eval()
+    real = torch.rand(1, 8, 3, 64, 64)
+    clip = torch.cat([real, real[:, -1:].expand(1, 24, 3, 64, 64)], dim=1)  # (1, 32, 3, 64, 64)
+    mask = torch.zeros(1, 32, dtype=torch.bool)
+    mask[:, :8] = True
+    with torch.no_grad():
+        masked, unmasked, alone = (m(video=clip, mask=mask)["logit"], m(video=clip)["logit"], m(video=real)["logit"])
+        none_real = m(video=clip, mask=torch.zeros_like(mask))["logit"]
+    assert torch.allclose(masked, alone, atol=1e-5), (masked, alone)
+    assert not torch.allclose(masked, unmasked, atol=1e-4)
+    assert torch.allclose(none_real, unmasked)

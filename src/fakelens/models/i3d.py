@@ -152,9 +152,11 @@ def inflate(net: nn.Module, clip: _Clip | None = None) -> tuple[nn.Module, _Clip
 class I3DModel(nn.Module):
     """forward(video (B,T,3,H,W) in [0,1], mask (B,T) | None) -> {"logit": (B,)}: the inflated
     backbone's features, averaged over the remaining time steps (and space, by the backbone's own
-    global pool). Like clip3d, its temporal convolutions mix neighbouring frames, so `mask` is
-    accepted for a uniform interface and padded positions hold the clip's last frame repeated
-    (as training pads a video shorter than a clip)."""
+    global pool). Padding is never scored: with `mask` the mean is over the time steps whose first
+    frame is a real one (the mask taken at the time stride: step k starts at frame k * stride), a
+    clip without any real frame falls back to all steps. The temporal convolutions still mix a
+    real step with its padded neighbours (padded positions hold the clip's last frame repeated, as
+    training pads a video shorter than a clip); they cannot leave a frame out."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -166,17 +168,26 @@ class I3DModel(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(self.out_dim, 1)
 
-    def features(self, video: torch.Tensor) -> torch.Tensor:
-        """(B,T,3,H,W) -> (B, D) clip embedding."""
+    def step_mask(self, mask: torch.Tensor, steps: int) -> torch.Tensor:
+        """(B, T) bool frame mask -> (B, T') bool: a time step is real when its first frame is."""
+        m = mask.bool()[:, :: self.time_stride][:, :steps]  # (B, T')
+        return m | ~m.any(dim=1, keepdim=True)  # no real frame at all: every step
+
+    def features(self, video: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(B,T,3,H,W), mask (B,T) | None -> (B, D) clip embedding (the masked mean over time steps)."""
         check_video(video)
         b = video.shape[0]
         self._clip.batch = b
         x = self.normalize(video).flatten(0, 1)  # (B*T,3,H,W)
         feats = self.backbone(x)  # (B*T', D)
-        return feats.view(b, -1, feats.shape[-1]).mean(dim=1)  # (B, D)
+        feats = feats.view(b, -1, feats.shape[-1])  # (B, T', D)
+        if mask is None:
+            return feats.mean(dim=1)  # (B, D)
+        w = self.step_mask(mask, feats.shape[1]).to(feats.dtype)  # (B, T')
+        return (feats * w[..., None]).sum(dim=1) / w.sum(dim=1, keepdim=True)  # (B, D)
 
     def forward(self, video: torch.Tensor, mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        return {"logit": self.head(self.dropout(self.features(video))).squeeze(-1)}  # (B,)
+        return {"logit": self.head(self.dropout(self.features(video, mask))).squeeze(-1)}  # (B,)
 
 
 def _validate(cfg: ModelConfig) -> ModelConfig:
