@@ -42,6 +42,14 @@ FALLBACKS = ("none", "full_frame")
 # Default `detect_every`: full-frame detections on every 8th sampled frame (every 2.5 s of a 10 s
 # clip sampled 32 times) find faces that enter; `refine` follows the known ones in between.
 DETECT_EVERY = 8
+# Small faces (`FaceFinder`): where nothing is found on the `detect_max_side` copy, look on a copy
+# UPSCALE times as large, on at most UPSCALE_TRIES frames of a video while nothing has been found.
+UPSCALE = 2.0
+UPSCALE_TRIES = 4
+# Faces found under SMALL_FACE x the detector's smallest face (MTCNN: 30 px on the 640-px copy, 90 px
+# of a 1080p frame) are near its limit: smaller people beside them may be missed, so the second
+# pass runs on such frames too.
+SMALL_FACE = 1.5
 _EMPTY = np.zeros((0, 5), np.float32)
 
 
@@ -61,6 +69,8 @@ class FaceClip:
     n_detected: int = 0  # sampled frames with at least one face detected (full or refined)
     n_detect_runs: int = 0  # sampled frames the full-frame detector ran on
     n_refined: int = 0  # sampled frames where known faces were followed with `detector.refine`
+    n_upscaled: int = 0  # full detections on a copy larger than detect_max_side (small faces: `FaceFinder`)
+    detect_side: int = 0  # long side (px) of the largest copy faces were looked for on
     fps: float = 0.0
     duration: float = 0.0
     width: int = 0
@@ -112,35 +122,123 @@ class FaceFinder:
     whatever the other faces do (a followed false positive never hides a lost face until the
     next keyframe). On full-detection frames the refined faces are kept too (NMS), which helps
     recall on dark faces.
+
+    Small faces: the frames come as copies downscaled to `detect_max_side` (640 px: MTCNN's
+    smallest face, 20 px there, is 60 px of a 1080p frame and 120 px of a 4K one). When a full
+    detection finds no face, or only faces under SMALL_FACE x the detector's smallest, and the
+    frame's full resolution is at hand (`full`), a second pass looks on a copy UPSCALE times as
+    large (capped at the full frame: 1280 px, faces from ~30 px at 1080p, ~60 px at 4K); once it
+    finds a face the video's faces are small, and every later frame is searched and followed on
+    copies of that size. Until then at most `upscale_tries` frames get the second pass (a
+    faceless video costs that many larger detections, not one per frame). Boxes are returned in
+    the pixels of the small copy given.
     """
 
-    def __init__(self, detector: FaceDetector, detect_every: int = DETECT_EVERY):
+    def __init__(self, detector: FaceDetector, detect_every: int = DETECT_EVERY, upscale: float = UPSCALE,
+                 upscale_tries: int = UPSCALE_TRIES):
         if int(detect_every) < 1:
             raise ValueError(f"detect_every must be >= 1, got {detect_every}")
+        if upscale < 1 or upscale_tries < 0:
+            raise ValueError(f"upscale must be >= 1 and upscale_tries >= 0, got {upscale} and {upscale_tries}")
         self.detector = detector
         self.every = int(detect_every)
-        self.prev = _EMPTY
+        self.upscale = float(upscale)
+        self.tries = int(upscale_tries)
+        self.scale = 1.0  # size of the copies searched / the small copies given (UPSCALE once small faces are found)
+        self.prev = _EMPTY  # faces of the previous frame, in the small copy's pixels
         self.n_frames = 0
         self.n_full = 0  # frames the full-frame detector ran on
         self.n_refined = 0  # frames where faces were followed by refine
+        self.n_upscaled = 0  # full detections on a larger copy (second passes and small-face videos)
+        self.side = 0  # long side in pixels of the largest copy faces were looked for on
 
-    def __call__(self, frame: np.ndarray) -> np.ndarray:
-        """(H, W, 3) uint8 RGB -> (K, 5) x1, y1, x2, y2, score in the frame's pixels."""
+    def __call__(self, frame: np.ndarray, full=None) -> np.ndarray:
+        """(H, W, 3) uint8 RGB small copy (and its `FullFrame`, or None) -> (K, 5) x1, y1, x2, y2,
+        score in the small copy's pixels."""
         keyframe = self.n_frames % self.every == 0
         self.n_frames += 1
+        image, r = self._image(frame, full, self.scale)
+        self.side = max(self.side, max(image.shape[:2]))
         found = _EMPTY
         lost = False
         if len(self.prev):
-            found = self.detector.refine(frame, self.prev)  # (K', 5)
+            found = self.detector.refine(image, self.prev[:, :4] * r) if r != 1 else self.detector.refine(
+                image, self.prev)  # (K', 5)
             self.n_refined += 1
             lost = len(found) < len(self.prev)  # a followed face was not found near its box
         if keyframe or lost or len(found) == 0:
-            full = self.detector.detect(frame[None])[0]  # (K, 5)
+            full_det = self.detector.detect(image[None])[0]  # (K, 5)
             self.n_full += 1
-            found = nms(np.concatenate([found, full]), 0.5) if len(found) and len(full) else (
-                full if len(full) else found)
+            self.n_upscaled += r != 1
+            found = nms(np.concatenate([found, full_det]), 0.5) if len(found) and len(full_det) else (
+                full_det if len(full_det) else found)
+            if r == 1 and self.tries > 0 and full is not None and self._small(found):
+                found, r = self._second_pass(frame, full, found)
+        found = _unscale(found, r)
         self.prev = found
         return found
+
+    def follow(self, frame: np.ndarray, full, boxes: np.ndarray) -> np.ndarray:
+        """Faces near `boxes` (K, 4+) (small-copy pixels) in another frame of this video, on a
+        copy of the size faces are searched on now -> (K', 5) small-copy pixels."""
+        image, r = self._image(frame, full, self.scale)
+        b = np.asarray(boxes, np.float32).reshape(-1, 5)
+        return _unscale(self.detector.refine(image, b[:, :4] * r if r != 1 else b), r)
+
+    def _small(self, found: np.ndarray) -> bool:
+        """Whether faces may be missed for being small: none found, or one found under
+        SMALL_FACE x the detector's smallest face (its neighbours may be smaller still)."""
+        if len(found) == 0:
+            return True
+        least = getattr(self.detector, "min_face_size", None)
+        side = np.minimum(found[:, 2] - found[:, 0], found[:, 3] - found[:, 1])  # (K,)
+        return least is not None and bool((side < SMALL_FACE * least).any())
+
+    def _second_pass(self, frame: np.ndarray, full, found: np.ndarray) -> tuple[np.ndarray, float]:
+        """No face, or small ones, on the small copy (`found`, its pixels): look on an UPSCALE times
+        larger copy; if faces are there, the video's later frames are searched at that size.
+        -> (the faces of both passes in the larger copy's pixels, its scale), or (`found`, 1)."""
+        image, r = self._image(frame, full, self.upscale)
+        if r == 1:
+            self.tries = 0  # the small copy is the full frame: no larger one to look on
+            return found, 1.0
+        self.tries -= 1
+        self.n_upscaled += 1
+        self.side = max(self.side, max(image.shape[:2]))
+        more = self.detector.detect(image[None])[0]  # (K, 5) larger-copy pixels
+        if len(more) == 0:
+            return found, 1.0
+        self.scale = r
+        self.tries = 0
+        both = np.concatenate([_unscale(found, 1 / r), more]) if len(found) else more
+        return nms(both.astype(np.float32), 0.5), r
+
+    def _image(self, frame: np.ndarray, full, scale: float) -> tuple[np.ndarray, float]:
+        """The frame at `scale` times the small copy's size (at most its full resolution) and the
+        scale it has; the small copy itself (scale 1) when no larger one can be made."""
+        if scale == 1 or full is None:
+            return frame, 1.0
+        fh, fw = full.shape
+        h, w = frame.shape[:2]
+        r = min(scale, fw / w, fh / h)
+        if r <= 1.001:
+            return frame, 1.0
+        import cv2
+
+        rgb = full.crop(0, 0, fw, fh)  # (fh, fw, 3): converted only on frames searched at this size
+        tw, th = int(round(w * r)), int(round(h * r))
+        if (tw, th) != (fw, fh):
+            rgb = cv2.resize(rgb, (tw, th), interpolation=cv2.INTER_AREA)  # (th, tw, 3)
+        return rgb, tw / w
+
+
+def _unscale(dets: np.ndarray, r: float) -> np.ndarray:
+    """(K, 5) detections on a copy `r` times the small copy's size -> the small copy's pixels."""
+    if r == 1 or len(dets) == 0:
+        return dets
+    d = dets.astype(np.float32).copy()
+    d[:, :4] /= r
+    return d
 
 
 @dataclass
@@ -162,6 +260,8 @@ class FaceTracks:
     n_detected: int = 0
     n_detect_runs: int = 0
     n_refined: int = 0
+    n_upscaled: int = 0
+    detect_side: int = 0
     fps: float = 0.0
     duration: float = 0.0
     width: int = 0
@@ -240,7 +340,8 @@ class FaceTracks:
         return FaceClip(faces=faces, times=self.times, indices=self.indices, boxes=self.boxes, found=self.found,
                         status=self.status, detection=self.detection, fallback=self.fallback, n_tracks=self.n_tracks,
                         n_detected=self.n_detected, n_detect_runs=self.n_detect_runs, n_refined=self.n_refined,
-                        fps=self.fps, duration=self.duration, width=self.width, height=self.height,
+                        n_upscaled=self.n_upscaled, detect_side=self.detect_side, fps=self.fps,
+                        duration=self.duration, width=self.width, height=self.height,
                         timings=self.timings, crop_boxes=self.crop_boxes, margin=self.margin)
 
 
@@ -268,6 +369,7 @@ def find_faces(
     max_gap: int = 5,
     info=None,
     max_frames_bytes: int = 1024**3,
+    upscale_tries: int = UPSCALE_TRIES,
 ) -> FaceTracks:
     """Face tracks of `path` at `times` (seconds), at `n_frames` evenly spaced frames, or at
     every `every`-th frame (long videos and dense sampling); the crops are cut afterwards
@@ -277,8 +379,12 @@ def find_faces(
     ~1 s to build). `detect_every=1` runs the full-frame detector on every frame the faces are
     looked for; larger values follow faces with `detector.refine` in between (`FaceFinder`).
     `find_every=k` looks for faces on every k-th sampled frame only (dense sampling: a face
-    moves little in 1/25 s) and the tracker interpolates the boxes in between. Raises
-    MediaError when the video cannot be decoded.
+    moves little in 1/25 s) and the tracker interpolates the boxes in between; a face found
+    after a search that found none is followed back through the frames in between.
+    `upscale_tries` frames may get the small-face second pass on a larger copy while nothing is
+    found (`FaceFinder`; 0: never); it needs the full-resolution frames, which dense sampling
+    (`every`) holds only when they fit in `max_frames_bytes`. Raises MediaError when the video
+    cannot be decoded.
     """
     from fakelens.errors import MediaError
     from fakelens.io.video import check_times, iter_frames_at, iter_frames_every, probe, sample_times
@@ -306,17 +412,19 @@ def find_faces(
         # The full-resolution frames are kept for the crops when they fit; otherwise the crop
         # pass decodes the video again, holding one frame at a time.
         keep_full = -(-max(1, info.n_frames) // every) * frame_bytes <= max_frames_bytes
-        first = iter_frames_every(path, max_side=small_side, every=every, convert_every=find_every,
+        # Every frame's small copy is made (faces missed on a searched frame are followed back through them).
+        first = iter_frames_every(path, max_side=small_side, every=every, convert_every=1,
                                   keep_full=keep_full, info=info)
     else:
         want = sample_times(info, n_frames) if n_frames is not None else check_times(info, times)  # (T,)
         uniq = np.unique(want)  # (U,) sorted
         keep_full = len(uniq) * frame_bytes <= max_frames_bytes
-        first = _finder_frames(iter_frames_at(path, uniq, info=info, max_side=small_side, keep_full=keep_full),
-                               find_every)
-    finder = FaceFinder(det, detect_every)
+        # The full-resolution frames come along for the small-face second pass (FaceFinder) even
+        # when they are not kept for the crops: a few frames are sampled, each held briefly.
+        first = iter_frames_at(path, uniq, info=info, max_side=small_side, keep_full=keep_full or bool(small_side))
+    finder = FaceFinder(det, detect_every, upscale_tries=upscale_tries)
     cuts = ShotCuts()
-    u_times, u_dets, fulls, u_looks = _detect_pass(first, finder, info, timings, cuts)
+    u_times, u_dets, fulls, u_looks = _detect_pass(first, finder, info, timings, cuts, find_every, keep_full)
     if every is not None:
         if len(u_times) == 0:
             raise MediaError(path, "no frame could be decoded")
@@ -349,51 +457,78 @@ def find_faces(
                       margin=crop_margin,
                       fallback=used_fallback, n_tracks=n_tracks,
                       n_detected=sum(1 for p in pos if u_dets[p] is not None and len(u_dets[p])),
-                      n_detect_runs=finder.n_full, n_refined=finder.n_refined, fps=info.fps,
+                      n_detect_runs=finder.n_full, n_refined=finder.n_refined, n_upscaled=finder.n_upscaled,
+                      detect_side=finder.side, fps=info.fps,
                       duration=info.duration, width=info.width, height=info.height, timings=timings,
                       path=Path(path), _frames=frames, _pos=None if every is not None else pos)
 
 
-def _finder_frames(frames: Iterable, find_every: int) -> Iterator:
-    """(time, small RGB, full) items with the small copy dropped (None: no face search) on all but
-    every `find_every`-th frame."""
-    for k, (t, small, full) in enumerate(frames):
-        yield t, (small if k % find_every == 0 else None), full
-
-
 def _detect_pass(frames: Iterable, finder: FaceFinder, info, timings: dict[str, float],
-                 cuts: ShotCuts | None = None) -> tuple[list, list, list, list]:
-    """Run `finder` (and the shot-cut test `cuts`) on (time, small RGB or None = skip, FullFrame or
-    None) items decoded in a background thread -> times, detections in full-resolution pixels,
-    FullFrames, and each detection's appearance (fakelens.faces.tracking.face_histograms on the
-    small copy; None on frames not searched). timings["decode"] is the time spent waiting for
-    frames (decoding not hidden behind detection), timings["detect"] the rest."""
+                 cuts: ShotCuts | None = None, find_every: int = 1, keep_full: bool = True
+                 ) -> tuple[list, list, list, list]:
+    """Run `finder` (and the shot-cut test `cuts`) on every `find_every`-th of the (time, small
+    RGB, FullFrame or None) items decoded in a background thread -> times, detections in
+    full-resolution pixels (None on frames not searched), FullFrames (None unless `keep_full`),
+    and each detection's appearance (fakelens.faces.tracking.face_histograms on the small copy).
+
+    With find_every > 1, when a search finds no face and the next one does, the faces found are
+    followed back (`FaceFinder.follow`, a refine near their boxes) through the frames in between
+    and the searched frame that missed them, within the shot, until lost: a face missed once by
+    the detector (or entering the picture) is found from the frame it is seen on, not up to
+    find_every - 1 frames later. timings["decode"] is the time spent waiting for frames (decoding
+    not hidden behind detection), timings["detect"] the rest."""
     from fakelens.io.prefetch import background
 
     u_times: list[float] = []
-    u_dets: list[np.ndarray] = []
+    u_dets: list[np.ndarray | None] = []
     u_looks: list = []
     fulls: list = []
+    held: list[tuple[int, np.ndarray, object]] = []  # (position, small, full) since the last search
     t0 = time.perf_counter()
     detect = 0.0
-    for t, small, full in background(frames):
+    prev: tuple[int, np.ndarray, object] | None = None  # the last searched frame: (position, small, full)
+    for k, (t, small, full) in enumerate(background(frames)):
         t1 = time.perf_counter()
-        # small is None on frames where faces are not looked for (find_every): the tracker interpolates
-        if small is None:
-            u_dets.append(None)
-            u_looks.append(None)
-        else:
-            found = finder(small)  # (K, 5) small-copy pixels
-            u_looks.append(face_histograms(small, found))
-            u_dets.append(scale_boxes([found], small.shape[1] / info.width)[0])
-        if cuts is not None:
-            cuts(small)
-        detect += time.perf_counter() - t1
         u_times.append(t)
-        fulls.append(full)
+        fulls.append(full if keep_full else None)
+        u_dets.append(None)  # None: faces not looked for on this frame (the tracker interpolates)
+        u_looks.append(None)
+        if small is None or k % find_every:
+            if small is not None and find_every > 1:
+                held.append((k, small, full))
+            if cuts is not None:
+                cuts(small)
+            detect += time.perf_counter() - t1
+            continue
+        scale = small.shape[1] / info.width
+        found = finder(small, full)  # (K, 5) small-copy pixels
+        u_looks[k] = face_histograms(small, found)
+        u_dets[k] = scale_boxes([found], scale)[0]
+        shot = cuts(small) if cuts is not None else 0
+        if find_every > 1 and len(found) and prev is not None and len(u_dets[prev[0]]) == 0:
+            _follow_back(finder, [prev] + held, found, shot, cuts, u_dets, u_looks, scale)
+        held = []
+        prev = (k, small, full)
+        detect += time.perf_counter() - t1
     timings["decode"] = time.perf_counter() - t0 - detect
     timings["detect"] = detect
     return u_times, u_dets, fulls, u_looks
+
+
+def _follow_back(finder: FaceFinder, frames: list, found: np.ndarray, shot: int, cuts: ShotCuts | None,
+                 u_dets: list, u_looks: list, scale: float) -> None:
+    """Follow `found` (K, 5) small-copy pixels back through `frames` [(position, small, full)],
+    latest first, in the same shot, until every face is lost; each frame followed gets the
+    faces found on it as its detections (full-resolution pixels) and their appearances."""
+    boxes = found
+    for k, small, full in reversed(frames):
+        if cuts is not None and cuts.shots[k] != shot:
+            return
+        boxes = finder.follow(small, full, boxes)  # (K', 5)
+        if len(boxes) == 0:
+            return
+        u_dets[k] = scale_boxes([boxes], scale)[0]
+        u_looks[k] = face_histograms(small, boxes)
 
 
 def _track(dets: list[np.ndarray | None], times: np.ndarray, info, timings: dict[str, float], *, margin: float,
