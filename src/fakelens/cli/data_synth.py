@@ -48,7 +48,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-HARD_PRESETS = ("two_people", "leave_frame", "shot_cut", "small_dark", "no_audio", "portrait", "fps_12_5",
+HARD_PRESETS = ("two_people", "leave_frame", "shot_cut", "scenes", "small_dark", "no_audio", "portrait", "fps_12_5",
                 "fps_29_97", "vfr", "long")
 
 

@@ -78,6 +78,16 @@ def _preset_shot_cut() -> SynthConfig:
     return SynthConfig(**_HARD, scenes=("cut",), modality_mix=(0.7, 0.0, 0.3), fake_span="whole")
 
 
+@PRESETS.register("scenes")
+def _preset_scenes() -> SynthConfig:
+    """The three face-stage situations in one small DFDC set (216x384, 2-2.4 s, 29.97 fps, 6 videos,
+    2 per split): two people of whom one face is faked (whole video), a person who walks out of the
+    frame, a cut from one person to another at the same place. At seed 0 each situation is drawn
+    and the fake of the two-person original swaps one face (tests/test_scenes.py relies on it)."""
+    return SynthConfig(**{**_HARD, "size": (216, 384), "duration": (2.0, 2.4)},
+                       scenes=("two_people", "leave", "cut"), modality_mix=(0.7, 0.0, 0.3), fake_span="whole")
+
+
 @PRESETS.register("small_dark")
 def _preset_small_dark() -> SynthConfig:
     """1920x1080 frames with a 60-100 px face under dim, noisy light (a room filmed from afar)."""
