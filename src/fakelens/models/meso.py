@@ -9,7 +9,9 @@ convolutions (8 3x3, 8 5x5, 16 5x5, 16 5x5 filters; pools 2, 2, 2, 4); MesoIncep
 replaces the first two by inception modules whose four branches are a 1x1 convolution and
 1x1 -> 3x3 convolutions with dilation 1, 2 and 3 (11 and 12 output channels). With the final
 dropout + dense logit (fakelens' `frame` head, `pooling: mean`, `dropout: 0.5`) they have the
-paper's 27,977 and 28,615 trainable parameters.
+paper's 27,977 and 28,615 trainable parameters. The registered frame models keep fakelens' frame
+defaults (attention pooling over frames, dropout 0.2: 32,457 and 33,095 trainable parameters);
+set `model.pooling: mean` and `model.dropout: 0.5` for the paper's model.
 
 They are registered as 2D backbones (usable by `frame`, `av`, `i3d`) and as frame models
 `meso4` / `mesoinception4`. At other input sizes than 256 an adaptive average pool brings the

@@ -1,8 +1,10 @@
 """34-layer video ResNets for `clip3d`: torchvision's VideoResNet with the ResNet-34 block layout.
 
 torchvision ships only the 18-layer video ResNets; the DFDC 3D-CNN solutions also trained a
-3D ResNet-34 (Hara et al.'s "3D ResNet-34", 63.5M parameters) and R(2+1)D-34 (the IG-65M
-models). These are built from torchvision.models.video.resnet's own parts (VideoResNet,
+3D ResNet-34 and R(2+1)D-34 (the IG-65M models). `r3d_34` here is torchvision's r3d with the
+34-layer block layout [3, 4, 6, 3]: a 3x7x7 stem (time stride 1) and projection (type-B)
+shortcuts. It is NOT Hara et al.'s 3D ResNet-34 (7x7x7 stem, parameter-free type-A shortcuts):
+their published weights do not load into it. These are built from torchvision.models.video.resnet's own parts (VideoResNet,
 BasicBlock, the stems and the Conv3DSimple / Conv3DNoTemporal / Conv2Plus1D makers) with the
 layout [3, 4, 6, 3], so a state_dict saved from any torchvision-layout 34-layer video ResNet
 (e.g. converted IG-65M r2plus1d_34 weights) loads with `pretrained: PATH`.
