@@ -52,6 +52,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--proposals", choices=["auto", "boundaries", "thresholds"], default=None,
                    help="task-2 proposals: a localizer's learned boundaries, or thresholds of the per-frame "
                         "(per-step) scores (default: the run's predict.proposals; auto: boundaries for a localizer)")
+    p.add_argument("--fps", type=float, default=None, metavar="F",
+                   help="sample F frames per second of each video instead of the run's sampling (e.g. a clip "
+                   "classifier trained on 24 frames a video, scored over every part of long videos for "
+                   "avdf1m-task2 proposals; its training rate keeps its clips as long as in training)")
     p.add_argument("--on-error", choices=["raise", "prior"], default="raise",
                    help="failed videos: stop (default) or give them the training prior, recorded")
     p.add_argument("--no-face", choices=["error", "full_frame"], default=None,
@@ -108,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     run_ = load_run(args.run)
     predictor = Predictor(run_, aggregate_name=args.aggregate, level=args.level, no_face=args.no_face,
                           batch_size=args.batch_size, device=device, face_aggregate=args.face_aggregate,
-                          proposals=args.proposals)
+                          proposals=args.proposals, sample_fps=args.fps)
     expected = ds.expected_ids if ds.expected_ids else [r.id for r in ds.records]
     journal = None  # printed scores write no file at all: nothing to resume
     done: dict = {}

@@ -241,7 +241,8 @@ class Predictor:
 
     def __init__(self, run: LoadedRun, *, aggregate_name: str | None = None, level: str | None = None,
                  no_face: str | None = None, batch_size: int = 8, device: str | torch.device = "auto",
-                 face_aggregate: str | None = None, proposals: str | None = None):
+                 face_aggregate: str | None = None, proposals: str | None = None,
+                 sample_fps: float | None = None):
         if proposals is not None:  # e.g. a localizer's own per-step scores thresholded (the dense baseline)
             from fakelens.inference.localize import PROPOSAL_METHODS
 
@@ -286,6 +287,16 @@ class Predictor:
                               f"the head giving them ({self._why('frame_logits')}): use level 'clips'")
         use_full = run.cache.fallback == "full_frame" or self.no_face == "full_frame"
         self.cache_cfg = dataclasses.replace(run.cache, fallback="full_frame" if use_full else "none")
+        if sample_fps is not None:
+            # Frames sampled at a rate instead of the run's (e.g. 24 frames a video): a clip classifier's
+            # per-frame scores over the whole of a long video (the task-2 threshold baseline). The clip
+            # then spans clip_frames / sample_fps seconds: the run's own rate keeps what it was trained on.
+            if self.dense:
+                raise ConfigError(f"{run.checkpoint}: a localizer scores the steps of its features "
+                                  f"({run.cache.sampling} frames); a sampling rate cannot be given to it")
+            if not sample_fps > 0:
+                raise ConfigError(f"the sampling rate must be > 0 frames per second, got {sample_fps}")
+            self.cache_cfg = dataclasses.replace(self.cache_cfg, sampling="fps", sample_fps=float(sample_fps))
         if "audio" in self.inputs and run.audio_width is None:
             raise FakelensError(f"{run.checkpoint}: audio model without a recorded audio window length")
         self._detector = None
@@ -700,7 +711,11 @@ class Predictor:
     def _iter_features(self, records: Sequence[VideoRecord], workers: int) -> Iterator[tuple[VideoRecord, Any, float]]:
         """(record, features or the exception, seconds) in input order. With workers, at most
         workers * WINDOW_PER_WORKER videos are submitted ahead of the one being consumed, and a
-        video's features are released once consumed: memory stays flat in len(records)."""
+        video's features are released once consumed: memory stays flat in len(records).
+        `seconds` is how long this process waited for the video's features (computed here, or
+        blocked on its worker's result), so their sum is the wall time the features cost: a
+        video's whole latency in the window (queued behind the others) would count the same
+        seconds up to workers * WINDOW_PER_WORKER times."""
         if workers <= 0:
             for rec in records:
                 t0 = time.perf_counter()
@@ -726,7 +741,6 @@ class Predictor:
         job, job_cfg, encoder_state = _features_job, cache_dict, None
         if self.dense:
             job, job_cfg, encoder_state = _dense_job, self.features_cfg.to_dict(), self.run.encoder.state()
-        submitted: dict[int, float] = {}  # id(future) -> submission time
 
         # spawn, not fork: forking a process whose torch thread pools are running can deadlock.
         with ProcessPoolExecutor(max_workers=workers, initializer=_worker_init,
@@ -735,16 +749,19 @@ class Predictor:
             def submit(rec: VideoRecord) -> Any:
                 if rec.path is None:
                     return None
-                fut = pool.submit(job, str(rec.path), job_cfg)
-                submitted[id(fut)] = time.perf_counter()
-                return fut
+                return pool.submit(job, str(rec.path), job_cfg)
 
             try:
-                for rec, fut in ordered_window(submit, records, workers * WINDOW_PER_WORKER):
+                window = ordered_window(submit, records, workers * WINDOW_PER_WORKER)
+                while True:
+                    t0 = time.perf_counter()  # the window waits for the next video's features, then tops up
+                    try:
+                        rec, fut = next(window)
+                    except StopIteration:
+                        break
                     if fut is None:
                         yield rec, MediaError(rec.id, "the dataset lists no file for this video"), 0.0
                         continue
-                    t0 = submitted.pop(id(fut))
                     try:
                         feats = fut.result()
                     except MediaError as e:
