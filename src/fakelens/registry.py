@@ -61,6 +61,15 @@ class Registry(Generic[T]):
         return len(self._items)
 
 
+def static_registry(kind: str, names: tuple[str, ...]) -> Registry[None]:
+    """A Registry holding `names` (no objects): its `get` raises the real registry's error, with
+    the same suggestions, for a registry known by its names alone (fakelens.names)."""
+    reg: Registry[None] = Registry(kind)
+    for name in names:
+        reg.register(name)(None)
+    return reg
+
+
 _DEFERRED_CHECKS: "contextvars.ContextVar[bool]"
 
 
@@ -88,12 +97,18 @@ def deferred_name_checks() -> Iterator[None]:
 
 
 def check_registered(module: str, registry: str, name: str) -> None:
-    """Raise UnknownNameError (with suggestions) unless `name` is in `module`.`registry`; importing
-    the module registers its entries. Skipped inside `deferred_name_checks` while the module is not
-    imported."""
+    """Raise UnknownNameError (with suggestions) unless `name` is in `module`.`registry`. A registry
+    listed in fakelens.names is checked against that static list (no import: a config loads
+    without torch or Lightning); another one by importing the module (which registers its
+    entries), skipped inside `deferred_name_checks` while the module is not imported."""
     import importlib
     import sys
 
+    from fakelens.names import REGISTRY_NAMES
+
+    if (module, registry) in REGISTRY_NAMES:
+        static_registry(*REGISTRY_NAMES[module, registry]).get(name)
+        return
     if module not in sys.modules and _deferred().get():
         return
     getattr(importlib.import_module(module), registry).get(name)

@@ -166,6 +166,9 @@ def run(args: argparse.Namespace) -> int:
     from fakelens.atomic import ensure_writable
 
     ensure_writable(args.out)  # a full or unwritable report folder fails now, not after the first analysis
+    from fakelens.inference.runs import resolve_checkpoint
+
+    resolve_checkpoint(args.model)  # a wrong run path is said at once, before torch loads
     from fakelens.inference.device import resolve_device
 
     device = resolve_device(args.device)

@@ -72,6 +72,9 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError("give RUN_OR_ENCODER and DATA (or --merge)")
         if args.find_every < 1 or args.chunk < 1:
             raise ConfigError("--find-every and --chunk must be >= 1")
+        from fakelens.inference.runs import check_encoder_source
+
+        check_encoder_source(args.encoder)  # a wrong run path or backbone name: said before torch loads
         from fakelens.data.cache import parse_shard
         from fakelens.data.formats import load_dataset
         from fakelens.features.media import MediaConfig

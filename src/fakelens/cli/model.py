@@ -107,7 +107,9 @@ def run_info(args: argparse.Namespace) -> int:
         from fakelens.errors import ConfigError
 
         raise ConfigError(f"--batch must be >= 1, got {args.batch}")
-    from_dict(ModelConfig, data, prefix="model.")  # a wrong key or value, reported before torch loads
+    from fakelens.models.names import check_model_names
+
+    check_model_names(from_dict(ModelConfig, data, prefix="model."))  # a wrong key, value or name, before torch
     if run is not None:
         from fakelens.registry import deferred_name_checks
         from fakelens.train.config import TrainConfig

@@ -95,6 +95,9 @@ def run(args: argparse.Namespace) -> int:
         AGGREGATIONS.get(args.aggregate)
     if args.face_aggregate is not None:
         FACE_AGGREGATIONS.get(args.face_aggregate)
+    from fakelens.inference.runs import resolve_checkpoint
+
+    resolve_checkpoint(args.run)  # a wrong run path is said at once, before torch loads
     # The flags are checked: now the heavy imports (torch, the models).
     from fakelens.inference.device import describe_device, resolve_device
     from fakelens.inference.pipeline import Predictor, failures_report, load_run, one_stream

@@ -62,6 +62,9 @@ def run(args: argparse.Namespace) -> int:
         return _list()
     if not args.run or not args.data or not args.out:
         raise FakelensError("robustness needs RUN, DATA and --out (or --list)")
+    from fakelens.inference.runs import resolve_checkpoint
+
+    resolve_checkpoint(args.run)  # a wrong run path is said at once, before torch loads
     from fakelens.atomic import atomic_write_bytes, atomic_write_text
     from fakelens.cli.output import print_json, print_table
     from fakelens.data.formats import load_dataset

@@ -49,6 +49,9 @@ def run(args: argparse.Namespace) -> int:
                                      "pip install 'fakelens[web]'")
     if not 0 < args.port < 65536:
         raise FakelensError(f"--port must be in 1..65535, got {args.port}")
+    from fakelens.inference.runs import resolve_checkpoint
+
+    resolve_checkpoint(args.model)  # a wrong run path is said at once, before torch loads
     import uvicorn
 
     from fakelens.inference.device import resolve_device

@@ -64,7 +64,11 @@ def run(args: argparse.Namespace) -> int:
 
         if (out / MARKER).is_file():  # a later --smoke there would replace this run
             raise ConfigError(f"{out}: a smoke run folder (it holds {MARKER}); train into another --out")
-    light = load_train_config(config, args.overrides, light=True)  # a wrong key or value, before torch loads
+    light = load_train_config(config, args.overrides, light=True)  # a wrong key, value or name, before torch loads
+    if not args.smoke:
+        from fakelens.train.config import check_data_source
+
+        check_data_source(light)  # no cache, or a wrong path: said at once
     overrides, notes = list(args.overrides), []
     if args.smoke:
         overrides, notes = _smoke(light, out, args.overrides)

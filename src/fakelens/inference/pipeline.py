@@ -37,6 +37,7 @@ import torch
 from fakelens.errors import ConfigError, FakelensError, MediaError
 from fakelens.inference.aggregate import AGGREGATIONS, FACE_AGGREGATIONS, LEVELS, aggregate, faces_score, video_score
 from fakelens.inference.postprocess import SUPPRESSIONS, proposals_from_cells
+from fakelens.inference.runs import resolve_checkpoint
 from fakelens.types import FaceScore, Prediction, VideoRecord
 
 ON_ERROR = ("raise", "prior")
@@ -62,19 +63,6 @@ class LoadedRun:
     # The model outputs training trained (fakelens.tasks.classification.trained_outputs): recorded in
     # the checkpoint, inferred from its config and disabled terms for an older one; None: all
     trained_outputs: frozenset[str] | None = None
-
-
-def resolve_checkpoint(run_or_checkpoint: str | Path) -> Path:
-    """A run folder -> its best checkpoint (last if no best was kept); a .ckpt file -> itself."""
-    p = Path(run_or_checkpoint)
-    if p.is_file():
-        return p
-    if p.is_dir():
-        for name in ("best.ckpt", "last.ckpt"):
-            if (p / "checkpoints" / name).is_file():
-                return p / "checkpoints" / name
-        raise FakelensError(f"{p}: no checkpoints/best.ckpt or checkpoints/last.ckpt (is it a `fakelens train` run?)")
-    raise FakelensError(f"{p}: no such run folder or checkpoint")
 
 
 def load_run(run_or_checkpoint: str | Path, device: str | torch.device = "cpu") -> LoadedRun:

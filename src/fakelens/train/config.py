@@ -1,9 +1,10 @@
 """The typed training config (one per run, saved as run_dir/config.yaml): data, model, task, optim,
 train and augment sections. Loaded with fakelens.config.load_config: defaults < YAML < --set.
 
-Importing this module imports no torch: `load_train_config(..., light=True)` reports a wrong key,
-type or range in well under a second (names in registries of torch modules are checked by the
-full load)."""
+Importing this module imports no torch, and neither does loading a config: a wrong key, type,
+range or name (model, backbone, task, optimizer, augmentation: static lists, fakelens.names and
+fakelens.models.names) is reported in well under a second; `check_data_source` refuses a missing
+cache as fast."""
 
 from __future__ import annotations
 
@@ -51,6 +52,7 @@ class DataConfig:
             raise ValueError(f"data.clip_frames must be >= 1, got {self.clip_frames}")
         if self.max_faces is not None and self.max_faces < 1:
             raise ValueError(f"data.max_faces must be >= 1 (or null: every face the cache keeps), got {self.max_faces}")
+        check_registered("fakelens.data.dataset", "CACHE_DATASETS", self.dataset)
         if not self.face_diff_threshold > 0:
             raise ValueError(f"data.face_diff_threshold must be > 0 grey levels, got {self.face_diff_threshold}")
 
@@ -200,7 +202,27 @@ def load_train_config(path: str | Path | None, overrides: list[str] | None = Non
 
     light=True checks keys, types and ranges without importing torch (names of tasks and
     augmentations, registered in torch modules, are then left to the full load)."""
+    from fakelens.models.names import check_model_names
+
     if light:
         with deferred_name_checks():
-            return load_config(TrainConfig, path, overrides)
-    return load_config(TrainConfig, path, overrides)
+            cfg = load_config(TrainConfig, path, overrides)
+    else:
+        cfg = load_config(TrainConfig, path, overrides)
+    check_model_names(cfg.model)  # model and backbone names against static lists: no torch, no timm
+    return cfg
+
+
+def check_data_source(cfg: TrainConfig) -> None:
+    """Refuse a recipe whose data.cache is unset or not a finished cache (ConfigError /
+    FakelensError), without importing torch: `fakelens train` says so in well under a second."""
+    from fakelens.errors import ConfigError, FakelensError
+
+    if not cfg.data.cache:
+        raise ConfigError("data.cache is not set: preprocess a dataset with `fakelens preprocess DATA --out CACHE` "
+                          "and pass --set data.cache=CACHE (or check the recipe first with --smoke)")
+    cache = Path(cfg.data.cache)
+    if not (cache / "index.jsonl").is_file():
+        what = "does not exist" if not cache.exists() else "is not a finished preprocessing cache (no index.jsonl)"
+        raise FakelensError(f"{cache}: {what}; data.cache must be a folder `fakelens preprocess` (or "
+                            "`fakelens features` for data.dataset=features) wrote")
