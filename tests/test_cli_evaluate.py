@@ -169,3 +169,31 @@ def test_evaluate_with_no_prediction_matching_does_not_suggest_subset(run_cli, d
     assert code == 2 and "none of the 4 labelled videos has a prediction" in err
     assert "--subset" not in err and "0 covered" not in err
     assert "the predictions name e.g. 'videos/a.mp4', 'videos/b.mp4'" in err and "name videos the same way" in err
+
+
+def test_submission_check_of_one_lavdf_split(run_cli, tmp_path):
+    """LAV-DF's metadata.json lists every split: a test-split prediction.json was reported missing every
+    train and dev video, and named 'avdf1m-task2'. --split keeps the split's videos; the file is named lavdf."""
+    def entry(split, i, fake):
+        return {"file": f"{split}/{i}.mp4", "split": split, "n_fakes": int(fake), "duration": 4.0,
+                "fake_periods": [[1.0, 2.0]] if fake else [], "modify_video": fake, "modify_audio": False}
+
+    meta = tmp_path / "metadata.json"
+    meta.write_text(json.dumps([entry(s, i, i % 2 == 1) for s in ("train", "dev", "test") for i in range(2)]))
+    pred = tmp_path / "prediction.json"
+    pred.write_text(json.dumps({"test/0.mp4": [[0.2, 0.0, 1.0]], "test/1.mp4": [[0.9, 1.0, 2.0]]}))
+    code, out, _ = run_cli("submission", "check", pred, "--expect", meta, "--json")
+    res = json.loads(out)
+    assert code == 2 and res["format"] == "lavdf" and "4 of 6 expected ids missing" in res["errors"][0]
+    code, out, _ = run_cli("submission", "check", pred, "--expect", meta, "--split", "test", "--json")
+    res = json.loads(out)
+    assert code == 0 and res["valid"] and (res["format"], res["split"], res["ids"]) == ("lavdf", "test", 2)
+    code, out, _ = run_cli("submission", "check", pred, "--expect", meta, "--split", "test")
+    assert code == 0 and "valid lavdf submission: 2 ids of split 'test'" in out
+    code, out, _ = run_cli("submission", "check", pred, "--expect", meta, "--split", "tset", "--json")
+    assert code == 2 and "tset" in json.loads(out)["errors"][0] and "test" in json.loads(out)["errors"][0]
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    (videos / "0.mp4").write_bytes(b"")
+    code, out, _ = run_cli("submission", "check", pred, "--expect", videos, "--split", "test", "--json")
+    assert code == 2 and "not a dataset with splits" in json.loads(out)["errors"][0]

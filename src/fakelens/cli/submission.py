@@ -18,7 +18,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("file", type=Path, help="the submission file")
     p.add_argument("--expect", type=Path, required=True,
                    help="expected ids: sample_submission.csv, a metadata/label file, a dataset folder or a folder of videos")
-    p.add_argument("--format", dest="fmt", default=None, help="submission format; detected if omitted")
+    p.add_argument("--format", dest="fmt", default=None, help="submission format; detected if omitted (a "
+                   "prediction.json checked against LAV-DF labels is named lavdf)")
+    p.add_argument("--split", default=None,
+                   help="expect only the videos of this split of a dataset's labels (e.g. test: LAV-DF's "
+                        "metadata.json lists every split)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
 
@@ -32,12 +36,16 @@ def run(args: argparse.Namespace) -> int:
     from fakelens.cli.output import console, print_json
     from fakelens.errors import FakelensError
     from fakelens.submission import check_submission, expected_ids_from, read_submission
+    from fakelens.submission.base import dataset_submission_format, detect_submission_format
 
     result = {"file": str(args.file), "format": args.fmt, "ids": None, "valid": False, "errors": []}
+    if args.split is not None:
+        result["split"] = args.split
     errors: list = []
     try:
-        expected = expected_ids_from(args.expect)
-        sub = read_submission(args.file, args.fmt, strict=True, errors=errors)
+        expected = expected_ids_from(args.expect, split=args.split)
+        fmt = args.fmt or dataset_submission_format(detect_submission_format(args.file), args.expect)
+        sub = read_submission(args.file, fmt, strict=True, errors=errors)
         check_submission(sub, expected, strict=False, errors=errors)  # the read checked the rest
     except FakelensError as e:  # the file (or the expected ids) could not be read at all
         if not args.json:
@@ -59,5 +67,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"  ... and {len(errors) - MAX_SHOWN} more (--json lists every one)", file=sys.stderr)
         return 2
     extra = f", {result['proposals']} proposals" if "proposals" in result else ""
-    console().print(f"[green]valid[/green] {sub.format} submission: {len(sub.ids)} ids{extra} ({args.file})")
+    scope = f" of split {args.split!r}" if args.split is not None else ""
+    console().print(f"[green]valid[/green] {sub.format} submission: {len(sub.ids)} ids{scope}{extra} ({args.file})")
     return 0

@@ -346,14 +346,17 @@ def write_submission(fmt: str, path: str | Path, predictions: Predictions, expec
     return report
 
 
-def expected_ids_from(source: str | Path) -> list[str]:
+def expected_ids_from(source: str | Path, split: str | None = None) -> list[str]:
     """The ids a submission must hold, from sample_submission.csv (or any submission-shaped file),
     a dataset metadata/label file, a dataset folder, or a plain folder of videos (relative paths).
 
-    Unlabelled test listings give their `expected_ids`; labelled ones give every record id.
+    Unlabelled test listings give their `expected_ids`; labelled ones give every record id. `split`
+    keeps a dataset's videos of that split (LAV-DF's metadata.json lists train, dev and test); a
+    source without splits (a folder of videos, a sample submission) cannot take one (ConfigError).
     """
     from fakelens.data.formats import detect_format, load_dataset
     from fakelens.data.formats.base import find_videos
+    from fakelens.errors import ConfigError
 
     source = Path(source)
     if not source.exists():
@@ -361,6 +364,10 @@ def expected_ids_from(source: str | Path) -> list[str]:
     try:
         detect_format(source)
     except FormatError:
+        if split is not None:
+            raise ConfigError(f"--split {split}: {source} is not a dataset with splits (a folder of videos or a "
+                              "sample submission lists the expected ids itself); leave --split out, or give the "
+                              "dataset's labels as --expect") from None
         if source.is_dir():
             videos = find_videos(source)
             if not videos:
@@ -371,5 +378,20 @@ def expected_ids_from(source: str | Path) -> list[str]:
         except FormatError:
             pass
         raise
-    ds = load_dataset(source, check_files=False)
+    ds = load_dataset(source, check_files=False, split=split)
     return list(ds.expected_ids) if ds.expected_ids else [r.id for r in ds.records]
+
+
+def dataset_submission_format(detected: str, source: str | Path) -> str:
+    """The submission format a file detected as `detected` is named by, given the dataset it is
+    checked against: a prediction.json against LAV-DF labels is a LAV-DF submission (the layout is
+    AV-Deepfake1M Task 2's; ALIASES), not 'avdf1m-task2'."""
+    from fakelens.data.formats import detect_format
+
+    if detected not in ALIASES.values():
+        return detected
+    try:
+        dataset = detect_format(source)
+    except FormatError:
+        return detected
+    return dataset if ALIASES.get(dataset) == detected else detected
