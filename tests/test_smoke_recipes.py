@@ -21,14 +21,24 @@ from fakelens.cli.main import main
 pytestmark = pytest.mark.slow
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
-RECIPES = sorted(CONFIGS.glob("*.yaml"))
-# The dataset format each recipe is made for (a new recipe must say which, here).
-RECIPE_FORMAT = {"demo": "avdeepfake1m", "avdf1m_task1": "avdeepfake1m", "csv_audio_resnet18": "csv",
-                 "dfdc_effnet": "dfdc", "dfdc_r2plus1d": "dfdc", "dfdc_3d_roi": "dfdc",
-                 "avdf1m_task2": "avdeepfake1m", "demo_localizer": "avdeepfake1m", "lavdf": "lavdf"}
-# Preprocessing other than the shared 4 frames per video, for recipes made for another input: the
-# 3D-CNN recipe's ROI clip windows (windows of 6 frames: the smoke run's clips must divide them).
-RECIPE_PREPROCESS = {"dfdc_3d_roi": ("--windows", "2", "--window-frames", "6", "--crop", "roi")}
+RECIPES = sorted(CONFIGS.glob("*.yaml"))  # every recipe file, a new one included
+FORMAT_PREFIXES = (("dfdc", "dfdc"), ("csv", "csv"), ("lavdf", "lavdf"))  # recipe name prefix -> its data format
+
+
+def recipe_format(recipe: Path) -> str:
+    """The dataset format a recipe is made for, by its name: dfdc_* on DFDC part folders, csv_* on
+    CSV labels, lavdf* on LAV-DF, any other (avdf1m_*, demo*, a new recipe) on AV-Deepfake1M."""
+    return next((fmt for prefix, fmt in FORMAT_PREFIXES if recipe.stem.startswith(prefix)), "avdeepfake1m")
+
+
+# Preprocessing other than the shared 4 frames per video, as the recipe's header preprocesses:
+# the 3D ROI recipe's clip windows (6 frames: the smoke run's clips must divide them), the 3D
+# r2plus1d recipe on windows of a prime 7 frames (a 2D model's clips would be 1 frame; a 3D CNN's
+# are the whole window), AV-Deepfake1M task 1 sampled at 5 fps (--fps 5: 6-8 frames a video).
+RECIPE_PREPROCESS = {"dfdc_3d_roi": ("--windows", "2", "--window-frames", "6", "--crop", "roi"),
+                     "dfdc_r2plus1d": ("--windows", "2", "--window-frames", "7"),
+                     "avdf1m_task1": ("--fps", "5")}
+SMOKE_CLIPS = {"dfdc_3d_roi": 3, "dfdc_r2plus1d": 7}  # clip lengths other than 4 the smoke run must choose
 NOISE = ("GPU available", "Tip:", "LeafSpec", "does not have many workers", "Trainable params")
 
 
@@ -82,10 +92,18 @@ def offline(monkeypatch):
 
 
 def test_every_recipe_has_a_data_format():
-    assert {p.stem for p in RECIPES} == set(RECIPE_FORMAT)
+    """Recipes are found by file (a new one is run by the smoke test below with no edit here), each in
+    the format its name says; the recipes shipped now in the format they are made for."""
+    shipped = {"demo": "avdeepfake1m", "avdf1m_task1": "avdeepfake1m", "csv_audio_resnet18": "csv",
+               "dfdc_effnet": "dfdc", "dfdc_r2plus1d": "dfdc", "dfdc_3d_roi": "dfdc",
+               "avdf1m_task2": "avdeepfake1m", "demo_localizer": "avdeepfake1m", "lavdf": "lavdf"}
+    formats = {p.stem: recipe_format(p) for p in RECIPES}
+    assert set(shipped) <= set(formats) and {k: formats[k] for k in shipped} == shipped
+    assert recipe_format(CONFIGS / "dfdc_new.yaml") == "dfdc" and recipe_format(CONFIGS / "new.yaml") == "avdeepfake1m"
+    assert set(RECIPE_PREPROCESS) | set(SMOKE_CLIPS) <= set(formats)
 
 
-@pytest.mark.parametrize("recipe,fmt", [(p, RECIPE_FORMAT[p.stem]) for p in RECIPES] + [(CONFIGS / "demo.yaml", "lavdf")],
+@pytest.mark.parametrize("recipe,fmt", [(p, recipe_format(p)) for p in RECIPES] + [(CONFIGS / "demo.yaml", "lavdf")],
                          ids=[p.stem for p in RECIPES] + ["demo-on-lavdf"])
 def test_every_recipe_runs_offline_with_smoke(recipe, fmt, tiny_cache, offline, tmp_path, capfd):
     from fakelens.train.config import load_train_config
@@ -107,12 +125,22 @@ def test_every_recipe_runs_offline_with_smoke(recipe, fmt, tiny_cache, offline, 
         assert (cfg.model.feature_dim, cfg.model.audio_feature_dim) == (192, 80) and 0 < cfg.data.max_steps <= 64
         assert cfg.train.monitor == "val_ap" and "val_ap" in (run / "train.log").read_text()
     elif cfg.model.name != "audio":
-        assert cfg.model.image_size == 32 and cfg.data.clip_frames == cfg.model.num_frames <= 4  # the cache's
+        assert cfg.model.image_size == 32  # the cache's
+        assert cfg.data.clip_frames == cfg.model.num_frames == SMOKE_CLIPS.get(recipe.stem, 4)
     assert "smoke: train.epochs" in err and (run / "train.log").read_text().count("\nepoch 1/1") == 1
     if recipe.stem == "dfdc_3d_roi":  # on its ROI clip windows of 6 frames, in clips of 3 (dividing them)
         media = json.loads((run / "cache_config.json").read_text())
         assert (media["sampling"], media["crop"], cfg.data.clip_frames) == ("windows", "roi", 3)
         assert "smoke: data.clip_frames 32 -> 3" in err
+    if recipe.stem == "dfdc_r2plus1d":  # windows of 7: not 1-frame clips for a 3D CNN, the whole window, said
+        assert "smoke: data.clip_frames 16 -> 7" in err and "kernels of 3 frames" in err
+    if recipe.stem == "csv_audio_resnet18":  # 4 s windows over 1.2-1.6 s videos: said, and recorded in the run
+        pad = metrics["padding"]["audio"]
+        assert pad["videos_short"] == pad["videos"] == metrics["n_train"] and 0.5 < pad["padded_share"] < 0.75
+        assert any("the audio window is 400 mel frames (4.00 s) but every training video has less" in n
+                   for n in metrics["notes"])
+    if recipe.stem == "avdf1m_task1":  # the recipe's own 5 fps sampling
+        assert json.loads((run / "cache_config.json").read_text())["sampling"] == "fps"
     if fmt == "lavdf":  # LAV-DF's dev split is the validation split
         assert "split 'val' of the cache" in err and metrics["n_val"] == 2
     for noise in NOISE:
@@ -329,3 +357,38 @@ def test_train_split_empty_trains_on_every_split_but_validation(tmp_path):
     assert training_splits(cfg(train_split="", val_split="")) == (None, None)
     with pytest.raises(ConfigError, match="or data.train_split='' to train on every video"):
         training_splits(cfg(train_split="trn"))
+
+
+def test_smoke_clips_reach_a_3d_cnns_temporal_kernel(tiny_cache):
+    """A prime window gave a 3D CNN 1-frame clips under --smoke: clips now reach the model's temporal
+    kernel (the whole window of 7), a 2D model keeps the longest divisor up to 4, a window too short
+    for any long enough clip is refused with the numbers; training a 3D model on clips under 3 frames says so."""
+    from types import SimpleNamespace
+
+    from fakelens.errors import ConfigError
+    from fakelens.models.names import min_frames
+    from fakelens.train.smoke import smoke_clip_frames
+
+    windows = lambda w: SimpleNamespace(sampling="windows", window_frames=w)  # noqa: E731
+    assert min_frames("clip3d") == min_frames("i3d") == 3 and min_frames("frame") == 1
+    assert smoke_clip_frames("clip3d", 3, 16, windows(7)) == 7
+    assert smoke_clip_frames("frame", 1, 32, windows(7)) == 1
+    assert smoke_clip_frames("i3d", 3, 32, windows(6)) == 3 and smoke_clip_frames("frame", 1, 32, windows(6)) == 3
+    assert smoke_clip_frames("i3d", 3, 32, windows(32)) == 4 and smoke_clip_frames("i3d", 3, 32, windows(9)) == 3
+    assert smoke_clip_frames("clip3d", 3, 16, SimpleNamespace(sampling="frames", n_frames=8)) == 4
+    assert smoke_clip_frames("clip3d", 3, 16, SimpleNamespace(sampling="fps")) == 4
+    # --fps 1 on 1.4 s videos: 2 frames a video; clips of 4 were every one padded and train refused them
+    assert smoke_clip_frames("frame", 1, 32, SimpleNamespace(sampling="fps"), most_frames=2) == 2
+    with pytest.raises(ConfigError, match="hold at most 2 sampled frames.*kernels of 3 frames.*higher --fps"):
+        smoke_clip_frames("clip3d", 3, 16, SimpleNamespace(sampling="fps"), most_frames=2)
+    with pytest.raises(ConfigError, match="clip windows hold 2 consecutive frames.*kernels of 3 frames.*--window-frames 4"):
+        smoke_clip_frames("clip3d", 3, 16, windows(2))
+    with pytest.raises(ConfigError, match="holds 2 frames per video.*--frames 4"):
+        smoke_clip_frames("i3d", 3, 16, SimpleNamespace(sampling="frames", n_frames=2))
+    from fakelens.train.config import load_train_config
+    from fakelens.train.data import build_datasets, match_inputs
+
+    cfg = load_train_config(CONFIGS / "dfdc_r2plus1d.yaml", [f"data.cache={tiny_cache('dfdc')}", "data.clip_frames=2",
+                                                             "model.image_size=32"])
+    notes = match_inputs(cfg, build_datasets(cfg)[0])[1]
+    assert any("data.clip_frames is 2 but model 'clip3d' convolves over time with kernels of 3" in n for n in notes)

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         if (out / MARKER).is_file():  # a later --smoke there would replace this run
             raise ConfigError(f"{out}: a smoke run folder (it holds {MARKER}); train into another --out")
     light = load_train_config(config, args.overrides, light=True)  # a wrong key, value or name, before torch loads
-    if not args.smoke:
+    if not args.smoke or light.data.cache:  # smoke without a cache makes one
         from fakelens.train.config import check_data_source
 
         check_data_source(light)  # no cache, or a wrong path: said at once
@@ -106,8 +106,8 @@ def _smoke(light, out, user_overrides: list[str]) -> tuple[list[str], list[str]]
 
     from fakelens.atomic import atomic_write_text, ensure_writable, output_error
     from fakelens.data.cache import load_config
-    from fakelens.train.smoke import (MARKER, make_smoke_cache, remove_smoke_run, smoke_folder_entries, smoke_marker,
-                                      smoke_overrides)
+    from fakelens.train.smoke import (MARKER, cache_most_frames, make_smoke_cache, remove_smoke_run,
+                                      smoke_folder_entries, smoke_marker, smoke_overrides)
 
     notes: list[str] = []
     previous = smoke_folder_entries(out)  # refuses a folder smoke did not make, before anything is written
@@ -127,10 +127,11 @@ def _smoke(light, out, user_overrides: list[str]) -> tuple[list[str], list[str]]
             raise err from e
         notes += made
         cache_overrides = [f"data.cache={cache}"]
-        cache_config = load_config(cache)
     else:
-        cache_config = load_config(light.data.cache)
-    smoke, changes = smoke_overrides(light, cache_config)
+        cache = Path(light.data.cache)
+    cache_config = load_config(cache)
+    most = cache_most_frames(cache) if (cache / "index.jsonl").is_file() else None
+    smoke, changes = smoke_overrides(light, cache_config, most)
     notes += changes
     atomic_write_text(out / MARKER, json.dumps(smoke_marker(notes), indent=2) + "\n")
     return [*cache_overrides, *smoke, *user_overrides], notes

@@ -21,6 +21,18 @@ MODEL_INPUTS: dict[str, tuple[str, ...]] = {
     "localizer": ("visual_features", "audio_features"),
     "meso4": ("video",), "mesoinception4": ("video",),
 }
+# The shortest clip a model's temporal kernels combine frames of (1 when it has none): a 3D CNN's
+# span 3 frames (clip3d's torchvision networks, i3d's inflated kt = 3), so on shorter clips they
+# see padding or repeated frames; train says so, --smoke adapts to it (tests/test_names.py checks
+# it against the largest temporal kernel of each built model).
+MODEL_MIN_FRAMES: dict[str, int] = {"clip3d": 3, "i3d": 3}
+
+
+def min_frames(model: str) -> int:
+    """MODEL_MIN_FRAMES of `model`, 1 for a model without temporal convolutions."""
+    return MODEL_MIN_FRAMES.get(model, 1)
+
+
 VIDEO_BACKBONE_MODELS = frozenset({"clip3d"})  # model.backbone is a 3D (torchvision) video network
 # fakelens' own 2D backbones (fakelens.models.backbones.BACKBONES) and video backbones: torchvision's
 # video classification models (for TORCHVISION_VERSION), then fakelens' own.

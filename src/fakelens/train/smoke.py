@@ -6,7 +6,9 @@ small and local: pretrained weights off (nothing is downloaded), fp32 on one CPU
 workers at most half the CPUs, batches of at most 2 videos, one epoch of 2 training and 2
 validation batches, clips of at most 4 frames, and the model's input size taken from the cache
 (its crop size, no more frames than it holds, and for a cache of clip windows a clip length
-dividing the window: 3 frames in windows of 30); a localizer over dense features trains on
+dividing the window: 3 frames in windows of 30). A 3D CNN gets clips of at least its temporal
+kernel (3 frames: in windows of 7, the whole window), or a ConfigError saying what cache it
+needs (windows of 2 frames); a localizer over dense features trains on
 windows of at most SMOKE_STEPS steps. Each change is one line of the run's log. `--set` after
 `--smoke` still wins. Without data.cache, a tiny synthetic set is generated and preprocessed
 into the run folder first (SMOKE_DATA, SMOKE_CACHE): face crops and log-mels, or for
@@ -106,9 +108,18 @@ def cpu_count() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def smoke_overrides(cfg: Any, cache_config: Any | None) -> tuple[list[str], list[str]]:
+def cache_most_frames(cache: str | Path) -> int | None:
+    """The most sampled frames any video of a cache holds (its index's counts; None: none said)."""
+    from fakelens.data.cache import read_index
+
+    counts = [int((row.get("counts") or {}).get("frames", 0)) for row in read_index(Path(cache)) if row.get("npz")]
+    return max(counts) if counts else None
+
+
+def smoke_overrides(cfg: Any, cache_config: Any | None, most_frames: int | None = None) -> tuple[list[str], list[str]]:
     """(`--set` overrides, what each changes in words) making `cfg` a smoke run; `cache_config` is
-    the MediaConfig the cache was made with (None: unknown)."""
+    the MediaConfig the cache was made with (None: unknown), `most_frames` the most sampled frames
+    a video of the cache holds (cache_most_frames; a cache sampled by rate holds few per short video)."""
     from fakelens.models import MODELS
 
     sets: list[tuple[str, Any, Any]] = []  # key, old, new
@@ -137,13 +148,20 @@ def smoke_overrides(cfg: Any, cache_config: Any | None) -> tuple[list[str], list
     put("train.val_every_n_epochs", 1)
     put("train.log_every_n_steps", 1)
     put("train.patience", 0)
-    if "video" in MODELS.get(m.name).inputs:
-        frames = min(d.clip_frames, SMOKE_FRAMES)
-        if cache_config is not None and cache_config.sampling == "frames":
-            frames = min(frames, cache_config.n_frames)
-        if cache_config is not None and cache_config.sampling == "windows":
-            # a clip lies inside one clip window (ClipDataset): the longest such clip dividing it
-            frames = max(k for k in range(1, frames + 1) if cache_config.window_frames % k == 0)
+    from fakelens.models.names import min_frames
+
+    spec = MODELS.get(m.name)
+    least = min_frames(m.name)
+    extra: list[str] = []
+    if "video" in spec.inputs:
+        frames = smoke_clip_frames(m.name, least, d.clip_frames, cache_config, most_frames)
+        if most_frames is not None and frames == most_frames < min(d.clip_frames, SMOKE_FRAMES):
+            extra.append(f"smoke: clips of {frames} frames: no video of the cache holds more sampled frames")
+        if frames > SMOKE_FRAMES:
+            extra.append(f"smoke: clips of {frames} frames, not {SMOKE_FRAMES}: the shortest clip of at least "
+                         f"{least} frames (model {m.name!r} convolves over time with kernels of "
+                         f"{least} frames) that divides the cache's clip windows of "
+                         f"{cache_config.window_frames} frames")
         put("data.clip_frames", frames)
         put("model.num_frames", frames)
         if cache_config is not None:
@@ -151,8 +169,50 @@ def smoke_overrides(cfg: Any, cache_config: Any | None) -> tuple[list[str], list
     if d.dataset == "features":
         put("data.max_steps", min(d.max_steps, SMOKE_STEPS) if d.max_steps > 0 else SMOKE_STEPS)
     overrides = [f"{key}={_text(new)}" for key, _, new in sets]
-    notes = [f"smoke: {key} {_text(old)} -> {_text(new)}" for key, old, new in sets]
+    notes = [f"smoke: {key} {_text(old)} -> {_text(new)}" for key, old, new in sets] + extra
     return overrides, notes
+
+
+def smoke_clip_frames(model: str, min_frames: int, clip_frames: int, cache_config: Any | None,
+                      most_frames: int | None = None) -> int:
+    """Frames per clip of a smoke run: at most SMOKE_FRAMES (and what the recipe asks, and a
+    fixed-count cache holds), at least `min_frames` (a 3D CNN's temporal kernel). In a cache of
+    clip windows a clip lies inside one window (ClipDataset), so its length divides the window:
+    the longest divisor up to SMOKE_FRAMES, else the shortest one reaching `min_frames` (windows
+    of 7 frames: 1-frame clips for a 2D model, the whole window for a 3D one). In a cache sampled by
+    rate (--fps, --all) no longer than the most frames a video holds (`most_frames`), or every clip
+    would be padded. ConfigError when no clip the cache can give is long enough for the model."""
+    from fakelens.errors import ConfigError
+
+    frames = max(min(clip_frames, SMOKE_FRAMES), min(min_frames, clip_frames))
+    if cache_config is None:
+        return frames
+    if cache_config.sampling == "frames":
+        if cache_config.n_frames < min_frames:
+            raise ConfigError(f"the cache holds {cache_config.n_frames} frames per video but model {model!r} "
+                              f"convolves over time with kernels of {min_frames} frames: preprocess with --frames "
+                              f"{max(min_frames, SMOKE_FRAMES)} or more for a smoke run of this recipe")
+        return min(frames, cache_config.n_frames)
+    if cache_config.sampling == "windows":
+        window = int(cache_config.window_frames)
+        divisors = [k for k in range(1, window + 1) if window % k == 0]
+        short = [k for k in divisors if min_frames <= k <= frames]
+        if short:
+            return max(short)
+        longer = [k for k in divisors if k >= min_frames]
+        if not longer:
+            raise ConfigError(f"the cache's clip windows hold {window} consecutive frames but model {model!r} "
+                              f"convolves over time with kernels of {min_frames} frames: no clip inside a window "
+                              f"is long enough; preprocess with --window-frames {max(min_frames, SMOKE_FRAMES)} "
+                              "or more")
+        return min(longer)
+    if most_frames is not None:
+        if most_frames < min_frames:
+            raise ConfigError(f"the cache's videos hold at most {most_frames} sampled frames but model {model!r} "
+                              f"convolves over time with kernels of {min_frames} frames: preprocess with a higher "
+                              "--fps (or --frames N) for a smoke run of this recipe")
+        return max(1, min(frames, most_frames))
+    return frames
 
 
 def _text(value: Any) -> str:
