@@ -133,3 +133,58 @@ def test_an_audio_window_longer_than_every_video_is_said(layout_cache):
     assert len(said) == 1 and "every training video has less audio" in said[0] and "padded (masked)" in said[0]
     cfg = load_train_config(None, [*base, "data.audio_seconds=0.5"])
     assert not any("the audio window is" in n for n in match_inputs(cfg, build_datasets(cfg)[0])[1])
+
+
+def test_audio_windows_with_no_real_audio_left_are_refused_with_the_numbers(layout_cache):
+    """Every training video's audio cut to no mel frame: each window would be padding only; refused
+    (before: trained on padding). The padding of a run is recorded (metrics.json "padding")."""
+    import pytest
+
+    from fakelens.errors import ConfigError
+    from fakelens.train.config import load_train_config
+    from fakelens.train.data import audio_padding, build_datasets, match_inputs
+
+    _, cache = layout_cache("avdeepfake1m")
+    cfg = load_train_config(None, ["model.name=audio_tiny", "data.dataset=audio", f"data.cache={cache}",
+                                   "data.audio_seconds=3.0"])
+    train = build_datasets(cfg)[0]
+    pad = audio_padding(train, train.width, 0.01)
+    assert (pad["window_mel_frames"], pad["videos_short"], pad["videos_with_audio"]) == (300, len(train.rows),
+                                                                                         len(train.rows))
+    assert 0.6 < pad["padded_share"] < 0.7  # 1 s of audio in 3 s windows
+    for row in train.rows:
+        row["counts"] = {**row["counts"], "mel_frames": 0}
+    with pytest.raises(ConfigError, match=rf"300 mel frames \(3.00 s\) but none of the {len(train.rows)} training "
+                                          "videos .* has a mel frame of audio"):
+        match_inputs(cfg, train)
+
+
+def test_left_out_videos_are_named_by_the_split_read_not_a_question_mark(tmp_path):
+    """A cache without splits (real/ + fake/ folders) reported its left-out videos under split '?'."""
+    import json
+    from types import SimpleNamespace
+
+    from fakelens.train.config import DataConfig, TrainConfig
+    from fakelens.train.engine import ALL_VIDEOS, left_out_videos, start_lines
+
+    def cache(splits):
+        root = tmp_path / "-".join(map(str, splits))
+        root.mkdir()
+        rows = [{"id": f"{s}/{i}.mp4", "split": s, "npz": f"{i}.npz", "status": "ok"} for i, s in enumerate(splits)]
+        (root / "index.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        return str(root)
+
+    silent = {"no audio track (the model needs audio)": ["real/3.mp4"]}
+    train = SimpleNamespace(left_out=silent, rows=[{"id": "real/1.mp4", "split": None}])
+    val = SimpleNamespace(left_out=silent, rows=[{"id": "fake/2.mp4", "split": None}])
+    cfg = TrainConfig(data=DataConfig(cache=cache([None, None])))
+    left = left_out_videos(cfg, train, val)
+    assert left == {ALL_VIDEOS: silent}
+    trainer = SimpleNamespace(strategy=SimpleNamespace(root_device="cpu"), world_size=1, precision="32-true")
+    lines = start_lines(cfg, 1000, [0, 1], [0, 1], left, trainer, tmp_path / "run", True, False)
+    assert any(line.startswith("left out of every video of the cache: 1 videos (1 no audio track") for line in lines)
+    # a cache with splits: each dataset under the split it read; data.train_split='' under the splits it spans (sorted)
+    cfg = TrainConfig(data=DataConfig(cache=cache(["train", "val", "test"])))
+    assert set(left_out_videos(cfg, train, SimpleNamespace(left_out={"unlabelled": ["val/1.mp4"]}))) == {"train", "val"}
+    cfg = TrainConfig(data=DataConfig(cache=cfg.data.cache, train_split=""))
+    assert set(left_out_videos(cfg, train, SimpleNamespace(left_out={}))) == {"test+train"}

@@ -365,6 +365,11 @@ def match_inputs(cfg: TrainConfig, train_dataset: Any) -> tuple[TrainConfig, lis
             notes.append(f"data.max_faces is {d.max_faces} but the cache {cache} keeps {cc.max_faces} face track(s) "
                          f"per video: preprocess with --max-faces {d.max_faces} to train on and score every person")
         n = d.clip_frames  # training clips, and the clips validation and predict feed (frames datasets too)
+        least = MODELS.get(m.name).min_frames
+        if n < least:
+            notes.append(f"data.clip_frames is {n} but model {m.name!r} convolves over time with kernels of {least} "
+                         f"frames: on clips this short they see padding more than frames; clips of {least} frames "
+                         "or more train what the recipe is made for")
         if m.num_frames != n:
             changes["num_frames"] = n
             notes.append(f"model.num_frames {m.num_frames} -> {n}: the model is fed clips of data.clip_frames frames")
@@ -372,15 +377,19 @@ def match_inputs(cfg: TrainConfig, train_dataset: Any) -> tuple[TrainConfig, lis
         from fakelens.train.engine import audio_width
 
         width = audio_width(train_dataset)
-        rows = _rows_of(train_dataset)
-        mels = [(r.get("counts") or {}).get("mel_frames") for r in rows]
-        short = [n for n in mels if n is not None and width is not None and n < width]
-        if short:  # windows past the end of the audio are padded (masked): say so, as for short clips
-            every = "every training video has" if len(short) == len(rows) else (
-                f"{len(short)} of {len(rows)} training videos have")
-            notes.append(f"the audio window is {width} mel frames ({width * cc.hop_seconds:.2f} s) but {every} less "
-                         f"audio (shortest {min(short) * cc.hop_seconds:.2f} s): their windows are padded (masked); "
-                         "a shorter data.audio_seconds pads less")
+        pad = audio_padding(train_dataset, width, cc.hop_seconds)
+        if pad is not None and pad["videos_with_audio"] == 0:  # every window would be padding alone
+            raise ConfigError(
+                f"the audio window is {width} mel frames ({pad['window_seconds']:.2f} s) but none of the "
+                f"{pad['videos']} training videos of the cache {cache} has a mel frame of audio: every window would "
+                "be padding only; preprocess videos with audio, or train a visual-only recipe")
+        if pad is not None and pad["videos_short"]:  # windows past the end of the audio are padded (masked)
+            every = "every training video has" if pad["videos_short"] == pad["videos"] else (
+                f"{pad['videos_short']} of {pad['videos']} training videos have")
+            notes.append(f"the audio window is {width} mel frames ({pad['window_seconds']:.2f} s) but {every} less "
+                         f"audio (shortest {pad['shortest_seconds']:.2f} s; on average "
+                         f"{100 * pad['padded_share']:.0f}% of a window is padding): their windows are padded "
+                         "(masked); a shorter data.audio_seconds pads less")
         if width is not None and width != m.audio_frames:
             changes["audio_frames"] = width
             notes.append(f"model.audio_frames {m.audio_frames} -> {width}: the data's audio window is {width} mel "
@@ -391,6 +400,23 @@ def match_inputs(cfg: TrainConfig, train_dataset: Any) -> tuple[TrainConfig, lis
     if changes:
         cfg = dataclasses.replace(cfg, model=dataclasses.replace(m, **changes))
     return cfg, notes
+
+
+def audio_padding(train_dataset: Any, width: int | None, hop_seconds: float) -> dict[str, Any] | None:
+    """How much of the training audio windows is padding, from the cache's per-video mel frame
+    counts (None without a window or counts): the window, the videos with less audio than it, the
+    shortest audio, the mean share of a window that is padding. The run records it in
+    metrics.json ("padding"), match_inputs says it and refuses a cache leaving no real audio."""
+    rows = _rows_of(train_dataset)
+    mels = [(r.get("counts") or {}).get("mel_frames") for r in rows]
+    mels = [int(n) for n in mels if n is not None]
+    if width is None or not mels:
+        return None
+    short = [n for n in mels if n < width]
+    return {"window_mel_frames": int(width), "window_seconds": round(width * hop_seconds, 6), "videos": len(mels),
+            "videos_short": len(short), "videos_with_audio": sum(1 for n in mels if n > 0),
+            "shortest_seconds": round(min(mels) * hop_seconds, 6),
+            "padded_share": round(sum(max(0, width - n) for n in mels) / (width * len(mels)), 6)}
 
 
 def _rows_of(dataset: Any) -> list[dict[str, Any]]:

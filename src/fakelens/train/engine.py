@@ -365,6 +365,7 @@ def _fit(cfg: TrainConfig, run_dir: Path, resume: bool, train_dataset: Any, val_
                             disabled=targets.disabled,
                             feature_encoder=feature_encoder_state(cfg))
     left_out = left_out_videos(cfg, train_dataset, val_dataset) if not given else {}
+    padding = _padding(cfg, train_dataset) if not given else {}
     log = RunLog(run_dir if _is_rank_zero() else None, echo=_is_rank_zero())
     if _is_rank_zero():
         from fakelens.atomic import ensure_writable
@@ -461,6 +462,8 @@ def _fit(cfg: TrainConfig, run_dir: Path, resume: bool, train_dataset: Any, val_
         "world_size": int(trainer.world_size),
         "resumed": resume,
         "left_out": {split: {why: len(ids) for why, ids in reasons.items()} for split, reasons in left_out.items()},
+        "padding": padding,  # how much of the training inputs is padding (masked): train.data.audio_padding
+        "notes": list(notes),  # what the log said before training: smoke's changes, the inputs matched
     }
     if trainer.is_global_zero:
         _write_metrics(run_dir / METRICS_NAME, metrics)
@@ -487,20 +490,52 @@ def dry_run(cfg: TrainConfig, train_dataset: Any = None, val_dataset: Any = None
     return plan
 
 
+def _padding(cfg: TrainConfig, train_dataset: Any) -> dict[str, Any]:
+    """{"audio": fakelens.train.data.audio_padding} for a run on audio, else {}."""
+    from fakelens.data.cache import load_config
+    from fakelens.models import MODELS
+    from fakelens.train.data import audio_padding
+
+    cc = load_config(Path(cfg.data.cache)) if cfg.data.cache else None
+    if cc is None or "audio" not in MODELS.get(cfg.model.name).inputs or not hasattr(cc, "hop_seconds"):
+        return {}
+    pad = audio_padding(train_dataset, audio_width(train_dataset), cc.hop_seconds)
+    return {"audio": pad} if pad is not None else {}
+
+
+ALL_VIDEOS = "(all videos)"  # the left_out.json key of videos read without a split (a cache without splits)
+
+
 def left_out_videos(cfg: TrainConfig, train_dataset: Any, val_dataset: Any) -> dict[str, dict[str, list[str]]]:
     """{split: {reason: [ids]}}: the videos of the training and validation splits that the
-    datasets left out (no audio for an audio model, no face, decode errors, unlabelled)."""
+    datasets left out (no audio for an audio model, no face, decode errors, unlabelled). The key
+    is the split the dataset read (as training_splits resolves it: "train+test" for several),
+    ALL_VIDEOS for every video of a cache without splits (or data.train_split='')."""
+    from fakelens.train.data import training_splits
+
+    asked = training_splits(cfg) if cfg.data.cache and (Path(cfg.data.cache) / "index.jsonl").is_file() else None
     out: dict[str, dict[str, list[str]]] = {}
-    for ds in (train_dataset, val_dataset):
+    for i, ds in enumerate((train_dataset, val_dataset)):
         while not hasattr(ds, "left_out") and hasattr(ds, "base"):
             ds = ds.base
         reasons = getattr(ds, "left_out", None)
         if not reasons:
             continue
-        splits = getattr(ds, "rows", None)
-        name = ds.rows[0].get("split") if splits else None
-        out.setdefault(str(name or "?"), {}).update(reasons)
+        if asked is not None:  # validation carved out of the training videos reads the training split
+            split = asked[1] if i == 1 and asked[1] is not None else asked[0]
+        else:
+            rows = getattr(ds, "rows", None)
+            split = rows[0].get("split") if rows else None
+        name = split if isinstance(split, str) and split else ("+".join(split) if split else ALL_VIDEOS)
+        out.setdefault(name, {}).update(reasons)
     return out
+
+
+def _left_out_of(split: str) -> str:
+    """Words for the videos a split key of left_out_videos names."""
+    if split == ALL_VIDEOS:
+        return "every video of the cache"
+    return f"splits {', '.join(split.split('+'))}" if "+" in split else f"split {split!r}"
 
 
 def start_lines(cfg: TrainConfig, n_params: int, train_labels: Sequence[int], val_labels: Sequence[int],
@@ -525,7 +560,7 @@ def start_lines(cfg: TrainConfig, n_params: int, train_labels: Sequence[int], va
     for split, reasons in left_out.items():
         total = sum(len(ids) for ids in reasons.values())
         why = "; ".join(f"{len(ids)} {reason}" for reason, ids in reasons.items())
-        lines.append(f"left out of split {split!r}: {total} videos ({why}); ids in {run_dir / LEFT_OUT_NAME}")
+        lines.append(f"left out of {_left_out_of(split)}: {total} videos ({why}); ids in {run_dir / LEFT_OUT_NAME}")
     lines.append(f"run folder: {run_dir}")
     return lines
 
