@@ -39,19 +39,27 @@ def test_model_and_backbone_lists_are_the_registries_and_the_installed_libraries
     assert {n: MODELS.get(n).inputs for n in MODELS.names()} == MODEL_INPUTS
     assert tuple(BACKBONES.names()) == CUSTOM_IMAGE_BACKBONES
     assert tuple(_video_backbones().names()) == CUSTOM_VIDEO_BACKBONES
-    assert torchvision.__version__.split("+")[0] == TORCHVISION_VERSION, "update TORCHVISION_* in fakelens.models.names"
-    assert tuple(torchvision.models.list_models(module=torchvision.models.video)) == TORCHVISION_VIDEO_BACKBONES
     version, archs = timm_names()
-    assert (version, archs) == (timm.__version__, tuple(timm.list_models("*"))), \
-        "regenerate the list: python -m fakelens.models.names"
+    if (timm.__version__, torchvision.__version__.split("+")[0]) != (version, TORCHVISION_VERSION):
+        # Another timm / torchvision than the lists name: they are not used (the build decides), so a
+        # new release refuses nothing wrongly; the lists are regenerated for it.
+        check_model_names(ModelConfig(name="frame", backbone="arch_of_a_newer_timm"))
+        pytest.skip(f"timm {timm.__version__} / torchvision {torchvision.__version__} installed, the lists are for "
+                    f"{version} / {TORCHVISION_VERSION}: python -m fakelens.models.names, and TORCHVISION_*")
+    assert tuple(torchvision.models.list_models(module=torchvision.models.video)) == TORCHVISION_VIDEO_BACKBONES
+    assert archs == tuple(timm.list_models("*")), "regenerate the list: python -m fakelens.models.names"
 
 
 @pytest.mark.parametrize("model", sorted(MODEL_INPUTS))
 def test_the_static_check_refuses_what_the_model_build_refuses(model):
     """For each model, backbones of every kind (a timm one, a tagged timm one, fakelens' own, a video
     one, an unknown one): the static check raises exactly when resolve_config does."""
+    import timm
+    import torchvision
+
     from fakelens.models import resolve_config
 
+    current = (timm.__version__, torchvision.__version__.split("+")[0]) == (timm_names()[0], TORCHVISION_VERSION)
     for field in ("backbone", "audio_backbone"):
         if field == "backbone" and "video" not in MODEL_INPUTS[model] or (
                 field == "audio_backbone" and "audio" not in MODEL_INPUTS[model]):
@@ -71,7 +79,7 @@ def test_the_static_check_refuses_what_the_model_build_refuses(model):
                 static = None
             except ConfigError as e:
                 static = str(e)
-            assert static == real, (model, field, name)
+            assert static == real or (static is None and not current), (model, field, name)
     with pytest.raises(FakelensError, match="unknown model 'fram'.*Did you mean 'frame'"):
         check_model_names(ModelConfig(name="fram"))
     assert (model in VIDEO_BACKBONE_MODELS) == (model == "clip3d")
@@ -118,3 +126,16 @@ def test_cheap_errors_come_before_torch_timm_or_lightning(tmp_path):
     assert proc.stdout.splitlines() == ["2"] * len(cases), proc.stdout + proc.stderr
     for (argv, want), err in zip(cases, proc.stderr.split("---\n")):
         assert want in err, (argv, err)
+
+
+def test_a_name_registered_at_run_time_is_accepted_once_its_module_is_imported():
+    from fakelens.train import module
+    from fakelens.train.config import load_train_config
+
+    with pytest.raises(FakelensError, match="unknown optimizer 'lamb_test'"):
+        load_train_config(None, ["optim.name=lamb_test"])
+    module.OPTIMIZERS.register("lamb_test")(lambda params, cfg: None)
+    try:
+        assert load_train_config(None, ["optim.name=lamb_test"]).optim.name == "lamb_test"
+    finally:
+        del module.OPTIMIZERS._items["lamb_test"]

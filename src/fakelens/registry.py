@@ -99,15 +99,22 @@ def deferred_name_checks() -> Iterator[None]:
 def check_registered(module: str, registry: str, name: str) -> None:
     """Raise UnknownNameError (with suggestions) unless `name` is in `module`.`registry`. A registry
     listed in fakelens.names is checked against that static list (no import: a config loads
-    without torch or Lightning); another one by importing the module (which registers its
-    entries), skipped inside `deferred_name_checks` while the module is not imported."""
+    without torch or Lightning), a name it lacks against the real registry when its module is
+    imported (an entry registered at run time); another registry by importing the module (which
+    registers its entries), skipped inside `deferred_name_checks` while the module is not imported."""
     import importlib
     import sys
 
     from fakelens.names import REGISTRY_NAMES
 
     if (module, registry) in REGISTRY_NAMES:
-        static_registry(*REGISTRY_NAMES[module, registry]).get(name)
+        kind, names = REGISTRY_NAMES[module, registry]
+        if name in names:
+            return
+        if module in sys.modules:  # imported: the real registry, with entries registered at run time
+            getattr(sys.modules[module], registry).get(name)
+            return
+        static_registry(kind, names).get(name)
         return
     if module not in sys.modules and _deferred().get():
         return

@@ -48,7 +48,7 @@ def _installed(package: str) -> str | None:
     from importlib import metadata
 
     try:
-        return metadata.version(package)
+        return metadata.version(package).split("+")[0]  # "0.29.1+cu121" is torchvision 0.29.1
     except metadata.PackageNotFoundError:
         return None
 
@@ -65,9 +65,15 @@ def check_model_names(model) -> None:
     """ConfigError / UnknownNameError for an unknown model.name, model.backbone or
     model.audio_backbone, as resolve_config would raise them after torch loads; names the static
     lists cannot decide (a timm of another version, a hub name) are left to it."""
+    import sys
+
     from fakelens.registry import static_registry
 
-    static_registry("model", tuple(MODEL_INPUTS)).get(model.name)
+    if model.name not in MODEL_INPUTS:
+        factory = sys.modules.get("fakelens.models.factory")
+        if factory is not None and model.name in factory.MODELS:  # registered at run time: the build checks it
+            return
+        static_registry("model", tuple(MODEL_INPUTS)).get(model.name)
     inputs = MODEL_INPUTS[model.name]
     if model.backbone is not None and "video" in inputs:
         if model.name in VIDEO_BACKBONE_MODELS:
