@@ -85,6 +85,21 @@ def test_the_static_check_refuses_what_the_model_build_refuses(model):
     assert (model in VIDEO_BACKBONE_MODELS) == (model == "clip3d")
 
 
+def test_min_frames_is_the_longest_temporal_kernel_of_each_video_model():
+    """MODEL_MIN_FRAMES (what --smoke gives a 3D CNN at least) is the largest temporal kernel of the
+    built model: 3 for clip3d's torchvision networks and i3d's inflation, 1 for the 2D models."""
+    from torch import nn
+
+    from fakelens.models import create_model
+    from fakelens.models.names import min_frames
+
+    for model, backbone in (("clip3d", "r3d_18"), ("clip3d", "r2plus1d_18"), ("i3d", "resnet10t"),
+                            ("frame", "tinycnn")):
+        net = create_model(model, backbone=backbone, num_frames=4, image_size=32)
+        kernels = [m.kernel_size[0] for m in net.modules() if isinstance(m, nn.Conv3d)] or [1]
+        assert max(kernels) == min_frames(model), (model, backbone, sorted(set(kernels)))
+
+
 def test_cheap_errors_come_before_torch_timm_or_lightning(tmp_path):
     """A wrong run path (predict, detect, robustness), an unknown backbone / model / optimizer and a
     recipe without (or with a wrong) data.cache: each refused with exit 2 in a process that never

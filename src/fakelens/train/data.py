@@ -365,7 +365,9 @@ def match_inputs(cfg: TrainConfig, train_dataset: Any) -> tuple[TrainConfig, lis
             notes.append(f"data.max_faces is {d.max_faces} but the cache {cache} keeps {cc.max_faces} face track(s) "
                          f"per video: preprocess with --max-faces {d.max_faces} to train on and score every person")
         n = d.clip_frames  # training clips, and the clips validation and predict feed (frames datasets too)
-        least = MODELS.get(m.name).min_frames
+        from fakelens.models.names import min_frames
+
+        least = min_frames(m.name)
         if n < least:
             notes.append(f"data.clip_frames is {n} but model {m.name!r} convolves over time with kernels of {least} "
                          f"frames: on clips this short they see padding more than frames; clips of {least} frames "
