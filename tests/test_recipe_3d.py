@@ -67,15 +67,22 @@ def test_recipe_trains_on_roi_clip_windows_and_predicts(tiny_synth, tmp_path, ca
     assert summary["videos"] == 2 and summary["failed"] == 0
 
 
-@pytest.mark.parametrize("window,clip", [(32, 4), (30, 3), (6, 3), (7, 1), (2, 2)])
+@pytest.mark.parametrize("window,clip", [(32, 4), (30, 3), (6, 3), (7, 7), (9, 3), (2, None)])
 def test_smoke_clips_divide_the_caches_clip_windows(window, clip):
     """--smoke on a cache of clip windows: clips of at most 4 frames that divide the window (a
-    clip never spans two windows; before, 4 frames in windows of 30 were refused by the dataset)."""
+    clip never spans two windows; before, 4 frames in windows of 30 were refused by the dataset),
+    and at least the i3d's 3-frame temporal kernel: the whole window of a prime 7 (1-frame clips
+    before), a window of 2 refused."""
+    from fakelens.errors import ConfigError
     from fakelens.features.media import MediaConfig
     from fakelens.train.smoke import smoke_overrides
 
     cfg = load_train_config(RECIPE)
     cache = MediaConfig(sampling="windows", n_windows=2, window_frames=window, crop="roi", size=112)
+    if clip is None:
+        with pytest.raises(ConfigError, match="clip windows hold 2 consecutive frames"):
+            smoke_overrides(cfg, cache)
+        return
     sets, notes = smoke_overrides(cfg, cache)
     assert f"data.clip_frames={clip}" in sets and f"model.num_frames={clip}" in sets
     assert "model.image_size=112" in sets and f"smoke: data.clip_frames 32 -> {clip}" in notes
