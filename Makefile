@@ -46,6 +46,8 @@ demo: $(STAMP)
 	# of a fraction of a second), dense features of every frame through the run's frozen encoders, a
 	# learned localizer; then the threshold baseline (the run's per-frame scores) on the same test split.
 	test -f $(DEMO)/loc_data/synthetic.json || $(FAKELENS) data synth $(DEMO)/loc_data --preset localization --videos 100 --duration 8 20 --size 96 --strength 0.8
+	# the run was just retrained: features of its previous encoder would be refused (their digest differs)
+	rm -rf $(DEMO)/loc_feats
 	$(FAKELENS) features $(DEMO)/run $(DEMO)/loc_data --split train --out $(DEMO)/loc_feats --workers 2
 	$(FAKELENS) features $(DEMO)/run $(DEMO)/loc_data --split val --out $(DEMO)/loc_feats --workers 2
 	rm -rf $(DEMO)/loc_run
