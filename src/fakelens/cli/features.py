@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 
+from fakelens.cli.jobs import add_job_arguments
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser("features", help="dense per-frame visual and audio features for temporal localization",
@@ -43,11 +45,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="random init of backbone names")
     p.add_argument("--chunk", type=int, default=64, help="face crops per encoder forward pass")
     p.add_argument("--device", default="cpu", help="where the encoders run: cpu, cuda, cuda:I")
-    p.add_argument("--workers", type=int, default=0, help="worker processes (0 = this process)")
-    p.add_argument("--shard", default=None, metavar="I/N", help="process only shard I of N (0-based)")
-    p.add_argument("--merge", action="store_true", help="combine the finished shard indexes into index.jsonl")
-    p.add_argument("--allow-missing", action="store_true", help="skip listed videos missing on disk")
-    p.add_argument("--force", action="store_true", help="empty a folder made with other parameters and redo it")
+    add_job_arguments(p, force_help="empty a folder made with other parameters and redo it")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 
+from fakelens.cli.jobs import add_job_arguments
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -46,12 +48,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--max-faces", type=int, default=1, help="face tracks kept per video (main first)")
     p.add_argument("--full-frame-fallback", action="store_true",
                    help="for videos without any face, store the whole frame (recorded as fallback)")
-    p.add_argument("--workers", type=int, default=0, help="worker processes (0 = this process)")
-    p.add_argument("--shard", default=None, metavar="I/N", help="process only shard I of N (0-based)")
-    p.add_argument("--merge", action="store_true", help="combine the finished shard indexes into index.jsonl")
-    p.add_argument("--allow-missing", action="store_true", help="skip listed videos missing on disk")
-    p.add_argument("--force", action="store_true",
-                   help="recompute every video (a cache made with other parameters is emptied first)")
+    add_job_arguments(p, force_help="recompute every video (a cache made with other parameters is emptied first)")
     p.add_argument("--verify", choices=["stat", "hash", "full"], default="stat",
                    help="how a finished video's source file is checked before its row is reused: stat = size "
                    "and mtime (the fast hash of 3 x 64 KiB samples only when the mtime changed); hash = always "
