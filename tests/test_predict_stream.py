@@ -48,7 +48,12 @@ class _FakePool:
         fut.set_result(feats)
         return fut
 
-    def n_alive(self) -> int:
+    def n_alive(self, bound: int | None = None) -> int:
+        """Results still alive. Counted first without a collection (an upper bound: what only a cycle
+        keeps is counted too); gc.collect (~0.5-2 s with torch loaded) only when that is over `bound`."""
+        alive = sum(r() is not None for r in self.alive)
+        if bound is not None and alive <= bound:
+            return alive
         gc.collect()
         return sum(r() is not None for r in self.alive)
 
@@ -77,7 +82,7 @@ def test_feature_jobs_stay_in_a_bounded_window(tmp_path, fake_pool):
         worst = max(worst, pool.submitted - consumed)  # submitted, not yet consumed
         assert rec.id == f"v{consumed - 1}"  # in input order
         del feats
-        assert pool.n_alive() <= window + 1  # consumed results are released
+        assert pool.n_alive(window + 1) <= window + 1  # consumed results are released
     assert consumed == 100 and worst <= window
 
 
@@ -88,7 +93,7 @@ def test_predict_holds_a_bounded_number_of_videos(tmp_path, fake_pool, monkeypat
     real_forward = predictor._forward
 
     def forward(clips):
-        peak["alive"] = max(peak["alive"], fake_pool.instances[0].n_alive())
+        peak["alive"] = max(peak["alive"], fake_pool.instances[0].n_alive(2 * WINDOW_PER_WORKER + 3))
         return real_forward(clips)
 
     monkeypatch.setattr(predictor, "_forward", forward)
