@@ -194,6 +194,17 @@ def test_localization_targets_are_counted_and_a_disabled_term_leaves_the_loss():
     assert set(parts) == {"cls", "reg"}
 
 
+def test_a_one_class_modality_target_is_refused_naming_its_weight():
+    """Every fake both-stream (a small LAV-DF split): the refusal says which setting drops the
+    term, task.modality_weight=0, not only 'check the labels' (WEIGHT_FIELD knew no localization term)."""
+    from fakelens.train.targets import check_plan, plan_targets
+
+    cfg = TaskConfig(name="localization", frame_weight=1.0, modality_weight=0.5)
+    items = [make_item(_record(segs), _steps(48, seed=i)) for i, segs in enumerate([[(0.4, 0.8)], []])]
+    with pytest.raises(Exception, match=r"segment_modality .* set task\.modality_weight=0"):
+        check_plan(plan_targets(items, build_task(cfg), "none"))
+
+
 def test_training_windows_cut_segments_and_relabel():
     rec = _record([(0.2, 0.6), (3.0, 3.4)])  # frames 5-15 and 75-85 at 25 fps
     x = _steps(100)
@@ -337,3 +348,4 @@ def test_pyramid_points_are_declared_where_their_receptive_field_is():
             centre = float((np.arange(t) + 0.5) @ w / w.sum())  # in steps, step j spans [j, j + 1)
             # (i + 0.5) * stride was late by stride / 2 - 0.5 steps: 7.5 at stride 16
             assert centre == pytest.approx(float(c[p]), abs=0.05), (stride, centre, float(c[p]))
+

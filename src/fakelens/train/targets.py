@@ -30,7 +30,8 @@ PER_VIDEO = 8  # training items per video counted (random choices evenly spaced)
 
 # The config field of each term's weight (what to set to 0 to drop it).
 WEIGHT_FIELD = {"visual": "task.visual_weight", "audio": "task.audio_weight", "mil_frame": "task.mil_weight",
-                "mil_time": "task.mil_weight", "time": "task.audio_frame_weight", "frame": "task.frame_weight"}
+                "mil_time": "task.mil_weight", "time": "task.audio_frame_weight", "frame": "task.frame_weight",
+                "reg": "task.reg_weight", "modality": "task.modality_weight"}  # the last two: localization
 
 
 @dataclass
