@@ -349,3 +349,25 @@ def test_pyramid_points_are_declared_where_their_receptive_field_is():
             # (i + 0.5) * stride was late by stride / 2 - 0.5 steps: 7.5 at stride 16
             assert centre == pytest.approx(float(c[p]), abs=0.05), (stride, centre, float(c[p]))
 
+
+def test_the_modality_head_answers_which_stream_is_fake():
+    """The localizer's visual-fake / audio-fake output reaches predict: per stream the highest
+    P(point fake) * P(stream fake) over the points each window owns (windowed = whole video).
+    Before, `finish` dropped point_modality: a trained head nobody could read."""
+    from fakelens.inference.localize import localize
+    from fakelens.train.config import PredictConfig
+
+    n = 600
+    vis = np.full((n, 5), -6.0, np.float32)
+    vis[:, 1:3] = 1.0
+    vis[100, [0, 3, 4]] = (4.0, 3.0, -3.0)  # a visual fake
+    vis[450, [0, 3, 4]] = (2.0, -2.0, 5.0)  # a less sure audio fake
+    x = StepInputs(vis, np.zeros((n, 1), np.float32), np.ones(n, bool), np.ones(n, bool), np.arange(n), fps=25.0,
+                   step_frames=1, duration=n / 25)
+    sig = lambda v: 1 / (1 + np.exp(-v.astype(np.float64)))  # noqa: E731
+    joint = sig(vis[:, 0])[:, None] * sig(vis[:, 3:5])  # (n, 2)
+    for window, overlap in ((4096, 0), (128, 32)):
+        out = localize(_Oracle(), x, PredictConfig(window_steps=window, window_overlap=overlap))
+        assert out.visual_score == pytest.approx(joint[:, 0].max(), rel=1e-5)
+        assert out.audio_score == pytest.approx(joint[:, 1].max(), rel=1e-5)
+    assert joint[:, 0].argmax() == 100 and joint[:, 1].argmax() == 450

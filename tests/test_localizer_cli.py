@@ -61,6 +61,9 @@ def test_localizer_predicts_a_valid_task2_submission_and_is_scored(localizer, ti
     assert set(loc["ar"]) == {"50", "30", "20", "10", "5"}
     full = json.loads(Path(str(out) + ".full.json").read_text())
     assert full[0]["streams"] == "audio-visual" and len(full[0]["frame_times"]) > 25  # every frame scored
+    for pred in full:  # the modality head's answer (visual / audio fake), on the proposals' scale
+        assert 0 < pred["extras"]["visual_score"] <= 1 and 0 < pred["extras"]["audio_score"] <= 1
+        assert pred["extras"]["visual_score"] <= max(r[0] for r in subs[pred["id"]]) + 1e-9
 
 
 def test_thresholds_of_a_localizers_own_step_scores_are_a_named_baseline(localizer, tiny_synth, capsys):

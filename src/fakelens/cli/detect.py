@@ -94,6 +94,8 @@ def _print_one(console, ev, folder) -> None:
     from rich.panel import Panel
     from rich.text import Text
 
+    from fakelens.report.document import heads_aggregate
+
     text = Text()
     if ev.status != "ok":
         text.append("NOT ANALYSED\n", style="bold white on grey35")
@@ -108,7 +110,7 @@ def _print_one(console, ev, folder) -> None:
         heads = [f"{k} {pred.extras[key]:.3f}" for k, key in (("visual", "visual_score"), ("audio", "audio_score"))
                  if key in pred.extras]
         if heads:
-            text.append("heads: " + ", ".join(heads) + f" ({ev.model.get('aggregate')} over clips)\n")
+            text.append("heads: " + ", ".join(heads) + f" ({heads_aggregate(ev.model)})\n")
         if ev.segments:
             text.append("suspicious segments: " + ", ".join(
                 f"{s.start:.2f}-{s.end:.2f} s ({s.confidence:.2f})" for s in ev.segments) + "\n")

@@ -35,6 +35,11 @@ class Localized:
     step_scores: np.ndarray  # (T,) P(the step is inside a fake segment)
     proposals: tuple[Proposal, ...]
     n_windows: int
+    # The modality head's answer, on the scale of the proposals' confidences: per stream the
+    # highest P(point fake) * P(its segment's face / voice is fake | fake) over the video's points
+    # (the model's joint estimate that some segment is fake in that stream); None without points.
+    visual_score: float | None = None
+    audio_score: float | None = None
 
 
 def window_items(x: Any, window: int, overlap: int) -> list[dict[str, Any]]:
@@ -107,6 +112,7 @@ def finish(x: Any, items: Sequence[dict[str, Any]], outputs: Sequence[dict[str, 
     n = x.n_steps
     step_scores = np.zeros(n, np.float64)
     parts = []
+    streams = []  # (P, 2) per window: P(point fake) * P(visual / audio fake | fake)
     for it, o in zip(items, outputs):
         a = it["start"]
         lo, hi = it["own"]
@@ -119,6 +125,7 @@ def finish(x: Any, items: Sequence[dict[str, Any]], outputs: Sequence[dict[str, 
             st, en = decode_points(centres[keep], o["point_strides"][keep], o["point_offsets"][keep],
                                    x.step_seconds, x.origin)
             parts.append(Candidates(o["point_probs"][keep], st, en))
+            streams.append(o["point_probs"][keep, None] * o["point_modality"][keep])  # (P, 2)
     times = x.times
     duration = float(x.duration) if x.duration > 0 else float(times[-1] + x.step_seconds)
     if method == "boundaries":
@@ -130,8 +137,11 @@ def finish(x: Any, items: Sequence[dict[str, Any]], outputs: Sequence[dict[str, 
         props = proposals_from_scores(times, step_scores, duration=duration,
                                       thresholds=predict.thresholds, suppression=predict.suppression,
                                       iou_threshold=predict.iou_threshold, max_proposals=predict.max_proposals)
+    joint = np.concatenate(streams).max(axis=0) if streams else None  # (2,)
     return Localized(score=float(step_scores.max(initial=0.0)), step_times=times, step_scores=step_scores,
-                     proposals=props, n_windows=len(items))
+                     proposals=props, n_windows=len(items),
+                     visual_score=None if joint is None else float(joint[0]),
+                     audio_score=None if joint is None else float(joint[1]))
 
 
 def localize(model: torch.nn.Module, x: Any, predict: Any, device: torch.device | str = "cpu",

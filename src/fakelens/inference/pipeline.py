@@ -270,6 +270,11 @@ class Predictor:
         self.untrained = frozenset() if run.trained_outputs is None or self.dense else \
             frozenset(o for o in heads if o not in run.trained_outputs)
         self.notes: list[str] = self._untrained_notes(heads)
+        if self.dense and not self._modality_trained():
+            why = "disabled (its training labels held one class)" if "modality" in run.task.disabled else \
+                "task.modality_weight=0"
+            self.notes.append(f"the visual-fake and audio-fake scores (extras visual_score, audio_score) left out: "
+                              f"the run never trained the localizer's modality head ({why})")
         if self.level == "frames" and "frame_logits" in self.untrained:
             raise ConfigError(f"{run.checkpoint}: level 'frames' needs per-frame scores, but this run never trained "
                               f"the head giving them ({self._why('frame_logits')}): use level 'clips'")
@@ -605,10 +610,19 @@ class Predictor:
         loc = finish(step_inputs(feats.arrays), windows, per_window, self.run.cfg.predict)
         seen = feats.has_face or bool(feats.fallback)  # the full-frame fallback's features are seen too
         streams = AUDIO_VISUAL if seen and feats.has_audio else (VISUAL_ONLY if seen else AUDIO_ONLY)
+        extras = {"windows": float(loc.n_windows)}
+        if self._modality_trained() and loc.visual_score is not None:
+            # the modality head (visual / audio fake): an untrained one's guess is left out
+            extras.update(visual_score=loc.visual_score, audio_score=loc.audio_score)
         return Prediction(id=video_id, score=loc.score, proposals=loc.proposals, frame_times=loc.step_times,
                           frame_scores=loc.step_scores, streams=streams,
-                          fallback=FULL_FRAME_FALLBACK if feats.fallback else None,
-                          extras={"windows": float(loc.n_windows)})
+                          fallback=FULL_FRAME_FALLBACK if feats.fallback else None, extras=extras)
+
+    def _modality_trained(self) -> bool:
+        """A localizer run trained its modality head: the task's `modality` term had a weight and
+        was not disabled (fakelens.train.targets refuses or disables a one-class term)."""
+        task = self.run.task
+        return any(t.term == "modality" and task.weight(t) > 0 for t in task.targets())
 
     def _audio_steps(self, clips: list[dict[str, Any]], steps: np.ndarray,
                      step_mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:

@@ -18,6 +18,14 @@ SCHEMA_ID = "fakelens.report/1"
 SCHEMA_FILE = "report.schema.json"
 
 
+def heads_aggregate(model: dict[str, Any]) -> str:
+    """How the visual / audio heads' scores were made one value: over clips by the run's
+    aggregation, or (a localizer) the highest P(point fake) * P(stream fake | fake) over its points."""
+    if model.get("name") == "localizer":
+        return "max of P(fake) x P(stream) over points"
+    return f"{model.get('aggregate')} over clips"
+
+
 def _floats(a: Any) -> list[float] | None:
     if a is None:
         return None
@@ -61,7 +69,7 @@ def report_document(ev: Any) -> dict[str, Any]:
             "aggregate": _aggregate_text(ev.model),
             "visual_p_fake": _num(extras.get("visual_score")),
             "audio_p_fake": _num(extras.get("audio_score")),
-            "heads_aggregate": (f"{ev.model['aggregate']} over clips" if ev.model.get("aggregate") and (
+            "heads_aggregate": (heads_aggregate(ev.model) if ev.model.get("aggregate") and (
                 extras.get("visual_score") is not None or extras.get("audio_score") is not None) else None),
             "streams": pred.streams if pred is not None else None,
             "fallback": pred.fallback if pred is not None else None,
