@@ -190,6 +190,8 @@ def test_submission_check_of_one_lavdf_split(run_cli, tmp_path):
     assert code == 0 and res["valid"] and (res["format"], res["split"], res["ids"]) == ("lavdf", "test", 2)
     code, out, _ = run_cli("submission", "check", pred, "--expect", meta, "--split", "test")
     assert code == 0 and "valid lavdf submission: 2 ids of split 'test'" in out
+    code, out, _ = run_cli("evaluate", pred, "--labels", meta, "--split", "test", "--json")
+    assert code == 0 and json.loads(out)["prediction_format"] == "lavdf"  # as submission check names it
     code, out, _ = run_cli("submission", "check", pred, "--expect", meta, "--split", "tset", "--json")
     assert code == 2 and "tset" in json.loads(out)["errors"][0] and "test" in json.loads(out)["errors"][0]
     videos = tmp_path / "videos"

@@ -51,7 +51,11 @@ def evaluate(predictions: Path, labels: Path, *, pred_format: str | None = None,
     records = [r for r in ds.records if r.has_label]
     if not records:
         raise FakelensError(f"{labels}: no labelled videos (a test listing without labels cannot be scored)")
-    out: dict[str, Any] = {"predictions": str(predictions), "prediction_format": sub.format,
+    from fakelens.submission.base import ALIASES
+
+    # a prediction.json scored against LAV-DF labels is a LAV-DF submission (the layout is Task 2's)
+    named = ds.format if pred_format is None and ALIASES.get(ds.format) == sub.format else sub.format
+    out: dict[str, Any] = {"predictions": str(predictions), "prediction_format": named,
                            "labels": str(labels), "labels_format": ds.format, "notes": list(sub.notes)}
     have = set(sub.ids)
     missing = [r.id for r in records if r.id not in have]
