@@ -122,6 +122,7 @@ def test_a_silent_video_is_localized_from_its_face_alone(localizer, tiny_synth, 
     assert "no_visual_branch" not in codes and "no_audio_branch" not in codes, codes
     assert "no audio stream" in codes["no_audio"] and codes["streams"].startswith("no usable audio")
     assert codes["sampled_frames"] == f"the model saw all {len(frames)} frames of the video"
+    assert doc["verdict"]["visual_p_fake"] is not None and doc["verdict"]["audio_p_fake"] is None  # nothing heard
 
 
 def test_no_face_full_frame_is_used_by_a_localizer_and_reported(localizer, tiny_synth, tmp_path, capsys):
@@ -148,6 +149,7 @@ def test_no_face_full_frame_is_used_by_a_localizer_and_reported(localizer, tiny_
         docs[how] = json.loads((out / "noface" / "report.json").read_text())
     plain, full = docs["error"]["verdict"], docs["full_frame"]["verdict"]
     assert plain["streams"] == "audio only" and plain["fallback"] is None
+    assert plain["visual_p_fake"] is None and plain["audio_p_fake"] is not None  # no face seen
     assert full["streams"] == "audio-visual" and full["fallback"] == "no_face: full frame"
     assert full["p_fake"] != plain["p_fake"]  # the whole frame's features were seen
     codes = {n["code"] for n in docs["full_frame"]["notes"]}

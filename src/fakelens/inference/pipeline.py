@@ -612,8 +612,12 @@ class Predictor:
         streams = AUDIO_VISUAL if seen and feats.has_audio else (VISUAL_ONLY if seen else AUDIO_ONLY)
         extras = {"windows": float(loc.n_windows)}
         if self._modality_trained() and loc.visual_score is not None:
-            # the modality head (visual / audio fake): an untrained one's guess is left out
-            extras.update(visual_score=loc.visual_score, audio_score=loc.audio_score)
+            # the modality head (visual / audio fake): an untrained one's guess is left out, and so
+            # is its answer for a stream the video does not have (no face seen, no audio)
+            if seen:
+                extras["visual_score"] = loc.visual_score
+            if feats.has_audio:
+                extras["audio_score"] = loc.audio_score
         return Prediction(id=video_id, score=loc.score, proposals=loc.proposals, frame_times=loc.step_times,
                           frame_scores=loc.step_scores, streams=streams,
                           fallback=FULL_FRAME_FALLBACK if feats.fallback else None, extras=extras)
