@@ -197,3 +197,38 @@ def test_a_dataset_given_with_its_labels_is_counted_without_loading_an_item():
     plan = plan_targets(Listed(), build_task(TaskConfig(name="classification")), "pos_weight")
     (video,) = plan.counts
     assert (video.positives, video.negatives) == (3, 2) and plan.pos_weights == {"video": 2 / 3}
+
+
+def test_items_that_miss_every_fake_segment_are_told_from_a_split_without_fakes():
+    """A cache sampled too sparsely (preprocess --fps 1 on segments of half a second) gives fake
+    videos whose training clips all lie outside their segments: the refusal says the split holds
+    those fakes and that the sampling misses them, not "the training split holds no fake"; a
+    split that has no fake at all is still said so."""
+    from fakelens.tasks import TaskConfig, build_task
+    from fakelens.train.targets import plan_targets
+    from fakelens.types import Label, Modality, Segment, VideoRecord
+
+    def records(fake: bool) -> list[VideoRecord]:
+        out = [VideoRecord(id=f"r{i}", path=Path(f"r{i}.mp4"), label=Label.REAL) for i in range(2)]
+        if fake:
+            out += [VideoRecord(id=f"f{i}", path=Path(f"f{i}.mp4"), label=Label.FAKE, modality=Modality.VISUAL,
+                                segments=(Segment(0.5, 1.0),), visual_segments=(Segment(0.5, 1.0),))
+                    for i in range(3)]
+        return out
+
+    class Sparse:  # every clip label real: the sampled frames miss the segments
+        def __init__(self, fake: bool):
+            self.records = records(fake)
+
+        def __len__(self):
+            return len(self.records)
+
+        def __getitem__(self, i):
+            return {"label": 0.0, "video_label": float(self.records[i].is_fake)}
+
+    task = build_task(TaskConfig(name="classification"))
+    (missed,) = plan_targets(Sparse(fake=True), task, "pos_weight").problems
+    assert "although the training split holds 3 fake videos" in missed and "samples too few frames" in missed
+    assert "--fps" in missed and "holds no fake for it" not in missed
+    (none,) = plan_targets(Sparse(fake=False), task, "pos_weight").problems
+    assert "the training split holds no fake for it" in none and "although" not in none

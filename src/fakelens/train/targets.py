@@ -187,8 +187,36 @@ def count_targets(dataset: Any, task: Any, max_videos: int = MAX_VIDEOS) -> tupl
     return counts, counted, total
 
 
-def _cause(c: TargetCount, cfg: Any) -> str:
-    """Why a target holds one class, and what to change."""
+# The stream each per-stream term learns (the others: any stream of the video).
+TERM_STREAM = {"audio": "audio", "mil_time": "audio", "time": "audio", "visual": "visual", "mil_frame": "visual"}
+
+
+def _stream(c: TargetCount) -> str | None:
+    """The stream a target learns (None: the video's label, any stream)."""
+    if c.term in TERM_STREAM:
+        return TERM_STREAM[c.term]
+    return next((s for s in ("visual", "audio") if c.name.startswith(s)), None)  # e.g. visual_frame_labels
+
+
+def fake_videos(dataset: Any, stream: str | None = None) -> int | None:
+    """Fake videos of the training `dataset` (its `records`), those whose `stream` is stated as
+    manipulated when a stream is given; None when the dataset lists no records."""
+    try:
+        records = list(getattr(dataset, "records", None) or [])
+    except TypeError:
+        return None
+    if not records:
+        return None
+    if stream is None:
+        return sum(bool(r.is_fake) for r in records)
+    own = "visual_segments" if stream == "visual" else "audio_segments"
+    return sum(bool(r.is_fake and (getattr(r, own, ()) or getattr(r.modality, stream, False))) for r in records)
+
+
+def _cause(c: TargetCount, cfg: Any, fakes: int | None = None) -> str:
+    """Why a target holds one class, and what to change; `fakes`: the fake videos of the training
+    split in the target's stream (fake_videos), to tell a split without fakes from training items
+    that miss every fake segment (a cache sampled too sparsely for the segments)."""
     field_name = WEIGHT_FIELD.get(c.term)
     drop = f"set {field_name}=0" if field_name else "check the training split's labels"
     if c.positives <= 0 and c.negatives <= 0:
@@ -199,8 +227,14 @@ def _cause(c: TargetCount, cfg: Any) -> str:
                 f"state are left out (task.unknown_stream={cfg.unknown_stream}); set task.unknown_stream=video_label "
                 f"to train them on the video label, or {drop}")
     if c.positives <= 0:
-        stream = {"audio": "audio", "mil_time": "audio", "time": "audio", "visual": "visual", "mil_frame": "visual"}
-        what = f"no {stream[c.term]} fake" if c.term in stream else "no fake"
+        stream = _stream(c)
+        if fakes:  # fake videos there are, but no item of theirs falls inside a fake segment
+            kind = f"{fakes} fake video{'s' if fakes > 1 else ''}" + (f" with a {stream} fake" if stream else "")
+            return (f"every label is {one}, although the training split holds {kind}: none of the training items "
+                    "taken from them (clips of the cache's sampled frames or mel frames) falls inside a fake "
+                    "segment, so the cache samples too few frames for its fake segments; preprocess with more "
+                    f"frames per video (a higher --fps, or --frames N), or {drop}")
+        what = f"no {stream} fake" if stream else "no fake"
         return f"every label is {one}: the training split holds {what} for it; {drop}, or train on data that has some"
     return f"every label is {one}: the training split holds no real item for it; {drop}"
 
@@ -225,7 +259,8 @@ def plan_targets(dataset: Any, task: Any, balance: str, max_videos: int = MAX_VI
             plan.disabled.append(c.term)
             continue
         c.status = "REFUSED"
-        plan.problems.append(f"target {c.name} has weight {c.weight:g} but {_cause(c, cfg)}")
+        fakes = fake_videos(dataset, _stream(c)) if c.positives <= 0 else None
+        plan.problems.append(f"target {c.name} has weight {c.weight:g} but {_cause(c, cfg, fakes)}")
     return plan
 
 
