@@ -118,6 +118,8 @@ def test_every_recipe_runs_offline_with_smoke(recipe, fmt, tiny_cache, offline, 
     assert metrics["epochs"] == 1 and 1 <= metrics["global_step"] <= 2
     assert (run / "checkpoints" / "best.ckpt").is_file() and (run / "checkpoints" / "last.ckpt").is_file()
     assert metrics["n_val_fake"] and metrics["n_val"] - metrics["n_val_fake"]  # both classes validated
+    scored = metrics["last_epoch_metrics"]  # a fake and a real video scored whole: every metric defined
+    assert scored["val_videos"] == 2 and "val_auc" in scored and "undefined" not in err
     cfg = load_train_config(run / "config.yaml")
     assert cfg.model.pretrained is False and cfg.train.precision == "32" and cfg.train.accelerator == "cpu"
     assert cfg.train.epochs == 1 and cfg.train.batch_size <= 2 and cfg.train.num_workers <= 2
@@ -334,7 +336,8 @@ def test_real_and_fake_folders_without_splits_train_with_a_carved_validation(lay
     capfd.readouterr()
     run = tmp_path / "run"
     assert main(["train", "--config", str(CONFIGS / "demo.yaml"), "--smoke", "--out", str(run),
-                 "--set", f"data.cache={cache}", "--set", "data.val_fraction=0.4"]) == 0, capfd.readouterr().err
+                 "--set", f"data.cache={cache}", "--set", "data.val_fraction=0.4",
+                 "--set", "train.limit_val_videos=0"]) == 0, capfd.readouterr().err  # all the carve validated
     err = capfd.readouterr().err
     assert "carved out of every video of the cache (it has no splits)" in err
     metrics = json.loads((run / "metrics.json").read_text())

@@ -122,3 +122,41 @@ def test_predict_features_equal_the_cached_features(cache, tiny_synth):
     np.testing.assert_array_equal(feats.mel_times, z["mel_times"])
     assert feats.mel.dtype == np.float32
     np.testing.assert_array_equal(feats.mel, z["mel"].astype(np.float32))
+
+
+def test_limit_val_videos_keeps_whole_videos_of_both_classes():
+    """train.limit_val_videos=N validates on N whole videos, fakes and reals in turn (the smoke run's
+    2: a fake and a real one), where a count of batches could end inside the first video; clips of
+    a kept video are all kept, in order; 0 or N >= the videos keeps the dataset as it is."""
+    import numpy as np
+
+    from fakelens.train.data import LabeledSubset, limit_videos
+
+    class Listed:
+        labels = np.array([0, 0, 0, 1, 1, 0, 1], np.float32)  # (V,)
+
+        def __len__(self):
+            return 7
+
+        def __getitem__(self, i):
+            return {"label": float(self.labels[i]), "i": i}
+
+    ds = Listed()
+    two = limit_videos(ds, 2)
+    assert sorted(two.labels.tolist()) == [0, 1] and [two[k]["i"] for k in range(len(two))] == [0, 3]
+    assert limit_videos(ds, 4).indices == [0, 1, 3, 4] and limit_videos(ds, 0) is ds and limit_videos(ds, 7) is ds
+    sub = LabeledSubset(ds, [1, 2, 4, 6])  # a carved validation set: indices into its base
+    assert limit_videos(sub, 2).indices == [1, 4]
+
+
+def test_limit_val_videos_keeps_every_clip_of_the_videos_it_keeps(cache):
+    """On validation's AllClips (every clip of every video, as predict cuts them): the videos kept
+    are whole, both classes, each with all its clips."""
+    from fakelens.data.dataset import AllClips, ClipDataset
+    from fakelens.train.data import limit_videos
+
+    clips = AllClips(ClipDataset(cache, "train", labeled_only=True, random=False, clip_frames=3))
+    two = limit_videos(clips, 2)
+    assert isinstance(two, AllClips) and sorted(two.labels.tolist()) == [0, 1]
+    per_video = {v: clips.base.n_tiles(v) for v in two.videos}
+    assert len(two) == sum(per_video.values()) and {two[k]["video_index"] for k in range(len(two))} == {0, 1}

@@ -135,6 +135,9 @@ class RunConfig:
     max_nonfinite: int = 20  # stop after this many skipped steps in a row
     limit_train_batches: float = 1.0  # fraction (<= 1) or count (> 1) of batches per epoch
     limit_val_batches: float = 1.0
+    # validate on at most this many videos, each scored whole, fakes and reals taken in turn (so a
+    # short check still scores both classes; limit_val_batches may cut a video); 0 = every video
+    limit_val_videos: int = 0
     log_every_n_steps: int = 10
     val_every_n_epochs: int = 1
     progress_bar: bool = True  # a bar where a terminal is attached (one line per epoch is always printed)
@@ -145,6 +148,8 @@ class RunConfig:
             raise ValueError("train.epochs and train.batch_size must be >= 1")
         if self.max_params < 1:
             raise ValueError(f"train.max_params must be >= 1, got {self.max_params}")
+        if self.limit_val_videos < 0:
+            raise ValueError(f"train.limit_val_videos must be >= 0 (0 = every video), got {self.limit_val_videos}")
 
 
 @dataclass

@@ -70,6 +70,28 @@ def validation_dataset(dataset: Any) -> Any:
     return dataset if isinstance(dataset, AllClips) else OneClipVideos(dataset)
 
 
+def limit_videos(dataset: Any, n: int) -> Any:
+    """The validation `dataset` (AllClips, a LabeledSubset or a dataset listing its `labels`) kept to
+    `n` of its videos (train.limit_val_videos; 0 or at least its size: as it is), each whole: fakes
+    and reals taken in turn in the dataset's order, so any n >= 2 scores both classes when it has
+    them (a count of batches, limit_val_batches, may end inside the first video)."""
+    from itertools import zip_longest
+
+    from fakelens.data.dataset import AllClips
+
+    labels = getattr(dataset, "labels", None)
+    if n <= 0 or labels is None or len(labels) <= n:
+        return dataset
+    y = np.asarray(labels, np.float64).round()  # (V,)
+    turns = zip_longest(np.flatnonzero(y == 1).tolist(), np.flatnonzero(y != 1).tolist())
+    picked = sorted([i for pair in turns for i in pair if i is not None][:n])
+    if isinstance(dataset, AllClips):
+        return AllClips(dataset.base, [dataset.videos[j] for j in picked])
+    if isinstance(dataset, LabeledSubset):
+        return LabeledSubset(dataset.base, [dataset.indices[j] for j in picked])
+    return LabeledSubset(dataset, picked)
+
+
 def dataset_kwargs(cfg: TrainConfig) -> dict[str, Any]:
     """Keyword arguments of the configured cache dataset class."""
     d = cfg.data

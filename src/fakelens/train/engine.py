@@ -307,6 +307,13 @@ def _training_data(cfg: TrainConfig, train_dataset: Any, val_dataset: Any,
     if n_val_fake in (0, len(val_labels)):
         raise FakelensError(one_class_validation(cfg, len(val_labels), n_val_fake, given=given,
                                                  missing_groups=_groups_of_class(train_dataset, not n_val_fake)))
+    if 0 < cfg.train.limit_val_videos < len(val_labels):
+        from fakelens.train.data import limit_videos
+
+        val_dataset = limit_videos(val_dataset, cfg.train.limit_val_videos)
+        kept = dataset_labels(val_dataset)
+        notes.append(f"validation: {len(kept)} of the {len(val_labels)} validation videos ({sum(kept)} fake), each "
+                     f"scored whole (train.limit_val_videos={cfg.train.limit_val_videos})")
     return cfg, train_dataset, val_dataset, notes, given
 
 

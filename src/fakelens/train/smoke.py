@@ -3,8 +3,8 @@
 
 The recipe is kept (model family, backbone, task, loss, augmentations, validation scheme) and made
 small and local: pretrained weights off (nothing is downloaded), fp32 on one CPU, data loader
-workers at most half the CPUs, batches of at most 2 videos, one epoch of 2 training and 2
-validation batches, clips of at most 4 frames, and the model's input size taken from the cache
+workers at most half the CPUs, batches of at most 2 videos, one epoch of 2 training batches
+and a validation of 2 whole videos (a fake and a real one: train.limit_val_videos), clips of at most 4 frames, and the model's input size taken from the cache
 (its crop size, no more frames than it holds, and for a cache of clip windows a clip length
 dividing the window: 3 frames in windows of 30). A 3D CNN gets clips of at least its temporal
 kernel (3 frames: in windows of 7, the whole window), or a ConfigError saying what cache it
@@ -28,7 +28,8 @@ from typing import Any
 
 SMOKE_FRAMES = 4  # frames per clip
 SMOKE_BATCH = 2  # videos per batch
-SMOKE_BATCHES = 2  # training and validation batches of the one epoch
+SMOKE_BATCHES = 2  # training batches of the one epoch
+SMOKE_VAL_VIDEOS = 2  # validation videos, scored whole: a fake and a real one
 SMOKE_SIZE = 64  # crop side of the synthetic cache made when no cache is given
 SMOKE_CACHE_FRAMES = 8
 SMOKE_STEPS = 64  # dense-feature steps per training window of a localizer
@@ -144,7 +145,11 @@ def smoke_overrides(cfg: Any, cache_config: Any | None, most_frames: int | None 
     put("train.accumulate_grad_batches", 1)
     put("train.epochs", 1)
     put("train.limit_train_batches", float(SMOKE_BATCHES))  # > 1: a count of batches
-    put("train.limit_val_batches", float(SMOKE_BATCHES))
+    # Validation: a few whole videos, fakes and reals in turn (a count of batches could end inside
+    # the first video: "val_auc undefined" in every smoke run of a recipe with many clips a video).
+    put("train.limit_val_batches", 1.0)
+    put("train.limit_val_videos", SMOKE_VAL_VIDEOS if t.limit_val_videos <= 0 else min(t.limit_val_videos,
+                                                                                     SMOKE_VAL_VIDEOS))
     put("train.val_every_n_epochs", 1)
     put("train.log_every_n_steps", 1)
     put("train.patience", 0)
