@@ -228,7 +228,9 @@ def _cause(c: TargetCount, cfg: Any, fakes: int | None = None) -> str:
                 f"to train them on the video label, or {drop}")
     if c.positives <= 0:
         stream = _stream(c)
-        if fakes:  # fake videos there are, but no item of theirs falls inside a fake segment
+        # fake videos there are, but no item of theirs falls inside a fake segment (not the
+        # localizer's modality term: its labels are which stream a segment is, not where)
+        if fakes and c.term != "modality":
             kind = f"{fakes} fake video{'s' if fakes > 1 else ''}" + (f" with a {stream} fake" if stream else "")
             return (f"every label is {one}, although the training split holds {kind}: none of the training items "
                     "taken from them (clips of the cache's sampled frames or mel frames) falls inside a fake "
