@@ -192,10 +192,22 @@ def test_faceless_silent_and_corrupt_videos_are_recorded(edge_cases, tmp_path, c
     assert not (out / "videos" / f"{safe_id('fake/corrupt.mp4')}.npz").exists()
     ds = FeatureDataset(out)  # the three decoded videos train; the corrupt one is left out
     assert sorted(r.id for r in ds.records) == ["fake/noface.mp4", "real/face.mp4", "real/silent.mp4"]
+    assert ds.left_out == {"could not be decoded": ["fake/corrupt.mp4"]}  # named in the run's left_out.json
     assert main(["features", "tinycnn", str(edge_cases), "--out", str(out), "--size", "32", "--no-progress",
                  "--json"]) == 0
     again = json.loads(capsys.readouterr().out)
     assert again["skipped"] + again["processed"] == 4 and again["by_status"] == summary["by_status"]
+    # a video with neither a face nor audio (its row as the job writes it): every step masked in both
+    # streams, refused by predict ("nothing to localize from"), so training leaves it out too, named
+    index = out / "index.jsonl"
+    lines = [json.loads(line) for line in index.read_text().splitlines()]
+    for r in lines:
+        if r["id"] == "fake/noface.mp4":
+            r["has_audio"] = False
+    index.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    ds = FeatureDataset(out)
+    assert sorted(r.id for r in ds.records) == ["real/face.mp4", "real/silent.mp4"]
+    assert ds.left_out["neither a face nor audio (nothing to localize from)"] == ["fake/noface.mp4"]
 
 
 def test_training_checks_a_features_folder_version(reference, tmp_path, capsys):

@@ -233,11 +233,26 @@ class FeatureDataset(Dataset):
             raise FakelensError(f"{self.cache_dir}: not a features folder (made by `fakelens preprocess`?); "
                                 "make one with `fakelens features RUN_OR_ENCODER DATA --out FEATS`")
         splits = {split} if isinstance(split, str) else (set(split) if split is not None else None)
-        self.rows = [r for r in read_index(self.cache_dir)
-                     if r.get("npz") and r["status"] != "decode_error"
-                     and (statuses is None or r["status"] in statuses)
-                     and (splits is None or r.get("split") in splits)
-                     and not (labeled_only and r["label"] == "unknown")]
+        self.rows = []
+        # Videos of the asked split(s) left out, by reason (training reports them: left_out.json).
+        self.left_out: dict[str, list[str]] = {}
+        for r in read_index(self.cache_dir):
+            if splits is not None and r.get("split") not in splits:
+                continue
+            reason = None
+            if not r.get("npz") or r["status"] == "decode_error":
+                reason = "could not be decoded"
+            elif statuses is not None and r["status"] not in statuses:
+                reason = f"status {r['status']}"
+            elif not r.get("has_face") and not r.get("fallback") and not r.get("has_audio"):
+                # every step masked in both streams: predict refuses such a video (nothing to localize from)
+                reason = "neither a face nor audio (nothing to localize from)"
+            elif labeled_only and r["label"] == "unknown":
+                reason = "unlabelled"
+            if reason is not None:
+                self.left_out.setdefault(reason, []).append(r["id"])
+                continue
+            self.rows.append(r)
         if not self.rows:
             raise FakelensError(f"{self.cache_dir}: no videos with features match (split={split})")
         self.records = [record_from_row(r) for r in self.rows]
