@@ -108,6 +108,19 @@ def test_remove_stale_temporaries_keeps_live_writers_files(tmp_path):
     assert live.exists() and other_host.exists()
 
 
+def test_remove_stale_temporaries_leaves_the_users_own_dot_files(tmp_path):
+    """predict's --out may be any folder (a home, a repository): an old .env, .gitignore or
+    .bashrc there is the user's, not a temporary, however old; an old temporary beside it goes."""
+    mine = [tmp_path / n for n in (".env", ".gitignore", ".bashrc", ".config.json")]
+    stale = tmp_path / f".x.csv.elsewhere~{os.getpid()}~abc.tmp"
+    for p in (*mine, stale):
+        p.write_text("keep")
+        long_ago = time.time() - 30 * 24 * 3600
+        os.utime(p, (long_ago, long_ago))
+    assert [p.name for p in remove_stale_temporaries(tmp_path)] == [stale.name]
+    assert all(p.read_text() == "keep" for p in mine)
+
+
 def test_temporary_names_carry_the_writer(tmp_path, monkeypatch):
     seen = []
     real = os.replace

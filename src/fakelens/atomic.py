@@ -253,15 +253,19 @@ def _alive(pid: int) -> bool:
 
 def is_stale_temporary(path: Path, now: float | None = None, max_age: float = STALE_SECONDS) -> bool:
     """Whether a dot-file is a temporary whose writer is gone: written on this host, in this pid
-    namespace, by a dead pid, or (another host or namespace, a reused pid, an unknown name) not
-    modified for `max_age` seconds."""
+    namespace, by a dead pid, or (another host or namespace, a reused pid) not modified for
+    `max_age` seconds. Only names this module gives its temporaries count (`.name.HOST~PID~...`,
+    and an older version's `.name....tmp`): the folder may be the user's own (predict's --out), and
+    its other dot-files (.env, .gitignore, .bashrc) are never anyone's temporaries."""
+    m = _TEMP.match(path.name)
+    if not m and not path.name.endswith(".tmp"):
+        return False
     try:
         age = (time.time() if now is None else now) - path.stat().st_mtime
     except FileNotFoundError:
         return False
     if age > max_age:
         return True
-    m = _TEMP.match(path.name)
     return bool(m) and m.group("host") == _HOST and not _alive(int(m.group("pid")))
 
 
