@@ -122,3 +122,27 @@ def test_predict_takes_videos_and_folders_of_videos_without_any_flag(tiny, capsy
     capsys.readouterr()
     assert main(["predict", run, str(test_dir), "--format", "csv"]) == 2
     assert "give --out FILE" in capsys.readouterr().err
+
+
+def test_predicting_a_folder_again_reads_past_its_own_outputs(tiny, capsys):
+    """Scores written into the folder of videos they score (scores.csv, a failures report,
+    --predictions JSON) made predicting that folder again fail: 'matches no known dataset format',
+    listing predict's own files as unknown label files. Now they are recorded as predict's and the
+    folder is scored again, equally; a label-like file of the user's is still refused."""
+    folder = tiny["root"] / "again"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    for v in sorted((tiny["data"] / "test").glob("*.mp4")):
+        shutil.copy(v, folder / v.name)
+    run = str(tiny["run"])
+    args = ["predict", run, str(folder), "--json", "--no-progress", "--predictions", str(folder / "preds.json")]
+    for fmt, name in (("scores", "scores.csv"), ("dfdc", "submission.csv"), ("scores-json", "scores.json")):
+        assert main([*args, "--format", fmt, "--out", str(folder / name)]) == 0, name
+    first = (folder / "scores.csv").read_text()
+    assert main([*args, "--out", str(folder / "scores.csv")]) == 0  # and again, over its own file
+    assert (folder / "scores.csv").read_text() == first
+    capsys.readouterr()
+    (folder / "labels.csv").write_text("video,is_fake\n")  # the user's, in no known format: refused
+    assert main([*args, "--out", str(folder / "scores.csv")]) == 2
+    err = capsys.readouterr().err
+    assert "labels.csv" in err and "scores.csv" not in err and "preds.json" not in err

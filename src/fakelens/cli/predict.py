@@ -80,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
     from fakelens.atomic import atomic_write_text, ensure_writable, remove_stale_temporaries
     from fakelens.cli.output import _jsonable, print_json, print_table
     from fakelens.data.formats import load_inputs
+    from fakelens.data.formats.base import note_own_outputs
     from fakelens.errors import ConfigError, FakelensError
     from fakelens.inference.aggregate import AGGREGATIONS, FACE_AGGREGATIONS
     from fakelens.submission import SUBMISSION_FORMATS, write_submission
@@ -158,6 +159,9 @@ def run(args: argparse.Namespace) -> int:
     report = write_submission(args.fmt, out, result.predictions, expected, fallback_proposal=fallback_proposal)
     if args.predictions:
         atomic_write_text(Path(args.predictions), json.dumps(_jsonable(result.predictions)) + "\n")
+    # outputs written into a folder of videos being scored: predicting it again reads past them
+    note_own_outputs([out, *([failures_path] if failures_path.exists() else []),
+                      *([args.predictions] if args.predictions else [])], args.data)
     journal.remove()
     n = len(result.predictions)
     summary = {

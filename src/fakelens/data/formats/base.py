@@ -294,8 +294,10 @@ def _label_like_files(path: Path) -> str:
     """What the label-looking files here start with (a CSV's header, a JSON's first characters), to
     show why none of them was recognised; '' when there is none."""
     try:
+        mine = set() if path.is_file() else own_outputs(path)
         files = [path] if path.is_file() else sorted(
-            p for p in path.iterdir() if p.is_file() and p.suffix.lower() in (".csv", ".txt", ".json"))
+            p for p in path.iterdir() if p.is_file() and p.suffix.lower() in (".csv", ".txt", ".json")
+            and p.name not in mine and not p.name.startswith("."))
     except OSError:
         return ""
     lines = []
@@ -304,7 +306,8 @@ def _label_like_files(path: Path) -> str:
         first = head.splitlines()[0] if head else ""
         shown = first[:80] + ("..." if len(first) > 80 else "")
         lines.append(f"  - {f.name}: {'empty' if not head else 'starts with ' + repr(shown)}")
-    return ("\nLabel-like files found here (none has the header or keys above):\n" + "\n".join(lines)) if lines else ""
+    return ("\nLabel-like files found here (none has the header or keys above; a prediction an older "
+            "fakelens wrote here is one too: move it out of the folder):\n" + "\n".join(lines)) if lines else ""
 
 
 def load_dataset(path: str | Path, format: str | None = None, *, allow_missing: bool = False,
@@ -519,6 +522,35 @@ def load_inputs(paths: Sequence[str | Path], format: str | None = None, split: s
                    expected_ids=[r.id for r in records], sources=paths)
 
 
+OWN_OUTPUTS = ".fakelens-outputs.json"  # in a folder of videos: the files fakelens predict wrote there
+
+
+def own_outputs(folder: Path) -> set[str]:
+    """The names of the files `fakelens predict` wrote into `folder` (a submission, its failures
+    report, --predictions), as `note_own_outputs` recorded them; empty when none is recorded."""
+    try:
+        names = json.loads((folder / OWN_OUTPUTS).read_text(encoding="utf-8")).get("files", [])
+    except (OSError, ValueError, AttributeError):
+        return set()  # none recorded (or unreadable): such files are then refused as label files
+    return {n for n in names if isinstance(n, str)}
+
+
+def note_own_outputs(paths: Sequence[str | Path], inputs: Sequence[str | Path]) -> None:
+    """Record the outputs that lie at the top of an input folder of videos, so that predicting
+    that folder again scores its videos rather than refusing it for holding unknown label files."""
+    from fakelens.atomic import atomic_write_text
+
+    folders = {Path(p).resolve() for p in inputs if Path(p).is_dir()}
+    by_folder: dict[Path, set[str]] = {}
+    for p in map(Path, paths):
+        if p.parent.resolve() in folders:
+            by_folder.setdefault(p.parent, set()).add(p.name)
+    for folder, names in by_folder.items():
+        names |= own_outputs(folder)
+        atomic_write_text(folder / OWN_OUTPUTS, json.dumps({"written_by": "fakelens predict",
+                                                            "files": sorted(names)}, indent=1) + "\n")
+
+
 def _bare_videos(path: Path) -> bool:
     """A video file, or a folder of videos that matches no dataset format."""
     if path.is_file():
@@ -532,7 +564,10 @@ def _bare_videos(path: Path) -> bool:
             raise
         # label files at the top that no format reads: a dataset with a problem (a misnamed CSV
         # column, a broken header), said so, rather than its videos scored as if unlabelled
-        if any(p.is_file() and p.suffix.lower() in (".csv", ".json") for p in path.iterdir()):
+        # (predict's own outputs written here before are no label files)
+        mine = own_outputs(path)
+        if any(p.is_file() and p.suffix.lower() in (".csv", ".json") and p.name not in mine
+               and not p.name.startswith(".") for p in path.iterdir()):
             raise
         return bool(find_videos(path))
     return False
