@@ -160,3 +160,28 @@ def test_limit_val_videos_keeps_every_clip_of_the_videos_it_keeps(cache):
     assert isinstance(two, AllClips) and sorted(two.labels.tolist()) == [0, 1]
     per_video = {v: clips.base.n_tiles(v) for v in two.videos}
     assert len(two) == sum(per_video.values()) and {two[k]["video_index"] for k in range(len(two))} == {0, 1}
+
+
+def test_a_validation_split_left_unread_by_the_carve_is_named(layout_cache, tmp_path):
+    """DFDC metadata may say "split": "val"; the DFDC recipes carve validation out of train
+    (data.val_split=''), so those videos were silently never read. They are named in left_out.json
+    with the setting that would use them; validating on them leaves nothing unsaid."""
+    from fakelens.data.cache import read_index
+    from fakelens.data.dataset import ClipDataset
+    from fakelens.train.data import build_datasets
+    from fakelens.train.engine import left_out_videos
+
+    _, cache = layout_cache("dfdc")
+    val_ids = sorted(r["id"] for r in read_index(cache) if r.get("split") == "val")
+    assert len(val_ids) == 2
+    base = [f"data.cache={cache}", "data.dataset=clips", "data.clip_frames=4", "model.num_frames=4",
+            "model.image_size=32", "model.name=frame_tiny"]
+    cfg = load_train_config(None, [*base, "data.val_split="])
+    train, val = build_datasets(cfg)
+    left = left_out_videos(cfg, train, val)
+    [(why, ids)] = left["val"].items()
+    assert sorted(ids) == val_ids and "data.val_split=val" in why and "carves validation out of split 'train'" in why
+    cfg = load_train_config(None, [*base, "data.val_split=val"])
+    train, val = build_datasets(cfg)
+    assert "val" not in left_out_videos(cfg, train, val)
+    assert isinstance(val.base, ClipDataset) and sorted(r.id for r in val.base.records) == val_ids

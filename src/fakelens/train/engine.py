@@ -535,6 +535,28 @@ def left_out_videos(cfg: TrainConfig, train_dataset: Any, val_dataset: Any) -> d
             split = rows[0].get("split") if rows else None
         name = split if isinstance(split, str) and split else ("+".join(split) if split else ALL_VIDEOS)
         out.setdefault(name, {}).update(reasons)
+    if asked is not None and asked[1] is None and asked[0] is not None:
+        out.update(unused_validation_splits(cfg, asked[0]))
+    return out
+
+
+def unused_validation_splits(cfg: TrainConfig, train_split: Any) -> dict[str, dict[str, list[str]]]:
+    """{split: {reason: [ids]}} for the labelled videos of a validation-like split of the cache
+    (val, dev, validation: DFDC metadata whose "split" says val, LAV-DF's dev) that a run carving
+    validation out of the training split (data.val_split='') never reads: said, not dropped unsaid."""
+    from fakelens.data.cache import read_index
+    from fakelens.data.splits import canonical_split
+
+    trained = {train_split} if isinstance(train_split, str) else set(train_split)
+    out: dict[str, dict[str, list[str]]] = {}
+    for row in read_index(Path(cfg.data.cache)):
+        split = row.get("split")
+        if (row.get("npz") and isinstance(split, str) and split not in trained and canonical_split(split) == "val"
+                and row.get("label") in ("real", "fake")):
+            of = f"split {train_split!r}" if isinstance(train_split, str) else f"splits {', '.join(train_split)}"
+            why = (f"not used: data.val_split='' carves validation out of {of} (set data.val_split={split} "
+                   "to validate on these videos)")
+            out.setdefault(split, {}).setdefault(why, []).append(str(row["id"]))
     return out
 
 
