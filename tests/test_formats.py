@@ -468,6 +468,23 @@ def test_a_wrong_header_in_one_label_file_is_refused_when_another_is_fine(tmp_pa
         load_dataset(tmp_path)
 
 
+def test_csv_label_columns_in_another_order_or_beside_others_are_read(tmp_path):
+    """A header target,video_name (or with an extra column first) was refused as "header is
+    'target,video_name' but CSV labels need the columns video_name,target; rename the columns",
+    although the reader takes cells by name; such files are now read, the same labels."""
+    shutil.copytree(FIXTURES / "csv" / "test", tmp_path / "train")
+    names = [p.name for p in sorted((tmp_path / "train").iterdir())]
+    labels = tmp_path / "train_labels.csv"
+    labels.write_text("video_name,target\n" + "".join(f"{n},{i % 2}\n" for i, n in enumerate(names)))
+    want = {(r.id, r.label) for r in load_dataset(tmp_path).records}
+    assert len(want) == len(names)
+    for text in ("target,video_name\n" + "".join(f"{i % 2},{n}\n" for i, n in enumerate(names)),
+                 "fold,Video_Name,target\n" + "".join(f"3,{n},{i % 2}\n" for i, n in enumerate(names))):
+        labels.write_text(text)
+        ds = load_dataset(tmp_path)
+        assert ds.format == "csv" and {(r.id, r.label) for r in ds.records} == want
+
+
 def test_csv_labels_with_a_wrong_header_are_an_error_not_unlabelled_videos(tmp_path, capsys):
     """`data inspect --format csv` used to ignore a labels file with another header and list its
     videos as unlabelled test videos."""

@@ -44,9 +44,13 @@ _SUFFIX_RE = re.compile(r"[_\-.]?labels?$", re.IGNORECASE)
 MODALITY_NOTE = "CSV labels do not say which stream was manipulated: the stream of every fake is unknown"
 
 
+def _has_label_columns(header: list[str] | None) -> bool:
+    """Both label columns, in any order and beside any others (the reader reads cells by name)."""
+    return bool(header) and set(HEADER) <= set(header)
+
+
 def _is_label_file(path: Path) -> bool:
-    return (path.suffix.lower() in (".csv", ".txt") and path.is_file()
-            and (csv_header(path) or [])[:2] == HEADER)
+    return path.suffix.lower() in (".csv", ".txt") and path.is_file() and _has_label_columns(csv_header(path))
 
 
 def _label_files(folder: Path) -> list[Path]:
@@ -124,7 +128,7 @@ def _refuse_wrong_headers(folder: Path, named_only: bool = False) -> None:
             continue
         if f.suffix.lower() == ".csv" or "label" in f.name.lower():
             found = csv_header(f)
-            if found and found[:2] != HEADER:
+            if found and not _has_label_columns(found):
                 raise FormatError(f, f"header is {','.join(found)!r} but CSV labels need the columns "
                                   f"{','.join(HEADER)} (1 = fake); rename the columns, or give --format for "
                                   "another dataset format", line=1)
