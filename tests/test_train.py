@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-from fakelens.config import to_dict
+from fakelens.config import from_dict, to_dict
 from fakelens.errors import BudgetError, ConfigError, FakelensError
 from fakelens.train.augment import AUDIO_AUGMENTS, VIDEO_AUGMENTS, AugmentConfig, BatchMix, SampleAugment
 from fakelens.train.config import TrainConfig, load_train_config
@@ -157,6 +157,32 @@ def test_config_unknown_keys_and_bad_values():
         load_train_config(None, ["train.precision=fp8"])
     with pytest.raises(KeyError, match="hflip"):
         load_train_config(None, ["augment.video=[hflp]"])
+
+
+def test_lightning_precision_aliases_are_read_as_lightning_reads_them():
+    """--set train.precision=16 (or bf16, Lightning's own spellings) was refused as "'16' is not one
+    of ['32', 'bf16-mixed', '16-mixed']"; YAML's `precision: 16` (a number) too."""
+    for given, meant in (("16", "16-mixed"), ("bf16", "bf16-mixed"), ("32-true", "32"), ("32", "32"),
+                         ("16-mixed", "16-mixed")):
+        assert load_train_config(None, [f"train.precision={given}"]).train.precision == meant
+    assert from_dict(TrainConfig, {"train": {"precision": 16}}).train.precision == "16-mixed"
+
+
+def test_a_bad_value_is_blamed_on_the_set_that_gave_it(tmp_path):
+    """A wrong --set value was reported as the recipe's ("configs/demo.yaml: train.epochs ..."),
+    sending the user to a file that is fine; a wrong value in the file still names the file."""
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("train:\n  epochs: 3\n")
+    for override, said in (("train.epochs=0", "train.epochs and train.batch_size must be >= 1"),
+                           ("train.precision=fp8", "train.precision: 'fp8' is not one of"),
+                           ("train.epochz=2", "unknown config key 'train.epochz'")):
+        with pytest.raises(ConfigError) as e:
+            load_train_config(recipe, ["train.lr=1", override] if "lr" in override else [override])
+        assert str(e.value).startswith(f"--set {override}: {said}"), str(e.value)
+    recipe.write_text("train:\n  epochs: 0\n")
+    with pytest.raises(ConfigError) as e:
+        load_train_config(recipe, ["train.batch_size=4"])
+    assert str(e.value) == f"{recipe}: train.epochs and train.batch_size must be >= 1"
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import re
 import types
 import typing
 from pathlib import Path
@@ -166,7 +167,10 @@ def from_dict(cls: type[C], data: Mapping[str, Any], prefix: str = "") -> C:
     try:
         return cls(**kwargs)
     except (TypeError, ValueError) as e:
-        raise ConfigError(f"{prefix or cls.__name__}: {e}") from None
+        text = str(e)
+        where = prefix.rstrip(".") or cls.__name__
+        # a message that names its key already (train.epochs ...) needs no section before it
+        raise ConfigError(text if text.startswith(prefix) and prefix else f"{where}: {text}") from None
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:
@@ -242,11 +246,23 @@ def load_config(cls: type[C], path: str | Path | None = None, overrides: list[st
         if not isinstance(loaded, dict):
             raise ConfigError(f"{p}: top level must be a mapping, got {type(loaded).__name__}")
         data = loaded
-    data = merge_overrides(data, overrides or [])
+    merged = merge_overrides(data, overrides or [])
     try:
-        return from_dict(cls, data)
+        return from_dict(cls, merged)
     except ConfigError as e:
-        raise ConfigError(f"{path}: {e}" if path else str(e)) from None
+        raise ConfigError(_blame(str(e), path, overrides or [])) from None
+
+
+def _blame(message: str, path: str | Path | None, overrides: list[str]) -> str:
+    """A config error named by where its value came from: the `--set key=value` whose key the
+    message is about, else the YAML file (a bad --set value was said to be the recipe's)."""
+    keys = [(t.split("=", 1)[0].strip(), t) for t in overrides]
+    said = re.match(r"(?:unknown config key ')?([A-Za-z0-9_.\[\]]+)", message)
+    key = said.group(1) if said else ""
+    for name, text in reversed(keys):  # the last override of a key is the one in effect
+        if key == name or key.startswith(name + ".") or key.startswith(name + "["):
+            return f"--set {text}: {message}"
+    return f"{path}: {message}" if path else message
 
 
 def save_config(cfg: Any, path: str | Path) -> None:

@@ -111,13 +111,19 @@ class OptimConfig:
         check_registered("fakelens.train.module", "SCHEDULERS", self.scheduler)
 
 
+PRECISIONS = ("32", "bf16-mixed", "16-mixed")
+# what Lightning also accepts for them (its "16" and "bf16" are the mixed modes)
+PRECISION_ALIASES = {"16": "16-mixed", "bf16": "bf16-mixed", "32-true": "32", "fp32": "32"}
+
+
 @dataclass
 class RunConfig:
     """The `train` section: how long, how precise, on which devices, what to monitor."""
 
     epochs: int = 10
     batch_size: int = 8
-    precision: Literal["32", "bf16-mixed", "16-mixed"] = "32"
+    # 32 | bf16-mixed | 16-mixed; Lightning's aliases are read as it reads them (16, bf16, 32-true)
+    precision: str = "32"
     grad_clip: float = 1.0  # max gradient norm (0 = off)
     accumulate_grad_batches: int = 1
     seed: int = 0
@@ -144,6 +150,10 @@ class RunConfig:
     deterministic: bool = False
 
     def __post_init__(self) -> None:
+        self.precision = PRECISION_ALIASES.get(self.precision.lower(), self.precision)
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"train.precision: {self.precision!r} is not one of {list(PRECISIONS)} (or "
+                             f"Lightning's {', '.join(PRECISION_ALIASES)})")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("train.epochs and train.batch_size must be >= 1")
         if self.max_params < 1:
