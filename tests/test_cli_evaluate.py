@@ -136,6 +136,9 @@ def test_submission_check_lists_every_problem_and_prints_json(run_cli, tmp_path)
     code, out, _ = run_cli("submission", "check", sub, "--expect", sample, "--json")
     result = json.loads(out)
     assert code == 2 and result["valid"] is False and len(result["errors"]) == 6 and result["format"] == "dfdc"
+    # the counts say the same as the errors ("ids" alone, 2, read as if 4 of 6 were missing)
+    assert {k: result[k] for k in ("ids", "expected", "rejected", "missing", "extra")} == {
+        "ids": 2, "expected": 6, "rejected": 2, "missing": 3, "extra": 1}
     # A file that cannot be read at all: still JSON.
     sub.write_text("not a submission\n")
     code, out, _ = run_cli("submission", "check", sub, "--expect", sample, "--json")
@@ -199,3 +202,22 @@ def test_submission_check_of_one_lavdf_split(run_cli, tmp_path):
     (videos / "0.mp4").write_bytes(b"")
     code, out, _ = run_cli("submission", "check", pred, "--expect", videos, "--split", "test", "--json")
     assert code == 2 and "not a dataset with splits" in json.loads(out)["errors"][0]
+
+
+def test_output_cut_short_by_its_reader_is_no_traceback(tmp_path):
+    """`fakelens submission check ... --json | head` printed a BrokenPipeError traceback."""
+    import shlex
+    import subprocess
+    import sys
+
+    ids = [f"v{i}.mp4" for i in range(30000)]
+    (tmp_path / "test_files.txt").write_text("\n".join(ids[:10]) + "\n")
+    (tmp_path / "prediction.txt").write_text("".join(f"{v};high\n" for v in ids))  # 30000 errors to print
+    code = "import sys; from fakelens.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    cmd = " ".join(shlex.quote(a) for a in [sys.executable, "-c", code, "submission", "check",
+                                            str(tmp_path / "prediction.txt"), "--expect",
+                                            str(tmp_path / "test_files.txt"), "--json"])
+    proc = subprocess.run(f"{cmd} | head -c 100 > /dev/null; echo ${{PIPESTATUS[0]}}", shell=True,
+                          executable="/bin/bash", capture_output=True, text=True, timeout=120)
+    assert "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr, proc.stderr
+    assert proc.stdout.split() == ["141"]

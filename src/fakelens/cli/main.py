@@ -101,6 +101,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("fakelens: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # whoever read the output (`| head`) has gone: nothing more to say, no traceback
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's flush at exit must not fail again
+        return 141
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -53,7 +53,14 @@ def run(args: argparse.Namespace) -> int:
         result["errors"] = [str(e)]
         print_json(result)
         return 2
-    result.update(format=sub.format, ids=len(sub.ids), valid=not errors, errors=[str(e) for e in errors])
+    # ids: distinct ids read with a valid row; rejected: ids whose rows are errors (a bad score);
+    # missing / extra: expected ids with no row at all, and ids not expected
+    listed = set(sub.ids) | sub.rejected
+    wanted = set(expected)
+    result = {"file": result["file"], "format": sub.format, **({"split": args.split} if args.split is not None else {}),
+              "ids": len(set(sub.ids)), "expected": len(wanted), "rejected": len(sub.rejected - set(sub.ids)),
+              "missing": len(wanted - listed), "extra": len(listed - wanted), "valid": not errors,
+              "errors": [str(e) for e in errors]}
     if sub.proposals is not None:
         result["proposals"] = int(len(sub.proposals.rows))
     if args.json:

@@ -306,8 +306,9 @@ def _label_like_files(path: Path) -> str:
         first = head.splitlines()[0] if head else ""
         shown = first[:80] + ("..." if len(first) > 80 else "")
         lines.append(f"  - {f.name}: {'empty' if not head else 'starts with ' + repr(shown)}")
-    return ("\nLabel-like files found here (none has the header or keys above; a prediction an older "
-            "fakelens wrote here is one too: move it out of the folder):\n" + "\n".join(lines)) if lines else ""
+    older = "" if path.is_file() else "; a prediction an older fakelens wrote here is one too: move it out of the folder"
+    return (f"\nLabel-like files found here (none has the header or keys above{older}):\n"
+            + "\n".join(lines)) if lines else ""
 
 
 def load_dataset(path: str | Path, format: str | None = None, *, allow_missing: bool = False,
