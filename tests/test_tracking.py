@@ -234,3 +234,28 @@ def test_smoothing_does_not_lag_a_moving_face_at_the_ends_of_a_run():
     smooth = track_faces([det(b) for b in noisy], times, smooth_seconds=0.1).boxes[0]
     mid = np.r_[4:12, 20:28]
     assert np.abs(smooth - truth)[mid].mean() < 0.7 * np.abs(noisy - truth)[mid].mean()
+
+
+def test_interleaved_pieces_of_one_face_are_joined():
+    """Two tracks of one face whose detections alternate (frames 1208 / 1212 / 1216 ...: the
+    detector fitting the face two ways, or a duplicate detection starting a second track) were
+    never joined: _join_tracks joined only a track that ends before the other starts."""
+    from fakelens.faces.tracking import Track, _join_tracks
+
+    times = np.arange(1300) / 30.0
+    box = np.array([400, 200, 503, 330], np.float32)
+    a = Track([1200, 1204, 1208, 1216, 1224], [box + 1] * 5, [0.99] * 5)
+    b = Track([1212, 1220, 1228, 1232], [box - 1] * 4, [0.98] * 4)
+    joined = _join_tracks([a, b], times, 0.3, 1.0, 1.0, np.zeros(len(times), np.int64))
+    assert len(joined) == 1
+    assert joined[0].indices == [1200, 1204, 1208, 1212, 1216, 1220, 1224, 1228, 1232]
+    assert len(joined[0].boxes) == len(joined[0].scores) == 9
+    assert joined[0].scores[3] == 0.98  # each detection keeps its own box and score
+    # two people side by side (detected on the same frames) stay two tracks; so do interleaved
+    # pieces far apart or of another size
+    other = Track([1212, 1220], [box + 300] * 2, [0.9] * 2)
+    bigger = Track([1212, 1220], [np.array([356, 140, 547, 380], np.float32)] * 2, [0.9] * 2)
+    same_frames = Track([1204, 1212], [box] * 2, [0.9] * 2)
+    for o in (other, bigger, same_frames):
+        a2 = Track(list(a.indices), list(a.boxes), list(a.scores))
+        assert len(_join_tracks([a2, o], times, 0.3, 1.0, 1.0, np.zeros(len(times), np.int64))) == 2

@@ -7,7 +7,8 @@ moved at the track's velocity, allowing more distance after longer gaps); a trac
 after `max_gap` frames on which the detector ran and missed it, and at a shot cut; linked boxes
 keep a continuous size and, when appearances are given (a colour histogram of each detected
 face, `face_histogram`), a similar appearance: a different person at the same place, of the
-same size, is another track; tracks that continue one another in the same shot are joined. Boxes are then interpolated linearly in time inside a track's span,
+same size, is another track; tracks that continue one another in the same shot are joined, and
+so are tracks whose detections interleave at the same place and size (pieces of one face). Boxes are then interpolated linearly in time inside a track's span,
 smoothed with a Gaussian in seconds (a local linear fit: no lag at a run's ends), and held (found=False)
 outside it; the unsmoothed boxes are kept too (`FaceTrackSet.raw`). The main track is
 the one with the most detections, then the largest.
@@ -277,12 +278,18 @@ def link_detections(dets: list[np.ndarray | None], times: np.ndarray | None = No
 def _join_tracks(tracks: list[Track], times: np.ndarray, iou_threshold: float, centre_threshold: float,
                  max_speed: float, shots: np.ndarray, max_look_distance: float = MAX_APPEARANCE_DISTANCE
                  ) -> list[Track]:
-    """Join tracks where one ends before the other starts at about the same place (a long miss)."""
+    """Join tracks of one face: where one ends before the other starts at about the same place (a
+    long miss), or where their detections interleave on different frames at the same place and
+    size (the face fitted two ways by the detector, or a duplicate detection that started a second
+    track: `_interleave`)."""
     tracks = sorted(tracks, key=lambda t: (t.first, t.last))
     out: list[Track] = []
     for t in tracks:
         best = None
         for o in out:
+            look = _look_allowed([o.look(last=True)], [t.look(last=False)], max_look_distance)[0, 0]
+            if not look:
+                continue
             if o.last < t.first and shots[o.last] == shots[t.first]:
                 end, start = o.boxes[-1][None], t.boxes[0][None]
                 forward = o.predict(times[t.first], times)[None]
@@ -291,17 +298,51 @@ def _join_tracks(tracks: list[Track], times: np.ndarray, iou_threshold: float, c
                 _, allowed = _best_of([_matchable(end, start, iou_threshold, reach),
                                        _matchable(forward, start, iou_threshold, reach),
                                        _matchable(end, backward, iou_threshold, reach)])
-                look = _look_allowed([o.look(last=True)], [t.look(last=False)], max_look_distance)[0, 0]
-                if allowed[0, 0] and look and (best is None or o.last > best.last):
+                if allowed[0, 0] and (best is None or o.last > best.last):
                     best = o
+            elif o.last >= t.first and _interleave(o, t, times, iou_threshold, centre_threshold, max_speed, shots):
+                best = o  # pieces of one face: preferred to a track that merely ended before
+                break
         if best is None:
             out.append(t)
         else:
-            best.indices += t.indices
-            best.boxes += t.boxes
-            best.scores += t.scores
-            best.looks += t.looks if t.looks else [None] * len(t.indices)
+            _merge_into(best, t)
     return out
+
+
+def _interleave(a: Track, b: Track, times: np.ndarray, iou_threshold: float, centre_threshold: float,
+                max_speed: float, shots: np.ndarray) -> bool:
+    """Whether tracks a and b, whose spans overlap, are pieces of one face: never detected on the
+    same frame, all in one shot, and wherever the detections of the two follow one another in
+    time the boxes link (IoU or centre distance, continuous size) as consecutive detections of
+    one track do. Two people in one picture are detected on the same frames: never joined."""
+    if not set(a.indices).isdisjoint(b.indices):
+        return False
+    seq = sorted([(i, k, 0) for k, i in enumerate(a.indices)] + [(i, k, 1) for k, i in enumerate(b.indices)])
+    if len({int(shots[i]) for i, _, _ in seq}) > 1:
+        return False
+    boxes = (a.boxes, b.boxes)
+    for (i, k, s), (j, m, u) in zip(seq, seq[1:]):
+        if s == u:
+            continue
+        reach = centre_threshold + max_speed * (times[j] - times[i])
+        _, allowed = _matchable(np.asarray(boxes[s][k])[None], np.asarray(boxes[u][m])[None], iou_threshold, reach)
+        if not allowed[0, 0]:
+            return False
+    return True
+
+
+def _merge_into(into: Track, t: Track) -> None:
+    """Add t's detections to `into`, in frame order (each keeps its box, score and appearance)."""
+    def looks(tr: Track) -> list:
+        return list(tr.looks) + [None] * (len(tr.indices) - len(tr.looks))
+
+    rows = sorted(zip(into.indices + t.indices, into.boxes + t.boxes, into.scores + t.scores,
+                      looks(into) + looks(t)), key=lambda r: r[0])
+    into.indices = [r[0] for r in rows]
+    into.boxes = [r[1] for r in rows]
+    into.scores = [r[2] for r in rows]
+    into.looks = [r[3] for r in rows]
 
 
 # A track other than the main one is kept only with at least this many detections: a one-frame
