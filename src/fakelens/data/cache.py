@@ -611,7 +611,7 @@ def preprocess(records: list[VideoRecord], cache_dir: str | Path, cfg: CacheConf
     crops and log-mels; fakelens.inference.dense.FeaturesJob: dense features, with cfg its
     FeatureConfig).
     """
-    from tqdm import tqdm
+    from fakelens.progress import progress as progress_bar
 
     job = job or CacheJob()
     t0 = time.perf_counter()
@@ -641,8 +641,7 @@ def preprocess(records: list[VideoRecord], cache_dir: str | Path, cfg: CacheConf
         else:
             rows.append(row)
     skipped = len(rows)
-    bar = tqdm(total=len(records), initial=skipped, unit="video", desc=job.desc, disable=not progress,
-               dynamic_ncols=True)
+    bar = progress_bar(total=len(records), initial=skipped, unit="video", desc=job.desc, disable=not progress)
 
     def done(row: dict[str, Any]) -> None:
         rows.append(row)

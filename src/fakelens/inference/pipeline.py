@@ -797,9 +797,9 @@ class Predictor:
             totals["encoder"] = 0.0
         items: Iterable = self._iter_features(records, workers)
         if progress:
-            from tqdm import tqdm
+            from fakelens.progress import progress as progress_bar
 
-            items = tqdm(items, total=len(records), desc="predict", unit="video")
+            items = progress_bar(items, total=len(records), desc="predict", unit="video")
         pending: deque[_Pending] = deque()  # videos not yet emitted, in input order
         queue: deque[tuple[_Pending, int]] = deque()  # (video, clip index) waiting for the model
 

@@ -253,9 +253,9 @@ class RobustnessJob:
         out, broken = [], set()
         items = list(enumerate(self.records))
         if self.progress:
-            from tqdm import tqdm
+            from fakelens.progress import progress
 
-            items = tqdm(items, desc=f"{name} {severity:g}", unit="video", leave=False)
+            items = progress(items, desc=f"{name} {severity:g}", unit="video", leave=False)
         for i, rec in items:
             dst = folder / f"{i:06d}_{Path(rec.path).stem[:80]}{output_suffix(name)}"
             if not dst.is_file():

@@ -188,7 +188,7 @@ def _opencv_single_threaded(active: bool) -> Iterator[None]:
 
 
 def _run_jobs(jobs: list, workers: int, progress: bool, total: int) -> list[float]:
-    from tqdm.auto import tqdm
+    from fakelens.progress import progress as tqdm
 
     workers = workers or (os.cpu_count() or 1)
     workers = max(1, min(workers, len(jobs)))
