@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -83,7 +84,9 @@ def test_a_prediction_with_two_faces_renders_every_face(tmp_path):
     validate_report(doc)
     assert [f["index"] for f in doc["faces"]] == [0, 1] and doc["face_aggregate"] == "max"
     assert len(doc["crops"]) == 4 and {c["face"] for c in doc["crops"]} == {0, 1}
-    assert doc["verdict"] == {"label": "fake", "p_fake": 0.9, "threshold": 0.5, "aggregate": "max over clips",
+    assert doc["verdict"] == {"label": "fake", "p_fake": 0.9, "threshold": 0.5,
+                              "aggregate": "max of 2 faces' scores: face 1 decided (0.920; face 0: 0.100); "
+                                           "each face's score: max over clips of its own frames",
                               "visual_p_fake": 0.8, "audio_p_fake": 0.4, "heads_aggregate": "max over clips",
                               "streams": "audio-visual", "fallback": None}
     assert [(s["start"], s["end"]) for s in doc["segments"]] == [(1.0, 2.0), (2.5, 3.0)]
@@ -225,3 +228,34 @@ def test_a_track_found_but_not_scored_is_shown_marked_and_renders(recwarn):
     assert rendered.document["crops"][-1] == {"face": 1, "kind": "not scored", "time": 0.5, "score": None,
                                               "box": [1.0, 2.0, 30.0, 31.0], "saliency_peak": None}
     assert not [w for w in recwarn if "Clipping input data" in str(w.message)]
+
+
+def test_the_verdict_says_how_several_faces_made_the_score(capsys):
+    """With two faces the verdict read "max over clips" (report.json, the page, detect's panel,
+    predict's table), as if one face had been scored; it names the face aggregation, how many
+    faces, and the face that decided. One face: unchanged."""
+    from rich.console import Console
+
+    from fakelens.cli.detect import _print_one
+    from fakelens.cli.predict import _print_scores
+    from fakelens.inference.pipeline import PredictResult
+    from fakelens.report.document import faces_text
+
+    ev = _evidence(n_faces=2)
+    rendered = render(ev)
+    said = "max of 2 faces' scores: face 1 decided (0.920; face 0: 0.100)"
+    assert rendered.document["verdict"]["aggregate"].startswith(said)
+    assert said.replace("'", "&#x27;") in rendered.html
+    console = Console(record=True, width=400)
+    _print_one(console, ev, Path("reports/clip"))
+    assert said in console.export_text()
+    one = render(_evidence(n_faces=1)).document["verdict"]["aggregate"]
+    assert one == "max over clips"
+    faces = ev.prediction.faces
+    assert faces_text(faces, "main") == ("the main face's score: face 0 decided (0.100) of 2 faces scored "
+                                         "(face 1: 0.920)")
+    assert faces_text(faces, "mean") == "mean of 2 faces' scores (face 1: 0.920, face 0: 0.100)"
+    assert "on 20 frames" in faces_text(faces, "frames_weighted")
+    assert faces_text(faces[:1], "max") is None
+    _print_scores(PredictResult(predictions=[ev.prediction]), as_json=False)
+    assert "face 1 decided" in capsys.readouterr().out

@@ -200,8 +200,13 @@ def _print_scores(result, as_json: bool) -> int:
     if as_json:
         print_json({p.id: p.score for p in result.predictions})
         return 0
+    from fakelens.report.document import faces_text
+
     # a video an audio-visual model scored from one stream says so ("visual only": no audio)
     rows = [[p.id, p.score, p.fallback or (p.streams if p.streams in ("visual only", "audio only") else "")]
             for p in result.predictions]
-    print_table("P(fake) per video", ["video", "P(fake)", "fallback"], rows)
+    how = [faces_text(p.faces, p.face_aggregate) for p in result.predictions]
+    if any(how):  # several faces: how their scores made the video's, and which face decided
+        rows = [[*r, h or ""] for r, h in zip(rows, how)]
+    print_table("P(fake) per video", ["video", "P(fake)", "fallback", *(["faces"] if any(how) else [])], rows)
     return 0

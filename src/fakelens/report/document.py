@@ -43,10 +43,45 @@ def _proposal(p: Any) -> dict[str, float]:
     return {"start": float(p.start), "end": float(p.end), "confidence": float(p.confidence)}
 
 
-def _aggregate_text(model: dict[str, Any]) -> str | None:
+# Faces named in a verdict: beyond this many, the rest are counted only.
+MAX_FACES_NAMED = 4
+
+
+def faces_text(faces: Any, face_aggregate: str | None) -> str | None:
+    """How several faces' scores made the video's (Prediction.faces, .face_aggregate), naming the
+    face that decided where one did: "max of 2 faces' scores: face 1 decided (0.920; face 0:
+    0.123)". None for one face or none (its score is the video's)."""
+    if len(faces) < 2 or not face_aggregate:
+        return None
+    n = len(faces)
+    ranked = sorted(faces, key=lambda f: -float(f.score))
+
+    def listed(fs: Any, frames: bool = False) -> str:
+        named = [f"face {f.index}: {float(f.score):.3f}" + (f" on {len(f.frame_times)} frames" if frames else "")
+                 for f in fs[:MAX_FACES_NAMED]]
+        more = len(fs) - MAX_FACES_NAMED
+        return ", ".join(named) + (f" and {more} more" if more > 0 else "")
+
+    if face_aggregate == "max":
+        top = ranked[0]
+        return f"max of {n} faces' scores: face {top.index} decided ({float(top.score):.3f}; {listed(ranked[1:])})"
+    if face_aggregate == "main":
+        main = faces[0]
+        return (f"the main face's score: face {main.index} decided ({float(main.score):.3f}) of {n} faces scored "
+                f"({listed([f for f in ranked if f is not main])})")
+    if face_aggregate == "frames_weighted":
+        return f"mean of {n} faces' scores weighted by the frames each was scored on ({listed(ranked, True)})"
+    return f"{face_aggregate} of {n} faces' scores ({listed(ranked)})"
+
+
+def _aggregate_text(model: dict[str, Any], pred: Any = None) -> str | None:
+    """How p_fake was made: the run's aggregation over clips (of each face's own frames), then,
+    with several faces, how their scores made the video's (`faces_text`)."""
     if not model.get("aggregate"):
         return None
-    return f"{model['aggregate']} over {model.get('level', 'clips')}"
+    clips = f"{model['aggregate']} over {model.get('level', 'clips')}"
+    several = faces_text(pred.faces, pred.face_aggregate) if pred is not None else None
+    return clips if several is None else f"{several}; each face's score: {clips} of its own frames"
 
 
 def report_document(ev: Any) -> dict[str, Any]:
@@ -66,7 +101,7 @@ def report_document(ev: Any) -> dict[str, Any]:
             "label": ev.verdict,
             "p_fake": _num(pred.score) if pred is not None else None,
             "threshold": float(ev.threshold),
-            "aggregate": _aggregate_text(ev.model),
+            "aggregate": _aggregate_text(ev.model, pred),
             "visual_p_fake": _num(extras.get("visual_score")),
             "audio_p_fake": _num(extras.get("audio_score")),
             "heads_aggregate": (heads_aggregate(ev.model) if ev.model.get("aggregate") and (
@@ -144,4 +179,4 @@ def validate_report(doc: dict[str, Any]) -> None:
         raise FormatError("report.json", f"{err.message} (at {where}; {len(errors)} error(s))")
 
 
-__all__ = ["SCHEMA_ID", "load_schema", "report_document", "validate_report"]
+__all__ = ["SCHEMA_ID", "faces_text", "load_schema", "report_document", "validate_report"]
