@@ -207,3 +207,44 @@ def test_robustness_command_on_a_trained_run(detect_run, tmp_path, capsys):
     assert main(args) == 0  # again: every condition done by the earlier run
     assert capsys.readouterr().err.count("done by an earlier run") == 4
     assert (out / "robustness.csv").read_text() == before
+
+
+def test_conditions_that_leave_the_frames_alone_find_each_videos_faces_once(tiny_synth, untrained_run, tmp_path,
+                                                                            monkeypatch):
+    """The clean videos, an attack on the crops and the audio-only perturbations reuse the clean
+    run's face tracks (one detection pass per video for all of them, the same scores as finding the
+    faces again); a pixel perturbation (blur) finds them again."""
+    from fakelens.data.formats import load_dataset
+    from fakelens.faces import extract
+    from fakelens.inference.pipeline import Predictor
+    from fakelens.inference.robustness import RobustnessJob
+
+    calls: list[str] = []
+    real = extract._detect_pass
+
+    def counted(*args, **kwargs):
+        calls.append("x")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(extract, "_detect_pass", counted)
+    records = list(load_dataset(tiny_synth, split="test").records)
+    conditions = [("fgsm", (8.0,)), ("audio_noise", (10.0,)), ("audio_removed", (1.0,))]
+    n = len(records)
+    pr = Predictor(untrained_run(), device="cpu")
+    rows = RobustnessJob(pr, records, tmp_path / "reuse").run(conditions)
+    assert len(calls) == n  # once per video, for the four conditions
+    assert pr.known_tracks is None and pr.record_tracks is None  # the job leaves the predictor as it was
+    calls.clear()
+    old = RobustnessJob(Predictor(untrained_run(), device="cpu"), records, tmp_path / "old",
+                        reuse_faces=False).run(conditions)
+    assert len(calls) == 4 * n  # the old path: every condition found every face again
+    for a, b in zip(rows, old):
+        assert (a.perturbation, a.auc, a.log_loss, a.one_stream) == (b.perturbation, b.auc, b.log_loss, b.one_stream)
+    for name in ("none", "fgsm@8", "audio_noise@10", "audio_removed@1"):
+        new_s = json.loads((tmp_path / "reuse" / "conditions" / f"{name}.json").read_text())["scores"]
+        old_s = json.loads((tmp_path / "old" / "conditions" / f"{name}.json").read_text())["scores"]
+        assert new_s == old_s, name
+    calls.clear()
+    job = RobustnessJob(pr, records, tmp_path / "reuse")
+    job.run([("blur", (2.0,))])  # the clean row done by the earlier run; blur moves the pixels: found again
+    assert len(calls) == n

@@ -27,6 +27,7 @@ frames of short videos are kept between the passes.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -277,6 +278,8 @@ class FaceTracks:
     _frames: Callable[[], Iterable] | None = field(default=None, repr=False)  # FullFrames of the distinct frames
     _pos: np.ndarray | None = field(default=None, repr=False)  # (T,) sampled frame -> distinct frame
     _used: bool = field(default=False, repr=False)
+    _requested: np.ndarray | None = field(default=None, repr=False)  # (U,) the distinct times asked for
+    _every: int | None = field(default=None, repr=False)  # or every this many frames (dense sampling)
 
     @property
     def n_faces(self) -> int:
@@ -331,6 +334,13 @@ class FaceTracks:
         if emit < n_chunks:
             raise MediaError(self.path or "video", f"second decoding pass gave {k + 1} frames, the first {n_unique}")
 
+    def known(self) -> KnownTracks:
+        """These tracks without their frames: `reuse_tracks` cuts the same crops from another copy
+        of the video whose frames are the same pictures, without looking for the faces again."""
+        skip = ("timings", "path", "_frames", "_used", "crop_boxes")
+        return KnownTracks({f.name: (np.array(v) if isinstance(v := getattr(self, f.name), np.ndarray) else v)
+                            for f in dataclasses.fields(self) if f.name not in skip})
+
     def to_clip(self) -> FaceClip:
         """All the crops at once: the `FaceClip` of these tracks."""
         n = len(self.times)
@@ -343,6 +353,60 @@ class FaceTracks:
                         n_upscaled=self.n_upscaled, detect_side=self.detect_side, fps=self.fps,
                         duration=self.duration, width=self.width, height=self.height,
                         timings=self.timings, crop_boxes=self.crop_boxes, margin=self.margin)
+
+
+@dataclass
+class KnownTracks:
+    """The face tracks found in one video, without its frames (`FaceTracks.known`): small arrays
+    (boxes, masks, times), picklable to a worker process."""
+
+    fields: dict  # FaceTracks' own fields but the frames, crops, timings and path
+
+
+def reuse_tracks(path: str | Path, known: KnownTracks, info, *, times: Sequence[float] | np.ndarray | None = None,
+                 n_frames: int | None = None, every: int | None = None) -> FaceTracks | None:
+    """`known` tracks as the face tracks of `path` (probed as `info`, sampled as find_faces would
+    with `times` / `n_frames` / `every`) when its sampled frames are the very frames they were found
+    on (same frame size, count, rate and sampled times: e.g. a copy whose audio alone changed);
+    the crops are cut from this file's frames and no face is looked for. None when the frames
+    differ: find the faces again."""
+    from fakelens.io.video import check_times, sample_times
+
+    k = known.fields
+    if (int(info.width), int(info.height)) != (k["width"], k["height"]) or float(info.fps) != k["fps"] \
+            or abs(float(info.duration) - k["duration"]) > 1e-6:
+        return None
+    if every is not None:
+        if k["_every"] != int(every):
+            return None
+        uniq, pos = None, None
+    else:
+        if k["_requested"] is None or (n_frames is None) == (times is None):
+            return None
+        want = sample_times(info, n_frames) if n_frames is not None else check_times(info, times)  # (T,)
+        uniq = np.unique(want)  # (U,)
+        pos = np.searchsorted(uniq, want)  # (T,)
+        if not (np.array_equal(uniq, k["_requested"]) and np.array_equal(pos, k["_pos"])):
+            return None
+    fields = {name: (np.array(v) if isinstance(v, np.ndarray) else v) for name, v in k.items()}
+    return FaceTracks(**fields, timings={}, path=Path(path), _frames=_frames_pass(path, info, uniq, every))
+
+
+def _frames_pass(path: str | Path, info, uniq: np.ndarray | None, every: int | None) -> Callable[[], Iterator]:
+    """A streamed pass over the full-resolution frames the crops are cut from (one frame held at a
+    time): the distinct sampled times `uniq`, or every `every`-th frame."""
+    from fakelens.io.video import iter_frames_at, iter_frames_every
+
+    if every is None:
+        def frames() -> Iterator:
+            for _, _, ff in iter_frames_at(path, uniq, info=info, max_side=32, keep_full=True, strategy="auto"):
+                yield ff
+    else:
+        def frames() -> Iterator:
+            for _, _, ff in iter_frames_every(path, every=every, convert_every=1 << 62, keep_full=True, info=info,
+                                              max_side=32):
+                yield ff
+    return frames
 
 
 def extract_faces(path: str | Path, times: Sequence[float] | np.ndarray | None = None, **kwargs) -> FaceClip:
@@ -438,20 +502,13 @@ def find_faces(
         u_dets, u_times, info, timings, shots=np.asarray(cuts.shots, np.int64), looks=u_looks, **opts)
     boxes, found, detection, raw = boxes[:, pos], found[:, pos], detection[:, pos], raw[:, pos]  # (F, T, 4), (F, T), (F, T), (F, T, 4)
 
-    if keep_full:
-        def frames() -> Iterator:
-            for k in range(len(fulls)):  # each full frame is released once its crops are cut
-                ff, fulls[k] = fulls[k], None
-                yield ff
-    elif every is None:
-        def frames() -> Iterator:  # a second streamed pass, holding one full-resolution frame at a time
-            for _, _, ff in iter_frames_at(path, uniq, info=info, max_side=32, keep_full=True, strategy="auto"):
-                yield ff
-    else:
-        def frames() -> Iterator:
-            for _, _, ff in iter_frames_every(path, every=every, convert_every=1 << 62, keep_full=True, info=info,
-                                              max_side=32):
-                yield ff
+    def kept() -> Iterator:
+        for k in range(len(fulls)):  # each full frame is released once its crops are cut
+            ff, fulls[k] = fulls[k], None
+            yield ff
+
+    # else a second streamed pass, holding one full-resolution frame at a time
+    frames = kept if keep_full else _frames_pass(path, info, None if every is not None else uniq, every)
     return FaceTracks(times=f_times, indices=info.frame_index(f_times), boxes=boxes, found=found,
                       detection=detection, raw_boxes=raw, status="no_face" if n_tracks == 0 else "ok", size=int(size),
                       margin=crop_margin,
@@ -460,7 +517,8 @@ def find_faces(
                       n_detect_runs=finder.n_full, n_refined=finder.n_refined, n_upscaled=finder.n_upscaled,
                       detect_side=finder.side, fps=info.fps,
                       duration=info.duration, width=info.width, height=info.height, timings=timings,
-                      path=Path(path), _frames=frames, _pos=None if every is not None else pos)
+                      path=Path(path), _frames=frames, _pos=None if every is not None else pos,
+                      _requested=None if every is not None else uniq, _every=every)
 
 
 def _detect_pass(frames: Iterable, finder: FaceFinder, info, timings: dict[str, float],

@@ -129,6 +129,9 @@ class VideoFeatures:
     has_audio: bool
     audio_message: str = ""
     timings: dict[str, float] = field(default_factory=dict)
+    # the face tracks found (fakelens.faces.extract.KnownTracks): a copy of the video with the same
+    # frames (its audio changed) can reuse them instead of finding the faces again (`known`)
+    tracks: Any = None
 
 
 # glibc's M_MMAP_THRESHOLD: allocations above it are mmapped and go back to the OS when freed.
@@ -165,11 +168,13 @@ class MediaStream:
     timings: dict[str, float] = field(default_factory=dict)  # filled as the steps run; crops add "crop"
 
 
-def open_features(path: str | Path, cfg: MediaConfig, detector=None) -> MediaStream:
+def open_features(path: str | Path, cfg: MediaConfig, detector=None, known=None) -> MediaStream:
     """Log-mels and face tracks of one video with the parameters `cfg`, the crops not cut yet.
+    `known` (fakelens.faces.extract.KnownTracks, found with this `cfg` in a video with the same
+    frames) is reused when this video's sampled frames are those frames: no face is looked for.
     Raises MediaError when undecodable."""
     from fakelens.audio.features import log_mel
-    from fakelens.faces.extract import find_faces
+    from fakelens.faces.extract import find_faces, reuse_tracks
     from fakelens.io.audio import read_audio
     from fakelens.io.video import probe
 
@@ -192,9 +197,13 @@ def open_features(path: str | Path, cfg: MediaConfig, detector=None) -> MediaStr
     mel = mel.astype(MEL_DTYPE).astype(np.float32)  # (n_mels, M) float32 holding the cached values
     del wave
     t_audio = time.perf_counter() - t1
-    tracks = find_faces(path, **sampling_for(info, cfg), detector=detector or cfg.detector, size=cfg.size,
-                        margin=cfg.margin, max_faces=cfg.max_faces, detect_max_side=cfg.detect_max_side,
-                        detect_every=cfg.detect_every, find_every=cfg.find_every, fallback=cfg.fallback, info=info)
+    sampling = sampling_for(info, cfg)
+    tracks = None if known is None else reuse_tracks(path, known, info, **sampling)
+    if tracks is None:
+        tracks = find_faces(path, **sampling, detector=detector or cfg.detector, size=cfg.size,
+                            margin=cfg.margin, max_faces=cfg.max_faces, detect_max_side=cfg.detect_max_side,
+                            detect_every=cfg.detect_every, find_every=cfg.find_every, fallback=cfg.fallback,
+                            info=info)
     plan_crops(tracks, cfg)
     tracks.timings["probe"] = t_probe
     tracks.timings["audio"] = t_audio
@@ -221,9 +230,11 @@ def plan_crops(tracks, cfg: MediaConfig) -> None:
     tracks.crop_boxes = crop_boxes(cfg.crop, boxes, spans, frame) if tracks.n_faces else None
 
 
-def compute_features(path: str | Path, cfg: MediaConfig, detector=None) -> VideoFeatures:
-    """Faces and log-mels of one video with the parameters `cfg`. Raises MediaError when undecodable."""
-    stream = open_features(path, cfg, detector)
+def compute_features(path: str | Path, cfg: MediaConfig, detector=None, known=None) -> VideoFeatures:
+    """Faces and log-mels of one video with the parameters `cfg` (`known` face tracks reused as
+    `open_features` says). Raises MediaError when undecodable."""
+    stream = open_features(path, cfg, detector, known)
+    tracks = stream.faces.known()
     clip = stream.faces.to_clip()
     return VideoFeatures(clip=clip, mel=stream.mel, mel_times=stream.mel_times, has_audio=stream.has_audio,
-                         audio_message=stream.audio_message, timings=dict(clip.timings))
+                         audio_message=stream.audio_message, timings=dict(clip.timings), tracks=tracks)

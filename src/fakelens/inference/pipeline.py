@@ -171,11 +171,12 @@ class _NoFace(FakelensError):
     pass
 
 
-def _features_job(path: str, cache_dict: dict[str, Any]) -> Any:
-    """Worker-process entry: decode + faces + log-mel with the detector built once per process."""
+def _features_job(path: str, cache_dict: dict[str, Any], known: Any = None) -> Any:
+    """Worker-process entry: decode + faces + log-mel with the detector built once per process
+    (`known` face tracks reused: Predictor.known_tracks)."""
     from fakelens.features.media import MediaConfig, compute_features
 
-    return compute_features(path, MediaConfig(**cache_dict), _WORKER_DETECTOR)
+    return compute_features(path, MediaConfig(**cache_dict), _WORKER_DETECTOR, known)
 
 
 def _dense_job(path: str, features_dict: dict[str, Any]) -> Any:
@@ -296,6 +297,12 @@ class Predictor:
         # clip_transform(record, clips) -> clips, applied to each video's model inputs before the
         # model (e.g. an adversarial attack on the crops, fakelens.inference.adversarial)
         self.clip_transform: Callable[[VideoRecord, list[dict[str, Any]]], list[dict[str, Any]]] | None = None
+        # Face tracks by video id (fakelens.faces.extract.KnownTracks): `record_tracks` is filled with
+        # those each scored video's features found; a video in `known_tracks` reuses its own when its
+        # file's sampled frames are the frames they were found on (no face is looked for again: the
+        # conditions of fakelens.inference.robustness that leave the pixels alone). Not for a localizer.
+        self.record_tracks: dict[str, Any] | None = None
+        self.known_tracks: dict[str, Any] | None = None
 
     def _why(self, output: str) -> str:
         from fakelens.tasks.classification import untrained_reason
@@ -325,16 +332,21 @@ class Predictor:
             self._detector = build_detector(self.cache_cfg.detector)
         return self._detector
 
-    def features(self, path: str | Path) -> Any:
-        """Decode, faces, log-mel of one video (fakelens.features.media.compute_features), or for a
-        localizer run its dense features (fakelens.inference.dense.dense_features)."""
+    def features(self, path: str | Path, known: Any = None) -> Any:
+        """Decode, faces, log-mel of one video (fakelens.features.media.compute_features; `known`
+        face tracks reused where the frames are theirs), or for a localizer run its dense features
+        (fakelens.inference.dense.dense_features)."""
         if self.dense:
             from fakelens.inference.dense import dense_features
 
             return dense_features(path, self.features_cfg, self.run.encoder, self.detector())
         from fakelens.features.media import compute_features
 
-        return compute_features(path, self.cache_cfg, self.detector())
+        return compute_features(path, self.cache_cfg, self.detector(), known)
+
+    def _known(self, rec: VideoRecord) -> Any:
+        """The face tracks `rec` may reuse (known_tracks), None to find its faces."""
+        return None if self.known_tracks is None or self.dense else self.known_tracks.get(rec.id)
 
     @property
     def features_cfg(self) -> Any:
@@ -728,7 +740,7 @@ class Predictor:
                 try:
                     if rec.path is None:
                         raise MediaError(rec.id, "the dataset lists no file for this video")
-                    feats: Any = self.features(rec.path)
+                    feats: Any = self.features(rec.path, self._known(rec))
                 except MediaError as e:
                     feats = e
                 yield rec, feats, time.perf_counter() - t0
@@ -755,7 +767,9 @@ class Predictor:
             def submit(rec: VideoRecord) -> Any:
                 if rec.path is None:
                     return None
-                return pool.submit(job, str(rec.path), job_cfg)
+                if self.dense:
+                    return pool.submit(job, str(rec.path), job_cfg)
+                return pool.submit(job, str(rec.path), job_cfg, self._known(rec))
 
             try:
                 window = ordered_window(submit, records, workers * WINDOW_PER_WORKER)
@@ -828,6 +842,8 @@ class Predictor:
                 if isinstance(feats, BaseException):
                     raise feats
                 p.feats = feats
+                if self.record_tracks is not None and getattr(feats, "tracks", None) is not None:
+                    self.record_tracks[rec.id] = feats.tracks
                 p.clips = self._prepare(rec.id, feats)
                 if self.clip_transform is not None:
                     p.clips = self.clip_transform(rec, p.clips)

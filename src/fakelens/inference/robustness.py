@@ -8,7 +8,10 @@ proposals give AP@IoU 0.5 and 0.75 and AR@10 against the labelled fake segments,
 `fakelens evaluate` computes on its task-2 submission. Media perturbations write a perturbed
 copy of each video once, under OUT/media/NAME/SEVERITY/ (atomically: a copy that exists is whole and is reused); attacks on the
 model's inputs (FGSM, PGD) perturb the face crops inside the pipeline
-(fakelens.inference.adversarial). A video that cannot be scored under a condition (a face lost
+(fakelens.inference.adversarial). The faces are found once per video for every condition that
+leaves the frames alone (the clean videos, the attacks, the audio-only perturbations and the audio
+removed: their tracks are the clean run's, `same_frames`); a perturbation of the pixels finds them
+again, as a real pipeline would. A video that cannot be scored under a condition (a face lost
 in the blur) gets the run's training prior and is counted (`failed`), so every row ranks the same
 videos; one scored from a single stream is counted too (`one_stream`).
 
@@ -153,6 +156,13 @@ def applicable(conditions: Sequence[tuple[str, tuple[float, ...]]], predictor: A
     return [(n, s) for n, s in conditions if n not in attacks]
 
 
+def same_frames(name: str) -> bool:
+    """Whether condition `name` leaves the videos' frames as they are before the faces are found
+    (the clean videos, an attack on the model's crops, a perturbation of the audio or of the
+    container alone), so the clean faces' tracks hold for it."""
+    return name == CLEAN or PERTURBATIONS.get(name).stream != "video"
+
+
 def _average_precision(labels: np.ndarray, scores: np.ndarray) -> float:
     from sklearn.metrics import average_precision_score
 
@@ -164,7 +174,8 @@ class RobustnessJob:
     finished condition under `out`."""
 
     def __init__(self, predictor: Any, records: Sequence[VideoRecord], out: str | Path, *, seed: int = 0,
-                 workers: int = 0, progress: bool = False, log: Callable[[str], None] | None = None):
+                 workers: int = 0, progress: bool = False, log: Callable[[str], None] | None = None,
+                 reuse_faces: bool = True):
         from fakelens.atomic import ensure_writable
         from fakelens.inference.journal import file_stamp
 
@@ -174,6 +185,11 @@ class RobustnessJob:
         self.localization = bool(getattr(predictor, "dense", False)) and any(r.segments for r in self.records)
         self.out = ensure_writable(out)
         self.seed, self.workers, self.progress = int(seed), int(workers), progress
+        # Face tracks found under the first condition that leaves each video's frames alone (the
+        # clean videos, an attack on the crops, an audio-only perturbation: `same_frames`), reused
+        # by the others; a perturbation of the pixels finds the faces again, as a real pipeline would.
+        self.reuse_faces = bool(reuse_faces)
+        self.tracks: dict[str, Any] = {}
         self.log = log or (lambda line: None)
         self.stamp = {"checkpoint": str(Path(predictor.run.checkpoint).resolve()),
                       "checkpoint_file": file_stamp(predictor.run.checkpoint), "seed": self.seed,
@@ -232,11 +248,14 @@ class RobustnessJob:
 
             transform = ClipAttack(pr, name, float(severity) / 255.0, self.seed)  # eps in 1/255 of the pixel range
         pr.clip_transform = transform
+        if self.reuse_faces and same_frames(name):
+            pr.record_tracks = pr.known_tracks = self.tracks
         try:
             todo = [r for r in records if r.id not in broken]
             result = pr.predict(todo, on_error="prior", workers=self.workers, progress=self.progress)
         finally:
             pr.clip_transform = None
+            pr.record_tracks = pr.known_tracks = None
         by_id = {p.id: p.score for p in result.predictions}
         scores = np.array([by_id.get(r.id, pr.run.prior) for r in self.records], np.float64)  # (N,)
         labels = np.array([r.label.as_int for r in self.records], np.int64)  # (N,)
