@@ -371,3 +371,28 @@ def test_the_modality_head_answers_which_stream_is_fake():
         assert out.visual_score == pytest.approx(joint[:, 0].max(), rel=1e-5)
         assert out.audio_score == pytest.approx(joint[:, 1].max(), rel=1e-5)
     assert joint[:, 0].argmax() == 100 and joint[:, 1].argmax() == 450
+
+
+@pytest.mark.parametrize("first_frame", [1, 3])
+def test_threshold_cells_of_a_sampled_grid_start_where_its_first_step_does(first_frame):
+    """A sampled dense cache (--fps 5 on a 25 fps video: every 5th frame) whose grid starts at
+    frame 1 or 3, a fake segment from the first step to 0.6 s: perfect per-step scores give back
+    the step cells [origin, origin + 2 k / fps) exactly, the grid the labels and the boundary head
+    use (step_cells at the grid's step). Before: the threshold path took frame_cells, whose first
+    cell starts at 0 s when the grid starts within one step of it ([0.0, 0.52) instead of
+    [0.12, 0.52), [0.0, 0.44) instead of [0.04, 0.44))."""
+    from fakelens.inference.localize import localize
+    from fakelens.train.config import PredictConfig
+
+    fps, k = 25.0, 5
+    n = 10  # steps: frames first_frame, first_frame + 5, ...
+    origin = first_frame / fps
+    vis = np.full((n, 5), -8.0, np.float32)
+    vis[:2, 0] = 8.0  # steps 0 and 1 fake
+    vis[:, 1:3] = 1.0
+    x = StepInputs(vis, np.zeros((n, 1), np.float32), np.ones(n, bool), np.ones(n, bool),
+                   first_frame + k * np.arange(n), fps=fps, step_frames=k, duration=(first_frame + k * n) / fps)
+    out = localize(_Oracle(), x, PredictConfig(proposals="thresholds", thresholds=(0.5,), suppression="nms"))
+    assert len(out.proposals) == 1
+    best = out.proposals[0]
+    assert (best.start, best.end) == pytest.approx((origin, origin + 2 * k / fps), abs=1e-9)

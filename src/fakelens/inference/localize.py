@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from fakelens.errors import ConfigError
-from fakelens.inference.postprocess import (Candidates, decode_points, own_span, proposals_from_scores,
-                                            select_proposals, window_starts)
+from fakelens.inference.postprocess import (Candidates, decode_points, own_span, proposals_from_cells,
+                                            select_proposals, step_cells, window_starts)
 from fakelens.types import Proposal
 
 PROPOSAL_METHODS = ("auto", "boundaries", "thresholds")
@@ -133,10 +133,13 @@ def finish(x: Any, items: Sequence[dict[str, Any]], outputs: Sequence[dict[str, 
                                  predict.max_proposals, getattr(predict, "soft_nms_sigma", 0.5),
                                  getattr(predict, "pre_topk", 2000))
     else:
-        # step j's cell is [times[j], times[j + 1]): the label grid (fakelens.inference.postprocess)
-        props = proposals_from_scores(times, step_scores, duration=duration,
-                                      thresholds=predict.thresholds, suppression=predict.suppression,
-                                      iou_threshold=predict.iou_threshold, max_proposals=predict.max_proposals)
+        # step j's cell is [origin + j k / fps, + k / fps), the grid its label and decode_points use
+        # (step_cells at the grid's step): not frame_cells, which takes its step from the median
+        # interval and stretches a first cell that starts within one step of 0 s back to 0 s
+        starts, ends = step_cells(times, x.step_seconds, duration)
+        props = proposals_from_cells(starts, ends, step_scores,
+                                     thresholds=predict.thresholds, suppression=predict.suppression,
+                                     iou_threshold=predict.iou_threshold, max_proposals=predict.max_proposals)
     joint = np.concatenate(streams).max(axis=0) if streams else None  # (2,)
     return Localized(score=float(step_scores.max(initial=0.0)), step_times=times, step_scores=step_scores,
                      proposals=props, n_windows=len(items),
