@@ -59,9 +59,12 @@ def test_evidence_is_the_pipelines_prediction_and_saliency_explains_its_scores(t
     run.model(video=torch.rand(1, 4, 3, 32, 32), audio=torch.zeros(1, 1, 80, 48))
     assert sides["side"] >= 7 and not name.startswith("audio") and ev.saliency["layer"] == name
     assert ev.audio_span is not None and ev.mel is not None
-    # the audio before the first sampled frame is in no clip's span: said
-    assert _codes(ev) in (["sampled_frames"], ["sampled_frames", "audio_coverage"])
-    assert all("not heard: 0.00-" in n.message for n in ev.notes if n.code == "audio_coverage")
+    # the audio before the first sampled frame is in no clip's span: said; the 4-frame clips span
+    # more than the 48 columns of the audio window: their audio was resampled into it, and said
+    assert _codes(ev) in (["sampled_frames", "audio_resampled"],
+                          ["sampled_frames", "audio_coverage", "audio_resampled"])
+    assert all("not heard: 0.00-" in n.message and "windows spanned" in n.message
+               for n in ev.notes if n.code == "audio_coverage")
 
 
 def test_a_model_without_an_audio_branch_and_a_short_video_are_stated(tiny_synth, untrained_run):
@@ -270,3 +273,28 @@ def test_i3d_saliency_of_a_frame_is_its_own_time_steps_map(tiny_synth, untrained
     assert steps["t"] == 2  # T' = C / 2
     # each map's peak before normalising: 1 + the time step the frame was given
     assert np.allclose(sal.peaks, [1, 1, 2, 2]), sal.peaks
+
+
+def test_audio_column_is_the_hop_unless_the_clip_was_resampled_into_the_window(tmp_path, untrained_run):
+    """pipeline.audio_column_seconds: a window holding its clip's mel frames as they are spans one
+    hop per column; a 10-s video sampled at 6 frames cuts clips of ~6.7 s into the 48-column
+    window, one column every ~0.14 s: the evidence keeps that and says the audio was resampled
+    (the coverage note said the model heard 92% of the track)."""
+    from fakelens.inference.pipeline import audio_column_seconds
+
+    hop = 0.01
+    plain = [{"audio_times": 1.0 + hop * np.arange(48), "audio_mask": np.arange(48) < 30}]
+    assert audio_column_seconds(plain) == pytest.approx(hop)
+    assert audio_column_seconds([{"audio_times": np.zeros(48), "audio_mask": np.zeros(48, bool)}]) is None
+    assert audio_column_seconds([]) is None
+    from fakelens.io.encode import write_video
+
+    t = np.arange(160_000) / 16_000
+    path = write_video(tmp_path / "long.mkv", [np.full((48, 64, 3), 90, np.uint8)] * 100, 10.0,
+                       audio=(0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), sample_rate=16_000, codec="ffv1")
+    ev = Analyser(Predictor(untrained_run("av_tiny"), device="cpu"), saliency=False).analyse(path)
+    assert ev.status == "ok", ev.error
+    assert ev.audio_column > 0.1
+    note = next(n for n in ev.notes if n.code == "audio_resampled")
+    assert note.level == "warning" and "about 7% of the mel frames" in note.message
+    assert all("the model heard" not in n.message for n in ev.notes)

@@ -205,6 +205,33 @@ def test_audio_never_heard_is_blank_on_the_timeline_greyed_and_stated():
     assert Analyser._coverage(ev, SimpleNamespace(mel_times=ev.mel_times)) == []
 
 
+def test_audio_resampled_into_the_window_is_stated_not_called_heard():
+    """Clips longer than the model's audio window had their audio resampled into it (one column
+    every 50 ms of a 10-ms-hop track): the coverage note says what the windows spanned, not what
+    was heard, and a note says the audio was resampled and how much of it reached the model."""
+    from types import SimpleNamespace
+
+    from fakelens.inference.evidence import Analyser
+
+    ev = _evidence(n_faces=1)
+    ev.audio_heard = [(0.0, 1.0), (2.5, 3.2)]
+    ev.audio_column = 0.05
+    notes = Analyser._coverage(ev, SimpleNamespace(mel_times=ev.mel_times))
+    assert [n.code for n in notes] == ["audio_coverage", "audio_resampled"]
+    assert "windows spanned 1.70 s of the 4.00 s" in notes[0].message and "heard 1.70" not in notes[0].message
+    assert notes[1].level == "warning" and "every 50 ms instead of every 10 ms" in notes[1].message
+    assert "about 20% of the mel frames" in notes[1].message
+    ev.notes += notes
+    doc = render(ev).document
+    validate_report(doc)  # the schema knows the code
+    assert doc["audio"]["column_seconds"] == pytest.approx(0.05)
+    assert "audio_resampled" in load_schema()["properties"]["notes"]["description"]
+    ev.audio_heard = [(0.0, 4.0)]  # every moment spanned: the resampling is still said
+    assert [n.code for n in Analyser._coverage(ev, SimpleNamespace(mel_times=ev.mel_times))] == ["audio_resampled"]
+    ev.audio_column = 0.01  # the windows hold the mel frames as they are: heard, nothing to say
+    assert Analyser._coverage(ev, SimpleNamespace(mel_times=ev.mel_times)) == []
+
+
 def test_saliency_overlay_stays_in_the_displayable_range():
     """Review item 9: a white crop under a saturated map passed 1.0 (matplotlib warned and clipped)."""
     from fakelens.report.plots import _overlay

@@ -86,6 +86,10 @@ class Evidence:
     mel_times: np.ndarray | None = None  # (M,) seconds
     audio_span: Span | None = None  # the most suspicious audio span (among the audio heard)
     audio_heard: list[tuple[float, float]] | None = None  # [start, end) s of audio the model heard; None: no audio
+    # seconds of audio one column of the model's audio windows spans (pipeline.audio_column_seconds):
+    # the mel hop, or more where a clip's audio was resampled into the window (then `audio_heard` is
+    # what the windows spanned, not audio heard at the track's rate); None: no audio
+    audio_column: float | None = None
     segments: list[Proposal] = field(default_factory=list)  # non-overlapping, confidence >= threshold
     top_proposal: Proposal | None = None  # the most confident proposal, shown when no segment passes
     threshold: float = DEFAULT_THRESHOLD
@@ -208,9 +212,10 @@ class Analyser:
             return ev
         ev.prediction = pred
         if "audio" in self.predictor.inputs:
-            from fakelens.inference.pipeline import heard_spans
+            from fakelens.inference.pipeline import audio_column_seconds, heard_spans
 
             ev.audio_heard = heard_spans(clips)
+            ev.audio_column = audio_column_seconds(clips)
         self._fill(ev, pred, feats, clips, probs)
         ev.timings["total"] = time.perf_counter() - t_start
         return ev
@@ -389,11 +394,23 @@ class Analyser:
     @staticmethod
     def _coverage(ev: Evidence, feats: Any) -> list[Note]:
         """How much of the audio track the model heard, and the gaps it never heard (a note; the
-        timeline leaves them blank and the log-mel greys them)."""
+        timeline leaves them blank and the log-mel greys them); and, when the clips' audio was
+        resampled into the model's window (`Evidence.audio_column` wider than the mel hop), that
+        the spans were heard one column per so many mel frames, not as the track holds them."""
         mt = np.asarray(feats.mel_times, np.float64)
         if ev.audio_heard is None or not len(mt):
             return []
         hop = float(mt[1] - mt[0]) if len(mt) > 1 else 0.01
+        col = ev.audio_column
+        resampled = col is not None and col > hop * (1 + 1e-3)
+        notes = []
+        if resampled:
+            share = 100 * hop / col
+            notes.append(Note("audio_resampled", "warning" if col > 2 * hop else "info",
+                              f"the clips span more audio than the model's window holds: their audio was resampled "
+                              f"into the window, one column every {1000 * col:.0f} ms instead of every "
+                              f"{1000 * hop:.0f} ms (the mel hop), so about {share:.0f}% of the mel frames in the "
+                              "windows reached the model, the rest only through the interpolation between them"))
         start, end = float(mt[0]), float(mt[-1]) + hop
         gaps, at = [], start
         for a, b in ev.audio_heard:
@@ -403,15 +420,17 @@ class Analyser:
         if end > at + hop:
             gaps.append((at, end))
         if not gaps:
-            return []
+            return notes
         total = end - start
         missed = sum(b - a for a, b in gaps)
         heard = max(0.0, total - missed)
         shown = ", ".join(f"{a:.2f}-{b:.2f}" for a, b in gaps[:6]) + (f" ... ({len(gaps)} in all)" if len(gaps) > 6 else "")
         level = "warning" if missed > 0.05 * total else "info"
+        said = "the model's audio windows spanned" if resampled else "the model heard"
         return [Note("audio_coverage", level,
-                     f"the model heard {heard:.2f} s of the {total:.2f} s audio track ({100 * heard / total:.0f}%); "
-                     f"not heard: {shown} s (blank on the timeline, greyed on the log-mel; nothing there is scored)")]
+                     f"{said} {heard:.2f} s of the {total:.2f} s audio track ({100 * heard / total:.0f}%"
+                     + ("; resampled, see audio_resampled" if resampled else "") + f"); not heard: {shown} s "
+                     "(blank on the timeline, greyed on the log-mel; nothing there is scored)"), *notes]
 
     def _dense_notes(self, ev: Evidence, pred: Prediction, feats: Any) -> list[Note]:
         """The notes of a localizer run (dense per-step features, fakelens.inference.dense): what its

@@ -916,6 +916,23 @@ def heard_spans(clips: Sequence[dict[str, Any]], gap: float = 1e-6) -> list[tupl
     return merged
 
 
+def audio_column_seconds(clips: Sequence[dict[str, Any]]) -> float | None:
+    """The seconds of audio one column of the model's audio windows truly spans: the widest spacing
+    between the columns of the clips' windows that carry audio. It is the mel hop when every
+    window holds the mel frames as they are; a clip longer than the window had its audio resampled
+    into the window's columns (fakelens.data.dataset.clip_audio_window), one column for several
+    mel frames. None when no clip carries audio."""
+    widest = None
+    for c in clips:
+        if "audio_times" not in c or not np.asarray(c["audio_mask"], bool).any():
+            continue
+        mt = np.asarray(c["audio_times"], np.float64)  # (W,)
+        if len(mt) > 1:
+            col = float(np.max(np.diff(mt)))
+            widest = col if widest is None else max(widest, col)
+    return widest
+
+
 def _most_suspicious(faces: Sequence[FaceScore], sampled: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The video's per-frame timeline from its faces': (T,) every sampled time of the features and
     at each the highest P(fake) of the faces scored there, NaN where no face was (not found in

@@ -142,6 +142,7 @@ def report_document(ev: Any) -> dict[str, Any]:
                                                                 "confidence": span.score},
             "mel_frames": None if ev.mel is None else int(ev.mel.shape[1]),
             "heard": None if ev.audio_heard is None else [[float(a), float(b)] for a, b in ev.audio_heard],
+            "column_seconds": _num(ev.audio_column),
         }
     for f in ev.faces:
         doc["faces"].append({
