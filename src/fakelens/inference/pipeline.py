@@ -767,9 +767,8 @@ class Predictor:
             def submit(rec: VideoRecord) -> Any:
                 if rec.path is None:
                     return None
-                if self.dense:
-                    return pool.submit(job, str(rec.path), job_cfg)
-                return pool.submit(job, str(rec.path), job_cfg, self._known(rec))
+                known = self._known(rec)  # face tracks to reuse: only then a third argument
+                return pool.submit(job, str(rec.path), job_cfg, *([known] if known is not None else []))
 
             try:
                 window = ordered_window(submit, records, workers * WINDOW_PER_WORKER)
