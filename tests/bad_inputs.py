@@ -451,7 +451,12 @@ CASES: list[Case] = [
                                 '"streams":"visual only"', VISUAL_ALONE, status=200))),
     video_case("one_frame", "a video of a single frame (40 ms of audio)", "still.mp4",
                lambda p, s: _write(p, s.frames[:1], audio=s.audio[: SAMPLE_RATE // 25]),
-               **playable("scored; the report warns that the clip was padded (padding not scored)", "short_video")),
+               **playable("scored; the report warns that the clip was padded, with how many frames are real and "
+                          "how many padding (padding not scored)", "short_video", "(1 real, 3 padded)",
+                          predict=fallback("scored from its one frame padded to the model's 4-frame clip, recorded "
+                                           "in --predictions: fallback 'padded clip: 1 real frame and 3 padded ...', "
+                                           "extras real_frames 1 / padded_frames 3", "padded clip: 1 real frame and 3 "
+                                           "padded", '"real_frames": 1.0, "padded_frames": 3.0'))),
     video_case("three_seconds", "a 3-second video (the source looped)", "short.mp4",
                lambda p, s: _normal(p, s, 3.0), **playable()),
     video_case("ten_minutes", "a 10-minute video (96x96 at 1 fps, 10 min of audio)", "long.mp4", _ten_minutes,

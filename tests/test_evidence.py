@@ -74,6 +74,11 @@ def test_a_model_without_an_audio_branch_and_a_short_video_are_stated(tiny_synth
     assert "no_audio_branch" in _codes(ev) and "short_video" in _codes(ev)
     assert ev.mel is None and ev.audio_span is None and ev.prediction.audio_scores is None
     assert len(ev.prediction.frame_scores) == 6  # the padding of the 8-frame clip is not scored
+    # the padding is recorded in the Prediction (predict's --predictions) and counted in the note, once
+    assert (ev.prediction.extras["real_frames"], ev.prediction.extras["padded_frames"]) == (6.0, 2.0)
+    assert ev.prediction.fallback.startswith("padded clip: 6 real frames and 2 padded")
+    assert "(6 real, 2 padded)" in next(n.message for n in ev.notes if n.code == "short_video")
+    assert "fallback" not in _codes(ev)
 
 
 def test_an_audio_model_has_no_face_evidence(tiny_synth, untrained_run):

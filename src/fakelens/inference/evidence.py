@@ -511,9 +511,11 @@ class Analyser:
                                       f"no face found in {int(missing.sum())} of {n} sampled frames "
                                       f"(at {_fmt_times(times)}): {how}; they are marked on the timeline"))
             if n < self.predictor.clip_frames:
+                real, padded = pred.extras.get("real_frames"), pred.extras.get("padded_frames")
+                counts = f" ({int(real)} real, {int(padded)} padded)" if real is not None and padded else ""
                 notes.append(Note("short_video", "warning",
                                   f"only {n} sampled frames, shorter than the model's clip of "
-                                  f"{self.predictor.clip_frames}: the clip was padded with the last frame "
+                                  f"{self.predictor.clip_frames}: the clip was padded with the last frame{counts} "
                                   "(padding is not scored)"))
             if (pred.frame_scores is None and pred.streams != "audio only"
                     and not any(n.code == "clip_ranked" for n in ev.notes)):
@@ -548,8 +550,14 @@ class Analyser:
             notes.append(Note("no_audio_branch", "warning", f"the model has no audio branch: {why}"))
         if pred.streams in STREAM_NOTES and "video" in inputs and "audio" in inputs:
             notes.append(Note("streams", "warning", STREAM_NOTES[pred.streams]))
-        if pred.fallback and not (feats.clip.fallback if "video" in inputs else False):
-            notes.append(Note("fallback", "warning", f"fallback used: {pred.fallback}"))
+        from fakelens.inference.pipeline import FULL_FRAME_FALLBACK, PADDED_FALLBACK
+
+        said = {FULL_FRAME_FALLBACK} if "video" in inputs and feats.clip.fallback else set()  # its own note
+        short = any(n.code == "short_video" for n in notes)  # says the padding, with its counts
+        rest = [f for f in (pred.fallback or "").split("; ")
+                if f and f not in said and not (short and f.startswith(PADDED_FALLBACK))]
+        if rest:
+            notes.append(Note("fallback", "warning", f"fallback used: {'; '.join(rest)}"))
         return notes
 
 

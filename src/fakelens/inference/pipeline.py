@@ -45,6 +45,7 @@ NO_FACE = ("error", "full_frame")
 PRIOR_FALLBACK = "prior"  # Prediction.fallback of a failed video scored with the training prior
 AUDIO_VISUAL, VISUAL_ONLY, AUDIO_ONLY = "audio-visual", "visual only", "audio only"  # Prediction.streams
 FULL_FRAME_FALLBACK = "no_face: full frame"
+PADDED_FALLBACK = "padded clip"  # Prediction.fallback's part for face clips filled out with padding
 
 
 @dataclass
@@ -605,7 +606,14 @@ class Predictor:
             if head in probs:
                 # the head's clip scores made one value as the verdict's own aggregation makes it
                 extras[head.replace("_logit", "_score")] = float(aggregate(self.aggregate_name, probs[head]))
-        fallback = FULL_FRAME_FALLBACK if "video" in self.inputs and feats.clip.fallback else None
+        used = [FULL_FRAME_FALLBACK] if "video" in self.inputs and feats.clip.fallback else []
+        real, padded = clip_padding(clips)
+        if padded:  # a face seen on fewer frames than the model's clip: filled out, recorded
+            extras.update(real_frames=float(real), padded_frames=float(padded))
+            used.append(f"{PADDED_FALLBACK}: {real} real frame{'s' if real != 1 else ''} and {padded} padded (the "
+                        f"last frame repeated, masked) to fill the model's {self.clip_frames}-frame clip"
+                        f"{'s' if len(clips) > 1 else ''}, the padding not scored")
+        fallback = "; ".join(used) or None
         return Prediction(id=video_id, score=float(score), proposals=proposals, frame_times=frame_times,
                           frame_scores=frame_scores, audio_times=audio_times, audio_scores=audio_scores,
                           fallback=fallback, extras=extras, streams=streams, faces=tuple(faces),
@@ -913,6 +921,20 @@ def heard_spans(clips: Sequence[dict[str, Any]], gap: float = 1e-6) -> list[tupl
         else:
             merged.append((a, b))
     return merged
+
+
+def clip_padding(clips: Sequence[dict[str, Any]]) -> tuple[int, int]:
+    """(real, padded) frame slots of a video's face clips: each real frame once (`counted`), and the
+    slots filled with the last frame because the face was seen on fewer frames than a clip holds
+    (mask False). (0, 0) for audio clips and the blank faces of a video scored from its audio alone."""
+    real = padded = 0
+    for c in clips:
+        if "video" not in c or "mask" not in c or c.get("streams") == AUDIO_ONLY:
+            continue
+        mask = np.asarray(c["mask"], bool)  # (C,)
+        real += int(np.asarray(c.get("counted", mask), bool).sum())
+        padded += int((~mask).sum())
+    return real, padded
 
 
 def audio_column_seconds(clips: Sequence[dict[str, Any]]) -> float | None:
