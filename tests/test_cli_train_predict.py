@@ -124,6 +124,35 @@ def test_predict_takes_videos_and_folders_of_videos_without_any_flag(tiny, capsy
     assert "give --out FILE" in capsys.readouterr().err
 
 
+def test_a_whole_dataset_into_a_challenge_format_is_refused_before_any_work(tiny, layout_cache, capsys,
+                                                                           monkeypatch):
+    """predict RUN DFDC_DIR --format dfdc without --split scored every video (train, val and the
+    sample submission's test videos) and only then failed to write: "N ids not expected"; plain
+    scores failed the same way. Now a challenge format is refused before the run is loaded, naming
+    --split test; plain scores of the whole dataset hold every video."""
+    import fakelens.inference.pipeline as pipeline
+    from fakelens.data.formats import load_dataset
+    from fakelens.submission import read_submission
+
+    data, run = layout_cache("dfdc")[0], str(tiny["run"])
+    ds = load_dataset(data)
+    assert ds.expected_ids and len(ds.records) > len(ds.expected_ids)  # labelled videos beside the test list
+    real_load = pipeline.load_run
+    monkeypatch.setattr(pipeline, "load_run", lambda *a, **k: (_ for _ in ()).throw(AssertionError("loaded")))
+    out = tiny["root"] / "whole" / "submission.csv"
+    assert main(["predict", run, str(data), "--format", "dfdc", "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "pass --split test" in err and f"holds the {len(ds.expected_ids)} ids of the test set" in err
+    assert not out.exists()
+    monkeypatch.setattr(pipeline, "load_run", real_load)
+    scores = tiny["root"] / "whole" / "scores.csv"
+    assert main(["predict", run, str(data), "--out", str(scores), "--json", "--no-progress"]) == 0
+    assert sorted(read_submission(scores).ids) == sorted(r.id for r in ds.records)
+    assert main(["predict", run, str(data), "--split", "test", "--format", "dfdc", "--out", str(out),
+                 "--json", "--no-progress"]) == 0
+    assert read_submission(out).ids == list(ds.expected_ids)
+
+
 def test_predicting_a_folder_again_reads_past_its_own_outputs(tiny, capsys):
     """Scores written into the folder of videos they score (scores.csv, a failures report,
     --predictions JSON) made predicting that folder again fail: 'matches no known dataset format',

@@ -111,13 +111,13 @@ def run(args: argparse.Namespace) -> int:
     ds = load_inputs(args.data, format=args.data_format, split=args.split)  # before loading the model
     if not ds.records:
         raise FakelensError(f"{args.data[0]}: no videos{f' in split {args.split!r}' if args.split else ''}")
+    expected = _expected_ids(ds, args.fmt, args.data[0], out)  # a submission that cannot be written: said now
     # Printed scores write no file at all, not even the failures report (failures are printed).
     failures_path = out.with_name(out.name + ".failures.json") if out is not None else None
     run_ = load_run(args.run)
     predictor = Predictor(run_, aggregate_name=args.aggregate, level=args.level, no_face=args.no_face,
                           batch_size=args.batch_size, device=device, face_aggregate=args.face_aggregate,
                           proposals=args.proposals, sample_fps=args.fps)
-    expected = ds.expected_ids if ds.expected_ids else [r.id for r in ds.records]
     journal = None  # printed scores write no file at all: nothing to resume
     done: dict = {}
     todo = list(ds.records)
@@ -191,6 +191,32 @@ def run(args: argparse.Namespace) -> int:
     for note in [*predictor.notes, *journal.notes]:
         print(f"note: {note}", file=sys.stderr)
     return 0
+
+
+PLAIN_FORMATS = ("scores", "scores-json")  # every scored video, not a challenge's list of ids
+
+
+def _expected_ids(ds, fmt: str, data: str, out) -> list[str]:
+    """The ids the output holds, in order. A dataset read whole (no --split) may hold labelled
+    videos beside the test set its sample submission / test list names: a challenge submission
+    holds the test ids only, so that is refused before any video is scored (it failed at the write,
+    after scoring every video: "N ids not expected"); plain scores hold every video."""
+    from fakelens.errors import FakelensError
+
+    if not ds.expected_ids:
+        return [r.id for r in ds.records]
+    listed = set(ds.expected_ids)
+    others = [r for r in ds.records if r.id not in listed]
+    if not others:
+        return list(ds.expected_ids)
+    if fmt in PLAIN_FORMATS or out is None:
+        return [r.id for r in ds.records] + [i for i in ds.expected_ids if i not in {r.id for r in ds.records}]
+    tests = sorted({str(r.split) for r in ds.records if r.id in listed and r.split})
+    splits = sorted({str(r.split) for r in others if r.split}) or ["(none)"]
+    hint = f"pass --split {tests[0]} to score the test videos" if len(tests) == 1 else "pass --split for the test split"
+    raise FakelensError(f"{data}: a {fmt} submission holds the {len(listed)} ids of the test set, but this dataset "
+                        f"also holds {len(others)} other videos (split {', '.join(splits)}); {hint}, or --format "
+                        "scores for a score of every video")
 
 
 def _print_scores(result, as_json: bool) -> int:
