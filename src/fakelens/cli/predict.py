@@ -210,7 +210,8 @@ def _expected_ids(ds, fmt: str, data: str, out) -> list[str]:
     if not others:
         return list(ds.expected_ids)
     if fmt in PLAIN_FORMATS or out is None:
-        return [r.id for r in ds.records] + [i for i in ds.expected_ids if i not in {r.id for r in ds.records}]
+        have = {r.id for r in ds.records}
+        return [r.id for r in ds.records] + [i for i in ds.expected_ids if i not in have]
     tests = sorted({str(r.split) for r in ds.records if r.id in listed and r.split})
     splits = sorted({str(r.split) for r in others if r.split}) or ["(none)"]
     hint = f"pass --split {tests[0]} to score the test videos" if len(tests) == 1 else "pass --split for the test split"

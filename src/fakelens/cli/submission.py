@@ -55,10 +55,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
     # ids: distinct ids read with a valid row; rejected: ids whose rows are errors (a bad score);
     # missing / extra: expected ids with no row at all, and ids not expected
-    listed = set(sub.ids) | sub.rejected
+    read = set(sub.ids)
+    listed = read | sub.rejected
     wanted = set(expected)
     result = {"file": result["file"], "format": sub.format, **({"split": args.split} if args.split is not None else {}),
-              "ids": len(set(sub.ids)), "expected": len(wanted), "rejected": len(sub.rejected - set(sub.ids)),
+              "ids": len(read), "expected": len(wanted), "rejected": len(sub.rejected - read),
               "missing": len(wanted - listed), "extra": len(listed - wanted), "valid": not errors,
               "errors": [str(e) for e in errors]}
     if sub.proposals is not None:

@@ -548,12 +548,12 @@ def unused_validation_splits(cfg: TrainConfig, train_split: Any) -> dict[str, di
     from fakelens.data.splits import canonical_split
 
     trained = {train_split} if isinstance(train_split, str) else set(train_split)
+    of = f"split {train_split!r}" if isinstance(train_split, str) else f"splits {', '.join(train_split)}"
     out: dict[str, dict[str, list[str]]] = {}
     for row in read_index(Path(cfg.data.cache)):
         split = row.get("split")
         if (row.get("npz") and isinstance(split, str) and split not in trained and canonical_split(split) == "val"
                 and row.get("label") in ("real", "fake")):
-            of = f"split {train_split!r}" if isinstance(train_split, str) else f"splits {', '.join(train_split)}"
             why = (f"not used: data.val_split='' carves validation out of {of} (set data.val_split={split} "
                    "to validate on these videos)")
             out.setdefault(split, {}).setdefault(why, []).append(str(row["id"]))

@@ -63,10 +63,9 @@ def quiet_third_party(verbose: bool = False) -> Iterator[None]:
 
 def terminal_attached() -> bool:
     """True when stdout (where the progress bar draws) is a terminal."""
-    try:
-        return sys.stdout.isatty()
-    except (AttributeError, ValueError):
-        return False
+    from fakelens.progress import attached
+
+    return attached(sys.stdout)
 
 
 class RunLog:

@@ -294,10 +294,7 @@ def _label_like_files(path: Path) -> str:
     """What the label-looking files here start with (a CSV's header, a JSON's first characters), to
     show why none of them was recognised; '' when there is none."""
     try:
-        mine = set() if path.is_file() else own_outputs(path)
-        files = [path] if path.is_file() else sorted(
-            p for p in path.iterdir() if p.is_file() and p.suffix.lower() in (".csv", ".txt", ".json")
-            and p.name not in mine and not p.name.startswith("."))
+        files = [path] if path.is_file() else _label_candidates(path, (".csv", ".txt", ".json"))
     except OSError:
         return ""
     lines = []
@@ -552,6 +549,14 @@ def note_own_outputs(paths: Sequence[str | Path], inputs: Sequence[str | Path]) 
                                                             "files": sorted(names)}, indent=1) + "\n")
 
 
+def _label_candidates(folder: Path, suffixes: tuple[str, ...]) -> list[Path]:
+    """The files at the top of `folder` that may be label files (by suffix), sorted: hidden files
+    and the outputs `fakelens predict` wrote there before (`own_outputs`) are none."""
+    mine = own_outputs(folder)
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in suffixes
+                  and p.name not in mine and not p.name.startswith("."))
+
+
 def _bare_videos(path: Path) -> bool:
     """A video file, or a folder of videos that matches no dataset format."""
     if path.is_file():
@@ -565,10 +570,7 @@ def _bare_videos(path: Path) -> bool:
             raise
         # label files at the top that no format reads: a dataset with a problem (a misnamed CSV
         # column, a broken header), said so, rather than its videos scored as if unlabelled
-        # (predict's own outputs written here before are no label files)
-        mine = own_outputs(path)
-        if any(p.is_file() and p.suffix.lower() in (".csv", ".json") and p.name not in mine
-               and not p.name.startswith(".") for p in path.iterdir()):
+        if _label_candidates(path, (".csv", ".json")):
             raise
         return bool(find_videos(path))
     return False
