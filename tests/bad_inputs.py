@@ -453,10 +453,14 @@ CASES: list[Case] = [
                lambda p, s: _write(p, s.frames[:1], audio=s.audio[: SAMPLE_RATE // 25]),
                **playable("scored; the report warns that the clip was padded, with how many frames are real and "
                           "how many padding (padding not scored)", "short_video", "(1 real, 3 padded)",
-                          predict=fallback("scored from its one frame padded to the model's 4-frame clip, recorded "
-                                           "in --predictions: fallback 'padded clip: 1 real frame and 3 padded ...', "
-                                           "extras real_frames 1 / padded_frames 3", "padded clip: 1 real frame and 3 "
-                                           "padded", '"real_frames": 1.0, "padded_frames": 3.0'))),
+                          predict=fallback("scored from its one frame padded to the model's 4-frame clip and its "
+                                           "40 ms of audio padded to the model's audio window, both recorded in "
+                                           "--predictions: fallback 'padded clip: 1 real frame and 3 padded ...; "
+                                           "padded audio: 0.0x s of audio padded with masked silence ...', extras "
+                                           "real_frames 1 / padded_frames 3, audio_seconds / audio_window_seconds",
+                                           "padded clip: 1 real frame and 3 padded", '"real_frames": 1.0, '
+                                           '"padded_frames": 3.0', "s of audio padded with masked silence",
+                                           '"audio_window_seconds"'))),
     video_case("three_seconds", "a 3-second video (the source looped)", "short.mp4",
                lambda p, s: _normal(p, s, 3.0), **playable()),
     video_case("ten_minutes", "a 10-minute video (96x96 at 1 fps, 10 min of audio)", "long.mp4", _ten_minutes,

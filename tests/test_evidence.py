@@ -303,3 +303,21 @@ def test_audio_column_is_the_hop_unless_the_clip_was_resampled_into_the_window(t
     note = next(n for n in ev.notes if n.code == "audio_resampled")
     assert note.level == "warning" and "about 7% of the mel frames" in note.message
     assert all("the model heard" not in n.message for n in ev.notes)
+
+
+def test_audio_shorter_than_the_models_window_is_recorded_in_the_prediction(tiny_synth, untrained_run):
+    import dataclasses
+
+    run = dataclasses.replace(untrained_run("audio_tiny"), audio_width=400)  # a 4-s window, ~1.2 s of audio
+    ev = Analyser(Predictor(run, device="cpu")).analyse(_video(tiny_synth))
+    assert ev.status == "ok", ev.error
+    pred = ev.prediction
+    heard = ev.mel.shape[1] * 0.01
+    assert pred.extras["audio_window_seconds"] == pytest.approx(4.0)
+    assert pred.extras["audio_seconds"] == pytest.approx(heard) and heard < 4.0
+    assert pred.fallback.startswith(f"padded audio: {heard:.2f} s of audio padded with masked silence")
+    # the report says it once, in its short_audio note, not again as a generic fallback note
+    assert "short_audio" in _codes(ev) and "fallback" not in _codes(ev)
+    # a window the track fills: nothing recorded
+    ev = Analyser(Predictor(untrained_run("audio_tiny"), device="cpu")).analyse(_video(tiny_synth))
+    assert ev.prediction.fallback is None and "audio_seconds" not in ev.prediction.extras

@@ -550,12 +550,14 @@ class Analyser:
             notes.append(Note("no_audio_branch", "warning", f"the model has no audio branch: {why}"))
         if pred.streams in STREAM_NOTES and "video" in inputs and "audio" in inputs:
             notes.append(Note("streams", "warning", STREAM_NOTES[pred.streams]))
-        from fakelens.inference.pipeline import FULL_FRAME_FALLBACK, PADDED_FALLBACK
+        from fakelens.inference.pipeline import FULL_FRAME_FALLBACK, PADDED_AUDIO_FALLBACK, PADDED_FALLBACK
 
         said = {FULL_FRAME_FALLBACK} if "video" in inputs and feats.clip.fallback else set()  # its own note
         short = any(n.code == "short_video" for n in notes)  # says the padding, with its counts
+        short_audio = any(n.code == "short_audio" for n in notes)  # says the audio padding
         rest = [f for f in (pred.fallback or "").split("; ")
-                if f and f not in said and not (short and f.startswith(PADDED_FALLBACK))]
+                if f and f not in said and not (short and f.startswith(PADDED_FALLBACK + ":"))
+                and not (short_audio and f.startswith(PADDED_AUDIO_FALLBACK + ":"))]
         if rest:
             notes.append(Note("fallback", "warning", f"fallback used: {'; '.join(rest)}"))
         return notes

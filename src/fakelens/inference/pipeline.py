@@ -46,6 +46,7 @@ PRIOR_FALLBACK = "prior"  # Prediction.fallback of a failed video scored with th
 AUDIO_VISUAL, VISUAL_ONLY, AUDIO_ONLY = "audio-visual", "visual only", "audio only"  # Prediction.streams
 FULL_FRAME_FALLBACK = "no_face: full frame"
 PADDED_FALLBACK = "padded clip"  # Prediction.fallback's part for face clips filled out with padding
+PADDED_AUDIO_FALLBACK = "padded audio"  # ... for an audio track shorter than the model's window
 
 
 @dataclass
@@ -613,6 +614,13 @@ class Predictor:
             used.append(f"{PADDED_FALLBACK}: {real} real frame{'s' if real != 1 else ''} and {padded} padded (the "
                         f"last frame repeated, masked) to fill the model's {self.clip_frames}-frame clip"
                         f"{'s' if len(clips) > 1 else ''}, the padding not scored")
+        short = audio_padding(feats, self.run.audio_width, self.run.cache.hop_seconds) \
+            if "audio" in self.inputs and streams != VISUAL_ONLY else None
+        if short:  # less audio than one model window: filled out with masked silence, recorded
+            heard, window = short
+            extras.update(audio_seconds=heard, audio_window_seconds=window)
+            used.append(f"{PADDED_AUDIO_FALLBACK}: {heard:.2f} s of audio padded with masked silence to fill the "
+                        f"model's {window:.2f}-s audio window, the padding not scored")
         fallback = "; ".join(used) or None
         return Prediction(id=video_id, score=float(score), proposals=proposals, frame_times=frame_times,
                           frame_scores=frame_scores, audio_times=audio_times, audio_scores=audio_scores,
@@ -935,6 +943,20 @@ def clip_padding(clips: Sequence[dict[str, Any]]) -> tuple[int, int]:
         real += int(np.asarray(c.get("counted", mask), bool).sum())
         padded += int((~mask).sum())
     return real, padded
+
+
+def audio_padding(feats: Any, width: int | None, hop_seconds: float) -> tuple[float, float] | None:
+    """(seconds of audio, seconds of the model's window) when a video's whole audio track holds
+    fewer mel frames than one model audio window (`width`), so every window was padded with masked
+    silence; None when the track fills a window, or there is no audio or no window."""
+    mel = getattr(feats, "mel", None)
+    if not width or mel is None or not getattr(feats, "has_audio", True):
+        return None
+    n = int(mel.shape[1])  # (M, T_mel)
+    if n == 0 or n >= int(width):
+        return None
+    hop = float(hop_seconds or 0.01)
+    return round(n * hop, 6), round(int(width) * hop, 6)
 
 
 def audio_column_seconds(clips: Sequence[dict[str, Any]]) -> float | None:
