@@ -209,3 +209,54 @@ def test_robustness_of_a_localizer_gives_ap_at_iou_as_evaluate_does(localizer, t
     assert float(clean["ar10"]) == pytest.approx(loc["ar"]["10"], abs=1e-6)
     assert main([*args, "--perturb", "fgsm=2"]) == 2
     assert "perturb face crops" in capsys.readouterr().err
+
+
+def test_predict_from_stored_features_equals_predict_from_the_media(localizer, tiny_synth, capsys):
+    """`predict --features FEATS` reads the dense features `fakelens features` stored (the fixture's
+    folder holds every split) instead of decoding the videos again: the same proposals, learned
+    boundaries and thresholds alike."""
+    root = localizer["root"]
+    for extra in ([], ["--proposals", "thresholds"]):
+        media, stored = root / "from_media.json", root / "from_features.json"
+        assert main(["predict", str(localizer["loc"]), str(tiny_synth), "--split", "test", "--format", "avdf1m-task2",
+                     "--out", str(media), "--no-progress", *extra]) == 0
+        assert main(["predict", str(localizer["loc"]), str(tiny_synth), "--split", "test", "--format", "avdf1m-task2",
+                     "--out", str(stored), "--no-progress", "--features", str(localizer["feats"]), *extra]) == 0
+        a, b = json.loads(media.read_text()), json.loads(stored.read_text())
+        assert len(a) == 2 and a == b, extra
+    capsys.readouterr()
+
+
+def test_predict_refuses_stored_features_it_cannot_use(localizer, tiny_synth, capsys):
+    """Features of another encoder (a backbone name: other weights), of other settings (--fps 5),
+    without the videos asked for (another split), or given to a classification run: refused,
+    naming both sides, before any video is scored."""
+    root = localizer["root"]
+    other, sampled, val = root / "feats_other", root / "feats_fps5", root / "feats_val"
+    assert main(["features", "tinycnn", str(tiny_synth), "--split", "test", "--size", "32", "--detector", "haar",
+                 "--audio", "logmel", "--out", str(other), "--no-progress"]) == 0
+    assert main(["features", str(localizer["run"]), str(tiny_synth), "--split", "test", "--fps", "5",
+                 "--out", str(sampled), "--no-progress"]) == 0
+    assert main(["features", str(localizer["run"]), str(tiny_synth), "--split", "val", "--out", str(val),
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    theirs = json.loads((localizer["feats"] / "config.json").read_text())["encoder"]["digest"]
+    mine = json.loads((other / "config.json").read_text())["encoder"]["digest"]
+
+    def refused(run, feats):
+        out = root / "refused.json"
+        assert main(["predict", str(run), str(tiny_synth), "--split", "test", "--format", "avdf1m-task2",
+                     "--out", str(out), "--no-progress", "--features", str(feats)]) == 2
+        assert not out.exists()
+        return capsys.readouterr().err
+
+    err = refused(localizer["loc"], other)
+    assert "another encoder" in err and mine in err and theirs in err
+    err = refused(localizer["loc"], sampled)
+    assert "media.sampling 'fps' in the folder, 'all' in the run" in err
+    err = refused(localizer["loc"], val)
+    assert "no features of 2 of the 2 videos" in err and "--split SPLIT" in err
+    err = refused(localizer["run"], localizer["feats"])
+    assert "stored dense features serve localizer runs" in err
+    err = refused(localizer["loc"], root / "nowhere")
+    assert "no such folder" in err

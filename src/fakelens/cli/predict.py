@@ -7,8 +7,12 @@ and no --format the file is a plain score list: CSV `file,score` (format `scores
 
 One pipeline: decode sampled frames/audio -> faces (same parameters as the training cache) ->
 model -> per-frame / per-clip scores -> video score by a named aggregation (--aggregate) ->
-temporal proposals (avdf1m-task2). The submission is validated by the format's writer; the ids
-are the dataset's expected ids (its test listing) or, for labelled data, every video.
+temporal proposals (avdf1m-task2). A localizer run reads its dense features from a features
+folder with --features FEATS (`fakelens features RUN DATA --split test --out FEATS`, the
+encoder run its training features came from) instead of decoding the videos again; a folder
+of another encoder or other settings, or one without some of the videos, is refused. The
+submission is validated by the format's writer; the ids are the dataset's expected ids (its
+test listing) or, for labelled data, every video.
 
 Failures are listed with their reason in FILE.failures.json. By default any failure stops the
 command before a submission is written; --on-error prior gives failed videos the training-set
@@ -56,6 +60,10 @@ def add_parser(subparsers) -> None:
                    help="sample F frames per second of each video instead of the run's sampling (e.g. a clip "
                    "classifier trained on 24 frames a video, scored over every part of long videos for "
                    "avdf1m-task2 proposals; its training rate keeps its clips as long as in training)")
+    p.add_argument("--features", default=None, metavar="FEATS",
+                   help="a localizer run's dense features read from this folder (made by `fakelens features "
+                   "RUN DATA --split SPLIT --out FEATS` with the encoder run its training features came from) "
+                   "instead of computed again from the media; refused when its encoder or settings differ")
     p.add_argument("--on-error", choices=["raise", "prior"], default="raise",
                    help="failed videos: stop (default) or give them the training prior, recorded")
     p.add_argument("--no-face", choices=["error", "full_frame"], default=None,
@@ -99,6 +107,9 @@ def run(args: argparse.Namespace) -> int:
     from fakelens.inference.runs import resolve_checkpoint
 
     resolve_checkpoint(args.run)  # a wrong run path is said at once, before torch loads
+    if args.features is not None and not Path(args.features).is_dir():
+        raise ConfigError(f"--features {args.features}: no such folder (make it with `fakelens features RUN DATA "
+                          f"--split SPLIT --out {args.features}`)")
     # The flags are checked: now the heavy imports (torch, the models).
     from fakelens.inference.device import describe_device, resolve_device
     from fakelens.inference.pipeline import Predictor, failures_report, load_run, one_stream
@@ -117,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     run_ = load_run(args.run)
     predictor = Predictor(run_, aggregate_name=args.aggregate, level=args.level, no_face=args.no_face,
                           batch_size=args.batch_size, device=device, face_aggregate=args.face_aggregate,
-                          proposals=args.proposals, sample_fps=args.fps)
+                          proposals=args.proposals, sample_fps=args.fps, features=args.features)
     journal = None  # printed scores write no file at all: nothing to resume
     done: dict = {}
     todo = list(ds.records)

@@ -444,3 +444,102 @@ def run_features(source: str, records: Sequence[VideoRecord], out: str | Path, *
     job = FeaturesJob(folder=str(out), chunk_frames=chunk_frames, device=device)
     return preprocess(list(records), out, cfg, workers=workers, shard=shard, force=force, progress=progress,
                       split=split, job=job)
+
+
+# ------------------------------------------------------------------------------------ stored features
+
+
+def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+    """{"media": {"size": 64}} -> {"media.size": 64}: settings named as a user reads them."""
+    if not isinstance(d, dict):
+        return {prefix: d}
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out
+
+
+class StoredFeatures:
+    """A features folder (`fakelens features ... --out FEATS`) read back instead of recomputing the
+    dense features of each video (`predict RUN DATA --features FEATS`): the arrays a localizer run
+    would compute from the media, as `DenseVideo`s. Refused, naming both sides, when the folder's
+    encoder (its weights' digest) or media settings are not the run's; `check(records)` refuses
+    videos the folder lacks or whose file changed since (by size, then mtime or content hash)."""
+
+    def __init__(self, folder: str | Path, expected: FeatureConfig, run_name: str = "the run"):
+        from fakelens.data.cache import check_cache, load_config, read_index
+
+        self.folder = Path(folder)
+        if not (self.folder / "config.json").exists():
+            raise FakelensError(f"{self.folder}: not a features folder (no config.json); make one with "
+                                f"`fakelens features RUN DATA --split test --out {self.folder}`")
+        cfg = load_config(self.folder)
+        if not isinstance(cfg, FeatureConfig):
+            raise FakelensError(f"{self.folder}: a preprocessing cache, not a features folder (made by "
+                                "`fakelens preprocess`); give one made by `fakelens features`")
+        mine, theirs = cfg.encoder.get("digest"), expected.encoder.get("digest")
+        if mine != theirs:
+            raise FakelensError(f"{self.folder}: features of another encoder (digest {mine}) than {run_name} was "
+                                f"trained on (digest {theirs}): make them with the run whose encoder made the "
+                                f"training features (`fakelens features RUN DATA --out {self.folder}`), or predict "
+                                "from the media without --features")
+        a, b = _flat(cfg.to_dict()), _flat(expected.to_dict())
+        diff = [f"{k} {a.get(k)!r} in the folder, {b.get(k)!r} in the run"
+                for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        if diff:
+            raise FakelensError(f"{self.folder}: features made with other settings than the run predicts with "
+                                f"({run_name}): {'; '.join(diff)}; make them again with the run's settings, or "
+                                "predict from the media without --features")
+        self.cfg = cfg
+        self.rows = {r["id"]: r for r in read_index(self.folder)}
+        check_cache(self.folder, list(self.rows.values()))  # version, and every row made with config.json
+
+    def check(self, records: Sequence[VideoRecord]) -> None:
+        """Refuse (FakelensError, listing them) videos the folder has no features of, and those whose
+        file changed since their features were made. A video it failed to decode is left to
+        `load` (a failure of that video, as predicting from the media would give)."""
+        from fakelens.data.cache import fast_hash
+
+        missing, changed = [], []
+        for rec in records:
+            row = self.rows.get(rec.id)
+            if row is None:
+                missing.append(rec.id)
+                continue
+            recorded = row.get("file") or {}
+            if rec.path is None or row.get("status") == "decode_error" or not recorded:
+                continue
+            now = file_identity(rec.path, with_hash=False)
+            if now is None:
+                continue  # unreadable now: the stored features still stand for what it was
+            same = now["size"] == recorded.get("size") and (
+                now["mtime_ns"] == recorded.get("mtime_ns") or fast_hash(rec.path, now["size"]) == recorded.get("hash"))
+            if not same:
+                changed.append(rec.id)
+
+        def some(ids: list[str]) -> str:
+            return ", ".join(ids[:5]) + (f" ... ({len(ids)} in all)" if len(ids) > 5 else "")
+
+        remedy = f"run `fakelens features RUN DATA --split SPLIT --out {self.folder}` (it adds and redoes them)"
+        if missing:
+            raise FakelensError(f"{self.folder}: no features of {len(missing)} of the {len(records)} videos to predict "
+                                f"({some(missing)}): {remedy}, or predict from the media without --features")
+        if changed:
+            raise FakelensError(f"{self.folder}: {len(changed)} video file(s) changed since their features were made "
+                                f"({some(changed)}): {remedy}")
+
+    def load(self, rec: VideoRecord) -> DenseVideo:
+        """The stored DenseVideo of one checked video (MediaError when its features could not be made)."""
+        from fakelens.data.cache import load_npz
+
+        row = self.rows[rec.id]
+        if row.get("status") == "decode_error" or not row.get("npz"):
+            raise MediaError(rec.id, row.get("message") or "the features folder could not decode it")
+        t0 = time.perf_counter()
+        arrays = load_npz(self.folder, row)
+        has_audio = bool(row.get("has_audio"))
+        return DenseVideo(arrays=arrays, status=row["status"], message=row.get("message", ""),
+                          has_face=bool(row.get("has_face")), has_audio=has_audio,
+                          counts=dict(row.get("counts") or {}), timings={"load": time.perf_counter() - t0},
+                          fallback=row.get("fallback"),
+                          audio_message="" if has_audio else (row.get("message") or "no audio"))

@@ -233,7 +233,7 @@ class Predictor:
     def __init__(self, run: LoadedRun, *, aggregate_name: str | None = None, level: str | None = None,
                  no_face: str | None = None, batch_size: int = 8, device: str | torch.device = "auto",
                  face_aggregate: str | None = None, proposals: str | None = None,
-                 sample_fps: float | None = None):
+                 sample_fps: float | None = None, features: str | Path | None = None):
         if proposals is not None:  # e.g. a localizer's own per-step scores thresholded (the dense baseline)
             from fakelens.inference.localize import PROPOSAL_METHODS
 
@@ -293,6 +293,16 @@ class Predictor:
             if not sample_fps > 0:
                 raise ConfigError(f"the sampling rate must be > 0 frames per second, got {sample_fps}")
             self.cache_cfg = dataclasses.replace(self.cache_cfg, sampling="fps", sample_fps=float(sample_fps))
+        # A localizer run's dense features read from a features folder instead of computed from the
+        # media (`predict --features FEATS`): the folder must hold what this run would compute
+        self.stored = None
+        if features is not None:
+            if not self.dense:
+                raise ConfigError(f"--features {features}: {run.checkpoint} is a {run.cfg.model.name!r} model, "
+                                  "which scores the media itself; stored dense features serve localizer runs")
+            from fakelens.inference.dense import StoredFeatures
+
+            self.stored = StoredFeatures(features, self.features_cfg, str(run.checkpoint))
         if "audio" in self.inputs and run.audio_width is None:
             raise FakelensError(f"{run.checkpoint}: audio model without a recorded audio window length")
         self._detector = None
@@ -749,7 +759,17 @@ class Predictor:
         `seconds` is how long this process waited for the video's features (computed here, or
         blocked on its worker's result), so their sum is the wall time the features cost: a
         video's whole latency in the window (queued behind the others) would count the same
-        seconds up to workers * WINDOW_PER_WORKER times."""
+        seconds up to workers * WINDOW_PER_WORKER times. With stored features (`features=`), each
+        video's arrays are read from the folder in this process (no decoding: `workers` unused)."""
+        if self.stored is not None:
+            for rec in records:
+                t0 = time.perf_counter()
+                try:
+                    feats = self.stored.load(rec)
+                except MediaError as e:
+                    feats = e
+                yield rec, feats, time.perf_counter() - t0
+            return
         if workers <= 0:
             for rec in records:
                 t0 = time.perf_counter()
@@ -819,6 +839,8 @@ class Predictor:
         video is scored (not for failures), e.g. to journal it (fakelens.inference.journal)."""
         if on_error not in ON_ERROR:
             raise ConfigError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+        if self.stored is not None:
+            self.stored.check(records)  # videos without stored features are refused before any work
         preds: list[Prediction] = []
         failures: list[Failure] = []
         totals = {"decode": 0.0, "faces": 0.0, "audio": 0.0, "model": 0.0, "features_wall": 0.0}
