@@ -260,3 +260,46 @@ def test_predict_refuses_stored_features_it_cannot_use(localizer, tiny_synth, ca
     assert "stored dense features serve localizer runs" in err
     err = refused(localizer["loc"], root / "nowhere")
     assert "no such folder" in err
+
+
+def test_predict_refuses_stored_features_of_a_video_file_changed_since(localizer, tiny_synth, tmp_path, capsys):
+    """A copy of the set (the same files, times kept) is predicted from the stored features; a
+    video touched but not changed still is (its content hash is the same); one rewritten at the
+    same size, or grown, is refused by name, before any video is scored, with the command that
+    makes its features again."""
+    import os
+    import shutil
+
+    from fakelens.data.formats import load_inputs
+
+    data = tmp_path / "tiny"
+    shutil.copytree(tiny_synth, data)  # copy2: sizes and modification times kept
+    rows = {r["id"]: r for r in read_index(localizer["feats"])}
+    out = tmp_path / "pred.json"
+
+    def predict():
+        code = main(["predict", str(localizer["loc"]), str(data), "--split", "test", "--format", "avdf1m-task2",
+                     "--out", str(out), "--no-progress", "--features", str(localizer["feats"])])
+        return code, capsys.readouterr().err
+
+    assert predict()[0] == 0 and len(json.loads(out.read_text())) == 2
+    out.unlink()
+    recs = load_inputs([str(data)], split="test").records
+    assert len(recs) == 2 and all(r.id in rows for r in recs)
+    video = Path(recs[0].path)
+    st = video.stat()
+    os.utime(video, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))  # touched: same bytes, newer time
+    assert predict()[0] == 0
+    out.unlink()
+
+    raw = bytearray(video.read_bytes())
+    raw[-1] ^= 0xFF  # rewritten: same size, another last byte
+    video.write_bytes(bytes(raw))
+    code, err = predict()
+    assert code == 2 and not out.exists()
+    assert "1 video file(s) changed since their features were made" in err and recs[0].id in err
+    assert recs[1].id not in err and "fakelens features RUN DATA --split SPLIT" in err
+
+    video.write_bytes(bytes(raw) + b"\0" * 16)  # grown
+    code, err = predict()
+    assert code == 2 and not out.exists() and recs[0].id in err and "changed since" in err
