@@ -68,7 +68,8 @@ def _split_track_stream(n: int = 40):
 
     tracks = SimpleNamespace(times=np.arange(n) / 25.0, indices=np.arange(n), n_faces=2, fallback=None, found=found,
                              boxes=boxes, iter_crops=iter_crops, fps=25.0, duration=n / 25.0, width=64, height=64,
-                             status="ok", n_detect_runs=10, n_refined=0, n_detected=10, n_tracks=2)
+                             status="ok", n_detect_runs=10, n_refined=0, n_detected=10, n_tracks=2,
+                             known=lambda: None)
     return SimpleNamespace(faces=tracks, mel=np.zeros((16, 0), np.float32), mel_times=np.zeros(0), has_audio=False,
                            audio_message="no audio stream", timings={})
 
@@ -80,7 +81,7 @@ def test_a_split_face_track_is_followed_across_both_pieces(monkeypatch):
     from fakelens.inference.dense import face_rows
 
     np.testing.assert_array_equal(face_rows(np.array([[1, 1, 0, 0, 0], [0, 1, 1, 0, 0]], bool)), [0, 0, 1, 0, 0])
-    monkeypatch.setattr(dense, "open_features", lambda path, media, detector: _split_track_stream())
+    monkeypatch.setattr(dense, "open_features", lambda path, media, detector, known=None: _split_track_stream())
     enc = DenseEncoder({"visual": {"kind": "frame", "backbone": "mean", "dim": 1}, "audio": None}, _MeanPixel(), None)
     dv = dense.dense_features("v.mp4", FeatureConfig(media=MediaConfig(sampling="all", max_faces=4), encoder={}), enc,
                               chunk_frames=16)

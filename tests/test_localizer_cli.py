@@ -303,3 +303,44 @@ def test_predict_refuses_stored_features_of_a_video_file_changed_since(localizer
     video.write_bytes(bytes(raw) + b"\0" * 16)  # grown
     code, err = predict()
     assert code == 2 and not out.exists() and recs[0].id in err and "changed since" in err
+
+
+def test_robustness_of_a_localizer_finds_faces_once_for_the_audio_conditions(localizer, tiny_synth, tmp_path,
+                                                                               monkeypatch):
+    """A localizer's audio-only conditions reuse the clean run's face tracks, as a frame model's do:
+    one detection pass per video for the clean and audio rows, the same proposals and scores as
+    finding the faces again; a pixel perturbation (blur) finds them again."""
+    from fakelens.data.formats import load_dataset
+    from fakelens.faces import extract
+    from fakelens.inference.pipeline import Predictor, load_run
+    from fakelens.inference.robustness import RobustnessJob
+
+    calls: list[str] = []
+    real = extract._detect_pass
+
+    def counted(*args, **kwargs):
+        calls.append("x")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(extract, "_detect_pass", counted)
+    records = list(load_dataset(tiny_synth, split="test").records)
+    conditions = [("audio_noise", (10.0,)), ("audio_removed", (1.0,))]
+    n = len(records)
+    pr = Predictor(load_run(localizer["loc"]), device="cpu")
+    assert pr.dense
+    rows = RobustnessJob(pr, records, tmp_path / "reuse").run(conditions)
+    assert len(calls) == n  # once per video, for the three conditions
+    calls.clear()
+    old = RobustnessJob(Predictor(load_run(localizer["loc"]), device="cpu"), records, tmp_path / "old",
+                        reuse_faces=False).run(conditions)
+    assert len(calls) == 3 * n
+    for a, b in zip(rows, old):
+        assert (a.perturbation, a.auc, a.ap_iou50, a.ap_iou75, a.ar10) == \
+               (b.perturbation, b.auc, b.ap_iou50, b.ap_iou75, b.ar10)
+    for name in ("none", "audio_noise@10", "audio_removed@1"):
+        new_s = json.loads((tmp_path / "reuse" / "conditions" / f"{name}.json").read_text())["scores"]
+        old_s = json.loads((tmp_path / "old" / "conditions" / f"{name}.json").read_text())["scores"]
+        assert new_s == old_s, name
+    calls.clear()
+    RobustnessJob(pr, records, tmp_path / "reuse").run([("blur", (2.0,))])
+    assert len(calls) == n  # blur moves the pixels: found again

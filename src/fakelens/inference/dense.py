@@ -303,6 +303,9 @@ class DenseVideo:
     timings: dict[str, float]
     fallback: str | None = None
     audio_message: str = ""  # why there is no audio (empty when there is)
+    # the face tracks found (fakelens.faces.extract.KnownTracks): a copy of the video with the same
+    # frames (its audio changed) can reuse them (dense_features' `known`); not stored with the features
+    tracks: Any = None
 
     @property
     def duration(self) -> float:
@@ -310,9 +313,12 @@ class DenseVideo:
 
 
 def dense_features(path: str | Path, cfg: FeatureConfig, encoder: DenseEncoder, detector=None,
-                   chunk_frames: int = CHUNK_FRAMES) -> DenseVideo:
-    """Dense visual and audio features of one video (MediaError when it cannot be decoded)."""
-    stream = open_features(path, cfg.media, detector)
+                   chunk_frames: int = CHUNK_FRAMES, known=None) -> DenseVideo:
+    """Dense visual and audio features of one video (MediaError when it cannot be decoded).
+    `known` face tracks (fakelens.faces.extract.KnownTracks, found with these media settings in a
+    video with the same frames) are reused when this video's sampled frames are theirs (a copy
+    whose audio alone changed): no face is looked for (fakelens.features.media.open_features)."""
+    stream = open_features(path, cfg.media, detector, known)
     tracks = stream.faces
     n = len(tracks.times)
     face = tracks.n_faces > 0 and tracks.fallback is None
@@ -355,7 +361,8 @@ def dense_features(path: str | Path, cfg: FeatureConfig, encoder: DenseEncoder, 
               "mel_frames": int(stream.mel.shape[1])}
     return DenseVideo(arrays=arrays, status=status, message="; ".join(messages), has_face=face,
                       has_audio=stream.has_audio, counts=counts, timings=timings, fallback=tracks.fallback,
-                      audio_message="" if stream.has_audio else str(stream.audio_message or "no audio"))
+                      audio_message="" if stream.has_audio else str(stream.audio_message or "no audio"),
+                      tracks=tracks.known())
 
 
 def face_rows(found: np.ndarray) -> np.ndarray:

@@ -181,12 +181,14 @@ def _features_job(path: str, cache_dict: dict[str, Any], known: Any = None) -> A
     return compute_features(path, MediaConfig(**cache_dict), _WORKER_DETECTOR, known)
 
 
-def _dense_job(path: str, features_dict: dict[str, Any]) -> Any:
-    """Worker-process entry of a localizer run: dense features with the encoder built once per process."""
+def _dense_job(path: str, features_dict: dict[str, Any], known: Any = None) -> Any:
+    """Worker-process entry of a localizer run: dense features with the encoder built once per process
+    (`known` face tracks reused: Predictor.known_tracks)."""
     from fakelens.data.features import FeatureConfig
     from fakelens.inference.dense import dense_features
 
-    return dense_features(path, FeatureConfig.from_dict(features_dict), _WORKER_ENCODER, _WORKER_DETECTOR)
+    return dense_features(path, FeatureConfig.from_dict(features_dict), _WORKER_ENCODER, _WORKER_DETECTOR,
+                          known=known)
 
 
 _WORKER_DETECTOR: Any = None
@@ -351,14 +353,14 @@ class Predictor:
         if self.dense:
             from fakelens.inference.dense import dense_features
 
-            return dense_features(path, self.features_cfg, self.run.encoder, self.detector())
+            return dense_features(path, self.features_cfg, self.run.encoder, self.detector(), known=known)
         from fakelens.features.media import compute_features
 
         return compute_features(path, self.cache_cfg, self.detector(), known)
 
     def _known(self, rec: VideoRecord) -> Any:
         """The face tracks `rec` may reuse (known_tracks), None to find its faces."""
-        return None if self.known_tracks is None or self.dense else self.known_tracks.get(rec.id)
+        return None if self.known_tracks is None else self.known_tracks.get(rec.id)
 
     @property
     def features_cfg(self) -> Any:

@@ -10,8 +10,8 @@ copy of each video once, under OUT/media/NAME/SEVERITY/ (atomically: a copy that
 model's inputs (FGSM, PGD) perturb the face crops inside the pipeline
 (fakelens.inference.adversarial). The faces are found once per video for every condition that
 leaves the frames alone (the clean videos, the attacks, the audio-only perturbations and the audio
-removed: their tracks are the clean run's, `same_frames`); a perturbation of the pixels finds them
-again, as a real pipeline would. A video that cannot be scored under a condition (a face lost
+removed: their tracks are the clean run's, `same_frames`; a localizer's dense features too); a
+perturbation of the pixels finds them again, as a real pipeline would. A video that cannot be scored under a condition (a face lost
 in the blur) gets the run's training prior and is counted (`failed`), so every row ranks the same
 videos; one scored from a single stream is counted too (`one_stream`).
 
