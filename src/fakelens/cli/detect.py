@@ -94,7 +94,7 @@ def _print_one(console, ev, folder) -> None:
     from rich.panel import Panel
     from rich.text import Text
 
-    from fakelens.report.document import _aggregate_text, heads_aggregate
+    from fakelens.report.document import aggregate_text, heads_aggregate
 
     text = Text()
     if ev.status != "ok":
@@ -105,7 +105,7 @@ def _print_one(console, ev, folder) -> None:
         style = "bold white on red3" if ev.verdict == "fake" else "bold white on green4"
         text.append(f" {'LIKELY FAKE' if ev.verdict == 'fake' else 'LIKELY REAL'} ", style=style)
         text.append(f"  P(fake) = {pred.score:.3f}", style="bold")
-        agg = _aggregate_text(ev.model, pred) or f"{ev.model.get('aggregate')} over {ev.model.get('level')}"
+        agg = aggregate_text(ev.model, pred) or f"{ev.model.get('aggregate')} over {ev.model.get('level')}"
         text.append(f"  ({agg}; threshold {ev.threshold:.2f})\n")
         heads = [f"{k} {pred.extras[key]:.3f}" for k, key in (("visual", "visual_score"), ("audio", "audio_score"))
                  if key in pred.extras]

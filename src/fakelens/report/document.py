@@ -74,7 +74,7 @@ def faces_text(faces: Any, face_aggregate: str | None) -> str | None:
     return f"{face_aggregate} of {n} faces' scores ({listed(ranked)})"
 
 
-def _aggregate_text(model: dict[str, Any], pred: Any = None) -> str | None:
+def aggregate_text(model: dict[str, Any], pred: Any = None) -> str | None:
     """How p_fake was made: the run's aggregation over clips (of each face's own frames), then,
     with several faces, how their scores made the video's (`faces_text`)."""
     if not model.get("aggregate"):
@@ -101,7 +101,7 @@ def report_document(ev: Any) -> dict[str, Any]:
             "label": ev.verdict,
             "p_fake": _num(pred.score) if pred is not None else None,
             "threshold": float(ev.threshold),
-            "aggregate": _aggregate_text(ev.model, pred),
+            "aggregate": aggregate_text(ev.model, pred),
             "visual_p_fake": _num(extras.get("visual_score")),
             "audio_p_fake": _num(extras.get("audio_score")),
             "heads_aggregate": (heads_aggregate(ev.model) if ev.model.get("aggregate") and (
