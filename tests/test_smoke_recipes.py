@@ -25,10 +25,22 @@ RECIPES = sorted(CONFIGS.glob("*.yaml"))  # every recipe file, a new one include
 FORMAT_PREFIXES = (("dfdc", "dfdc"), ("csv", "csv"), ("lavdf", "lavdf"))  # recipe name prefix -> its data format
 
 
-def recipe_format(recipe: Path) -> str:
-    """The dataset format a recipe is made for, by its name: dfdc_* on DFDC part folders, csv_* on
-    CSV labels, lavdf* on LAV-DF, any other (avdf1m_*, demo*, a new recipe) on AV-Deepfake1M."""
+def format_by_name(recipe: Path) -> str:
+    """The dataset format a recipe's name says: dfdc_* on DFDC part folders, csv_* on CSV labels,
+    lavdf* on LAV-DF, any other (avdf1m_*, demo*, a new recipe) on AV-Deepfake1M."""
     return next((fmt for prefix, fmt in FORMAT_PREFIXES if recipe.stem.startswith(prefix)), "avdeepfake1m")
+
+
+def recipe_format(recipe: Path) -> str:
+    """The dataset format a recipe is made for: its data.format (what --smoke synthesizes without a
+    cache), else the one its name says."""
+    if recipe.is_file():
+        from fakelens.train.config import load_train_config
+
+        stated = load_train_config(recipe, light=True).data.format
+        if stated:
+            return stated
+    return format_by_name(recipe)
 
 
 # Preprocessing other than the shared 4 frames per video, as the recipe's header preprocesses:
@@ -100,6 +112,11 @@ def test_every_recipe_has_a_data_format():
     formats = {p.stem: recipe_format(p) for p in RECIPES}
     assert set(shipped) <= set(formats) and {k: formats[k] for k in shipped} == shipped
     assert recipe_format(CONFIGS / "dfdc_new.yaml") == "dfdc" and recipe_format(CONFIGS / "new.yaml") == "avdeepfake1m"
+    from fakelens.train.config import load_train_config
+
+    stated = {p.stem: load_train_config(p, light=True).data.format for p in RECIPES}
+    assert {k: stated[k] for k in shipped} == shipped  # each recipe states the layout it is made for
+    assert all(stated[p.stem] == format_by_name(p) for p in RECIPES if stated[p.stem]), stated
     assert set(RECIPE_PREPROCESS) | set(SMOKE_CLIPS) <= set(formats)
 
 
@@ -149,6 +166,28 @@ def test_every_recipe_runs_offline_with_smoke(recipe, fmt, tiny_cache, offline, 
         assert noise not in out + err, noise
     assert offline == []  # pretrained off: no download was even tried
     shutil.rmtree(run)  # large checkpoints (r2plus1d: ~750 MB with the optimizer state)
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=[p.stem for p in RECIPES])
+def test_every_recipe_runs_with_smoke_alone(recipe, offline, tmp_path, capfd):
+    """The README's first command, `train --config RECIPE --smoke` with no cache: the tiny set is
+    synthesized in the recipe's own layout (data.format). Before: every smoke run without a cache
+    trained on the AV-Deepfake1M layout, whose carve (the DFDC recipes carve validation out of
+    train) left a face model only the audio-only fake: the three DFDC recipes failed (rc 2)."""
+    from fakelens.data.synthetic.config import LAYOUTS
+
+    run = tmp_path / "runs" / f"{recipe.stem}_smoke"
+    fmt = recipe_format(recipe)
+    assert main(["train", "--config", str(recipe), "--smoke", "--out", str(run), "--json"]) == 0
+    out, err = capfd.readouterr()
+    metrics = json.loads(out)
+    layout = fmt if fmt in LAYOUTS else "avdeepfake1m"
+    assert f"the synthetic 'tiny' set in the {layout} layout" in err
+    assert json.loads((run / "smoke_data" / "synthetic.json").read_text())["config"]["layout"] == layout
+    assert metrics["epochs"] == 1 and (run / "checkpoints" / "best.ckpt").is_file()
+    assert metrics["n_train_fake"] and metrics["n_val_fake"] and metrics["n_val"] - metrics["n_val_fake"]
+    assert "undefined" not in err and offline == []
+    shutil.rmtree(run)
 
 
 def test_smoke_without_a_cache_makes_a_synthetic_one_and_replaces_its_own_run(tmp_path, offline, capfd):

@@ -119,7 +119,7 @@ def _smoke(light, out, user_overrides: list[str]) -> tuple[list[str], list[str]]
     cache_overrides: list[str] = []
     if not light.data.cache:
         try:
-            cache, made = make_smoke_cache(out, dataset=light.data.dataset)
+            cache, made = make_smoke_cache(out, dataset=light.data.dataset, data_format=light.data.format)
         except OSError as e:  # the disk filled while the synthetic set was written
             err = output_error(e, Path(e.filename).parent if e.filename else out)
             if err is None:

@@ -26,6 +26,10 @@ class DataConfig:
     """Where the training samples come from: a cache written by `fakelens preprocess`."""
 
     cache: str = ""  # cache directory (relative paths resolve against the working directory)
+    # The dataset layout the recipe is made for ("" = any): `train --smoke` without data.cache
+    # synthesizes its tiny set in this layout (fakelens.train.smoke.smoke_layout), so a recipe's
+    # splits, validation carve and labels are those of its own data
+    format: Literal["", "avdeepfake1m", "csv", "dfdc", "folders", "lavdf"] = ""
     dataset: str = "clips"  # a CACHE_DATASETS entry giving the model's inputs: clips | audio | av | frames | features
     # Splits of the cache (an unknown name is an error). train_split "" = every video of the cache;
     # val_split "" = carve validation out of the training videos. A cache without splits (real/ +

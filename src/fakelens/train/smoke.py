@@ -11,7 +11,8 @@ kernel (3 frames: in windows of 7, the whole window), or a ConfigError saying wh
 needs (windows of 2 frames); a localizer over dense features trains on
 windows of at most SMOKE_STEPS steps. Each change is one line of the run's log. `--set` after
 `--smoke` still wins. Without data.cache, a tiny synthetic set is generated and preprocessed
-into the run folder first (SMOKE_DATA, SMOKE_CACHE): face crops and log-mels, or for
+into the run folder first (SMOKE_DATA, SMOKE_CACHE), in the recipe's own data layout
+(data.format: DFDC part folders for the DFDC recipes, CSV labels, LAV-DF, else AV-Deepfake1M): face crops and log-mels, or for
 data.dataset=features its dense features through a random-init `tinycnn` and the log-mel.
 
 `smoke_overrides` looks up the model's inputs in the registry (torch): call it after the
@@ -230,10 +231,30 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-def make_smoke_cache(run_dir: Path, progress: bool = False, dataset: str = "clips") -> tuple[Path, list[str]]:
-    """A tiny synthetic AV-Deepfake1M-style set (8 videos) preprocessed into RUN/smoke_cache with
-    the full-frame detector (no face detector needed), for a smoke run given no data.cache; for
-    `dataset` "features" its dense features (every frame, SMOKE_ENCODER + log-mel)."""
+def smoke_layout(data_format: str) -> str:
+    """The synthetic layout of a smoke run's tiny set for a recipe's data.format: the recipe's own
+    (DFDC part folders, CSV labels, LAV-DF with its dev split, AV-Deepfake1M metadata), and
+    AV-Deepfake1M for a recipe made for any data ("") or for real/ + fake/ folders (not synthesized)."""
+    from fakelens.data.synthetic.config import LAYOUTS
+
+    return data_format if data_format in LAYOUTS else "avdeepfake1m"
+
+
+def _synthetic_layout(data: Path) -> str | None:
+    """The layout of the synthetic set in `data` (its manifest), None if there is none."""
+    try:
+        return json.loads((data / "synthetic.json").read_text())["config"]["layout"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def make_smoke_cache(run_dir: Path, progress: bool = False, dataset: str = "clips",
+                     data_format: str = "") -> tuple[Path, list[str]]:
+    """A tiny synthetic set (8 videos) in the recipe's data layout (`data_format`, smoke_layout)
+    preprocessed into RUN/smoke_cache with the full-frame detector (no face detector needed), for
+    a smoke run given no data.cache; for `dataset` "features" its dense features (every frame,
+    SMOKE_ENCODER + log-mel). A set or cache an earlier smoke run of another recipe left in the
+    folder (another layout, dense or not) is made again."""
     from fakelens.data.cache import CacheConfig, preprocess
     from fakelens.data.formats import load_dataset
     from fakelens.data.synthetic import generate, preset
@@ -241,17 +262,19 @@ def make_smoke_cache(run_dir: Path, progress: bool = False, dataset: str = "clip
     data = Path(run_dir) / SMOKE_DATA
     cache = Path(run_dir) / SMOKE_CACHE
     dense = dataset == "features"
+    layout = smoke_layout(data_format)
+    if data.exists() and _synthetic_layout(data) != layout:  # another recipe's (or an unfinished) set
+        shutil.rmtree(data)
+        shutil.rmtree(cache, ignore_errors=True)
     if (cache / "index.jsonl").is_file():
         from fakelens.data.cache import load_config
         from fakelens.data.features import FeatureConfig
 
         if isinstance(load_config(cache), FeatureConfig) != dense:  # an earlier smoke run of another recipe
-            import shutil
-
             shutil.rmtree(cache)
     if not (cache / "index.jsonl").is_file():
         if not (data / "synthetic.json").is_file():
-            generate(data, preset("tiny"), progress=progress)
+            generate(data, preset("tiny", layout=layout), progress=progress, overwrite=data.exists())
         records = load_dataset(data).records
         if dense:
             from fakelens.features.media import MediaConfig
@@ -264,4 +287,8 @@ def make_smoke_cache(run_dir: Path, progress: bool = False, dataset: str = "clip
                                                    detector="full_frame"), progress=progress)
     what = (f"dense features of every frame ({SMOKE_ENCODER}, random init, on {SMOKE_SIZE}-px full frames; log-mel)"
             if dense else f"{SMOKE_CACHE_FRAMES} frames of {SMOKE_SIZE} px per video, full-frame crops")
-    return cache, [f"smoke: no data.cache given: the synthetic 'tiny' set ({data}) preprocessed into {cache} ({what})"]
+    shape = f"the synthetic 'tiny' set in the {layout} layout"
+    if data_format != layout:
+        shape += (f" (data.format {data_format!r} is not synthesized)" if data_format else
+                  " (the recipe sets no data.format)")
+    return cache, [f"smoke: no data.cache given: {shape} ({data}) preprocessed into {cache} ({what})"]
