@@ -232,3 +232,43 @@ def test_items_that_miss_every_fake_segment_are_told_from_a_split_without_fakes(
     assert "--fps" in missed and "holds no fake for it" not in missed
     (none,) = plan_targets(Sparse(fake=False), task, "pos_weight").problems
     assert "the training split holds no fake for it" in none and "although" not in none
+
+
+def test_a_face_model_carving_validation_keeps_the_visual_fakes_in_training(layout_cache):
+    """dfdc_effnet (val_split '': a carve) on AV-Deepfake1M-layout data: stratified by the video
+    label, the carve put the one visual fake into validation for split_seed 0, and the face model
+    was left to learn from the audio-only fake alone (refused, blaming the frame sampling). The
+    carve is stratified by the label the model learns (visual) and says so."""
+    from fakelens.train.data import validation_source
+
+    for seed in range(4):
+        plan = _plan("dfdc_effnet.yaml", "avdeepfake1m", layout_cache, (f"data.split_seed={seed}",))
+        assert plan.problems == [], (seed, plan.problems)
+    _, cache = layout_cache("avdeepfake1m")
+    cfg = load_train_config(CONFIGS / "dfdc_effnet.yaml", [f"data.cache={cache}"])
+    assert "stratified by label (the visual label: what data.dataset=clips learns)" in validation_source(cfg)
+
+
+def test_a_target_whose_fakes_are_all_of_the_other_stream_says_so(layout_cache, tmp_path):
+    """A face model whose training split holds only audio-only fakes: every visual label is real.
+    Before: "samples too few frames for its fake segments; preprocess with more frames" (no
+    sampling can help); now the audio-only fakes are named, with what to change."""
+    import shutil
+
+    from fakelens.data.cache import read_index
+
+    _, cache = layout_cache("avdeepfake1m")
+    mine = tmp_path / "cache"
+    shutil.copytree(cache, mine)
+    rows = [r for r in read_index(mine) if not (r.get("split") == "train" and r["visual_segments"])]
+    voices = sorted(r["id"] for r in rows if r.get("split") == "train" and r["audio_segments"])
+    assert voices and len(rows) < len(read_index(mine))
+    (mine / "index.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    from fakelens.train.engine import dry_run
+
+    cfg = load_train_config(CONFIGS / "dfdc_effnet.yaml", [f"data.cache={mine}", "data.val_split=val",
+                                                           "data.clip_frames=8", "model.image_size=32"])
+    (problem,) = dry_run(cfg).problems
+    assert "audio-only fake" in problem and all(v in problem for v in voices), problem
+    assert "face crops only" in problem and "data.dataset=av" in problem
+    assert "too few frames" not in problem and "preprocess with more frames" not in problem

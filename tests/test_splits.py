@@ -91,3 +91,33 @@ def test_on_dfdc_fixture():
     train, val = split_by_group(ds.records, 0.5, seed=0)
     groups = [{original_group(r) for r in part} for part in (train, val)]
     assert groups[0].isdisjoint(groups[1]) and train and val
+
+
+def test_the_carve_is_stratified_by_the_label_the_model_learns():
+    """A face model learns the visual label: to it an audio-only fake is real. Stratified by the
+    video label the carve put the one visual fake's group into validation for some seeds, leaving
+    training only the audio-only fake (every visual label real: refused); by the learned label the
+    visual fake stays in training for every seed, and two visual-fake groups give one to each side."""
+    from fakelens.data.dataset import learned_label
+    from fakelens.types import Modality, Segment
+
+    seg = (Segment(0.2, 0.8),)
+
+    def fake(name: str, original: str, modality: Modality) -> VideoRecord:
+        own = {"visual_segments": seg} if modality is Modality.VISUAL else {"audio_segments": seg}
+        return VideoRecord(name, None, Label.FAKE, original=original, modality=modality, segments=seg, **own)
+
+    records = [VideoRecord("a.mp4", None, Label.REAL), fake("a_face.mp4", "a.mp4", Modality.VISUAL),
+               VideoRecord("b.mp4", None, Label.REAL), fake("b_voice.mp4", "b.mp4", Modality.AUDIO)]
+    visual = lambda r: learned_label(r, "visual")  # noqa: E731
+    assert [visual(r) for r in records] == [Label.REAL, Label.FAKE, Label.REAL, Label.REAL]
+    assert learned_label(records[3], "audio") is Label.FAKE and learned_label(records[3], None) is Label.FAKE
+    by_video = [split_by_group(records, 0.1, seed=s)[0] for s in range(8)]
+    assert any("a_face.mp4" not in {r.id for r in train} for train in by_video)  # the old carve's failure
+    for seed in range(8):
+        train, val = split_by_group(records, 0.1, seed=seed, label=visual)
+        assert "a_face.mp4" in {r.id for r in train} and val
+    more = records + [VideoRecord("c.mp4", None, Label.REAL), fake("c_face.mp4", "c.mp4", Modality.VISUAL)]
+    for seed in range(8):
+        train, val = split_by_group(more, 0.1, seed=seed, label=visual)
+        assert any(visual(r) is Label.FAKE for r in train) and any(visual(r) is Label.FAKE for r in val)

@@ -51,7 +51,7 @@ from fakelens.data.tiling import ClipTiling, face_frames, face_runs, tile_clips,
 from fakelens.errors import ConfigError, FakelensError
 from fakelens.features.media import CACHE_VERSION
 from fakelens.registry import Registry
-from fakelens.types import Modality, Segment, VideoRecord, frame_labels
+from fakelens.types import Label, Modality, Segment, VideoRecord, frame_labels
 
 Transform = Callable[[dict[str, Any]], dict[str, Any]]
 UNKNOWN = -1.0
@@ -79,6 +79,15 @@ def _stream_segments(rec: VideoRecord, stream: str) -> tuple[Segment, ...] | Non
     if rec.visual_segments or rec.audio_segments:  # per-stream segments given, none for this stream
         return ()
     return rec.segments if rec.segments else None
+
+
+def learned_label(rec: VideoRecord, stream: str | None) -> Label:
+    """The video label a model learning one `stream` ("visual": face crops only, "audio": the
+    voice only; None: any stream) trains on: a fake whose `stream` the dataset says is untouched
+    (an audio-only fake to a face model) is real to it; a fake of unstated stream keeps its label."""
+    if stream is None or not rec.is_fake or _stream_segments(rec, stream) != ():
+        return rec.label
+    return Label.REAL
 
 
 def _labels_at_indices(segments: tuple[Segment, ...] | None | str, rec: VideoRecord, fps: float,
@@ -113,6 +122,7 @@ class CacheDataset(Dataset):
 
     need_face = False
     need_audio = False
+    learned_stream: str | None = None  # the one stream its items carry (learned_label), None: both or any
 
     def __init__(self, cache_dir: str | Path, split: str | Sequence[str] | None = None, *,
                  statuses: Sequence[str] | None = None, labeled_only: bool = False,
@@ -281,6 +291,7 @@ class ClipDataset(CacheDataset):
     need_face = True
     keys = CacheDataset.keys + ("face_diff",)
     hears = False  # items carry no audio: a face's clip label is its own stream's
+    learned_stream = "visual"
 
     def __init__(self, cache_dir: str | Path, split: str | Sequence[str] | None = None, *,
                  clip_frames: int = 16, random: bool = True, face_diff_threshold: float | None = None,
@@ -615,6 +626,7 @@ class AudioDataset(CacheDataset):
     """Windows of `window_seconds` of log-mel per video (random start when random=True)."""
 
     need_audio = True
+    learned_stream = "audio"
     keys = ("mel", "mel_times")
 
     def __init__(self, cache_dir: str | Path, split: str | Sequence[str] | None = None, *,
@@ -702,6 +714,7 @@ class AVDataset(ClipDataset):
     keys = ClipDataset.keys + AudioDataset.keys
     label_keys = ClipDataset.label_keys + ("mel_times",)
     hears = True
+    learned_stream = None
 
     def __init__(self, cache_dir: str | Path, split: str | Sequence[str] | None = None, *,
                  clip_frames: int = 16, audio_seconds: float | None = None, random: bool = True, **kwargs):

@@ -32,9 +32,13 @@ def split_by_group(
     val_fraction: float,
     seed: int = 0,
     group: Callable[[VideoRecord], str] = original_group,
+    label: Callable[[VideoRecord], Label] | None = None,
 ) -> tuple[list[VideoRecord], list[VideoRecord]]:
     """Split records into (train, val) by whole groups, stratified by label: val holds about
-    `val_fraction` of the real videos and of the fake ones.
+    `val_fraction` of the real videos and of the fake ones. `label`: the label to stratify by,
+    the one the model learns (fakelens.data.dataset.learned_label: to a face model an audio-only
+    fake is real, and a carve by video label could leave training only such fakes); default the
+    video label.
 
     Deterministic for a given seed and set of records: groups are sorted, shuffled with the seed
     and put in strata by their majority label (mostly real, mostly fake, even); each stratum gives
@@ -45,6 +49,7 @@ def split_by_group(
     """
     if not 0.0 < val_fraction < 1.0:
         raise ConfigError(f"val_fraction must be in (0, 1), got {val_fraction}")
+    label_of = label or (lambda rec: rec.label)
     members: dict[str, list[int]] = {}
     for i, rec in enumerate(records):
         members.setdefault(group(rec), []).append(i)
@@ -55,7 +60,7 @@ def split_by_group(
     random.Random(seed).shuffle(keys)
 
     def counts(key: str) -> tuple[int, int]:  # (real, fake) videos of a group
-        labels = [records[i].label for i in members[key]]
+        labels = [label_of(records[i]) for i in members[key]]
         return sum(lab is Label.REAL for lab in labels), sum(lab is Label.FAKE for lab in labels)
 
     per = {k: counts(k) for k in keys}

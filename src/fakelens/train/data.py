@@ -2,7 +2,8 @@
 
 Validation is the cache's `data.val_split` (a name the cache does not have is an error listing
 the splits it has); with data.val_split='' (DFDC ships no validation split) it is carved out of
-the training split by original and stratified by label with fakelens.data.splits.split_by_group,
+the training split by original and stratified by the label the model learns (the visual label
+for a face-only dataset: fakelens.data.dataset.learned_label) with fakelens.data.splits.split_by_group,
 so no identity appears on both sides and both classes are on each side.
 
 The validation dataset yields every clip of every validation video, cut as `fakelens predict`
@@ -172,7 +173,16 @@ def validation_source(cfg: TrainConfig) -> str:
     of = (f"split {train!r}" if isinstance(train, str) else f"splits {', '.join(train)}") if train else ("every video of the cache (it has no splits)" if d.val_split
                                            else "every video of the cache")
     return (f"carved out of {of}: data.val_fraction {d.val_fraction}, data.split_seed "
-            f"{d.split_seed}, by original and stratified by label")
+            f"{d.split_seed}, by original and stratified by label{_stratum_label(cfg)}")
+
+
+def _stratum_label(cfg: TrainConfig) -> str:
+    """Which label the carve stratifies by, for messages: '' (the video label), or the stream's
+    label a dataset of one stream learns (' (the visual label: what data.dataset=clips learns)')."""
+    from fakelens.data.dataset import CACHE_DATASETS
+
+    stream = getattr(CACHE_DATASETS.get(cfg.data.dataset), "learned_stream", None)
+    return f" (the {stream} label: what data.dataset={cfg.data.dataset} learns)" if stream else ""
 
 
 def build_datasets(cfg: TrainConfig) -> tuple[Any, Any]:
@@ -219,7 +229,11 @@ def build_datasets(cfg: TrainConfig) -> tuple[Any, Any]:
 
     val_base = val_cls(cache, train_split, labeled_only=True, random=False, **val_kw)
     check_cache(cache, train.rows)
-    train_recs, val_recs = split_by_group(train.records, d.val_fraction, d.split_seed)
+    from fakelens.data.dataset import learned_label
+
+    stream = getattr(train, "learned_stream", None)  # stratified by the label the model learns
+    train_recs, val_recs = split_by_group(train.records, d.val_fraction, d.split_seed,
+                                          label=lambda rec: learned_label(rec, stream))
     val_ids = {r.id for r in val_recs}
     train_idx = [i for i, r in enumerate(train.records) if r.id not in val_ids]
     val_idx = [i for i, r in enumerate(val_base.records) if r.id in val_ids]

@@ -213,10 +213,51 @@ def fake_videos(dataset: Any, stream: str | None = None) -> int | None:
     return sum(bool(r.is_fake and (getattr(r, own, ()) or getattr(r.modality, stream, False))) for r in records)
 
 
-def _cause(c: TargetCount, cfg: Any, fakes: int | None = None) -> str:
+def learned_stream(dataset: Any) -> str | None:
+    """The one stream a training dataset's items carry ("visual": face crops, "audio": the voice),
+    None when they carry both or the dataset does not say (fakelens.data.dataset.learned_label)."""
+    base, _ = _unwrap(dataset)
+    return getattr(base if base is not None else dataset, "learned_stream", None)
+
+
+def other_stream_fakes(dataset: Any, stream: str) -> tuple[int, list[str]] | None:
+    """(fake videos of the training `dataset` that may be fake in `stream`, ids of the fakes whose
+    `stream` the dataset says is untouched: audio-only fakes to a face model); None without records."""
+    from fakelens.data.dataset import _stream_segments
+
+    try:
+        records = list(getattr(dataset, "records", None) or [])
+    except TypeError:
+        return None
+    if not records:
+        return None
+    fakes = [r for r in records if r.is_fake]
+    other = [r.id for r in fakes if _stream_segments(r, stream) == ()]
+    return len(fakes) - len(other), other
+
+
+def _other_stream(stream: str, ids: list[str], drop: str) -> str:
+    """Why the target of a model of one `stream` is all real when every fake of the training split
+    is of the other stream (`ids`), and what to change."""
+    other = "audio" if stream == "visual" else "visual"
+    shown = ", ".join(ids[:5]) + (f", ... ({len(ids)} in all)" if len(ids) > 5 else "")
+    sees = ("face crops only (data.dataset=clips / frames)" if stream == "visual" else "the audio only")
+    many = len(ids) > 1
+    what = (f"{len(ids)} fake video{'s' if many else ''} of the training split "
+            f"{'are all' if many else 'is an' if other == 'audio' else 'is a'} {other}-only fake{'s' if many else ''} ({shown})")
+    return (f"every label is negative (real): the {what}, and the model sees {sees}, where "
+            f"{'they are' if many else 'it is'} real; a cache with "
+            f"frames sampled more densely cannot change that. Train on data whose training split holds "
+            f"{stream} fakes (a carved validation, data.val_split='', keeps them in training), or a recipe whose "
+            f"model gets both streams (data.dataset=av, e.g. configs/demo.yaml), or {drop}")
+
+
+def _cause(c: TargetCount, cfg: Any, fakes: int | None = None, stream: str | None = None,
+           other: list[str] | None = None) -> str:
     """Why a target holds one class, and what to change; `fakes`: the fake videos of the training
     split in the target's stream (fake_videos), to tell a split without fakes from training items
-    that miss every fake segment (a cache sampled too sparsely for the segments)."""
+    that miss every fake segment (a cache sampled too sparsely for the segments); `other`: the
+    ids of fakes the dataset says are untouched in the target's `stream` (other_stream_fakes)."""
     field_name = WEIGHT_FIELD.get(c.term)
     drop = f"set {field_name}=0" if field_name else "check the training split's labels"
     if c.positives <= 0 and c.negatives <= 0:
@@ -226,8 +267,10 @@ def _cause(c: TargetCount, cfg: Any, fakes: int | None = None) -> str:
         return (f"every known label is {one}: the {c.ignored:.0f} values of fakes whose stream the dataset does not "
                 f"state are left out (task.unknown_stream={cfg.unknown_stream}); set task.unknown_stream=video_label "
                 f"to train them on the video label, or {drop}")
+    if c.positives <= 0 and stream and other and not fakes:
+        return _other_stream(stream, other, drop)
     if c.positives <= 0:
-        stream = _stream(c)
+        stream = _stream(c) or stream
         # fake videos there are, but no item of theirs falls inside a fake segment (not the
         # localizer's modality term: its labels are which stream a segment is, not where)
         if fakes and c.term != "modality":
@@ -261,8 +304,16 @@ def plan_targets(dataset: Any, task: Any, balance: str, max_videos: int = MAX_VI
             plan.disabled.append(c.term)
             continue
         c.status = "REFUSED"
-        fakes = fake_videos(dataset, _stream(c)) if c.positives <= 0 else None
-        plan.problems.append(f"target {c.name} has weight {c.weight:g} but {_cause(c, cfg, fakes)}")
+        fakes, stream, other = None, None, None
+        if c.positives <= 0:
+            # the stream this target learns: its own (a per-stream head), else the one the items carry
+            stream = _stream(c) or learned_stream(dataset)
+            fakes = fake_videos(dataset, _stream(c))
+            # a model of one stream (not a per-stream head of a model that gets both): fakes of the other
+            split = other_stream_fakes(dataset, stream) if stream and not _stream(c) else None
+            if split is not None:
+                fakes, other = split
+        plan.problems.append(f"target {c.name} has weight {c.weight:g} but {_cause(c, cfg, fakes, stream, other)}")
     return plan
 
 
