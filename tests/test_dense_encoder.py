@@ -81,7 +81,7 @@ def test_a_split_face_track_is_followed_across_both_pieces(monkeypatch):
     from fakelens.inference.dense import face_rows
 
     np.testing.assert_array_equal(face_rows(np.array([[1, 1, 0, 0, 0], [0, 1, 1, 0, 0]], bool)), [0, 0, 1, 0, 0])
-    monkeypatch.setattr(dense, "open_features", lambda path, media, detector, known=None: _split_track_stream())
+    monkeypatch.setattr(dense, "open_features", lambda path, media, detector, known=None, centred=False: _split_track_stream())
     enc = DenseEncoder({"visual": {"kind": "frame", "backbone": "mean", "dim": 1}, "audio": None}, _MeanPixel(), None)
     dv = dense.dense_features("v.mp4", FeatureConfig(media=MediaConfig(sampling="all", max_faces=4), encoder={}), enc,
                               chunk_frames=16)

@@ -122,6 +122,10 @@ def test_shards_then_merge_equal_a_single_run(reference, tiny_synth, tmp_path):
 
 
 def test_a_stated_fps_samples_every_kth_frame(tiny_synth, tmp_path):
+    """A --fps grid of k = 5 frames a step: step j is frames [5j, 5j + 5) and its frame is the
+    middle one, 5j + 2, so the visual frame, the audio averaged into the step and the step's
+    target (tested at its centre) stand for the same instant. Features version 1 took frame 5j,
+    80 ms (2 frames) before the other two."""
     from fakelens.data.features import step_inputs
 
     out = tmp_path / "f"
@@ -132,11 +136,40 @@ def test_a_stated_fps_samples_every_kth_frame(tiny_synth, tmp_path):
         z = load_npz(out, r)
         k = int(z["step_frames"])
         assert k == 5 and float(z["fps"]) == 25.0  # 25 fps video, 5 steps a second
-        np.testing.assert_array_equal(z["indices"], np.arange(len(z["indices"])) * 5)
+        n = len(z["indices"])
+        np.testing.assert_array_equal(z["indices"], np.arange(n) * 5 + 2)
+        assert int(z["first_frame"]) == 0
         np.testing.assert_allclose(z["times"], z["indices"] / 25.0, atol=1e-3)
         x = step_inputs(z)
-        assert x.step_seconds == pytest.approx(0.2) and x.audio.shape[0] == len(z["indices"])
+        assert x.step_seconds == pytest.approx(0.2) and x.audio.shape[0] == n
         assert x.audio_mask.all()  # 40 ms log-mel steps averaged into each 200 ms step
+        np.testing.assert_allclose(x.times, np.arange(n) * 0.2, atol=1e-9)  # the cells did not move
+        centres = x.times + x.step_seconds / 2  # where step_labels tests a step's target
+        frame_centres = (z["indices"] + 0.5) / 25.0  # frame f shows [f / fps, (f + 1) / fps)
+        np.testing.assert_allclose(frame_centres, centres, atol=1e-9)
+        at = np.asarray(z["audio_times"])
+        bins = np.floor((at - x.origin) / x.step_seconds).astype(int)
+        audio_centres = np.array([at[bins == j].mean() for j in range(n) if (bins == j).sum() == 5])
+        assert len(audio_centres) >= n - 1
+        assert np.abs(audio_centres - centres[:len(audio_centres)]).max() < 0.011  # within one audio step
+
+
+def test_features_of_an_older_fakelens_are_refused_by_train_and_features(tiny_synth, tmp_path, capsys):
+    """A folder of features version 1 (its --fps grids' frames at each step's start) is not
+    trained on nor resumed into: both name the version and what changed."""
+    out = tmp_path / "f"
+    assert features(tiny_synth, out, "--fps", "5", "--split", "test") == 0
+    cfg = json.loads((out / "config.json").read_text())
+    cfg["version"] = 1
+    (out / "config.json").write_text(json.dumps(cfg))
+    capsys.readouterr()
+    assert main(["train", "--config", "configs/demo_localizer.yaml", "--out", str(tmp_path / "loc"), "--set",
+                 f"data.cache={out}", "--set", "data.train_split=test", "--set", "data.val_split=", "--set", "train.epochs=1"]) == 2
+    err = capsys.readouterr().err
+    assert "features made by an older fakelens (features version 1; this fakelens makes version 2" in err
+    assert "step's middle frame" in err and "--force" in err
+    assert features(tiny_synth, out, "--fps", "5", "--split", "test") == 2
+    assert "made by an older fakelens" in capsys.readouterr().err
 
 
 def test_a_stated_fps_that_does_not_divide_the_video_rate_is_said(tiny_synth, tmp_path, capsys):

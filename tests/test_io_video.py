@@ -168,6 +168,27 @@ def test_iter_frames_streams_every_frame(make_video):
     assert [int(img[0, 0, 0]) for _, img in every] == [i * 10 for i in range(0, 20, 3)]
 
 
+@pytest.mark.parametrize("n_frames, every, frames", [
+    (12, 5, [2, 7, 11]),  # runs 0-4, 5-9, 10-11: the middle frames, the short last run its last frame
+    (13, 5, [2, 7, 12]),  # a last run of 3 reaches its middle frame
+    (12, 4, [1, 5, 9]),  # even runs: the earlier of the two middle frames
+    (1, 5, [0]),  # shorter than one run: still one frame
+    (5, 1, [0, 1, 2, 3, 4]),  # every frame: nothing moves
+])
+def test_centred_runs_give_each_runs_middle_frame(make_video, n_frames, every, frames):
+    """Dense features' --fps grids: the frame of each run of `every` frames is its middle one
+    (the instant the run's centre stands for), with its own time, in the full frames too."""
+    from fakelens.io.video import iter_frames_every
+
+    path = make_video("v.mkv", n_frames=n_frames, fps=10.0)
+    items = list(iter_frames_every(path, every=every, centred=True, keep_full=True, convert_every=2))
+    assert [round(t, 6) for t, _, _ in items] == [f / 10 for f in frames]
+    assert [int(img[0, 0, 0]) for _, img, _ in items[::2]] == [f * 10 for f in frames[::2]]
+    assert all(img is None for _, img, _ in items[1::2])  # convert_every counts the sampled frames
+    full = [ff.crop(0, 0, ff.shape[1], ff.shape[0]) for _, _, ff in items]  # (H, W, 3) each
+    assert [int(np.median(c[..., 0])) for c in full] == [f * 10 for f in frames]
+
+
 def _marker_frames(n: int = 3) -> list[np.ndarray]:
     """Asymmetric frames (H=32, W=48): a white 8x8 block at the top-left corner, red = i * 10."""
     out = []

@@ -344,3 +344,49 @@ def test_robustness_of_a_localizer_finds_faces_once_for_the_audio_conditions(loc
     calls.clear()
     RobustnessJob(pr, records, tmp_path / "reuse").run([("blur", (2.0,))])
     assert len(calls) == n  # blur moves the pixels: found again
+
+
+def test_features_of_an_older_fakelens_are_refused_where_their_frames_differ(localizer, tiny_synth, tmp_path,
+                                                                                capsys):
+    """Features version 1 took a --fps grid's frame at each step's start (version 2: its middle
+    frame). A folder of version 1 is refused by predict --features, naming what changed; a
+    localizer trained on version 1 features of every frame (the same frames in both) still
+    predicts, one trained on a --fps grid of them is refused."""
+    import shutil
+
+    import torch
+
+    from fakelens.inference.runs import resolve_checkpoint
+
+    out = tmp_path / "pred.json"
+
+    def predict(run, *extra):
+        code = main(["predict", str(run), str(tiny_synth), "--split", "test", "--format", "avdf1m-task2",
+                     "--out", str(out), "--no-progress", *extra])
+        return code, capsys.readouterr().err
+
+    old = tmp_path / "feats_v1"
+    shutil.copytree(localizer["feats"], old)
+    cfg = json.loads((old / "config.json").read_text())
+    cfg["version"] = 1
+    (old / "config.json").write_text(json.dumps(cfg))
+    code, err = predict(localizer["loc"], "--features", str(old))
+    assert code == 2 and not out.exists()
+    assert "features made by an older fakelens (features version 1" in err and "step's middle frame" in err
+
+    def run_of(version, **media):
+        run = tmp_path / f"loc_v{version}_{'_'.join(media) or 'all'}"
+        shutil.copytree(localizer["loc"], run)
+        path = resolve_checkpoint(run)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        ckpt["hyper_parameters"]["cache_config"]["version"] = version
+        ckpt["hyper_parameters"]["cache_config"]["media"].update(media)
+        torch.save(ckpt, path)
+        return run
+
+    assert predict(run_of(1), "--features", str(localizer["feats"]))[0] == 0  # every frame: the same frames
+    out.unlink()
+    code, err = predict(run_of(1, sampling="fps", sample_fps=5.0))
+    assert code == 2 and not out.exists()
+    assert "a localizer trained on features made by an older fakelens (features version 1" in err
+    assert "train it again" in err

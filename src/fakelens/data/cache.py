@@ -828,12 +828,14 @@ def check_cache(cache_dir: str | Path, rows: Sequence[dict[str, Any]] | None = N
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise FormatError(path, f"not JSON ({e}); {rebuild}") from None
     version = raw.get("version") if isinstance(raw, dict) else None
-    from fakelens.data.features import FEATURES_VERSION, is_features_config
+    from fakelens.data.features import FEATURES_VERSION, is_features_config, stale_features
 
     expected = CACHE_VERSION
     if isinstance(raw, dict) and is_features_config(raw):  # a folder of dense features (`fakelens features`)
         expected = FEATURES_VERSION
         rebuild = f"re-run `fakelens features RUN_OR_ENCODER DATA --out {cache_dir} --force` to rebuild it"
+        if version != expected:
+            raise FakelensError(f"{cache_dir}: {stale_features(version)}: {rebuild}")
     if version != expected:
         age = ("an older" if isinstance(version, int) and version < expected else
                "a newer" if isinstance(version, int) else "another")

@@ -13,13 +13,19 @@ FEATS/encoder.pt, copied into every run trained on the folder). Per video, video
     audio        (A, Da) float16  audio encoder output per audio step (A = 0 without audio)
     audio_times  (A,) float64     seconds of the audio steps' centres
     step_frames  () int64         video frames per step (1 = every frame)
+    first_frame  () int64         the video frame where step 0's cell starts (its sampled frame is
+                                  the middle one of the step's k frames: first_frame + (k - 1) // 2)
     fps, duration, width, height  () scalars of the video
 No face crops are kept (~100 KB a video instead of megabytes).
 
-`step_inputs` puts both streams on the visual step grid (step j = seconds
-[(indices[0] + j k) / fps, (indices[0] + (j + 1) k) / fps)): audio steps are averaged into
-the steps their centres fall in, interpolated where a step holds none. Training items and
-`fakelens predict` both call it, so a localizer sees at inference what it was trained on.
+`step_inputs` puts both streams on the visual step grid (step j = frames [f0 + j k, f0 + (j + 1) k),
+seconds [(f0 + j k) / fps, (f0 + (j + 1) k) / fps), f0 = first_frame): audio steps are averaged
+into the steps their centres fall in, interpolated where a step holds none, and a step's target
+is tested at its centre (step_labels). Its visual frame is the middle one of its k frames (frame
+f0 + j k + (k - 1) // 2), so on a --fps grid the three stand for the same instant (to half a
+frame for an even k); features version 1 took the cell's first frame, (k - 1) / 2 frames early.
+Training items and `fakelens predict` both call it, so a localizer sees at inference what it was
+trained on.
 """
 
 from __future__ import annotations
@@ -37,7 +43,10 @@ from fakelens.features.media import MediaConfig
 from fakelens.types import Modality, VideoRecord, segment_steps
 
 FEATURES_KIND = "features"
-FEATURES_VERSION = 1
+FEATURES_VERSION = 2  # 2: a step's frame is the middle one of its k frames (1: the first; the same for k = 1)
+FEATURES_CHANGES = {2: "its --fps grids took each step's frame at the step's start, (k - 1) / 2 frames before "
+                       "the instant its audio and target stand for (the step's centre); this fakelens takes the "
+                       "step's middle frame"}
 FEATURE_DTYPE = np.float16
 UNKNOWN = -1.0
 
@@ -77,6 +86,15 @@ class FeatureConfig:
                        kind=data.get("kind", FEATURES_KIND), version=int(data.get("version", 0)))
         except (KeyError, TypeError) as e:
             raise ConfigError(f"not a fakelens features config ({e})") from None
+
+
+def stale_features(version: Any) -> str:
+    """Why features of `version` are not this fakelens' (FEATURES_VERSION): for refusals."""
+    if isinstance(version, int) and version < FEATURES_VERSION:
+        why = "; ".join(FEATURES_CHANGES[v] for v in range(version + 1, FEATURES_VERSION + 1) if v in FEATURES_CHANGES)
+        return (f"features made by an older fakelens (features version {version}; this fakelens makes version "
+                f"{FEATURES_VERSION}" + (f": {why}" if why else "") + ")")
+    return f"features of another fakelens (features version {version!r}; this fakelens makes version {FEATURES_VERSION})"
 
 
 def is_features_config(data: Mapping[str, Any]) -> bool:
@@ -168,13 +186,16 @@ def align_to_steps(values: np.ndarray, times: np.ndarray, origin: float, step: f
 def step_inputs(z: Mapping[str, Any]) -> StepInputs:
     """A video's stored dense arrays (the npz members above) -> `StepInputs`."""
     visual = np.asarray(z["visual"], np.float32)  # (T, Dv)
-    indices = np.asarray(z["indices"], np.int64)
+    indices = np.asarray(z["indices"], np.int64)  # (T,) the sampled frames
     fps = float(z["fps"])
     k = int(z["step_frames"])
-    origin = float(indices[0]) / fps if len(indices) else 0.0
+    # where step 0's cell starts (arrays without first_frame: their first sampled frame)
+    first = int(z["first_frame"]) if "first_frame" in z else (int(indices[0]) if len(indices) else 0)
+    cells = first + k * np.arange(len(visual), dtype=np.int64)  # (T,) each step's first frame
+    origin = first / fps
     audio, amask = align_to_steps(np.asarray(z["audio"]), np.asarray(z["audio_times"]), origin, k / fps, len(visual))
     return StepInputs(visual=visual, audio=audio, visual_mask=np.asarray(z["found"], bool), audio_mask=amask,
-                      indices=indices, fps=fps, step_frames=k, duration=float(z["duration"]))
+                      indices=cells, fps=fps, step_frames=k, duration=float(z["duration"]))
 
 
 # ------------------------------------------------------------------------------------ targets

@@ -280,6 +280,7 @@ class FaceTracks:
     _used: bool = field(default=False, repr=False)
     _requested: np.ndarray | None = field(default=None, repr=False)  # (U,) the distinct times asked for
     _every: int | None = field(default=None, repr=False)  # or every this many frames (dense sampling)
+    _centred: bool = field(default=False, repr=False)  # those the middle frame of each run (iter_frames_every)
 
     @property
     def n_faces(self) -> int:
@@ -364,9 +365,10 @@ class KnownTracks:
 
 
 def reuse_tracks(path: str | Path, known: KnownTracks, info, *, times: Sequence[float] | np.ndarray | None = None,
-                 n_frames: int | None = None, every: int | None = None) -> FaceTracks | None:
+                 n_frames: int | None = None, every: int | None = None, centred: bool = False
+                 ) -> FaceTracks | None:
     """`known` tracks as the face tracks of `path` (probed as `info`, sampled as find_faces would
-    with `times` / `n_frames` / `every`) when its sampled frames are the very frames they were found
+    with `times` / `n_frames` / `every` and `centred`) when its sampled frames are the very frames they were found
     on (same frame size, count, rate and sampled times: e.g. a copy whose audio alone changed);
     the crops are cut from this file's frames and no face is looked for. None when the frames
     differ: find the faces again."""
@@ -377,7 +379,7 @@ def reuse_tracks(path: str | Path, known: KnownTracks, info, *, times: Sequence[
             or abs(float(info.duration) - k["duration"]) > 1e-6:
         return None
     if every is not None:
-        if k["_every"] != int(every):
+        if k["_every"] != int(every) or bool(k.get("_centred", False)) != bool(centred):
             return None
         uniq, pos = None, None
     else:
@@ -389,12 +391,14 @@ def reuse_tracks(path: str | Path, known: KnownTracks, info, *, times: Sequence[
         if not (np.array_equal(uniq, k["_requested"]) and np.array_equal(pos, k["_pos"])):
             return None
     fields = {name: (np.array(v) if isinstance(v, np.ndarray) else v) for name, v in k.items()}
-    return FaceTracks(**fields, timings={}, path=Path(path), _frames=_frames_pass(path, info, uniq, every))
+    return FaceTracks(**fields, timings={}, path=Path(path), _frames=_frames_pass(path, info, uniq, every, centred))
 
 
-def _frames_pass(path: str | Path, info, uniq: np.ndarray | None, every: int | None) -> Callable[[], Iterator]:
+def _frames_pass(path: str | Path, info, uniq: np.ndarray | None, every: int | None, centred: bool = False
+                 ) -> Callable[[], Iterator]:
     """A streamed pass over the full-resolution frames the crops are cut from (one frame held at a
-    time): the distinct sampled times `uniq`, or every `every`-th frame."""
+    time): the distinct sampled times `uniq`, or every `every`-th frame (`centred`: the middle one
+    of each run, as iter_frames_every says)."""
     from fakelens.io.video import iter_frames_at, iter_frames_every
 
     if every is None:
@@ -404,7 +408,7 @@ def _frames_pass(path: str | Path, info, uniq: np.ndarray | None, every: int | N
     else:
         def frames() -> Iterator:
             for _, _, ff in iter_frames_every(path, every=every, convert_every=1 << 62, keep_full=True, info=info,
-                                              max_side=32):
+                                              max_side=32, centred=centred):
                 yield ff
     return frames
 
@@ -421,6 +425,7 @@ def find_faces(
     *,
     n_frames: int | None = None,
     every: int | None = None,
+    centred: bool = False,
     detector: str | FaceDetector = "mtcnn",
     size: int = 224,
     margin: float = 1.3,
@@ -436,7 +441,8 @@ def find_faces(
     upscale_tries: int = UPSCALE_TRIES,
 ) -> FaceTracks:
     """Face tracks of `path` at `times` (seconds), at `n_frames` evenly spaced frames, or at
-    every `every`-th frame (long videos and dense sampling); the crops are cut afterwards
+    every `every`-th frame (long videos and dense sampling; `centred`: the middle frame of each
+    run of `every`, fakelens.io.video.iter_frames_every); the crops are cut afterwards
     (`FaceTracks.iter_crops` in chunks, or `to_clip`).
 
     `detector` is a registered name or a built detector (reuse one across videos: MTCNN takes
@@ -478,7 +484,7 @@ def find_faces(
         keep_full = -(-max(1, info.n_frames) // every) * frame_bytes <= max_frames_bytes
         # Every frame's small copy is made (faces missed on a searched frame are followed back through them).
         first = iter_frames_every(path, max_side=small_side, every=every, convert_every=1,
-                                  keep_full=keep_full, info=info)
+                                  keep_full=keep_full, info=info, centred=centred)
     else:
         want = sample_times(info, n_frames) if n_frames is not None else check_times(info, times)  # (T,)
         uniq = np.unique(want)  # (U,) sorted
@@ -508,7 +514,7 @@ def find_faces(
             yield ff
 
     # else a second streamed pass, holding one full-resolution frame at a time
-    frames = kept if keep_full else _frames_pass(path, info, None if every is not None else uniq, every)
+    frames = kept if keep_full else _frames_pass(path, info, None if every is not None else uniq, every, centred)
     return FaceTracks(times=f_times, indices=info.frame_index(f_times), boxes=boxes, found=found,
                       detection=detection, raw_boxes=raw, status="no_face" if n_tracks == 0 else "ok", size=int(size),
                       margin=crop_margin,
@@ -518,7 +524,8 @@ def find_faces(
                       detect_side=finder.side, fps=info.fps,
                       duration=info.duration, width=info.width, height=info.height, timings=timings,
                       path=Path(path), _frames=frames, _pos=None if every is not None else pos,
-                      _requested=None if every is not None else uniq, _every=every)
+                      _requested=None if every is not None else uniq, _every=every,
+                      _centred=bool(centred) and every is not None)
 
 
 def _detect_pass(frames: Iterable, finder: FaceFinder, info, timings: dict[str, float],

@@ -91,10 +91,12 @@ class MediaConfig:
 # ------------------------------------------------------------------------------------ sampling
 
 
-def sampling_for(info, cfg: MediaConfig) -> dict[str, Any]:
+def sampling_for(info, cfg: MediaConfig, centred: bool = False) -> dict[str, Any]:
     """extract_faces' sampling argument for a probed video: n_frames evenly spaced, every k-th
     frame (streamed) for "fps" (k = round(video fps / sample_fps)) and "all" (k = 1), or the
-    frames of the clip windows one window after the other (fakelens.features.crops)."""
+    frames of the clip windows one window after the other (fakelens.features.crops). `centred`
+    (dense features): of each run of k frames its middle one, not its first
+    (fakelens.io.video.iter_frames_every), so a step's frame stands for its cell's centre."""
     if cfg.sampling == "frames":
         return {"n_frames": cfg.n_frames}
     if cfg.sampling == "windows":
@@ -105,7 +107,7 @@ def sampling_for(info, cfg: MediaConfig) -> dict[str, Any]:
         # matches a time to the nearest frame, so rounded container timestamps (mkv: 1 ms) and
         # variable frame rates still give these very frames.
         return {"times": np.asarray(info.frame_time(idx.reshape(-1)), np.float64)}  # (K*W,) s, window after window
-    return {"every": step_frames(info.fps, cfg)}
+    return {"every": step_frames(info.fps, cfg), "centred": bool(centred)}
 
 
 def step_frames(fps: float, cfg: MediaConfig) -> int:
@@ -168,8 +170,10 @@ class MediaStream:
     timings: dict[str, float] = field(default_factory=dict)  # filled as the steps run; crops add "crop"
 
 
-def open_features(path: str | Path, cfg: MediaConfig, detector=None, known=None) -> MediaStream:
-    """Log-mels and face tracks of one video with the parameters `cfg`, the crops not cut yet.
+def open_features(path: str | Path, cfg: MediaConfig, detector=None, known=None, centred: bool = False
+                  ) -> MediaStream:
+    """Log-mels and face tracks of one video with the parameters `cfg`, the crops not cut yet
+    (`centred`: dense sampling takes the middle frame of each step, `sampling_for`).
     `known` (fakelens.faces.extract.KnownTracks, found with this `cfg` in a video with the same
     frames) is reused when this video's sampled frames are those frames: no face is looked for.
     Raises MediaError when undecodable."""
@@ -197,7 +201,7 @@ def open_features(path: str | Path, cfg: MediaConfig, detector=None, known=None)
     mel = mel.astype(MEL_DTYPE).astype(np.float32)  # (n_mels, M) float32 holding the cached values
     del wave
     t_audio = time.perf_counter() - t1
-    sampling = sampling_for(info, cfg)
+    sampling = sampling_for(info, cfg, centred)
     tracks = None if known is None else reuse_tracks(path, known, info, **sampling)
     if tracks is None:
         tracks = find_faces(path, **sampling, detector=detector or cfg.detector, size=cfg.size,

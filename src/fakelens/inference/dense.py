@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from fakelens.data.cache import CacheJob, _record_fields, file_identity, params_digest, safe_id
-from fakelens.data.features import FEATURE_DTYPE, FeatureConfig
+from fakelens.data.features import FEATURE_DTYPE, FEATURES_VERSION, FeatureConfig, stale_features
 from fakelens.errors import ConfigError, FakelensError, MediaError
 from fakelens.features.media import MediaConfig, open_features, step_frames
 from fakelens.types import VideoRecord
@@ -317,8 +317,11 @@ def dense_features(path: str | Path, cfg: FeatureConfig, encoder: DenseEncoder, 
     """Dense visual and audio features of one video (MediaError when it cannot be decoded).
     `known` face tracks (fakelens.faces.extract.KnownTracks, found with these media settings in a
     video with the same frames) are reused when this video's sampled frames are theirs (a copy
-    whose audio alone changed): no face is looked for (fakelens.features.media.open_features)."""
-    stream = open_features(path, cfg.media, detector, known)
+    whose audio alone changed): no face is looked for (fakelens.features.media.open_features).
+    On a grid of k > 1 frames a step (a --fps grid) each step's frame is the middle one of its k
+    frames, so the visual feature, the audio averaged into the step and its target all stand for
+    the cell's centre (fakelens.data.features)."""
+    stream = open_features(path, cfg.media, detector, known, centred=True)
     tracks = stream.faces
     n = len(tracks.times)
     face = tracks.n_faces > 0 and tracks.fallback is None
@@ -339,10 +342,13 @@ def dense_features(path: str | Path, cfg: FeatureConfig, encoder: DenseEncoder, 
     steps = np.arange(n)
     found = tracks.found[row, steps] if face else np.full(n, tracks.fallback == "full_frame" and tracks.n_faces > 0)
     boxes = tracks.boxes[row, steps] if tracks.n_faces else np.zeros((n, 4), np.float32)  # (T, 4)
+    k_step = step_frames(tracks.fps, cfg.media)
+    # the frame where step 0's cell starts: its sampled frame is the cell's middle one, (k - 1) // 2 in
+    first_frame = max(int(tracks.indices[0]) - (k_step - 1) // 2, 0) if n else 0
     arrays = {"visual": visual, "times": tracks.times, "indices": tracks.indices, "found": found, "boxes": boxes,
               "face_track": np.where(found, row, -1).astype(np.int8) if face else np.full(n, -1, np.int8),
               "audio": audio.astype(FEATURE_DTYPE), "audio_times": audio_times,
-              "step_frames": np.int64(step_frames(tracks.fps, cfg.media)), "fps": np.float64(tracks.fps),
+              "step_frames": np.int64(k_step), "first_frame": np.int64(first_frame), "fps": np.float64(tracks.fps),
               "duration": np.float64(tracks.duration), "width": np.int64(tracks.width),
               "height": np.int64(tracks.height)}
     messages = []
@@ -484,13 +490,18 @@ class StoredFeatures:
         if not isinstance(cfg, FeatureConfig):
             raise FakelensError(f"{self.folder}: a preprocessing cache, not a features folder (made by "
                                 "`fakelens preprocess`); give one made by `fakelens features`")
+        if cfg.version != FEATURES_VERSION:
+            raise FakelensError(f"{self.folder}: {stale_features(cfg.version)}: make them again with "
+                                f"`fakelens features RUN DATA --split SPLIT --out {self.folder} --force`, or "
+                                "predict from the media without --features")
         mine, theirs = cfg.encoder.get("digest"), expected.encoder.get("digest")
         if mine != theirs:
             raise FakelensError(f"{self.folder}: features of another encoder (digest {mine}) than {run_name} was "
                                 f"trained on (digest {theirs}): make them with the run whose encoder made the "
                                 f"training features (`fakelens features RUN DATA --out {self.folder}`), or predict "
                                 "from the media without --features")
-        a, b = _flat(cfg.to_dict()), _flat(expected.to_dict())
+        # the features' own version is the folder's (just checked); the run's is Predictor's to check
+        a, b = ({k: v for k, v in _flat(c.to_dict()).items() if k != "version"} for c in (cfg, expected))
         diff = [f"{k} {a.get(k)!r} in the folder, {b.get(k)!r} in the run"
                 for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
         if diff:

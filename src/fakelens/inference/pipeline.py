@@ -295,6 +295,14 @@ class Predictor:
             if not sample_fps > 0:
                 raise ConfigError(f"the sampling rate must be > 0 frames per second, got {sample_fps}")
             self.cache_cfg = dataclasses.replace(self.cache_cfg, sampling="fps", sample_fps=float(sample_fps))
+        if self.dense:
+            from fakelens.data.features import FEATURES_VERSION, stale_features
+
+            if run.features.version != FEATURES_VERSION and run.cache.sampling != "all":
+                # every frame (k = 1) is the same in both versions; a --fps grid's frames are not
+                raise FakelensError(f"{run.checkpoint}: a localizer trained on {stale_features(run.features.version)}: "
+                                    "it would be scored on other frames than it learned from; make its features "
+                                    "again (`fakelens features RUN DATA --out FEATS --force`) and train it again")
         # A localizer run's dense features read from a features folder instead of computed from the
         # media (`predict --features FEATS`): the folder must hold what this run would compute
         self.stored = None

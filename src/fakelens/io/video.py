@@ -747,12 +747,19 @@ def iter_frames_every(
     convert_every: int = 1,
     keep_full: bool = False,
     info: VideoInfo | None = None,
+    centred: bool = False,
 ) -> Iterator[tuple[float, np.ndarray | None, FullFrame | None]]:
     """Every `every`-th frame in order as (time in seconds, RGB or None, FullFrame or None): only
     every `convert_every`-th of those frames is converted to (H, W, 3) uint8 RGB (the others give
     None: dense sampling converts just the frames a face detector looks at), and with `keep_full`
     each comes with its unconverted full-resolution `FullFrame` (for crops). One frame is held at
     a time unless the caller keeps the FullFrames.
+
+    The video is cut into runs of `every` frames from its first: one frame a run, the run's first
+    (frames 0, k, 2k, ...), or with `centred` its middle one (frame (k - 1) // 2 of the run, the
+    earlier of the two middle frames for an even k: frames 2, 7, 12, ... for k = 5), so that the
+    frame stands for the instant at the run's centre; a last run too short to reach its middle
+    frame gives its last frame (a video shorter than one run still gives one).
     """
     path = Path(path)
     if every < 1 or convert_every < 1:
@@ -760,15 +767,27 @@ def iter_frames_every(
     info = info if info is not None else probe(path)
     out_h, out_w, _ = _output_size((info.height, info.width), size, max_side)
     convert = _Converter(info.rotation, out_h, out_w)
+    phase = (every - 1) // 2 if centred else 0  # the frame of each run that is sampled
     with open_media(path) as container:
         vs = _video_stream(container, path)
         _set_threads(vs, "sequential")
         last = None
         k = 0
-        for i, frame in enumerate(container.decode(vs)):
-            last = _frame_time(frame, vs, info.start_time, last, info.fps)
-            if i % every:
-                continue
+        waiting = None  # (time, frame): the latest frame of a run whose sampled frame has not come yet
+
+        def emit(t, frame):
+            nonlocal k
             rgb = convert(frame) if k % convert_every == 0 else None
             k += 1
-            yield last, rgb, (FullFrame(frame, info.rotation) if keep_full else None)
+            return t, rgb, (FullFrame(frame, info.rotation) if keep_full else None)
+
+        for i, frame in enumerate(container.decode(vs)):
+            last = _frame_time(frame, vs, info.start_time, last, info.fps)
+            if i % every != phase:
+                if i % every < phase:
+                    waiting = (last, frame)
+                continue
+            waiting = None
+            yield emit(last, frame)
+        if waiting is not None:  # the last run ended before its middle frame
+            yield emit(*waiting)
