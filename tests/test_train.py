@@ -245,3 +245,28 @@ def test_batch_mix_gives_soft_labels(mode):
     assert not torch.equal(out["label"], batch["label"])  # neighbours of opposite class got mixed
     assert torch.allclose(out["frame_labels"][:, 0], out["label"])
     assert out["id"] == batch["id"]
+
+
+def test_more_workers_than_cpus_and_16_mixed_on_a_cpu_are_one_note_line_each(tmp_path, capfd):
+    """A recipe's num_workers over the CPUs printed torch's DataLoader UserWarning twice (with its
+    source lines), and 16-mixed on a CPU a Python warning with file:line; now each is one `note:`
+    line of the run's log, the workers are capped, and config.yaml keeps the recipe's value."""
+    import warnings
+
+    from fakelens.train.engine import fit
+    from fakelens.train.smoke import cpu_count
+
+    cpus = cpu_count()
+    run = tmp_path / "run"
+    capfd.readouterr()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        res = fit(tiny_cfg(epochs=1, num_workers=cpus + 1, precision="16-mixed"), run,
+                  train_dataset=RandomVideos(8), val_dataset=RandomVideos(4, seed=1))
+    err = capfd.readouterr().err
+    said = f"note: train.num_workers {cpus + 1} > {cpus} CPU{'s' if cpus > 1 else ''}: using {cpus} data loader workers"
+    assert said in err and said in res.metrics["notes"] and said in (run / "train.log").read_text()
+    assert "note: train.precision 16-mixed needs a GPU: using bf16-mixed on the CPU" in err
+    assert "worker processes in total" not in err and "UserWarning" not in err
+    assert not [w for w in caught if "worker" in str(w.message) or "16-mixed" in str(w.message)]
+    assert load_train_config(run / "config.yaml").train.num_workers == cpus + 1

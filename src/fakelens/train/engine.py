@@ -81,16 +81,30 @@ def _devices(value: str) -> Any:
         raise ConfigError(f"train.devices must be 'auto', a count or a comma-separated list, got {value!r}") from None
 
 
-def _precision(cfg: TrainConfig) -> str:
-    """fp16 autocast does not exist on CPU: use bf16 there, and say so."""
+def _precision(cfg: TrainConfig) -> tuple[str, str | None]:
+    """(the precision to train at, a note line or None): fp16 autocast does not exist on CPU, so
+    bf16 there, said as one line of the run's log (not a Python warning with its source line)."""
     import torch
 
     p = cfg.train.precision
     on_cpu = cfg.train.accelerator == "cpu" or (cfg.train.accelerator == "auto" and not torch.cuda.is_available())
     if p == "16-mixed" and on_cpu:
-        warnings.warn("train.precision=16-mixed needs a GPU; using bf16-mixed on CPU", stacklevel=2)
-        return "bf16-mixed"
-    return p
+        return "bf16-mixed", "note: train.precision 16-mixed needs a GPU: using bf16-mixed on the CPU"
+    return p, None
+
+
+def loader_workers(cfg: TrainConfig) -> tuple[TrainConfig, str | None]:
+    """(cfg with train.num_workers at most the CPUs this process may use, a note line or None): a
+    recipe's 8 workers on a 2-CPU laptop only contend for the cores (torch warns twice, once per
+    loader); the run's config.yaml keeps the recipe's value, so a bigger machine gets it back."""
+    from fakelens.train.smoke import cpu_count
+
+    asked, cpus = cfg.train.num_workers, cpu_count()
+    if asked <= cpus:
+        return cfg, None
+    capped = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, num_workers=cpus))
+    return capped, (f"note: train.num_workers {asked} > {cpus} CPU{'s' if cpus > 1 else ''}: using {cpus} data "
+                    "loader workers")
 
 
 def _loggers(log_dir: Path) -> list[Any]:
@@ -399,12 +413,15 @@ def _fit(cfg: TrainConfig, run_dir: Path, resume: bool, train_dataset: Any, val_
         callbacks.append(_early_stopping(EarlyStopping, monitor=cfg.train.monitor, mode=mode,
                                          patience=cfg.train.patience, check_finite=True))
     t = cfg.train
+    precision, precision_note = _precision(cfg)
+    loader_cfg, workers_note = loader_workers(cfg)
+    notes = [*notes, *(n for n in (precision_note, workers_note) if n)]
     bar = t.progress_bar and terminal_attached()  # a bar only where a terminal is attached
     if bar:
         callbacks.append(progress_bar())
     trainer = L.Trainer(
         default_root_dir=str(run_dir), max_epochs=t.epochs, accelerator=t.accelerator, devices=_devices(t.devices),
-        strategy=t.strategy, num_nodes=t.num_nodes, precision=_precision(cfg),
+        strategy=t.strategy, num_nodes=t.num_nodes, precision=precision,
         gradient_clip_val=t.grad_clip if t.grad_clip > 0 else None, accumulate_grad_batches=t.accumulate_grad_batches,
         callbacks=callbacks, logger=_loggers(run_dir / "logs"), log_every_n_steps=t.log_every_n_steps,
         check_val_every_n_epoch=t.val_every_n_epochs, enable_progress_bar=bar,
@@ -418,7 +435,7 @@ def _fit(cfg: TrainConfig, run_dir: Path, resume: bool, train_dataset: Any, val_
     from fakelens.train.data import validation_dataset
 
     # Validation scores whole videos as predict does: items carry their video and clip index.
-    train_loader, val_loader = make_loaders(cfg, train_dataset, validation_dataset(val_dataset), train_labels)
+    train_loader, val_loader = make_loaders(loader_cfg, train_dataset, validation_dataset(val_dataset), train_labels)
     started = time.perf_counter()
     try:
         with ctrl_c:
