@@ -272,3 +272,18 @@ def test_a_target_whose_fakes_are_all_of_the_other_stream_says_so(layout_cache, 
     assert "audio-only fake" in problem and all(v in problem for v in voices), problem
     assert "face crops only" in problem and "data.dataset=av" in problem
     assert "too few frames" not in problem and "preprocess with more frames" not in problem
+
+
+def test_dry_run_refuses_a_model_over_the_budget_as_train_does(layout_cache, capsys):
+    """`train --dry-run` said "dry run: nothing trained" and exited 0 for a model over
+    train.max_params, which train then refused (rc 2): the meta-device budget check runs in it too."""
+    from fakelens.cli.main import main
+
+    _, cache = layout_cache("avdeepfake1m")
+    base = ["train", "--config", str(CONFIGS / "demo.yaml"), "--set", f"data.cache={cache}", "--set",
+            "model.image_size=32", "--set", "data.clip_frames=8", "--dry-run"]
+    assert main(base) == 0
+    capsys.readouterr()
+    assert main(base + ["--set", "train.max_params=1M"]) == 2
+    err = capsys.readouterr().err
+    assert "parameters, over the budget of 1M" in err and "nothing trained" not in err

@@ -33,7 +33,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--dry-run", action="store_true",
                    help="build and check the datasets and the task as training would, print every target it "
                         "trains on (positives, negatives, unknown, weight) and exit without training or writing "
-                        "anything: 0 if training would start, 1 if it would refuse a target")
+                        "anything: 0 if training would start, 1 if it would refuse a target, 2 if it would refuse "
+                        "the run before (a config, a cache made for another input, a model over train.max_params)")
     p.set_defaults(func=run)
 
 

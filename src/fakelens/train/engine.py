@@ -501,13 +501,18 @@ def dry_run(cfg: TrainConfig, train_dataset: Any = None, val_dataset: Any = None
     """What `fakelens train --dry-run` shows: the datasets built and checked as `fit` builds them
     (a cache made for another input, an empty or one-class split: the same errors) and the task's
     targets counted on the training items (fakelens.train.targets.TargetPlan, its `notes` what
-    was adapted to the data), without building the model or training. A plan with `problems` is
-    one `fit` refuses."""
+    was adapted to the data), without training; the model only on the meta device, for the
+    budget check `fit` makes (train.max_params: BudgetError). A plan with `problems` is one `fit`
+    refuses."""
     from fakelens.models import resolve_config
     from fakelens.tasks import build_task
+    from fakelens.train.budget import check_budget
+    from fakelens.train.data import model_from_data
     from fakelens.train.targets import plan_targets
 
+    cfg = model_from_data(cfg)  # e.g. the feature widths of a localizer, as fit builds it
     cfg = dataclasses.replace(cfg, model=resolve_config(cfg.model))
+    check_budget(cfg.model, cfg.train.max_params)  # over the budget: refused as train refuses it
     cfg, train_dataset, _, notes, _ = _training_data(cfg, train_dataset, val_dataset, ())
     plan = plan_targets(train_dataset, build_task(cfg.task, time_stride=cfg.model.audio_time_stride), cfg.data.balance)
     plan.notes = notes
