@@ -101,8 +101,8 @@ from fakelens.data.arrays import (CHUNK_FRAMES, ChunkedArray, check_params, file
                                   save_arrays)
 from fakelens.errors import ConfigError, FakelensError, FormatError, MediaError, OutputError
 from fakelens.features.media import (  # re-exported: a cache records the media config of its features
-    CACHE_VERSION, MEL_DTYPE, SAMPLINGS, MediaConfig, VideoFeatures, compute_features, release_large_allocations,
-    sampling_for)
+    CACHE_VERSION, MEL_DTYPE, SAMPLINGS, MediaConfig, VideoFeatures, cache_version_change, compute_features,
+    release_large_allocations, sampling_for)
 
 from fakelens.types import Label, Modality, VideoRecord, segments_from_pairs
 
@@ -266,8 +266,9 @@ def face_summaries(clip: Any, face_diff: np.ndarray | None) -> list[dict[str, An
 def process_video(rec: VideoRecord, cache_dir: Path, cfg: CacheConfig, detector=None,
                   original: Path | None = None) -> dict[str, Any]:
     """Preprocess one video into CACHE/videos/<safe_id>.npz, then write its row; returns the row.
-    `original`: the real video a fake was made from; with max_faces > 1 each face track is compared
-    with it (fakelens.features.originals), so training knows which face is the fake one."""
+    `original`: the real video a fake was made from; each face track is compared with it
+    (fakelens.features.originals, `_compare_original`), so training knows which face is the fake
+    one, and whether any is."""
     cache_dir = Path(cache_dir)
     t0 = time.perf_counter()
     row = _record_fields(rec)
@@ -318,11 +319,16 @@ def process_video(rec: VideoRecord, cache_dir: Path, cfg: CacheConfig, detector=
 def _compare_original(rec: VideoRecord, feats: VideoFeatures, cfg: CacheConfig,
                       original: Path | None) -> tuple[np.ndarray | None, str | None]:
     """(face_diff (F, T) or None, what happened): the fake's face tracks against its original's
-    pixels (only with max_faces > 1: one face needs no telling apart). The outcome is "yes", or
-    why not; a failed comparison is recorded, never fatal (the video keeps its video label)."""
+    pixels. A fake whose dataset does not say which stream is fake (DFDC) is compared even with
+    one face kept: that face may be untouched (a fake in the audio only, or the swapped person
+    not kept), which only the comparison tells; a fake of stated modality (AV-Deepfake1M, LAV-DF)
+    only with max_faces > 1 (which of several faces). The outcome is "yes", or why not; a failed
+    comparison is recorded, never fatal (the video keeps its video label)."""
     from fakelens.features.originals import original_differences
 
-    if not rec.is_fake or not rec.original or cfg.max_faces < 2 or not len(feats.clip.faces) or feats.clip.fallback:
+    if not rec.is_fake or not rec.original or not len(feats.clip.faces) or feats.clip.fallback:
+        return None, None
+    if cfg.max_faces < 2 and rec.modality.known and rec.modality is not Modality.NONE:
         return None, None
     if original is None:
         return None, f"original {rec.original!r} not found"
@@ -554,7 +560,7 @@ class CacheJob:
     e.g. the dense features of fakelens.inference.dense. Instances are pickled to the workers."""
 
     desc = "preprocess"  # progress bar label
-    # id -> the original video of each fake (`resolve_originals`; set by `preprocess` with max_faces > 1)
+    # id -> the original video of each fake (`resolve_originals`; set by `preprocess`)
     originals: dict[str, Path] | None = None
 
     def setup(self, cfg: Any) -> Any:
@@ -622,7 +628,7 @@ def preprocess(records: list[VideoRecord], cache_dir: str | Path, cfg: CacheConf
     if len(set(ids)) != len(ids):
         dup = next(i for i, c in Counter(ids).items() if c > 1)
         raise FakelensError(f"duplicate video id {dup!r} in the records to preprocess")
-    if type(job) is CacheJob and getattr(cfg, "max_faces", 1) > 1:  # fakes compared face by face with their original
+    if type(job) is CacheJob:  # fakes compared face by face with their original (`_compare_original`)
         job.originals = resolve_originals(records)
     if shard is not None:
         records = [r for r in records if shard_of(r.id, shard[1]) == shard[0]]
@@ -839,8 +845,10 @@ def check_cache(cache_dir: str | Path, rows: Sequence[dict[str, Any]] | None = N
     if version != expected:
         age = ("an older" if isinstance(version, int) and version < expected else
                "a newer" if isinstance(version, int) else "another")
+        changed = cache_version_change(version) if expected == CACHE_VERSION else ""
         raise FakelensError(f"{cache_dir}: the cache was made by {age} fakelens (cache version {version}; this "
-                            f"fakelens reads version {expected}, whose crops and features differ): {rebuild}")
+                            f"fakelens reads version {expected}, whose crops and features differ"
+                            f"{'; ' + changed if changed else ''}): {rebuild}")
     cfg = load_config(cache_dir)
     assert cfg is not None
     rows = [r for r in (read_index(cache_dir) if rows is None else rows) if r.get("npz")]

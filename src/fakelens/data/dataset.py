@@ -49,7 +49,7 @@ from torch.utils.data import Dataset
 from fakelens.data.cache import load_config, load_npz, open_npz, read_index, record_from_row
 from fakelens.data.tiling import ClipTiling, face_frames, face_runs, tile_clips, tile_face, tile_windows
 from fakelens.errors import ConfigError, FakelensError
-from fakelens.features.media import CACHE_VERSION
+from fakelens.features.media import CACHE_VERSION, cache_version_change
 from fakelens.registry import Registry
 from fakelens.types import Label, Modality, Segment, VideoRecord, frame_labels
 
@@ -130,9 +130,10 @@ class CacheDataset(Dataset):
         self.cache_dir = Path(cache_dir)
         self.config = load_config(self.cache_dir)
         if self.config is not None and self.config.version != CACHE_VERSION:
+            changed = cache_version_change(self.config.version)
             raise ConfigError(
                 f"{self.cache_dir}: cache version {self.config.version}, this fakelens reads version {CACHE_VERSION} "
-                "(it stores every face track with its detection confidence and found frames); re-run "
+                f"({changed or 'its crops, faces and labels differ'}); re-run "
                 "`fakelens preprocess` into another --out, or with --force to rebuild this one")
         splits = {split} if isinstance(split, str) else (set(split) if split is not None else None)
         rows = []
@@ -295,13 +296,19 @@ class ClipDataset(CacheDataset):
 
     def __init__(self, cache_dir: str | Path, split: str | Sequence[str] | None = None, *,
                  clip_frames: int = 16, random: bool = True, face_diff_threshold: float | None = None,
-                 max_faces: int | None = None, **kwargs):
-        from fakelens.features.originals import FACE_DIFF_THRESHOLD
+                 face_equal_threshold: float | None = None, max_faces: int | None = None, **kwargs):
+        from fakelens.features.originals import FACE_DIFF_THRESHOLD, FACE_EQUAL_THRESHOLD
 
         super().__init__(cache_dir, split, **kwargs)
         self.clip_frames = int(clip_frames)
         self.random = random
         self.face_diff_threshold = float(FACE_DIFF_THRESHOLD if face_diff_threshold is None else face_diff_threshold)
+        # a compared face within this many grey levels of its original is that original's (untouched)
+        self.face_equal_threshold = float(min(FACE_EQUAL_THRESHOLD, self.face_diff_threshold)
+                                          if face_equal_threshold is None else face_equal_threshold)
+        if not 0 < self.face_equal_threshold <= self.face_diff_threshold:
+            raise ValueError(f"face_equal_threshold must be in (0, face_diff_threshold={self.face_diff_threshold}], "
+                             f"got {self.face_equal_threshold}")
         # Frames of one clip window in a cache sampled in windows (fakelens.features.crops), else None.
         self.window = self.config.window_frames if self.config is not None and self.config.sampling == "windows" \
             else None
@@ -317,6 +324,13 @@ class ClipDataset(CacheDataset):
             raise ValueError(f"max_faces must be >= 1, got {max_faces}")
         self.max_faces = kept if max_faces is None else min(kept, int(max_faces))
         self._tilings: dict[int, list[tuple[int, ClipTiling]]] = {}
+        # Videos whose faces are labelled otherwise than their video label says, by reason (training
+        # reports them beside the left-out ones: left_out.json); not left out
+        self.face_label_notes: dict[str, list[str]] = {}
+        for v in range(len(self.rows)):
+            why = self._face_labels(v)[1]
+            if why is not None:
+                self.face_label_notes.setdefault(why, []).append(self.rows[v]["id"])
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -340,24 +354,42 @@ class ClipDataset(CacheDataset):
 
     def face_labels(self, v: int) -> np.ndarray:
         """(F,) float32 per face track of video v: 1 fake, 0 real, -1 not known. A real video's faces
-        are real, and so are an audio-only fake's for a model that does not hear (`hears`); a
-        fake's face compared with its original (index row `faces[f].diff`) is fake when the
-        difference exceeds `face_diff_threshold`, real otherwise, as long as one face does (a fake
-        video has at least one fake face); a fake with one face track, that face; otherwise not
-        known (training pools such faces: MIL over the video's faces)."""
+        are real, and so are an audio-only fake's for a model that does not hear (`hears`). A fake
+        compared with its original (index row `faces[f].diff`, every face): a face differing by
+        more than `face_diff_threshold` is fake, one within `face_equal_threshold` real (between
+        the two: not known); when no face differs and every face is within `face_equal_threshold`,
+        every face is real to a model that does not hear (an audio-only fake, or a swapped face the
+        cache did not keep: nothing fake for a face to show; `face_label_notes` names them), and
+        the video's labels apply to each face for one that hears (the fake is in the audio). Not compared: a fake with one face
+        track, that face (MIL over one face); otherwise not known (training pools such faces: MIL
+        over the video's faces)."""
+        return self._face_labels(v)[0]
+
+    def _face_labels(self, v: int) -> tuple[np.ndarray, str | None]:
+        """(face_labels(v), why the faces are labelled otherwise than the video, or None)."""
         rec = self.records[v]
         faces = self.rows[v].get("faces") or [{}] * max(1, int(bool(self.rows[v].get("has_face"))))
         if not rec.has_label:
-            return np.full(len(faces), UNKNOWN, np.float32)
+            return np.full(len(faces), UNKNOWN, np.float32), None
         if not rec.is_fake or (not self.hears and _stream_segments(rec, "visual") == ()):
             # a real video; or, to a model that does not hear, a fake whose faces the dataset says
             # are untouched (an audio-only fake): its faces are real
-            return np.zeros(len(faces), np.float32)
+            return np.zeros(len(faces), np.float32), None
         diffs = [f.get("diff") for f in faces]
-        if all(d is not None for d in diffs) and any(d > self.face_diff_threshold for d in diffs):
-            # a face that differs is fake; one that does not, real (no face differing: not told apart)
-            return np.array([float(d > self.face_diff_threshold) for d in diffs], np.float32)
-        return np.ones(1, np.float32) if len(faces) == 1 else np.full(len(faces), UNKNOWN, np.float32)
+        if faces and all(d is not None for d in diffs):
+            d = np.asarray(diffs, np.float64)
+            fake, equal = d > self.face_diff_threshold, d <= self.face_equal_threshold
+            if fake.any():  # a face that differs is fake; one equal to the original real
+                return np.where(fake, 1.0, np.where(equal, 0.0, UNKNOWN)).astype(np.float32), None
+            if equal.all() and self.hears:  # the fake is in what the faces do not show: the audio
+                return np.ones(len(faces), np.float32), None
+            if equal.all():
+                return np.zeros(len(faces), np.float32), (
+                    f"a fake none of whose {len(faces)} face(s) differs from its original by more than "
+                    f"data.face_equal_threshold={self.face_equal_threshold:g} grey levels (most: {d.max():.2f}): "
+                    "every face trained as real (not left out; a fake in the audio only, or the swapped face "
+                    "not among the faces the cache kept)")
+        return (np.ones(1, np.float32) if len(faces) == 1 else np.full(len(faces), UNKNOWN, np.float32)), None
 
     def face_tilings(self, v: int) -> list[tuple[int, ClipTiling]]:
         """(face, its clips) of video v, as predict cuts them (`tile_face`), faces in order."""

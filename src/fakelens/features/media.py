@@ -17,11 +17,24 @@ import numpy as np
 
 from fakelens.errors import ConfigError
 
-CACHE_VERSION = 5  # 2: faces followed with detector.refine between full detections (detect_every)
+CACHE_VERSION = 6  # 2: faces followed with detector.refine between full detections (detect_every)
                    # 3: faces stored in chunks of frames, each npz records its parameters, rows their source file
                    # 4: every kept face track with its per-frame detection confidence; fakes compared with
                    #    their original face by face (face_diff); tracks linked by appearance too
                    # 5: tracks smoothed without lag at run ends (local linear fit), roi crops enclose the unsmoothed boxes
+                   # 6: CACHE_CHANGES[6]
+# What each cache version changed, said when an older cache is refused.
+CACHE_CHANGES = {6: "a fake whose dataset does not say which stream is fake (DFDC) is compared with its original face "
+                    "by face whatever --max-faces is, so a one-face fake's face_diff is recorded too (version 5 "
+                    "compared only with --max-faces above 1 and trained a one-face fake's face as fake unchecked)"}
+
+
+def cache_version_change(version: object) -> str:
+    """What the versions after `version` up to CACHE_VERSION changed (for a refusal), '' if unknown."""
+    if not isinstance(version, int):
+        return ""
+    said = [f"version {v}: {CACHE_CHANGES[v]}" for v in range(version + 1, CACHE_VERSION + 1) if v in CACHE_CHANGES]
+    return "; ".join(said)
 MEL_DTYPE = np.float16  # how the cache stores log-mels; compute_features rounds through it, so
                         # predict's features equal the cached ones training and validation read
 SAMPLINGS = ("frames", "fps", "all", "windows")

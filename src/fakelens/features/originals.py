@@ -27,6 +27,12 @@ DIFF_QUANTILE = 0.9  # a track's difference: this quantile of its found frames' 
 # videos (h264 crf 20, 64-px crops) the untouched face of a fake differs from its original by
 # 0.6-1.6, a swapped face by 9-16; real DFDC re-encodes differ by a few grey levels.
 FACE_DIFF_THRESHOLD = 5.0
+# Default `data.face_equal_threshold`: a face within this many grey levels of its original is
+# untouched. Below FACE_DIFF_THRESHOLD, because a swap seen on a large crop is diluted: on the tiny
+# preset's DFDC layout (64-px frames, full-frame crops) face-swapped fakes differ by 2.7 and 3.8,
+# an audio-only fake by 0.0; untouched faces of the two-person videos by 0.6-1.6. Between the two
+# thresholds a face is not told (one face: the video's label; several: MIL).
+FACE_EQUAL_THRESHOLD = 2.0
 
 
 def original_differences(clip: Any, original: str | Path) -> np.ndarray:
@@ -86,5 +92,5 @@ def face_difference(diffs: np.ndarray) -> float | None:
     return float(np.quantile(d, DIFF_QUANTILE)) if len(d) else None
 
 
-__all__ = ["DIFF_BLUR", "DIFF_QUANTILE", "FACE_DIFF_THRESHOLD", "clip_margin", "face_difference",
+__all__ = ["DIFF_BLUR", "DIFF_QUANTILE", "FACE_DIFF_THRESHOLD", "FACE_EQUAL_THRESHOLD", "clip_margin", "face_difference",
            "original_differences"]

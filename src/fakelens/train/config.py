@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Literal
 
 from fakelens.config import load_config
-from fakelens.features.originals import FACE_DIFF_THRESHOLD
+from fakelens.features.originals import FACE_DIFF_THRESHOLD, FACE_EQUAL_THRESHOLD
 from fakelens.models.config import ModelConfig
 from fakelens.registry import check_registered, deferred_name_checks
 from fakelens.tasks.config import TaskConfig
@@ -45,6 +45,9 @@ class DataConfig:
     # A face of a fake compared with its original (preprocess --max-faces > 1 and DFDC's `original`) is
     # fake when its crops differ by more than this many grey levels (fakelens.features.originals)
     face_diff_threshold: float = FACE_DIFF_THRESHOLD
+    # ... and equal to the original (untouched) within this many (between the two: not told); a fake
+    # none of whose faces differs, every face equal, is trained with every face real (an audio-only fake)
+    face_equal_threshold: float = FACE_EQUAL_THRESHOLD
     # Face tracks per video trained on and scored, the main ones first (None: every track the cache
     # keeps, `fakelens preprocess --max-faces N`): several for DFDC-style data, 1 for single-speaker sets
     max_faces: int | None = None
@@ -59,6 +62,9 @@ class DataConfig:
         check_registered("fakelens.data.dataset", "CACHE_DATASETS", self.dataset)
         if not self.face_diff_threshold > 0:
             raise ValueError(f"data.face_diff_threshold must be > 0 grey levels, got {self.face_diff_threshold}")
+        if not 0 < self.face_equal_threshold <= self.face_diff_threshold:
+            raise ValueError(f"data.face_equal_threshold must be in (0, data.face_diff_threshold="
+                             f"{self.face_diff_threshold:g}] grey levels, got {self.face_equal_threshold}")
 
 
 @dataclass

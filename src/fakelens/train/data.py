@@ -98,14 +98,15 @@ def dataset_kwargs(cfg: TrainConfig) -> dict[str, Any]:
     d = cfg.data
     if d.dataset in ("clips", "av"):
         kw: dict[str, Any] = {"clip_frames": d.clip_frames, "face_diff_threshold": d.face_diff_threshold,
-                              "max_faces": d.max_faces}
+                              "face_equal_threshold": d.face_equal_threshold, "max_faces": d.max_faces}
         if d.dataset == "av" and d.audio_seconds is not None:
             kw["audio_seconds"] = d.audio_seconds
         return kw
     if d.dataset == "audio":
         return {"window_seconds": d.audio_seconds} if d.audio_seconds is not None else {}
     if d.dataset == "frames":
-        return {"face_diff_threshold": d.face_diff_threshold, "max_faces": d.max_faces}
+        return {"face_diff_threshold": d.face_diff_threshold, "face_equal_threshold": d.face_equal_threshold,
+                "max_faces": d.max_faces}
     if d.dataset == "features":
         return {"max_steps": d.max_steps}
     raise ConfigError(f"data.dataset {d.dataset!r} has no mapping of its options")
@@ -215,7 +216,7 @@ def build_datasets(cfg: TrainConfig) -> tuple[Any, Any]:
     val_cls, val_kw = cls, dict(kw)
     if d.dataset == "frames":
         val_cls, val_kw = ClipDataset, {"clip_frames": d.clip_frames, "face_diff_threshold": d.face_diff_threshold,
-                                        "max_faces": d.max_faces}
+                                        "face_equal_threshold": d.face_equal_threshold, "max_faces": d.max_faces}
     if d.dataset == "av":
         val_kw["audio_seconds"] = train.audio_seconds
     whole = d.dataset == "features"  # items are whole videos, scored as predict scores them (windows)

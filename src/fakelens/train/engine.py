@@ -533,13 +533,16 @@ def _padding(cfg: TrainConfig, train_dataset: Any) -> dict[str, Any]:
 
 
 ALL_VIDEOS = "(all videos)"  # the left_out.json key of videos read without a split (a cache without splits)
+KEPT = "kept, labelled by face: "  # a left_out.json reason of videos trained on, their faces labelled otherwise
 
 
 def left_out_videos(cfg: TrainConfig, train_dataset: Any, val_dataset: Any) -> dict[str, dict[str, list[str]]]:
     """{split: {reason: [ids]}}: the videos of the training and validation splits that the
     datasets left out (no audio for an audio model, no face, decode errors, unlabelled). The key
     is the split the dataset read (as training_splits resolves it: "train+test" for several),
-    ALL_VIDEOS for every video of a cache without splits (or data.train_split='')."""
+    ALL_VIDEOS for every video of a cache without splits (or data.train_split=''). Videos kept but
+    whose faces are labelled otherwise than the video (a fake no face of which differs from its
+    original: ClipDataset.face_label_notes) are named too, their reason starting with KEPT."""
     from fakelens.train.data import training_splits
 
     asked = training_splits(cfg) if cfg.data.cache and (Path(cfg.data.cache) / "index.jsonl").is_file() else None
@@ -547,8 +550,8 @@ def left_out_videos(cfg: TrainConfig, train_dataset: Any, val_dataset: Any) -> d
     for i, ds in enumerate((train_dataset, val_dataset)):
         while not hasattr(ds, "left_out") and hasattr(ds, "base"):
             ds = ds.base
-        reasons = getattr(ds, "left_out", None)
-        if not reasons:
+        reasons = getattr(ds, "left_out", None) or {}
+        if not reasons and not getattr(ds, "face_label_notes", None):
             continue
         if asked is not None:  # validation carved out of the training videos reads the training split
             split = asked[1] if i == 1 and asked[1] is not None else asked[0]
@@ -557,6 +560,8 @@ def left_out_videos(cfg: TrainConfig, train_dataset: Any, val_dataset: Any) -> d
             split = rows[0].get("split") if rows else None
         name = split if isinstance(split, str) and split else ("+".join(split) if split else ALL_VIDEOS)
         out.setdefault(name, {}).update(reasons)
+        relabelled = getattr(ds, "face_label_notes", None) or {}  # kept, but its faces labelled otherwise
+        out.setdefault(name, {}).update({f"{KEPT}{why}": ids for why, ids in relabelled.items()})
     if asked is not None and asked[1] is None and asked[0] is not None:
         out.update(unused_validation_splits(cfg, asked[0]))
     return out
@@ -608,10 +613,15 @@ def start_lines(cfg: TrainConfig, n_params: int, train_labels: Sequence[int], va
     n_fake, n_val_fake = sum(train_labels), sum(val_labels)
     lines.append(f"data: {len(train_labels)} training videos ({n_fake} fake); {len(val_labels)} validation videos "
                  f"({n_val_fake} fake), {source}")
-    for split, reasons in left_out.items():
-        total = sum(len(ids) for ids in reasons.values())
-        why = "; ".join(f"{len(ids)} {reason}" for reason, ids in reasons.items())
-        lines.append(f"left out of {_left_out_of(split)}: {total} videos ({why}); ids in {run_dir / LEFT_OUT_NAME}")
+    for split, all_reasons in left_out.items():
+        for kept in (False, True):
+            reasons = {r[len(KEPT):] if kept else r: ids for r, ids in all_reasons.items() if r.startswith(KEPT) == kept}
+            if not reasons:
+                continue
+            total = sum(len(ids) for ids in reasons.values())
+            why = "; ".join(f"{len(ids)} {reason}" for reason, ids in reasons.items())
+            head = f"face labels of {_left_out_of(split)}" if kept else f"left out of {_left_out_of(split)}"
+            lines.append(f"{head}: {total} videos ({why}); ids in {run_dir / LEFT_OUT_NAME}")
     lines.append(f"run folder: {run_dir}")
     return lines
 
