@@ -410,3 +410,18 @@ def test_is_video_file_probes_what_the_extension_does_not_say(tmp_path):
     (tmp_path / "notes.bin").write_bytes(b"not a video at all\n" * 50)
     (tmp_path / ".hidden.mp4").write_bytes(clip.read_bytes())
     assert [p.name for p in sorted(tmp_path.iterdir()) if is_video_file(p)] == ["capture", "capture.dat", "clip.mp4"]
+
+
+@pytest.mark.parametrize("name", ["vfr.mkv", "vfr.mp4"])
+def test_variable_frame_rate_duration_covers_the_last_frames(tmp_path, name):
+    # mp4 states the stream's duration from its decode timestamps: with B-frames and a frame rate
+    # that drops (30 then 10 fps) the last frames are shown after it (9.9 s against a stated 9.817 s)
+    # and a frame's own time was refused as "outside the video" (preprocess, predict, detect)
+    times = np.concatenate([np.arange(150) / 30, 5 + np.arange(50) / 10])
+    path = write_video(tmp_path / name, _grey_frames(200, step=1), 20.0, times=times,
+                       codec="ffv1" if name.endswith("mkv") else "h264")
+    info = probe(path)
+    assert info.duration >= info.frame_times[-1]
+    got = read_frames(path, info.frame_times[-3:], info=info)  # the last frames by their own times
+    np.testing.assert_array_equal(got.indices, [197, 198, 199])
+    assert np.abs(red(got.frames) - np.arange(197, 200)).max() < 4

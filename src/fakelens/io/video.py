@@ -403,6 +403,11 @@ def probe(path: str | Path) -> VideoInfo:
                     )
             if pts is not None and len(pts) == n_frames:
                 frame_times = np.sort(pts) - start  # (n_frames,) presentation order
+            if end is not None and end - start > duration:
+                # mp4 states a stream's duration from its decode timestamps: with B-frames and a
+                # variable frame rate the last frames are shown after it (a phone's VFR mp4: last
+                # frame at 2.161 s, stated duration 2.067 s), and their own times were refused
+                duration = end - start
         elif n_frames <= 0:
             n_frames, estimated = max(1, round(duration * fps)), True
 
