@@ -248,3 +248,33 @@ def test_conditions_that_leave_the_frames_alone_find_each_videos_faces_once(tiny
     job = RobustnessJob(pr, records, tmp_path / "reuse")
     job.run([("blur", (2.0,))])  # the clean row done by the earlier run; blur moves the pixels: found again
     assert len(calls) == n
+
+
+def test_an_out_folder_of_another_dataset_with_the_same_ids_is_scored_again(tiny_synth, untrained_run, tmp_path):
+    """AV-1M-style ids (000001.mp4) repeat across datasets: a condition saved for other files of the
+    same ids, or another --seed's perturbed copies, is not reused."""
+    import dataclasses
+    import shutil
+
+    from fakelens.data.formats import load_dataset
+    from fakelens.inference.pipeline import Predictor
+    from fakelens.inference.robustness import RobustnessJob, _source_key
+
+    records = list(load_dataset(tiny_synth, split="test").records)
+    other = tmp_path / "other"
+    other.mkdir()
+    swapped = []  # the same ids, each pointing at the other video's file (and keeping its label)
+    for rec, src in zip(records, reversed(records)):
+        dst = other / Path(rec.path).name
+        shutil.copy(src.path, dst)
+        swapped.append(dataclasses.replace(rec, path=dst))
+    pr = Predictor(untrained_run(), device="cpu")
+    said: list[str] = []
+    RobustnessJob(pr, records, tmp_path / "out", log=said.append).run([("noise", (10.0,))])
+    RobustnessJob(pr, records, tmp_path / "out", log=said.append).run([("noise", (10.0,))])
+    assert sum("done by an earlier run" in line for line in said) == 2  # the same videos: reused
+    said.clear()
+    RobustnessJob(pr, swapped, tmp_path / "out", log=said.append).run([("noise", (10.0,))])
+    assert not any("done by an earlier run" in line for line in said), said
+    assert _source_key(records[0], 0) != _source_key(records[0], 1)  # another seed: another copy
+    assert _source_key(records[0], 0) != _source_key(swapped[0], 0)  # another file: another copy

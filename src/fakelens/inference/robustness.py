@@ -193,7 +193,10 @@ class RobustnessJob:
         self.log = log or (lambda line: None)
         self.stamp = {"checkpoint": str(Path(predictor.run.checkpoint).resolve()),
                       "checkpoint_file": file_stamp(predictor.run.checkpoint), "seed": self.seed,
-                      "videos": [r.id for r in self.records]}
+                      "videos": [r.id for r in self.records],
+                      # each video's file and label: AV-1M-style ids (000001.mp4) repeat across datasets
+                      "sources": [[str(Path(r.path).resolve()) if r.path else None, file_stamp(r.path),
+                                   r.label.as_int] for r in self.records]}
 
     def run(self, conditions: Sequence[tuple[str, tuple[float, ...]]]) -> list[Row]:
         rows = [self.condition(CLEAN, None)]
@@ -276,7 +279,7 @@ class RobustnessJob:
 
             items = progress(items, desc=f"{name} {severity:g}", unit="video", leave=False)
         for i, rec in items:
-            dst = folder / f"{i:06d}_{Path(rec.path).stem[:80]}{output_suffix(name)}"
+            dst = folder / f"{i:06d}_{Path(rec.path).stem[:80]}_{_source_key(rec, self.seed)}{output_suffix(name)}"
             if not dst.is_file():
                 try:
                     perturb_file(rec.path, dst, name, severity, self.seed)
@@ -285,6 +288,18 @@ class RobustnessJob:
                     broken.add(rec.id)
             out.append(dataclasses.replace(rec, path=dst))
         return out, broken
+
+
+def _source_key(rec: VideoRecord, seed: int) -> str:
+    """A short key of a perturbed copy's source (its file, size, mtime) and the seed: a copy made
+    from another video of the same id (another dataset), an edited file or another --seed is
+    not reused."""
+    import hashlib
+
+    from fakelens.inference.journal import file_stamp
+
+    ident = json.dumps([str(Path(rec.path).resolve()), file_stamp(rec.path), int(seed)])
+    return hashlib.sha1(ident.encode("utf-8")).hexdigest()[:10]
 
 
 def write_csv(rows: Sequence[Row], path: str | Path) -> Path:
