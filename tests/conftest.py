@@ -140,3 +140,19 @@ def layout_cache(tmp_path_factory):
         return made[layout]
 
     return get
+
+
+@pytest.fixture
+def detect_passes(monkeypatch):
+    """A list that gets one entry per face-detection pass (fakelens.faces.extract._detect_pass)."""
+    from fakelens.faces import extract
+
+    calls: list[str] = []
+    real = extract._detect_pass
+
+    def counted(*args, **kwargs):
+        calls.append("x")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(extract, "_detect_pass", counted)
+    return calls

@@ -306,23 +306,15 @@ def test_predict_refuses_stored_features_of_a_video_file_changed_since(localizer
 
 
 def test_robustness_of_a_localizer_finds_faces_once_for_the_audio_conditions(localizer, tiny_synth, tmp_path,
-                                                                               monkeypatch):
+                                                                               detect_passes):
     """A localizer's audio-only conditions reuse the clean run's face tracks, as a frame model's do:
     one detection pass per video for the clean and audio rows, the same proposals and scores as
     finding the faces again; a pixel perturbation (blur) finds them again."""
     from fakelens.data.formats import load_dataset
-    from fakelens.faces import extract
     from fakelens.inference.pipeline import Predictor, load_run
     from fakelens.inference.robustness import RobustnessJob
 
-    calls: list[str] = []
-    real = extract._detect_pass
-
-    def counted(*args, **kwargs):
-        calls.append("x")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(extract, "_detect_pass", counted)
+    calls = detect_passes
     records = list(load_dataset(tiny_synth, split="test").records)
     conditions = [("audio_noise", (10.0,)), ("audio_removed", (1.0,))]
     n = len(records)

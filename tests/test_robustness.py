@@ -210,23 +210,15 @@ def test_robustness_command_on_a_trained_run(detect_run, tmp_path, capsys):
 
 
 def test_conditions_that_leave_the_frames_alone_find_each_videos_faces_once(tiny_synth, untrained_run, tmp_path,
-                                                                            monkeypatch):
+                                                                            detect_passes):
     """The clean videos, an attack on the crops and the audio-only perturbations reuse the clean
     run's face tracks (one detection pass per video for all of them, the same scores as finding the
     faces again); a pixel perturbation (blur) finds them again."""
     from fakelens.data.formats import load_dataset
-    from fakelens.faces import extract
     from fakelens.inference.pipeline import Predictor
     from fakelens.inference.robustness import RobustnessJob
 
-    calls: list[str] = []
-    real = extract._detect_pass
-
-    def counted(*args, **kwargs):
-        calls.append("x")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(extract, "_detect_pass", counted)
+    calls = detect_passes
     records = list(load_dataset(tiny_synth, split="test").records)
     conditions = [("fgsm", (8.0,)), ("audio_noise", (10.0,)), ("audio_removed", (1.0,))]
     n = len(records)

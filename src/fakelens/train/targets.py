@@ -198,13 +198,18 @@ def _stream(c: TargetCount) -> str | None:
     return next((s for s in ("visual", "audio") if c.name.startswith(s)), None)  # e.g. visual_frame_labels
 
 
+def _records(dataset: Any) -> list[Any]:
+    """The VideoRecords a training dataset lists (empty when it lists none)."""
+    try:
+        return list(getattr(dataset, "records", None) or [])
+    except TypeError:
+        return []
+
+
 def fake_videos(dataset: Any, stream: str | None = None) -> int | None:
     """Fake videos of the training `dataset` (its `records`), those whose `stream` is stated as
     manipulated when a stream is given; None when the dataset lists no records."""
-    try:
-        records = list(getattr(dataset, "records", None) or [])
-    except TypeError:
-        return None
+    records = _records(dataset)
     if not records:
         return None
     if stream is None:
@@ -225,10 +230,7 @@ def other_stream_fakes(dataset: Any, stream: str) -> tuple[int, list[str]] | Non
     `stream` the dataset says is untouched: audio-only fakes to a face model); None without records."""
     from fakelens.data.dataset import _stream_segments
 
-    try:
-        records = list(getattr(dataset, "records", None) or [])
-    except TypeError:
-        return None
+    records = _records(dataset)
     if not records:
         return None
     fakes = [r for r in records if r.is_fake]
