@@ -175,3 +175,12 @@ def test_predicting_a_folder_again_reads_past_its_own_outputs(tiny, capsys):
     assert main([*args, "--out", str(folder / "scores.csv")]) == 2
     err = capsys.readouterr().err
     assert "labels.csv" in err and "scores.csv" not in err and "preds.json" not in err
+
+
+def test_predict_refuses_an_out_file_named_like_a_video(tmp_path, capsys):
+    """A CSV written as folder/sub.mp4 would be scanned as a video by the next predict of that folder."""
+    for name in ("sub.mp4", "scores.MKV"):
+        out = tmp_path / name
+        assert main(["predict", str(tmp_path / "no-run"), str(tmp_path), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert "is a video file name" in err and ".csv or .json" in err and not out.exists()

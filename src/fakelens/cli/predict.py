@@ -97,6 +97,12 @@ def run(args: argparse.Namespace) -> int:
     if args.fmt is not None and args.out is None:
         raise ConfigError(f"--format {args.fmt} writes a file: give --out FILE")
     out = Path(args.out) if args.out is not None else None
+    from fakelens.io.video import VIDEO_EXTENSIONS
+
+    if out is not None and out.suffix.lower() in VIDEO_EXTENSIONS:
+        # a CSV named .mp4 would be scanned as a video by the next predict of its folder
+        raise ConfigError(f"--out {out}: {out.suffix} is a video file name; predict writes scores or a "
+                          "submission: give a .csv or .json file")
     if args.fmt is None:
         args.fmt = "scores-json" if out is not None and out.suffix.lower() == ".json" else "scores"
     SUBMISSION_FORMATS.get(args.fmt)  # unknown formats fail before any work
