@@ -464,17 +464,9 @@ def _reuse(cache_dir: Path, rec: VideoRecord, digest: str, verify: str) -> tuple
     if rec.path is None or not recorded:
         return None, "changed"
     now = file_identity(rec.path, with_hash=False)
-    if now is None or now["size"] != recorded.get("size"):
+    if now is None or not same_file(rec.path, recorded, now, verify):
         return None, "changed"
     refresh = {}
-    if verify == "full":  # every byte (a row made before sha1 was recorded cannot say: recomputed)
-        h = full_hash(rec.path)
-        if h is None or h != recorded.get("sha1"):
-            return None, "changed"
-    elif verify == "hash" or now["mtime_ns"] != recorded.get("mtime_ns"):
-        h = fast_hash(rec.path, now["size"])
-        if h is None or h != recorded.get("hash"):
-            return None, "changed"
     if now["mtime_ns"] != recorded.get("mtime_ns"):  # copied or touched, same content
         refresh["file"] = {**recorded, "mtime_ns": now["mtime_ns"]}
     fields = _record_fields(rec)
@@ -484,6 +476,22 @@ def _reuse(cache_dir: Path, rec: VideoRecord, digest: str, verify: str) -> tuple
     row = {**row, **refresh}
     atomic_write_text(cache_dir / "rows" / f"{safe_id(rec.id)}.json", json.dumps(row, sort_keys=True))
     return row, "relabel" if set(refresh) - {"file"} else "same"
+
+
+def same_file(path: str | Path, recorded: dict[str, Any], now: dict[str, Any], verify: str = "auto") -> bool:
+    """Whether `path`, stat'ed as `now` (file_identity without hash), is still the file `recorded`
+    (a row's "file"): the same size, and the same mtime or else the same sampled content hash
+    (a copy or a touch keeps it); verify "hash" always compares that hash, "full" every byte (a row
+    made before sha1 was recorded cannot say: changed)."""
+    if now["size"] != recorded.get("size"):
+        return False
+    if verify == "full":
+        h = full_hash(path)
+        return h is not None and h == recorded.get("sha1")
+    if verify == "hash" or now["mtime_ns"] != recorded.get("mtime_ns"):
+        h = fast_hash(path, now["size"])
+        return h is not None and h == recorded.get("hash")
+    return True
 
 
 def read_index(cache_dir: str | Path) -> list[dict[str, Any]]:

@@ -516,7 +516,7 @@ class StoredFeatures:
         """Refuse (FakelensError, listing them) videos the folder has no features of, and those whose
         file changed since their features were made. A video it failed to decode is left to
         `load` (a failure of that video, as predicting from the media would give)."""
-        from fakelens.data.cache import fast_hash
+        from fakelens.data.cache import same_file
 
         missing, changed = [], []
         for rec in records:
@@ -530,9 +530,7 @@ class StoredFeatures:
             now = file_identity(rec.path, with_hash=False)
             if now is None:
                 continue  # unreadable now: the stored features still stand for what it was
-            same = now["size"] == recorded.get("size") and (
-                now["mtime_ns"] == recorded.get("mtime_ns") or fast_hash(rec.path, now["size"]) == recorded.get("hash"))
-            if not same:
+            if not same_file(rec.path, recorded, now):
                 changed.append(rec.id)
 
         def some(ids: list[str]) -> str:
