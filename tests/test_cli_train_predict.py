@@ -184,3 +184,27 @@ def test_predict_refuses_an_out_file_named_like_a_video(tmp_path, capsys):
         assert main(["predict", str(tmp_path / "no-run"), str(tmp_path), "--out", str(out)]) == 2
         err = capsys.readouterr().err
         assert "is a video file name" in err and ".csv or .json" in err and not out.exists()
+
+
+def test_predict_skips_its_recorded_outputs_when_it_scans_a_folder(tiny, capsys):
+    """A CSV that an older predict wrote as folder/sub.mp4 (recorded in the folder's
+    .fakelens-outputs.json) was exempt from the label-file check only: the video scan took it by
+    its suffix and the next predict failed ('1 of 4 videos failed ... sub.mp4: not a media file
+    FFmpeg can read'). Recorded outputs are now skipped by the scan too; the user's videos are not."""
+    from fakelens.data.formats.base import load_inputs, note_own_outputs
+    from fakelens.submission import read_submission
+
+    folder = tiny["root"] / "recorded"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir()
+    videos = sorted((tiny["data"] / "test").glob("*.mp4"))
+    for v in videos:
+        shutil.copy(v, folder / v.name)
+    (folder / "sub.mp4").write_text("video,score\nx.mp4,0.5\n")
+    note_own_outputs([folder / "sub.mp4"], [folder])
+    assert sorted(r.id for r in load_inputs([folder]).records) == [v.name for v in videos]
+    out = tiny["root"] / "recorded.csv"
+    assert main(["predict", str(tiny["run"]), str(folder), "--out", str(out), "--no-progress"]) == 0
+    assert sorted(read_submission(out).ids) == [v.name for v in videos]
+    (folder / ".fakelens-outputs.json").unlink()  # not recorded: a file named .mp4 is the user's video
+    assert "sub.mp4" in {r.id for r in load_inputs([folder]).records}

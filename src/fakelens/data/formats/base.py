@@ -235,11 +235,14 @@ def is_video(path: Path) -> bool:
 
 def find_videos(folder: Path) -> list[Path]:
     """Every video under `folder` (recursive, hidden files skipped), sorted. Files of a known
-    video extension are taken by name; others are opened (`is_video`)."""
+    video extension are taken by name; others are opened (`is_video`). The files a folder's
+    record of predict's own outputs (`own_outputs`) lists are none: a CSV that an older predict
+    wrote as sub.mp4 is not scanned as a video."""
     out = []
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-        out.extend(p for p in (Path(dirpath) / f for f in filenames) if is_video(p))
+        mine = own_outputs(Path(dirpath)) if OWN_OUTPUTS in filenames else set()
+        out.extend(p for p in (Path(dirpath) / f for f in filenames if f not in mine) if is_video(p))
     return sorted(out)
 
 
