@@ -39,7 +39,7 @@ import torch
 from torch.utils.data import Dataset
 
 from fakelens.errors import ConfigError, FakelensError
-from fakelens.features.media import MediaConfig
+from fakelens.features.media import MediaConfig, changes_after
 from fakelens.types import Modality, VideoRecord, segment_steps
 
 FEATURES_KIND = "features"
@@ -91,7 +91,7 @@ class FeatureConfig:
 def stale_features(version: Any) -> str:
     """Why features of `version` are not this fakelens' (FEATURES_VERSION): for refusals."""
     if isinstance(version, int) and version < FEATURES_VERSION:
-        why = "; ".join(FEATURES_CHANGES[v] for v in range(version + 1, FEATURES_VERSION + 1) if v in FEATURES_CHANGES)
+        why = "; ".join(change for _, change in changes_after(FEATURES_CHANGES, version, FEATURES_VERSION))
         return (f"features made by an older fakelens (features version {version}; this fakelens makes version "
                 f"{FEATURES_VERSION}" + (f": {why}" if why else "") + ")")
     return f"features of another fakelens (features version {version!r}; this fakelens makes version {FEATURES_VERSION})"

@@ -29,12 +29,19 @@ CACHE_CHANGES = {6: "a fake whose dataset does not say which stream is fake (DFD
                     "compared only with --max-faces above 1 and trained a one-face fake's face as fake unchecked)"}
 
 
+def changes_after(changes: dict[int, str], version: object, current: int) -> list[tuple[int, str]]:
+    """(version, what it changed) from a version -> change table, for the versions after `version`
+    up to `current` (cache and features versions alike), oldest first; none if `version` is not a number."""
+    if not isinstance(version, int):
+        return []
+    return [(v, changes[v]) for v in range(version + 1, current + 1) if v in changes]
+
+
 def cache_version_change(version: object) -> str:
     """What the versions after `version` up to CACHE_VERSION changed (for a refusal), '' if unknown."""
-    if not isinstance(version, int):
-        return ""
-    said = [f"version {v}: {CACHE_CHANGES[v]}" for v in range(version + 1, CACHE_VERSION + 1) if v in CACHE_CHANGES]
-    return "; ".join(said)
+    return "; ".join(f"version {v}: {why}" for v, why in changes_after(CACHE_CHANGES, version, CACHE_VERSION))
+
+
 MEL_DTYPE = np.float16  # how the cache stores log-mels; compute_features rounds through it, so
                         # predict's features equal the cached ones training and validation read
 SAMPLINGS = ("frames", "fps", "all", "windows")
