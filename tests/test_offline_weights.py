@@ -45,3 +45,18 @@ def test_the_offline_switch_is_honoured_without_trying_the_network(monkeypatch):
     monkeypatch.setattr(socket, "create_connection", lambda *a, **k: calls.append(a))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert offline_reason("huggingface.co") == "HF_HUB_OFFLINE is set" and calls == []
+
+
+def test_features_pretrained_offline_names_its_own_way_on(no_network, tmp_path, capsys):
+    """`fakelens features NAME DATA --pretrained` offline said train's way on ('--set
+    model.pretrained=false'), a flag features does not have; it says its own now (drop
+    --pretrained: random init by --seed), and train keeps its hint (the test above)."""
+    from fakelens.cli.main import main
+
+    data = tmp_path / "data"
+    assert main(["data", "synth", str(data), "--preset", "tiny", "--quiet"]) == 0
+    out = tmp_path / "feats"
+    assert main(["features", "efficientnet_b0", str(data), "--pretrained", "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot get the pretrained weights of timm model 'efficientnet_b0'" in err
+    assert "drop --pretrained" in err and "--seed" in err and "--set" not in err and "fakelens train" not in err

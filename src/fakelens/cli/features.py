@@ -88,11 +88,18 @@ def run(args: argparse.Namespace) -> int:
         media = MediaConfig(**sampling, find_every=args.find_every, max_faces=DENSE_MAX_FACES, **crop)
         ds = load_dataset(args.data, format=args.format, allow_missing=args.allow_missing, split=args.split)
         missing = list(ds.missing)
-        summary = run_features(args.encoder, ds.records, out, audio=args.audio, media=media,
-                               pretrained=args.pretrained, seed=args.seed, workers=args.workers,
-                               shard=parse_shard(args.shard) if args.shard else None, force=args.force,
-                               progress=not args.no_progress and not args.json, chunk_frames=args.chunk,
-                               device=str(resolve_device(args.device)), split=args.split)
+        from fakelens.models.hub import WeightsUnavailable
+
+        try:
+            summary = run_features(args.encoder, ds.records, out, audio=args.audio, media=media,
+                                   pretrained=args.pretrained, seed=args.seed, workers=args.workers,
+                                   shard=parse_shard(args.shard) if args.shard else None, force=args.force,
+                                   progress=not args.no_progress and not args.json, chunk_frames=args.chunk,
+                                   device=str(resolve_device(args.device)), split=args.split)
+        except WeightsUnavailable as e:  # the message names train's --set flags: say this command's
+            raise ConfigError(e.with_way_on(
+                "drop --pretrained (random init, set by --seed), or download the weights once where there is "
+                "network (they are cached for the next run)")) from None
     if args.json:
         print_json({**summary.__dict__, "missing_on_disk": missing})
         return 0

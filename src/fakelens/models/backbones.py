@@ -181,7 +181,7 @@ def build_image_backbone(name: str, pretrained: bool | str, in_chans: int = 3) -
                 with hf_offline() if reason else contextlib.nullcontext():
                     net = timm.create_model(name, pretrained=True, num_classes=0, in_chans=in_chans)
             except Exception as e:  # network/hub failures: re-raised with the way out
-                raise ConfigError(way_out(f"timm model {name!r}", reason or f"{type(e).__name__}: {e}")) from e
+                raise way_out(f"timm model {name!r}", reason or f"{type(e).__name__}: {e}") from e
         else:
             net = timm.create_model(name, pretrained=False, num_classes=0, in_chans=in_chans)
     if isinstance(pretrained, str):
@@ -240,11 +240,11 @@ def build_video_backbone(name: str, pretrained: bool | str) -> tuple[nn.Module, 
 
         reason = None if torch_hub_file(weights.url).is_file() else offline_reason(urlparse(weights.url).hostname or "")
         if reason:  # not downloaded yet and no network: fail now, not after the download's retries
-            raise ConfigError(way_out(f"torchvision model {name!r}", reason))
+            raise way_out(f"torchvision model {name!r}", reason)
         try:
             net = get_model(name, weights=weights)
         except Exception as e:  # network failures: re-raised with the way out
-            raise ConfigError(way_out(f"torchvision model {name!r}", f"{type(e).__name__}: {e}")) from e
+            raise way_out(f"torchvision model {name!r}", f"{type(e).__name__}: {e}") from e
     else:
         net = get_model(name, weights=None)
         if isinstance(pretrained, str):

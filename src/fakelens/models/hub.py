@@ -15,6 +15,8 @@ import socket
 from pathlib import Path
 from typing import Iterator
 
+from fakelens.errors import ConfigError
+
 OFFLINE_VARIABLES = ("FAKELENS_OFFLINE", "HF_HUB_OFFLINE")
 TIMEOUT_SECONDS = 3.0
 HF_HOST = "huggingface.co"
@@ -32,11 +34,27 @@ def offline_reason(host: str, timeout: float = TIMEOUT_SECONDS) -> str | None:
         return f"{host} cannot be reached ({e.strerror or e})"
 
 
-def way_out(what: str, reason: str) -> str:
-    """The message for weights that cannot be had: why, and the three ways on."""
-    return (f"cannot get the pretrained weights of {what}: {reason}. Without network: --set model.pretrained=false "
-            "(train from random weights), or `fakelens train --smoke` to check a setup on a CPU; or download the "
-            "weights once where there is network and set model.pretrained to the local file")
+TRAIN_WAY_ON = ("--set model.pretrained=false (train from random weights), or `fakelens train --smoke` to check a "
+                "setup on a CPU; or download the weights once where there is network and set model.pretrained to "
+                "the local file")
+
+
+class WeightsUnavailable(ConfigError):
+    """Pretrained weights that cannot be had now. The message gives train's ways on; a command with
+    other flags (`features --pretrained`) re-says it with its own (`with_way_on`)."""
+
+    def __init__(self, what: str, reason: str):
+        self.what = what
+        self.reason = reason
+        super().__init__(self.with_way_on(TRAIN_WAY_ON))
+
+    def with_way_on(self, way_on: str) -> str:
+        return f"cannot get the pretrained weights of {self.what}: {self.reason}. Without network: {way_on}"
+
+
+def way_out(what: str, reason: str) -> WeightsUnavailable:
+    """The error for weights that cannot be had: why, and the ways on."""
+    return WeightsUnavailable(what, reason)
 
 
 @contextlib.contextmanager
