@@ -86,3 +86,25 @@ def test_a_face_missed_once_with_find_every_is_followed_back(tmp_path, mtcnn):
     ious = [box_iou(tracks.boxes[0, t][None], truth[i][None])[0, 0] for t, i in enumerate(tracks.indices)]
     assert min(ious) > 0.5, ious
     assert tracks.n_detected == 6  # found on 4 and 8, followed back on 3, 2, 1 and 0 (the search that missed)
+
+
+@pytest.mark.slow
+def test_dense_sampling_finds_small_faces_when_the_full_frames_are_not_kept(tmp_path, mtcnn):
+    """The dense path (`features`, detect: every k-th frame) of a 1080p video whose full frames do
+    not fit in max_frames_bytes (a long video: 1 GiB holds ~260 1080p frames) decodes the crops in
+    a second pass; the small-face second detection needs the full frame too and was skipped there
+    (no full frame came with the small copies): a small dark 40-px face was found on the sampled
+    path and on the dense path holding the frames, never on the chunked one."""
+    from fakelens.data.synthetic.scenes import Person, Scene, write_scene
+
+    scene = Scene(size=(1080, 1920), duration=0.5, fps=10.0, seed=3, light=0.45,
+                  people=(Person(23, 40.0, (800.0, 520.0), brightness=0.6),))
+    path, r = write_scene(tmp_path / "small_dark.mp4", scene)
+    sampled = find_faces(path, n_frames=5, detector=mtcnn, size=32)
+    assert _persons_found(sampled, r.boxes) == [0] and sampled.n_upscaled >= 1
+    for budget in (1024**3, 3 * 1920 * 1080):  # all 5 frames kept / not even two: chunked crop pass
+        dense = find_faces(path, every=1, detector=mtcnn, size=32, max_frames_bytes=budget)
+        assert len(dense.times) == 5 and _persons_found(dense, r.boxes) == [0], budget
+        assert dense.detect_side == 1280 and dense.n_upscaled >= 1
+        crops = np.concatenate([c for _, c in dense.iter_crops(2)], axis=1)  # (F, T, S, S, 3)
+        assert crops.shape == (1, 5, 32, 32, 3) and crops.mean() > 5  # the face, not black padding

@@ -452,8 +452,9 @@ def find_faces(
     moves little in 1/25 s) and the tracker interpolates the boxes in between; a face found
     after a search that found none is followed back through the frames in between.
     `upscale_tries` frames may get the small-face second pass on a larger copy while nothing is
-    found (`FaceFinder`; 0: never); it needs the full-resolution frames, which dense sampling
-    (`every`) holds only when they fit in `max_frames_bytes`. Raises MediaError when the video
+    found (`FaceFinder`; 0: never); it looks on each frame's full resolution as it is decoded,
+    also when the frames are not kept for the crops (more than `max_frames_bytes`: the crops are
+    then cut in a second decoding pass). Raises MediaError when the video
     cannot be decoded.
     """
     from fakelens.errors import MediaError
@@ -483,8 +484,10 @@ def find_faces(
         # pass decodes the video again, holding one frame at a time.
         keep_full = -(-max(1, info.n_frames) // every) * frame_bytes <= max_frames_bytes
         # Every frame's small copy is made (faces missed on a searched frame are followed back through them).
+        # Each comes with its full-resolution frame even when they are not kept for the crops (a
+        # long video): the small-face second pass (FaceFinder) looks on it, then it is released.
         first = iter_frames_every(path, max_side=small_side, every=every, convert_every=1,
-                                  keep_full=keep_full, info=info, centred=centred)
+                                  keep_full=keep_full or bool(small_side), info=info, centred=centred)
     else:
         want = sample_times(info, n_frames) if n_frames is not None else check_times(info, times)  # (T,)
         uniq = np.unique(want)  # (U,) sorted
