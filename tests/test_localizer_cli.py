@@ -382,3 +382,24 @@ def test_features_of_an_older_fakelens_are_refused_where_their_frames_differ(loc
     assert code == 2 and not out.exists()
     assert "a localizer trained on features made by an older fakelens (features version 1" in err
     assert "train it again" in err
+
+
+def test_a_localizers_video_score_is_its_highest_step_score_and_other_aggregations_are_refused(
+        localizer, tiny_synth, capsys):
+    """Task 1 from a localizer: each video's score is the maximum of its per-step scores, and the
+    predict table says so; `--aggregate mean` or `--level clips` were ignored (the score stayed the
+    maximum while the table said 'mean over frames'): they are refused, naming what is done."""
+    root = localizer["root"]
+    out, preds = root / "task1.txt", root / "task1_predictions.json"
+    base = ["predict", str(localizer["loc"]), str(tiny_synth), "--split", "test", "--format", "avdf1m-task1",
+            "--features", str(localizer["feats"]), "--out", str(out), "--no-progress"]
+    capsys.readouterr()
+    assert main([*base, "--predictions", str(preds)]) == 0
+    assert "max over steps" in capsys.readouterr().out
+    scores = dict(line.split(";") for line in out.read_text().split())
+    rows = json.loads(preds.read_text())
+    assert len(rows) == 2 and all(float(scores[p["id"]]) == p["score"] == max(p["frame_scores"]) for p in rows)
+    for extra, named in ((["--aggregate", "mean"], "aggregation 'mean'"), (["--level", "clips"], "level 'clips'")):
+        assert main([*base, *extra]) == 2, extra
+        err = capsys.readouterr().err
+        assert "a localizer's video score is the maximum of its per-step scores" in err and named in err, err

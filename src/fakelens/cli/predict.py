@@ -196,8 +196,8 @@ def run(args: argparse.Namespace) -> int:
         print_json(summary)
         return 0
     rows = [["submission", str(out)], ["format", args.fmt], ["videos scored", n - len(result.failures)],
-            ["failed (prior fallback)", len(result.failures)], ["aggregation", f"{predictor.aggregate_name} "
-                                                                            f"over {predictor.level}"],
+            ["failed (prior fallback)", len(result.failures)],
+            ["aggregation", f"{predictor.aggregate_name} over {'steps' if predictor.dense else predictor.level}"],
             ["faces", f"{predictor.face_aggregate} over face tracks"], ["device", describe_device(device)]]
     if degraded:
         rows.append([f"scored from one stream (listed in {failures_path.name})", len(degraded)])

@@ -258,6 +258,21 @@ class Predictor:
             raise ConfigError(f"no_face must be one of {NO_FACE}, got {self.no_face!r}")
         SUPPRESSIONS.get(p.suppression)
         self.dense = run.features is not None  # a localizer over dense features (fakelens.inference.localize)
+        if self.dense:
+            # A localizer's video score (Task 1) is the maximum of its per-step scores, as its
+            # validation scored it (fakelens.inference.localize.finish): another aggregation or the
+            # clip level asked for is refused rather than ignored, and the run's own predict.aggregate
+            # / level (the defaults, mean over frames, when its recipe names none) are not what it does.
+            asked = []
+            if aggregate_name not in (None, "max"):
+                asked.append(f"aggregation {aggregate_name!r}")
+            if level not in (None, "frames"):
+                asked.append(f"level {level!r}")
+            if asked:
+                raise ConfigError(f"{run.checkpoint}: a localizer's video score is the maximum of its per-step "
+                                  f"scores; {' and '.join(asked)} cannot be given to it (leave --aggregate / --level "
+                                  "out)")
+            self.aggregate_name, self.level = "max", "frames"
         if p.proposals == "boundaries" and not self.dense:
             raise ConfigError(f"predict.proposals=boundaries needs a localizer run; {run.checkpoint} is a "
                               f"{run.cfg.model.name!r} model: use thresholds (its per-frame scores)")
