@@ -258,3 +258,21 @@ def test_training_checks_a_features_folder_version(reference, tmp_path, capsys):
                  "--set", f"data.cache={folder}"]) == 2
     err = capsys.readouterr().err
     assert "older fakelens" in err and "fakelens features RUN_OR_ENCODER DATA" in err
+
+
+def test_stored_features_of_unmerged_shards_are_refused_naming_the_merge(tiny_synth, tmp_path):
+    """`predict --features` on a folder whose shards were never merged (no index.jsonl) named
+    `fakelens preprocess`; it names `fakelens features ... --merge` (and an unfinished job's rerun)."""
+    from fakelens.data.cache import load_config
+    from fakelens.errors import FakelensError
+    from fakelens.inference.dense import StoredFeatures
+
+    out = tmp_path / "f"
+    assert features(tiny_synth, out, "--split", "test", "--shard", "0/2") == 0
+    assert not (out / "index.jsonl").exists()
+    with pytest.raises(FakelensError) as e:
+        StoredFeatures(out, load_config(out))
+    assert f"fakelens features --out {out} --merge" in str(e.value) and "preprocess" not in str(e.value)
+    (out / "shards").rename(tmp_path / "elsewhere")  # an interrupted job: rows, no shard indexes
+    with pytest.raises(FakelensError, match="the features job did not finish"):
+        StoredFeatures(out, load_config(out))

@@ -509,6 +509,12 @@ class StoredFeatures:
                                 f"({run_name}): {'; '.join(diff)}; make them again with the run's settings, or "
                                 "predict from the media without --features")
         self.cfg = cfg
+        if not (self.folder / "index.jsonl").is_file():  # read_index would name `fakelens preprocess`
+            sharded = (self.folder / "shards").is_dir()
+            raise FakelensError(f"{self.folder}: no index.jsonl: "
+                                + (f"its shards are not merged (`fakelens features --out {self.folder} --merge`)"
+                                   if sharded else "the features job did not finish (run it again: it resumes)")
+                                + ", or predict from the media without --features")
         self.rows = {r["id"]: r for r in read_index(self.folder)}
         check_cache(self.folder, list(self.rows.values()))  # version, and every row made with config.json
 
