@@ -221,3 +221,22 @@ def test_output_cut_short_by_its_reader_is_no_traceback(tmp_path):
                           executable="/bin/bash", capture_output=True, text=True, timeout=120)
     assert "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr, proc.stderr
     assert proc.stdout.split() == ["141"]
+
+
+def test_evaluate_of_one_split_against_every_splits_labels_names_the_split(run_cli, tmp_path):
+    """LAV-DF's metadata.json (or an AV-1M folder) labels every split: a test-split prediction.json
+    evaluated without --split was only told to pass --subset; it is told --split test first, and a
+    split only partly predicted still gets the --subset hint alone."""
+    def entry(split, i):
+        return {"file": f"{split}/{i}.mp4", "split": split, "n_fakes": 1, "duration": 4.0,
+                "fake_periods": [[1.0, 2.0]], "modify_video": True, "modify_audio": False}
+
+    meta = tmp_path / "metadata.json"
+    meta.write_text(json.dumps([entry(s, i) for s in ("train", "dev", "test") for i in range(2)]))
+    pred = tmp_path / "prediction.json"
+    pred.write_text(json.dumps({"test/0.mp4": [[0.9, 1.0, 2.0]], "test/1.mp4": [[0.9, 1.0, 2.0]]}))
+    code, _, err = run_cli("evaluate", pred, "--labels", meta)
+    assert code == 2 and "pass --split test to score that split, or --subset" in err, err
+    pred.write_text(json.dumps({"test/0.mp4": [[0.9, 1.0, 2.0]]}))
+    code, _, err = run_cli("evaluate", pred, "--labels", meta)
+    assert code == 2 and "--split" not in err and "pass --subset to score only the 1 covered ones" in err, err

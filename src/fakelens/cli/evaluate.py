@@ -67,8 +67,13 @@ def evaluate(predictions: Path, labels: Path, *, pred_format: str | None = None,
                                 f"(labels name e.g. {shown}; the predictions name e.g. {sample}): check that "
                                 "they are for this dataset and split (--split) and name videos the same way")
         if not subset:
+            # labels of every split (LAV-DF's metadata.json, an AV-1M folder) and predictions of one of them
+            covered = {r.split for r in records if r.id in have}
+            one = next(iter(covered)) if split is None and len(covered) == 1 else None
+            whole = one is not None and all(r.id in have for r in records if r.split == one)
+            hint = f"pass --split {one} to score that split, or " if whole else "pass "
             raise FakelensError(f"{predictions}: {len(missing)} of {len(records)} labelled videos have no prediction: "
-                                f"{shown}; pass --subset to score only the {len(records) - len(missing)} covered ones")
+                                f"{shown}; {hint}--subset to score only the {len(records) - len(missing)} covered ones")
         out["notes"].append(f"--subset: {len(records) - len(missing)} of {len(records)} labelled videos scored; "
                             f"{len(missing)} have no prediction ({shown})")
         gone = set(missing)
