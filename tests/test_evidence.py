@@ -321,3 +321,33 @@ def test_audio_shorter_than_the_models_window_is_recorded_in_the_prediction(tiny
     # a window the track fills: nothing recorded
     ev = Analyser(Predictor(untrained_run("audio_tiny"), device="cpu")).analyse(_video(tiny_synth))
     assert ev.prediction.fallback is None and "audio_seconds" not in ev.prediction.extras
+
+
+def test_clips_after_the_audio_tracks_end_are_recorded_in_the_prediction(tmp_path, untrained_run):
+    """2 s of audio in a 10-s video: the audio fills the model's window, but the later clips begin
+    after the track ends and are scored with their audio masked out. The prediction says so (it
+    used to say 'audio-visual' with no fallback); the same video with all its audio records nothing."""
+    from fakelens.inference.pipeline import AUDIO_ENDS_FALLBACK
+    from fakelens.io.encode import write_video
+    from fakelens.types import Label, VideoRecord
+
+    t = np.arange(160_000) / 16_000
+    tone = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)  # 10 s
+    frames = [np.full((48, 64, 3), 60 + i, np.uint8) for i in range(100)]  # 10 s at 10 fps
+    early = write_video(tmp_path / "early.mkv", frames, 10.0, audio=tone[:32_000], sample_rate=16_000, codec="ffv1")
+    whole = write_video(tmp_path / "whole.mkv", frames, 10.0, audio=tone, sample_rate=16_000, codec="ffv1")
+    pr = Predictor(untrained_run("av_tiny"), device="cpu")
+    result = pr.predict([VideoRecord(id=p.name, path=p, label=Label.REAL) for p in (early, whole)])
+    assert not result.failures, result.failures
+    cut, full = result.predictions
+    assert cut.streams == "audio-visual" and cut.fallback is not None
+    said = next(f for f in cut.fallback.split("; ") if f.startswith(AUDIO_ENDS_FALLBACK + ":"))
+    assert said.startswith(f"{AUDIO_ENDS_FALLBACK}: the audio track ends at 2.0") and "of the 10.00-s video" in said
+    n = int(cut.extras["clips"])
+    silent = int(cut.extras["clips_without_audio"])
+    assert 1 <= silent < n and f"{silent} of {n} clips had none of it" in said
+    assert cut.extras["audio_seconds"] == pytest.approx(2.0, abs=0.05)
+    assert cut.extras["video_seconds"] == pytest.approx(10.0, abs=0.05)
+    assert AUDIO_ENDS_FALLBACK not in (full.fallback or "") and "clips_without_audio" not in full.extras
+    ev = Analyser(pr, saliency=False).analyse(early)  # the report says it too
+    assert any(n.code == "fallback" and AUDIO_ENDS_FALLBACK in n.message for n in ev.notes), ev.notes

@@ -47,6 +47,7 @@ AUDIO_VISUAL, VISUAL_ONLY, AUDIO_ONLY = "audio-visual", "visual only", "audio on
 FULL_FRAME_FALLBACK = "no_face: full frame"
 PADDED_FALLBACK = "padded clip"  # Prediction.fallback's part for face clips filled out with padding
 PADDED_AUDIO_FALLBACK = "padded audio"  # ... for an audio track shorter than the model's window
+AUDIO_ENDS_FALLBACK = "audio ends early"  # ... for clips past the end of the audio track (no audio of their own)
 
 
 @dataclass
@@ -656,6 +657,14 @@ class Predictor:
             extras.update(audio_seconds=heard, audio_window_seconds=window)
             used.append(f"{PADDED_AUDIO_FALLBACK}: {heard:.2f} s of audio padded with masked silence to fill the "
                         f"model's {window:.2f}-s audio window, the padding not scored")
+        early = audio_ends_early(feats, clips, self.run.cache.hop_seconds) \
+            if {"video", "audio"} <= set(self.inputs) and streams == AUDIO_VISUAL else None
+        if early:  # clips after the audio track's end: scored with their audio masked out, recorded
+            heard, seconds, silent, n = early
+            extras.update(audio_seconds=heard, video_seconds=seconds, clips_without_audio=float(silent))
+            used.append(f"{AUDIO_ENDS_FALLBACK}: the audio track ends at {heard:.2f} s of the {seconds:.2f}-s video, "
+                        f"{silent} of {n} clips had none of it and were scored with their audio masked out "
+                        "(the faces alone)")
         fallback = "; ".join(used) or None
         return Prediction(id=video_id, score=float(score), proposals=proposals, frame_times=frame_times,
                           frame_scores=frame_scores, audio_times=audio_times, audio_scores=audio_scores,
@@ -1004,6 +1013,23 @@ def audio_padding(feats: Any, width: int | None, hop_seconds: float) -> tuple[fl
         return None
     hop = float(hop_seconds or 0.01)
     return round(n * hop, 6), round(int(width) * hop, 6)
+
+
+def audio_ends_early(feats: Any, clips: Sequence[dict[str, Any]], hop_seconds: float
+                     ) -> tuple[float, float, int, int] | None:
+    """(seconds of audio, seconds of video, clips without audio, clips) when the audio track ends
+    before some audio-visual clips begin, so their audio windows are masked out entirely
+    (fakelens.data.dataset.clip_audio_window) and the model scored them from the faces alone;
+    None when every clip heard some of the track (or the video has no audio: "visual only")."""
+    mel = getattr(feats, "mel", None)
+    if mel is None or not getattr(feats, "has_audio", True):
+        return None
+    av = [c for c in clips if "video" in c and "audio_mask" in c]
+    silent = sum(1 for c in av if not np.asarray(c["audio_mask"], bool).any())
+    if not silent:
+        return None
+    heard = round(int(mel.shape[1]) * float(hop_seconds or 0.01), 6)
+    return heard, round(float(feats.clip.duration), 6), int(silent), len(av)
 
 
 def audio_column_seconds(clips: Sequence[dict[str, Any]]) -> float | None:
