@@ -270,3 +270,30 @@ def test_an_out_folder_of_another_dataset_with_the_same_ids_is_scored_again(tiny
     assert not any("done by an earlier run" in line for line in said), said
     assert _source_key(records[0], 0) != _source_key(records[0], 1)  # another seed: another copy
     assert _source_key(records[0], 0) != _source_key(swapped[0], 0)  # another file: another copy
+
+
+def test_a_variable_frame_rate_copy_keeps_its_frame_times_when_the_source_is_too_big_to_count(tmp_path,
+                                                                                              monkeypatch):
+    """probe reads no frame times from a file above COUNT_MAX_BYTES (256 MiB: a few minutes of phone
+    video, which is variable-frame-rate): its perturbed copy was written at the average rate, each
+    frame moved off its time (the audio out of sync, and the clean run's face tracks taken for the
+    copy's frames at times where the source shows other frames). Its frames keep their decoded times."""
+    from fakelens.io import video as video_io
+    from fakelens.io.encode import write_video
+
+    rng = np.random.default_rng(0)
+    gaps = np.r_[np.full(10, 1 / 30), np.full(10, 1 / 8)]  # 30 fps, then 8 fps
+    times = np.round(np.r_[0.0, np.cumsum(gaps)[:-1]], 3)  # (20,)
+    frames = [rng.integers(0, 255, (32, 32, 3), dtype=np.uint8) for _ in times]
+    t = np.arange(int(1.6 * SR)) / SR
+    audio = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    src = write_video(tmp_path / "vfr.mkv", frames, 16.0, audio=audio, sample_rate=SR, codec="ffv1", times=times)
+    want = video_io.probe(src).frame_times  # (20,)
+    assert want is not None and np.allclose(want, times, atol=1.5e-3)
+    monkeypatch.setattr(video_io, "COUNT_MAX_BYTES", 0)  # as for a file too big to count
+    assert video_io.probe(src).frame_times is None
+    dst = perturb_file(src, tmp_path / "copy.mkv", "audio_noise", 10.0)
+    monkeypatch.undo()
+    got = video_io.probe(dst).frame_times
+    assert got is not None and len(got) == len(want)
+    assert np.allclose(got, want, atol=1.5e-3), np.abs(got - want).max()

@@ -212,7 +212,8 @@ def perturb_file(src: str | Path, dst: str | Path, name: str, severity: float, s
             yield frame_fn(rgb, float(severity), rng)
 
     ft = info.frame_times
-    vfr = ft is not None and len(ft) > 2 and float(np.ptp(np.diff(ft))) > 0.5 / max(info.fps, 1e-6)
+    # frame times not probed (a file above COUNT_MAX_BYTES): the rate may vary, keep each frame's time
+    vfr = ft is None or (len(ft) > 2 and float(np.ptp(np.diff(ft))) > 0.5 / max(info.fps, 1e-6))
     kw = dict(codec="h264", crf=int(round(severity))) if name == "h264_crf" else dict(codec="ffv1")
     dst.parent.mkdir(parents=True, exist_ok=True)
     # a variable frame rate keeps each frame's own time (read as it is decoded: write_video takes
