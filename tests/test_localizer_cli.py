@@ -403,3 +403,32 @@ def test_a_localizers_video_score_is_its_highest_step_score_and_other_aggregatio
         assert main([*base, *extra]) == 2, extra
         err = capsys.readouterr().err
         assert "a localizer's video score is the maximum of its per-step scores" in err and named in err, err
+
+
+def test_robustness_of_a_localizer_scores_again_when_the_fake_segments_change(localizer, tiny_synth, tmp_path):
+    """A localization run's saved rows hold AP@IoU / AR against the fake segments of that time: the
+    same videos, labels and files with corrected segments are scored again (they were 'done by an
+    earlier run', with the old segments' AP)."""
+    import dataclasses
+
+    from fakelens.data.formats import load_dataset
+    from fakelens.inference.pipeline import Predictor, load_run
+    from fakelens.inference.robustness import RobustnessJob
+    from fakelens.types import Segment
+
+    records = list(load_dataset(tiny_synth, split="test").records)
+    fake = next(i for i, r in enumerate(records) if r.segments)
+    pr = Predictor(load_run(localizer["loc"]), device="cpu")
+    said: list[str] = []
+    first = RobustnessJob(pr, records, tmp_path / "out", log=said.append).run([])
+    RobustnessJob(pr, records, tmp_path / "out", log=said.append).run([])
+    assert sum("done by an earlier run" in line for line in said) == 1  # the same segments: reused
+    moved = list(records)
+    end = max(g.end for g in records[fake].segments)
+    moved[fake] = dataclasses.replace(records[fake], segments=(Segment(end + 0.05, end + 0.1),))  # nothing proposed there
+    said.clear()
+    again = RobustnessJob(pr, moved, tmp_path / "out", log=said.append).run([])
+    assert not any("done by an earlier run" in line for line in said), said
+    fresh = RobustnessJob(pr, moved, tmp_path / "fresh").run([])
+    assert (again[0].ap_iou50, again[0].ar10) == (fresh[0].ap_iou50, fresh[0].ar10)
+    assert again[0].auc == first[0].auc  # the same scores; only what they are measured against moved

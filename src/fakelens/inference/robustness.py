@@ -197,6 +197,8 @@ class RobustnessJob:
                       # each video's file and label: AV-1M-style ids (000001.mp4) repeat across datasets
                       "sources": [[str(Path(r.path).resolve()) if r.path else None, file_stamp(r.path),
                                    r.label.as_int] for r in self.records]}
+        if self.localization:  # its AP@IoU / AR rows are measured against the fake segments
+            self.stamp["segments"] = [[[float(g.start), float(g.end)] for g in r.segments] for r in self.records]
 
     def run(self, conditions: Sequence[tuple[str, tuple[float, ...]]]) -> list[Row]:
         rows = [self.condition(CLEAN, None)]
