@@ -45,9 +45,9 @@ def _skip_dense(recipe: str) -> None:
 
 
 def _plan(recipe: str, layout: str, layout_cache, extra: tuple[str, ...] = ()):
-    """The dry-run plan of configs/<recipe> on the tiny cache of `layout` (8 frames of 32 px crops:
-    the recipe's clip and crop sizes are fitted to it, as train refuses a recipe asking for more),
-    with the overrides `extra`."""
+    """The dry-run plan of configs/<recipe> on the tiny cache of `layout` (8 evenly spaced frames of
+    32 px tracked crops: the recipe's clip and crop sizes, sampling and crop kind are fitted to it,
+    as train refuses a recipe asking for others), with the overrides `extra`."""
     from fakelens.models import MODELS
     from fakelens.train.engine import dry_run
 
@@ -56,6 +56,8 @@ def _plan(recipe: str, layout: str, layout_cache, extra: tuple[str, ...] = ()):
     fit_cache = [f"data.clip_frames={min(cfg.data.clip_frames, 8)}"]
     if "video" in MODELS.get(cfg.model.name).inputs:
         fit_cache.append("model.image_size=32")
+        fit_cache += ["data.sampling=frames"] if cfg.data.sampling else []
+        fit_cache += ["data.crop=tracked"] if cfg.data.crop else []
     return dry_run(load_train_config(CONFIGS / recipe, [f"data.cache={cache}", *fit_cache, *extra]))
 
 

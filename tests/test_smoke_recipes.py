@@ -195,6 +195,17 @@ def test_every_recipe_runs_with_smoke_alone(recipe, offline, tmp_path, capfd):
     assert metrics["epochs"] == 1 and (run / "checkpoints" / "best.ckpt").is_file()
     assert metrics["n_train_fake"] and metrics["n_val_fake"] and metrics["n_val"] - metrics["n_val_fake"]
     assert "undefined" not in err and offline == []
+    # the cache smoke made is one the recipe accepts: its data.sampling and data.crop (the 3D ROI
+    # recipe's clip windows and ROI crops; before: evenly spaced tracked crops), and as many face
+    # tracks as data.max_faces (before: 1, and every DFDC run said "data.max_faces is 2 but the
+    # cache keeps 1 face track(s)" about the cache smoke had just made)
+    from fakelens.train.config import load_train_config
+
+    data = load_train_config(recipe, light=True).data
+    if data.dataset != "features":
+        media = json.loads((run / "cache_config.json").read_text())
+        assert media["sampling"] == (data.sampling or "frames") and media["crop"] == (data.crop or "tracked")
+        assert media["max_faces"] == (data.max_faces or 1) and "face track(s)" not in err
     shutil.rmtree(run)
 
 
@@ -275,6 +286,7 @@ def test_a_cache_made_for_another_input_is_refused_with_both_values(tiny_cache, 
     err = capfd.readouterr().err
     assert "holds 32 px face crops (preprocessed with --size 32) but model.image_size is 64" in err
     assert "--set model.image_size=32" in err
+    assert "does not fit the recipe in 2 ways" in err and "holds 4 frames per video" in err  # both at once
     assert main(base + ["--set", "model.image_size=32"]) == 2
     err = capfd.readouterr().err
     assert "holds 4 frames per video" in err and "data.clip_frames is 8" in err and "padded" in err
@@ -283,6 +295,34 @@ def test_a_cache_made_for_another_input_is_refused_with_both_values(tiny_cache, 
     assert "data.val_split is 'holdout' but the cache" in err
     assert "test (2 videos), train (4 videos), val (2 videos)" in err and "data.val_split=''" in err
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+def test_a_cache_sampled_or_cut_otherwise_than_the_recipe_states_is_refused_with_every_mismatch(
+        tiny_cache, tmp_path, offline, capfd):
+    """Before: the 3D ROI recipe (clip windows of consecutive frames, one still region per face)
+    trained silently on a cache of evenly spaced tracked crops, and the size and frame-count
+    mismatches were said one per run. Now data.sampling / data.crop are compared too, and every
+    mismatch is said in one message with both values; stating the cache's values trains."""
+    cache = tiny_cache("dfdc")  # 4 evenly spaced frames per video, tracked 32 px crops
+    capfd.readouterr()
+    base = ["train", "--config", str(CONFIGS / "dfdc_3d_roi.yaml"), "--out", str(tmp_path / "run"),
+            "--set", f"data.cache={cache}", "--set", "model.pretrained=false", "--dry-run",
+            "--set", "data.face_equal_threshold=0.5"]  # as in the recipes' smoke test: 32-px full frames
+    assert main(base) == 2
+    err = capfd.readouterr().err
+    assert "does not fit the recipe in 4 ways" in err
+    assert "holds 32 px face crops (preprocessed with --size 32) but model.image_size is 224" in err
+    assert "holds 4 frames per video (preprocessed with --frames 4) but data.clip_frames is 32" in err
+    assert ("samples 4 frames evenly spaced over each video (preprocessed with --frames 4) but the recipe's "
+            "data.sampling is windows: preprocess with --windows K --window-frames W, or --set data.sampling=frames") in err
+    assert ("holds tracked crops (preprocessed with --crop tracked) but the recipe's data.crop is roi: "
+            "preprocess with --crop roi (with --windows K), or --set data.crop=tracked") in err
+    fits = ["--set", "model.image_size=32", "--set", "data.clip_frames=4", "--set", "data.sampling=frames",
+            "--set", "data.crop=tracked"]
+    assert main(base + fits) == 0
+    assert "does not fit" not in capfd.readouterr().err
+    assert main(base + fits[:-2]) == 2  # roi crops need clip windows: said by the config check
+    assert "data.crop roi cuts one region per clip window: it needs data.sampling windows" in capfd.readouterr().err
 
 
 def _strip_audio(src: Path, dst: Path) -> None:

@@ -120,7 +120,9 @@ def _smoke(light, out, user_overrides: list[str]) -> tuple[list[str], list[str]]
     cache_overrides: list[str] = []
     if not light.data.cache:
         try:
-            cache, made = make_smoke_cache(out, dataset=light.data.dataset, data_format=light.data.format)
+            d = light.data
+            cache, made = make_smoke_cache(out, dataset=d.dataset, data_format=d.format, sampling=d.sampling,
+                                           crop=d.crop, max_faces=d.max_faces)
         except OSError as e:  # the disk filled while the synthetic set was written
             err = output_error(e, Path(e.filename).parent if e.filename else out)
             if err is None:

@@ -51,8 +51,17 @@ class DataConfig:
     # Face tracks per video trained on and scored, the main ones first (None: every track the cache
     # keeps, `fakelens preprocess --max-faces N`): several for DFDC-style data, 1 for single-speaker sets
     max_faces: int | None = None
+    # The cache the recipe's model is made for ("" = any): its frame sampling (preprocess --frames N,
+    # --fps R, --all, --windows K) and crop kind (--crop tracked | roi); train refuses a cache made
+    # otherwise (a 3D ROI model on evenly spaced tracked crops trains, but not what it is made for),
+    # and `train --smoke` without data.cache preprocesses its tiny set so
+    sampling: Literal["", "frames", "fps", "all", "windows"] = ""
+    crop: Literal["", "tracked", "roi"] = ""
 
     def __post_init__(self) -> None:
+        if self.crop == "roi" and self.sampling not in ("", "windows"):
+            raise ValueError(f"data.crop roi cuts one region per clip window: it needs data.sampling windows "
+                             f"(preprocess --windows K), got data.sampling {self.sampling}")
         if not 0 < self.val_fraction < 1:
             raise ValueError(f"data.val_fraction must be in (0, 1), got {self.val_fraction}")
         if self.clip_frames < 1:

@@ -354,9 +354,11 @@ def match_inputs(cfg: TrainConfig, train_dataset: Any) -> tuple[TrainConfig, lis
     """Compare the recipe with what the cache holds, before training: (the config with the model's
     counted input sizes set to the data's, one line per change).
 
-    Refused (ConfigError with both values and the fixes): crops of another size than
-    model.image_size (the recipe's 380 px model would train on 64 px crops), and a fixed-count
-    cache holding fewer frames than data.clip_frames (every clip padded). Adapted and said:
+    Refused (one ConfigError listing every mismatch, each with both values and the fixes): crops
+    of another size than model.image_size (the recipe's 380 px model would train on 64 px crops),
+    a fixed-count cache holding fewer frames than data.clip_frames (every clip padded), a frame
+    sampling or crop kind other than the recipe's data.sampling / data.crop (a 3D ROI model on
+    evenly spaced tracked crops), audio windows of padding only. Adapted and said:
     model.num_frames (the model is fed clips of data.clip_frames frames), model.audio_frames and
     model.n_mels (the audio window and mel bands the data has), which only size the input the
     parameter/FLOP counts use.
@@ -376,14 +378,26 @@ def match_inputs(cfg: TrainConfig, train_dataset: Any) -> tuple[TrainConfig, lis
     inputs = MODELS.get(m.name).inputs
     changes: dict[str, Any] = {}
     notes: list[str] = []
+    refused: list[str] = []  # every mismatch, said at once (not one per run)
     if "video" in inputs:
         if m.image_size is not None and m.image_size != cc.size:
-            raise ConfigError(
+            refused.append(
                 f"the cache {cache} holds {cc.size} px face crops (preprocessed with --size {cc.size}) but "
                 f"model.image_size is {m.image_size}: preprocess with --size {m.image_size}, or --set "
                 f"model.image_size={cc.size} to train on {cc.size} px crops")
+        if d.sampling and cc.sampling != d.sampling:
+            refused.append(
+                f"the cache {cache} samples {_sampling_words(cc)} (preprocessed with {_sampling_flags(cc)}) but "
+                f"the recipe's data.sampling is {d.sampling}: preprocess with {_SAMPLING_FLAGS[d.sampling]}, or "
+                f"--set data.sampling={cc.sampling} to train this recipe on it")
+        if d.crop and cc.crop != d.crop:
+            refused.append(
+                f"the cache {cache} holds {cc.crop} crops (preprocessed with --crop {cc.crop}) but the recipe's "
+                f"data.crop is {d.crop}: preprocess with --crop {d.crop}"
+                + (" (with --windows K)" if d.crop == "roi" else "") + f", or --set data.crop={cc.crop} to train "
+                "this recipe on them")
         if cc.sampling == "frames" and cc.n_frames < d.clip_frames:
-            raise ConfigError(
+            refused.append(
                 f"the cache {cache} holds {cc.n_frames} frames per video (preprocessed with --frames {cc.n_frames}) "
                 f"but data.clip_frames is {d.clip_frames}: every clip would be padded with copies of the last "
                 f"frame; preprocess with --frames {d.clip_frames} or more, or --set data.clip_frames={cc.n_frames} "
@@ -392,7 +406,7 @@ def match_inputs(cfg: TrainConfig, train_dataset: Any) -> tuple[TrainConfig, lis
         if cc.sampling != "frames" and rows:
             short = [r for r in rows if (r.get("counts") or {}).get("frames", d.clip_frames) < d.clip_frames]
             if len(short) == len(rows):
-                raise ConfigError(
+                refused.append(
                     f"every training video of the cache {cache} has fewer sampled frames than data.clip_frames "
                     f"({d.clip_frames}): every clip would be padded; lower data.clip_frames or sample more frames")
             if short:
@@ -418,7 +432,7 @@ def match_inputs(cfg: TrainConfig, train_dataset: Any) -> tuple[TrainConfig, lis
         width = audio_width(train_dataset)
         pad = audio_padding(train_dataset, width, cc.hop_seconds)
         if pad is not None and pad["videos_with_audio"] == 0:  # every window would be padding alone
-            raise ConfigError(
+            refused.append(
                 f"the audio window is {width} mel frames ({pad['window_seconds']:.2f} s) but none of the "
                 f"{pad['videos']} training videos of the cache {cache} has a mel frame of audio: every window would "
                 "be padding only; preprocess videos with audio, or train a visual-only recipe")
@@ -436,9 +450,33 @@ def match_inputs(cfg: TrainConfig, train_dataset: Any) -> tuple[TrainConfig, lis
         if cc.n_mels != m.n_mels:
             changes["n_mels"] = cc.n_mels
             notes.append(f"model.n_mels {m.n_mels} -> {cc.n_mels}: the cache's log-mels have {cc.n_mels} bands")
+    if len(refused) == 1:
+        raise ConfigError(refused[0])
+    if refused:
+        raise ConfigError(f"the cache {cache} does not fit the recipe in {len(refused)} ways:\n"
+                          + "\n".join(f"  {i}. {why}" for i, why in enumerate(refused, 1)))
     if changes:
         cfg = dataclasses.replace(cfg, model=dataclasses.replace(m, **changes))
     return cfg, notes
+
+
+# How `fakelens preprocess` is asked for each frame sampling (MediaConfig.sampling)
+_SAMPLING_FLAGS = {"frames": "--frames N", "fps": "--fps R", "all": "--all",
+                   "windows": "--windows K --window-frames W"}
+
+
+def _sampling_words(cc: Any) -> str:
+    """A cache's frame sampling in words."""
+    return {"frames": f"{cc.n_frames} frames evenly spaced over each video",
+            "fps": f"{cc.sample_fps:g} frames per second",
+            "all": "every frame",
+            "windows": f"{cc.n_windows} windows of {cc.window_frames} consecutive frames"}.get(cc.sampling, cc.sampling)
+
+
+def _sampling_flags(cc: Any) -> str:
+    """The preprocess flags that made a cache's frame sampling."""
+    return {"frames": f"--frames {cc.n_frames}", "fps": f"--fps {cc.sample_fps:g}", "all": "--all",
+            "windows": f"--windows {cc.n_windows} --window-frames {cc.window_frames}"}.get(cc.sampling, cc.sampling)
 
 
 def audio_padding(train_dataset: Any, width: int | None, hop_seconds: float) -> dict[str, Any] | None:

@@ -12,7 +12,8 @@ needs (windows of 2 frames); a localizer over dense features trains on
 windows of at most SMOKE_STEPS steps. Each change is one line of the run's log. `--set` after
 `--smoke` still wins. Without data.cache, a tiny synthetic set is generated and preprocessed
 into the run folder first (SMOKE_DATA, SMOKE_CACHE), in the recipe's own data layout
-(data.format: DFDC part folders for the DFDC recipes, CSV labels, LAV-DF, else AV-Deepfake1M): face crops and log-mels, or for
+(data.format: DFDC part folders for the DFDC recipes, CSV labels, LAV-DF, else AV-Deepfake1M), as
+the recipe's cache is made (data.sampling, data.crop, data.max_faces): face crops and log-mels, or for
 data.dataset=features its dense features through a random-init `tinycnn` and the log-mel.
 
 `smoke_overrides` looks up the model's inputs in the registry (torch): call it after the
@@ -32,7 +33,8 @@ SMOKE_BATCH = 2  # videos per batch
 SMOKE_BATCHES = 2  # training batches of the one epoch
 SMOKE_VAL_VIDEOS = 2  # validation videos, scored whole: a fake and a real one
 SMOKE_SIZE = 64  # crop side of the synthetic cache made when no cache is given
-SMOKE_CACHE_FRAMES = 8
+SMOKE_CACHE_FRAMES = 8  # frames per video of the synthetic cache
+SMOKE_WINDOWS = 2  # ... in this many clip windows for a recipe made for them (data.sampling: windows)
 SMOKE_STEPS = 64  # dense-feature steps per training window of a localizer
 SMOKE_ENCODER = "tinycnn"  # the visual encoder of the synthetic features folder (random init, offline)
 SMOKE_DATA, SMOKE_CACHE = "smoke_data", "smoke_cache"  # inside the run folder
@@ -240,41 +242,71 @@ def smoke_layout(data_format: str) -> str:
     return data_format if data_format in LAYOUTS else "avdeepfake1m"
 
 
-def _synthetic_layout(data: Path) -> str | None:
-    """The layout of the synthetic set in `data` (its manifest), None if there is none."""
+def smoke_synth(layout: str) -> Any:
+    """The SynthConfig of a smoke run's tiny set in `layout`: the 'tiny' preset, and for DFDC its
+    fakes manipulated all along, as DFDC's are (a recipe's clip windows could otherwise miss a
+    short fake segment, and its faces then rightly compare equal to the original: no fake to learn)."""
+    from fakelens.data.synthetic import preset
+
+    return preset("tiny", layout=layout, **({"fake_span": "whole"} if layout == "dfdc" else {}))
+
+
+def _synthetic_config(data: Path) -> tuple[str, str] | None:
+    """(layout, fake_span) of the synthetic set in `data` (its manifest), None if there is none."""
     try:
-        return json.loads((data / "synthetic.json").read_text())["config"]["layout"]
+        config = json.loads((data / "synthetic.json").read_text())["config"]
+        return config["layout"], config.get("fake_span", "segments")
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
-def make_smoke_cache(run_dir: Path, progress: bool = False, dataset: str = "clips",
-                     data_format: str = "") -> tuple[Path, list[str]]:
+def smoke_cache_config(sampling: str = "", crop: str = "", max_faces: int | None = None) -> Any:
+    """The CacheConfig of a smoke run's tiny cache for a recipe's data.sampling, data.crop and
+    data.max_faces (fakelens.train.config.DataConfig: "" / None = the recipe asks for none):
+    SMOKE_CACHE_FRAMES evenly spaced frames by default, or as many in SMOKE_WINDOWS windows, or
+    the recipe's rate sampling; full-frame crops of SMOKE_SIZE px, the recipe's faces per video."""
+    from fakelens.data.cache import CacheConfig
+
+    kinds: dict[str, dict[str, Any]] = {"": {"sampling": "frames", "n_frames": SMOKE_CACHE_FRAMES},
+                                        "frames": {"sampling": "frames", "n_frames": SMOKE_CACHE_FRAMES},
+                                        "fps": {"sampling": "fps"}, "all": {"sampling": "all"},
+                                        "windows": {"sampling": "windows", "n_windows": SMOKE_WINDOWS,
+                                                    "window_frames": SMOKE_CACHE_FRAMES // SMOKE_WINDOWS}}
+    return CacheConfig(**kinds[sampling], crop=crop or "tracked", size=SMOKE_SIZE, detector="full_frame",
+                       max_faces=max_faces or 1)
+
+
+def make_smoke_cache(run_dir: Path, progress: bool = False, dataset: str = "clips", data_format: str = "",
+                     sampling: str = "", crop: str = "", max_faces: int | None = None) -> tuple[Path, list[str]]:
     """A tiny synthetic set (8 videos) in the recipe's data layout (`data_format`, smoke_layout)
-    preprocessed into RUN/smoke_cache with the full-frame detector (no face detector needed), for
-    a smoke run given no data.cache; for `dataset` "features" its dense features (every frame,
+    preprocessed into RUN/smoke_cache with the full-frame detector (no face detector needed), as
+    the recipe's data.sampling, data.crop and data.max_faces ask (smoke_cache_config), for a smoke
+    run given no data.cache; for `dataset` "features" its dense features (every frame,
     SMOKE_ENCODER + log-mel). A set or cache an earlier smoke run of another recipe left in the
-    folder (another layout, dense or not) is made again."""
-    from fakelens.data.cache import CacheConfig, preprocess
+    folder (another layout, dense or not, other parameters) is made again."""
+    from fakelens.data.cache import preprocess
     from fakelens.data.formats import load_dataset
-    from fakelens.data.synthetic import generate, preset
+    from fakelens.data.synthetic import generate
 
     data = Path(run_dir) / SMOKE_DATA
     cache = Path(run_dir) / SMOKE_CACHE
     dense = dataset == "features"
     layout = smoke_layout(data_format)
-    if data.exists() and _synthetic_layout(data) != layout:  # another recipe's (or an unfinished) set
+    wanted = None if dense else smoke_cache_config(sampling, crop, max_faces)
+    synth = smoke_synth(layout)
+    if data.exists() and _synthetic_config(data) != (layout, synth.fake_span):  # another recipe's (or an unfinished) set
         shutil.rmtree(data)
         shutil.rmtree(cache, ignore_errors=True)
     if (cache / "index.jsonl").is_file():
         from fakelens.data.cache import load_config
         from fakelens.data.features import FeatureConfig
 
-        if isinstance(load_config(cache), FeatureConfig) != dense:  # an earlier smoke run of another recipe
-            shutil.rmtree(cache)
+        old = load_config(cache)
+        if isinstance(old, FeatureConfig) != dense or (wanted is not None and old != wanted):
+            shutil.rmtree(cache)  # an earlier smoke run of another recipe
     if not (cache / "index.jsonl").is_file():
         if not (data / "synthetic.json").is_file():
-            generate(data, preset("tiny", layout=layout), progress=progress, overwrite=data.exists())
+            generate(data, synth, progress=progress, overwrite=data.exists())
         records = load_dataset(data).records
         if dense:
             from fakelens.features.media import MediaConfig
@@ -283,10 +315,14 @@ def make_smoke_cache(run_dir: Path, progress: bool = False, dataset: str = "clip
             run_features(SMOKE_ENCODER, records, cache, progress=progress,
                          media=MediaConfig(sampling="all", size=SMOKE_SIZE, detector="full_frame", max_faces=1))
         else:
-            preprocess(records, cache, CacheConfig(sampling="frames", n_frames=SMOKE_CACHE_FRAMES, size=SMOKE_SIZE,
-                                                   detector="full_frame"), progress=progress)
-    what = (f"dense features of every frame ({SMOKE_ENCODER}, random init, on {SMOKE_SIZE}-px full frames; log-mel)"
-            if dense else f"{SMOKE_CACHE_FRAMES} frames of {SMOKE_SIZE} px per video, full-frame crops")
+            preprocess(records, cache, wanted, progress=progress)
+    if wanted is None:
+        what = f"dense features of every frame ({SMOKE_ENCODER}, random init, on {SMOKE_SIZE}-px full frames; log-mel)"
+    else:
+        frames = {"frames": f"{wanted.n_frames} frames", "fps": f"{wanted.sample_fps:g} frames per second",
+                  "all": "every frame", "windows": f"{wanted.n_windows} windows of {wanted.window_frames} "
+                                                   "consecutive frames"}[wanted.sampling]
+        what = f"{frames} of {SMOKE_SIZE} px per video, full-frame {wanted.crop} crops"
     shape = f"the synthetic 'tiny' set in the {layout} layout"
     if data_format != layout:
         shape += (f" (data.format {data_format!r} is not synthesized)" if data_format else
