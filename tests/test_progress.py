@@ -47,3 +47,18 @@ def test_preprocess_into_a_log_writes_lines(tiny_synth, tmp_path, capfd):
                  "--detector", "full_frame"]) == 0
     err = capfd.readouterr().err
     assert "\r" not in err and "preprocess: 100%" in err
+
+
+def test_a_short_job_in_a_log_is_one_line(monkeypatch):
+    """Before: predict of 2 videos into a log printed the bar at 0 ('predict:   0%| | 0/2') before
+    any work, and then its total: two lines for a job of seconds. Now only the total."""
+    log = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", log)
+    for _ in progress(range(2), desc="predict"):
+        pass
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("predict: 100%") and "2/2" in lines[0]
+    log.seek(0), log.truncate()
+    with progress(total=2, desc="predict", disable=True) as bar:  # --no-progress: nothing
+        bar.update(2)
+    assert log.getvalue() == ""
