@@ -297,3 +297,31 @@ def test_a_variable_frame_rate_copy_keeps_its_frame_times_when_the_source_is_too
     got = video_io.probe(dst).frame_times
     assert got is not None and len(got) == len(want)
     assert np.allclose(got, want, atol=1.5e-3), np.abs(got - want).max()
+
+
+def test_a_localization_runs_terminal_tables_and_plot_show_ap_and_ar(monkeypatch, capsys):
+    """An 80-column terminal (a pipe) showed the eleven columns of a localization run's table with
+    every number cut ('0.7…'); its AP@IoU / AR are a second table there, whole. The plot draws AR@10
+    beside AP@0.5, and the clean AP@0.5 as a reference line."""
+    from fakelens.cli.output import print_table
+    from fakelens.inference.robustness import Row, terminal_tables
+    from fakelens.report import robustness as plot
+
+    def row(name, sev, ap, ar):
+        return Row(name, "audio" if sev else "-", sev, "SNR (dB)" if sev else "-", 6, 0.5 + ap / 3, 0.6667,
+                   1.9864, 0.6667, ap, ap / 2, ar, 0, 0, 1.0)
+
+    rows = [row("none", None, 0.7500, 0.6500), row("audio_noise", 20.0, 0.0029, 0.0125),
+            row("audio_noise", 0.0, 0.3125, 0.4375)]
+    monkeypatch.setenv("COLUMNS", "80")
+    for title, head, cells in terminal_tables(rows, 6):
+        print_table(title, head, cells)
+    out = capsys.readouterr().out
+    for r in rows:  # every number whole
+        for v in (r.auc, r.ap_iou50, r.ap_iou75, r.ar10):
+            assert f"{v:.4f}" in out, (v, out)
+    figs = []
+    monkeypatch.setattr(plot, "_png", lambda fig: figs.append(fig) or b"")
+    plot.robustness_png(rows)
+    labels = figs[0].axes[0].get_legend_handles_labels()[1]
+    assert {"AP@IoU 0.5", "AR@10", "AP@IoU 0.5, clean"} <= set(labels), labels

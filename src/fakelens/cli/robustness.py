@@ -6,7 +6,7 @@ contrast/brightness, audio noise (SNR), resampling and MP3, the audio removed, a
 and PGD attacks on the face crops (torchattacks). A localization run (a task-2 localizer) also
 gets AP@IoU 0.5 / 0.75 and AR@10 of its proposals against the fake segments under each
 condition. `--perturb NAME` (repeatable; NAME=S1,S2 for other severities) picks some; `--list`
-shows them all. Writes DIR/robustness.csv, DIR/robustness.png (AUC against severity; AP@0.5 too
+shows them all. Writes DIR/robustness.csv, DIR/robustness.png (AUC against severity; AP@0.5 and AR@10 too
 for a localization run) and DIR/robustness.md, and prints the table. Perturbed copies are kept
 under DIR/media and finished conditions under DIR/conditions: run again, only what is missing is
 done. A video that cannot be scored under a condition gets the training prior and is counted.
@@ -70,8 +70,8 @@ def run(args: argparse.Namespace) -> int:
     from fakelens.data.formats import load_dataset
     from fakelens.inference.device import resolve_device
     from fakelens.inference.pipeline import Predictor, load_run
-    from fakelens.inference.robustness import (RobustnessJob, applicable, has_localization, markdown_table,
-                                               parse_perturb, table_cells, table_columns, write_csv)
+    from fakelens.inference.robustness import (RobustnessJob, applicable, markdown_table, parse_perturb,
+                                               terminal_tables, write_csv)
     from fakelens.report.robustness import robustness_png
 
     conditions = parse_perturb(args.perturb)  # before anything heavy: a bad name fails now
@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json([dataclasses.asdict(r) for r in rows])
         return 0
-    loc = has_localization(rows)
-    print_table(f"robustness ({len(job.records)} videos)", table_columns(rows), [table_cells(r, loc) for r in rows])
+    for title, head, cells in terminal_tables(rows, len(job.records)):
+        print_table(title, head, cells)
     print(f"table {out / 'robustness.csv'}, plot {out / 'robustness.png'}")
     return 0

@@ -326,9 +326,21 @@ def has_localization(rows: Sequence[Row]) -> bool:
 
 
 def table_columns(rows: Sequence[Row]) -> list[str]:
-    """The table's headers (terminal and Markdown): AP@IoU and AR only for a localization run."""
+    """The table's headers (Markdown, and the terminal's first table with no rows given): AP@IoU and AR
+    only for a localization run."""
     loc = ["AP@0.5", "AP@0.75", f"AR@{AR_N}"] if has_localization(rows) else []
     return ["perturbation", "severity", "AUC", "accuracy", "log loss", "AP", *loc, "failed", "one stream"]
+
+
+def terminal_tables(rows: Sequence[Row], videos: int) -> list[tuple[str, list[str], list[list[Any]]]]:
+    """The terminal's tables (title, headers, cells): the scores' columns, and for a localization run
+    its AP@IoU / AR columns as a second table, each narrow enough for an 80-column terminal (the
+    eleven columns in one had every number cut to '0.7…' there)."""
+    out = [(f"robustness ({videos} videos)", table_columns([]), [table_cells(r, False) for r in rows])]
+    if has_localization(rows):
+        out.append((f"localization ({videos} videos)", ["perturbation", "severity", "AP@0.5", "AP@0.75", f"AR@{AR_N}"],
+                    [[*table_cells(r, False)[:2], r.ap_iou50, r.ap_iou75, r.ar10] for r in rows]))
+    return out
 
 
 def table_cells(r: Row, loc: bool) -> list[Any]:
