@@ -396,3 +396,49 @@ def test_threshold_cells_of_a_sampled_grid_start_where_its_first_step_does(first
     assert len(out.proposals) == 1
     best = out.proposals[0]
     assert (best.start, best.end) == pytest.approx((origin, origin + 2 * k / fps), abs=1e-9)
+
+
+def _vfr_arrays(k_audio: float = 0.04):
+    """The stored arrays of a variable-frame-rate video: 60 frames at 30 fps, then 20 at 10 fps
+    (frame 60 shown at 2.0 s), stated 20 fps on average; audio steps whose feature is their time."""
+    times = np.concatenate([np.arange(60) / 30, 2.0 + np.arange(20) / 10])  # (80,)
+    audio_times = np.arange(0.02, 4.0, k_audio)  # (A,)
+    return {"visual": np.zeros((80, 4), np.float16), "times": times, "indices": np.arange(80), "found": np.ones(80, bool),
+            "audio": np.repeat(audio_times[:, None], 2, axis=1).astype(np.float32), "audio_times": audio_times,
+            "step_frames": np.int64(1), "first_frame": np.int64(0), "fps": np.float64(20.0),
+            "duration": np.float64(4.0)}
+
+
+def test_a_variable_frame_rate_grid_maps_segments_audio_and_proposals_to_the_videos_seconds():
+    """Steps count frames and their seconds were frame / fps: on a 30-then-10 fps video frame 60 (shown
+    at 2.0 s) stood at 3.0 s, so a fake segment's steps, the audio averaged into a step and every
+    proposal's seconds were off by up to a second, silently. The sampled frames' real times map them."""
+    from types import SimpleNamespace
+
+    from fakelens.data.features import step_inputs, step_warp
+    from fakelens.inference.localize import finish, window_items
+
+    x = step_inputs(_vfr_arrays())
+    assert x.warp is not None
+    t = _vfr_arrays()["times"]
+    centres = (t + np.append(t[1:], 4.0)) / 2  # (80,) the middle of each frame's display
+    assert np.abs(x.audio[:, 0] - centres).max() < 0.025  # the audio heard with each frame
+    rec = VideoRecord("v", None, Label.FAKE, (Segment(2.0, 2.5),))
+    labels = step_labels(rec, x)
+    assert np.flatnonzero(labels).tolist() == [60, 61, 62, 63, 64]  # the frames shown in [2.0, 2.5)
+    batch = collate_steps([make_item(rec, x)])
+    y = StepInputs.from_batch(batch, 0)  # validation rebuilds the same map
+    assert y.warp is not None and np.allclose(y.warp.real, x.warp.real)
+    items = window_items(x, 2048, 256)
+    out = {"frame_probs": labels, "point_probs": np.array([0.9]), "point_offsets": np.array([[2.5, 2.5]]),
+           "point_modality": np.array([[0.9, 0.1]]), "point_mask": np.array([True]),
+           "point_centres": np.array([62.5]), "point_strides": np.array([1.0])}  # a point spanning frames 60-64
+    for method in ("boundaries", "thresholds"):
+        predict = SimpleNamespace(proposals=method, suppression="nms", iou_threshold=0.5, max_proposals=100,
+                                  thresholds=[0.5], soft_nms_sigma=0.5, pre_topk=2000)
+        loc = finish(x, items, [out], predict)
+        assert loc.proposals[0].start == pytest.approx(2.0) and loc.proposals[0].end == pytest.approx(2.5), method
+        assert np.allclose(loc.step_times, _vfr_arrays()["times"])
+    # a constant frame rate (times on frame / fps, 6-decimal rounding) has no map: nothing changes
+    assert step_warp(np.round(np.arange(250) / 25, 6), np.arange(250), 25.0) is None
+    assert step_warp(np.arange(0, 250, 5) / 25 + 0.08, np.arange(0, 250, 5) + 2, 25.0) is None  # a --fps grid

@@ -26,6 +26,12 @@ f0 + j k + (k - 1) // 2), so on a --fps grid the three stand for the same instan
 frame for an even k); features version 1 took the cell's first frame, (k - 1) / 2 frames early.
 Training items and `fakelens predict` both call it, so a localizer sees at inference what it was
 trained on.
+
+The grid counts frames: its seconds are frame / fps. A variable-frame-rate video's frames are not
+1 / fps apart (a phone's 30-then-10 fps: frame 60 shown at 2.0 s, 60 / 20.96 = 2.86 s on the grid),
+so where the sampled frames' `times` leave the grid by more than half a frame, `StepWarp` maps
+real seconds onto the grid (segments before the frame rule, audio times before the averaging)
+and the grid's seconds back to real ones (proposals and step times, fakelens.inference.localize).
 """
 
 from __future__ import annotations
@@ -104,9 +110,57 @@ def is_features_config(data: Mapping[str, Any]) -> bool:
 # ------------------------------------------------------------------------------------ the step grid
 
 
+@dataclass(frozen=True)
+class StepWarp:
+    """Real seconds <-> grid seconds (frame / fps) of a variable-frame-rate video, piecewise linear
+    through its sampled frames (grid (T,) and real (T,) seconds, both increasing), continued past
+    the first and the last at the rate of their neighbours."""
+
+    grid: np.ndarray
+    real: np.ndarray
+
+    @staticmethod
+    def _map(t: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        t = np.asarray(t, np.float64)
+        out = np.interp(t, a, b)
+        if len(a) > 1:
+            lo, hi = (b[1] - b[0]) / (a[1] - a[0]), (b[-1] - b[-2]) / (a[-1] - a[-2])
+            out = np.where(t < a[0], b[0] + (t - a[0]) * lo, np.where(t > a[-1], b[-1] + (t - a[-1]) * hi, out))
+        else:
+            out = b[0] + (t - a[0])
+        return out
+
+    def to_grid(self, t: np.ndarray) -> np.ndarray:
+        return self._map(t, self.real, self.grid)
+
+    def to_real(self, t: np.ndarray) -> np.ndarray:
+        return self._map(t, self.grid, self.real)
+
+
+def step_warp(times: np.ndarray, frames: np.ndarray, fps: float) -> StepWarp | None:
+    """The StepWarp of sampled frames at real `times` (T,) with video frame indices `frames` (T,),
+    None when every one is within half a frame of frame / fps (a constant frame rate)."""
+    real = np.asarray(times, np.float64).reshape(-1)
+    grid = np.asarray(frames, np.float64).reshape(-1) / float(fps)
+    if len(real) != len(grid) or len(real) == 0 or np.abs(real - grid).max() <= 0.5 / float(fps):
+        return None
+    if np.any(np.diff(real) <= 0) or np.any(np.diff(grid) <= 0):
+        return None  # not a usable map: the grid's seconds stand
+    return StepWarp(grid, real)
+
+
+def grid_segments(rec: VideoRecord, warp: StepWarp | None) -> list[tuple[float, float]]:
+    """The record's fake segments in grid seconds (unchanged at a constant frame rate)."""
+    if warp is None:
+        return [(s.start, s.end) for s in rec.segments]
+    return [(float(a), float(b)) for a, b in zip(warp.to_grid([s.start for s in rec.segments]),
+                                                 warp.to_grid([s.end for s in rec.segments]))]
+
+
 @dataclass
 class StepInputs:
-    """One video on its step grid, as the localizer takes it (no batch dim)."""
+    """One video on its step grid, as the localizer takes it (no batch dim). `warp`: real seconds
+    <-> grid seconds of a variable-frame-rate video (None at a constant rate)."""
 
     visual: np.ndarray  # (T, Dv) float32
     audio: np.ndarray  # (T, Da) float32, aligned to the visual steps
@@ -116,6 +170,7 @@ class StepInputs:
     fps: float
     step_frames: int
     duration: float
+    warp: StepWarp | None = None
 
     @property
     def n_steps(self) -> int:
@@ -127,12 +182,16 @@ class StepInputs:
         n = int(batch["mask"][i].sum())
         k = int(batch["step_frames"][i])
         first = int(batch["first_frame"][i])
+        warp = None
+        if "frame_times" in batch:  # the real seconds of the steps' sampled frames (make_item)
+            real = batch["frame_times"][i, :n].double().cpu().numpy()
+            warp = step_warp(real, batch["frame_indices"][i, :n].cpu().numpy(), float(batch["fps"][i]))
         return cls(visual=batch["visual_features"][i, :n].float().cpu().numpy(),
                    audio=batch["audio_features"][i, :n].float().cpu().numpy(),
                    visual_mask=batch["visual_mask"][i, :n].cpu().numpy(),
                    audio_mask=batch["audio_mask"][i, :n].cpu().numpy(),
                    indices=first + k * np.arange(n), fps=float(batch["fps"][i]), step_frames=k,
-                   duration=float(batch["duration"][i]))
+                   duration=float(batch["duration"][i]), warp=warp)
 
     @property
     def step_seconds(self) -> float:
@@ -193,9 +252,14 @@ def step_inputs(z: Mapping[str, Any]) -> StepInputs:
     first = int(z["first_frame"]) if "first_frame" in z else (int(indices[0]) if len(indices) else 0)
     cells = first + k * np.arange(len(visual), dtype=np.int64)  # (T,) each step's first frame
     origin = first / fps
-    audio, amask = align_to_steps(np.asarray(z["audio"]), np.asarray(z["audio_times"]), origin, k / fps, len(visual))
+    # a variable frame rate: the audio's real seconds onto the grid of the frames it goes with
+    warp = step_warp(z["times"], indices, fps) if "times" in z else None
+    audio_times = np.asarray(z["audio_times"], np.float64)
+    if warp is not None:
+        audio_times = warp.to_grid(audio_times)
+    audio, amask = align_to_steps(np.asarray(z["audio"]), audio_times, origin, k / fps, len(visual))
     return StepInputs(visual=visual, audio=audio, visual_mask=np.asarray(z["found"], bool), audio_mask=amask,
-                      indices=cells, fps=fps, step_frames=k, duration=float(z["duration"]))
+                      indices=cells, fps=fps, step_frames=k, duration=float(z["duration"]), warp=warp)
 
 
 # ------------------------------------------------------------------------------------ targets
@@ -224,7 +288,8 @@ def step_labels(rec: VideoRecord, x: StepInputs) -> np.ndarray:
         return np.full(x.n_steps, UNKNOWN, np.float32)
     if rec.is_fake and not rec.segments:
         return np.ones(x.n_steps, np.float32)
-    edges = segment_steps(rec.segments, x.fps, x.step_frames, int(x.indices[0]) if len(x.indices) else 0)
+    first = int(x.indices[0]) if len(x.indices) else 0
+    edges = segment_steps(grid_segments(rec, x.warp), x.fps, x.step_frames, first)
     j = np.arange(x.n_steps)[:, None] + 0.5  # (T, 1) step centres
     return ((j > edges[None, :, 0]) & (j < edges[None, :, 1])).any(axis=1).astype(np.float32)
 
@@ -241,7 +306,8 @@ class FeatureDataset(Dataset):
     visual_mask (T,), audio_mask (T,) bool, frame_labels (T,), segments (S, 2) step edges,
     segment_modality (S, 2), n_segments, label / video_label (), step_seconds, origin, duration (),
     offset () the window's first step, fps, step_frames, first_frame (), segments_seconds (G, 2)
-    the video's ground truth in seconds (padded with -1 in a batch), id."""
+    the video's ground truth in seconds (padded with -1 in a batch), frame_times (T,) real seconds
+    and frame_indices (T,) of each step's sampled frame (a variable frame rate's warp), id."""
 
     def __init__(self, cache_dir: str | Path, split: str | Sequence[str] | None = None, *,
                  labeled_only: bool = False, transform: Any = None, random: bool = True, max_steps: int = 0,
@@ -310,13 +376,17 @@ class FeatureDataset(Dataset):
 def make_item(rec: VideoRecord, x: StepInputs, window: tuple[int, int] | None = None) -> dict[str, Any]:
     """The training/validation item of one video (see FeatureDataset), optionally steps [a, b) only."""
     a, b = window if window is not None else (0, x.n_steps)
-    edges = segment_steps(rec.segments, x.fps, x.step_frames, int(x.indices[0]) if len(x.indices) else 0) - a
+    first = int(x.indices[0]) if len(x.indices) else 0
+    edges = segment_steps(grid_segments(rec, x.warp), x.fps, x.step_frames, first) - a
     # segments that cover a frame inside the window, cut to it (one covering no frame is no target)
     keep = (edges[:, 1] > 0) & (edges[:, 0] < b - a) & (edges[:, 1] > edges[:, 0])
     edges = np.clip(edges[keep], 0, b - a)
     mod = segment_modality(rec)[keep]
     labels = step_labels(rec, x)[a:b]
     video = float(rec.label.as_int) if rec.has_label else UNKNOWN
+    # each step's sampled frame and its real seconds (StepInputs.from_batch rebuilds the warp)
+    frames = x.indices[a:b] + (x.step_frames - 1) // 2
+    real = frames / x.fps if x.warp is None else x.warp.to_real(frames / x.fps)
     return {
         "visual_features": torch.from_numpy(x.visual[a:b]),  # (T, Dv)
         "audio_features": torch.from_numpy(x.audio[a:b]),  # (T, Da)
@@ -337,6 +407,8 @@ def make_item(rec: VideoRecord, x: StepInputs, window: tuple[int, int] | None = 
         "step_frames": torch.tensor(x.step_frames),
         "first_frame": torch.tensor(int(x.indices[0]) + a * x.step_frames if len(x.indices) else 0),
         "segments_seconds": torch.tensor([s.to_list() for s in rec.segments], dtype=torch.float64).reshape(-1, 2),
+        "frame_times": torch.from_numpy(np.asarray(real, np.float64)),  # (T,)
+        "frame_indices": torch.from_numpy(np.asarray(frames, np.int64)),  # (T,)
         "id": rec.id,
     }
 
@@ -357,7 +429,8 @@ def collate_steps(items: Sequence[dict[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in items[0]:
         vals = [it[key] for it in items]
-        if key in ("visual_features", "audio_features", "mask", "visual_mask", "audio_mask", "frame_labels"):
+        if key in ("visual_features", "audio_features", "mask", "visual_mask", "audio_mask", "frame_labels",
+                   "frame_times", "frame_indices"):
             padded = []
             for v in vals:
                 pad = t - v.shape[0]

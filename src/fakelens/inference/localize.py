@@ -128,18 +128,28 @@ def finish(x: Any, items: Sequence[dict[str, Any]], outputs: Sequence[dict[str, 
             streams.append(o["point_probs"][keep, None] * o["point_modality"][keep])  # (P, 2)
     times = x.times
     duration = float(x.duration) if x.duration > 0 else float(times[-1] + x.step_seconds)
+    # a variable frame rate: proposals are made on the grid (frame / fps seconds, where the steps
+    # are) and their seconds mapped back to the video's (fakelens.data.features.StepWarp)
+    warp = getattr(x, "warp", None)
+    grid_duration = duration if warp is None else float(warp.to_grid(duration))
     if method == "boundaries":
-        props = select_proposals(Candidates.concat(parts), duration, predict.suppression, predict.iou_threshold,
+        props = select_proposals(Candidates.concat(parts), grid_duration, predict.suppression, predict.iou_threshold,
                                  predict.max_proposals, getattr(predict, "soft_nms_sigma", 0.5),
                                  getattr(predict, "pre_topk", 2000))
     else:
         # step j's cell is [origin + j k / fps, + k / fps), the grid its label and decode_points use
         # (step_cells at the grid's step): not frame_cells, which takes its step from the median
         # interval and stretches a first cell that starts within one step of 0 s back to 0 s
-        starts, ends = step_cells(times, x.step_seconds, duration)
+        starts, ends = step_cells(times, x.step_seconds, grid_duration)
         props = proposals_from_cells(starts, ends, step_scores,
                                      thresholds=predict.thresholds, suppression=predict.suppression,
                                      iou_threshold=predict.iou_threshold, max_proposals=predict.max_proposals)
+    if warp is not None:
+        times = warp.to_real(times)
+        st = np.clip(warp.to_real([p.start for p in props]), 0.0, duration)
+        en = np.clip(warp.to_real([p.end for p in props]), 0.0, duration)
+        props = tuple(Proposal(p.confidence, float(a), float(max(b, np.nextafter(a, np.inf))))
+                      for p, a, b in zip(props, st, en))
     joint = np.concatenate(streams).max(axis=0) if streams else None  # (2,)
     return Localized(score=float(step_scores.max(initial=0.0)), step_times=times, step_scores=step_scores,
                      proposals=props, n_windows=len(items),
