@@ -325,3 +325,30 @@ def test_a_localization_runs_terminal_tables_and_plot_show_ap_and_ar(monkeypatch
     plot.robustness_png(rows)
     labels = figs[0].axes[0].get_legend_handles_labels()[1]
     assert {"AP@IoU 0.5", "AR@10", "AP@IoU 0.5, clean"} <= set(labels), labels
+
+
+def test_a_killed_runs_half_written_copy_is_removed(tiny_synth, untrained_run, tmp_path):
+    """A run killed while it wrote a perturbed copy left the copy's temporary (a whole video's size)
+    in OUT/media for good; the next run removes it, and only a dead writer's."""
+    import os
+    import subprocess
+    import sys
+
+    from fakelens.atomic import _temp_prefix
+    from fakelens.data.formats import load_dataset
+    from fakelens.inference.pipeline import Predictor
+    from fakelens.inference.robustness import RobustnessJob
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(dead.stdout)
+    folder = tmp_path / "out" / "media" / "noise" / "10"
+    folder.mkdir(parents=True)
+    left = folder / (_temp_prefix("000000_000007_abc.mkv").replace(f"~{os.getpid()}~", f"~{pid}~") + "x1.mkv")
+    mine = folder / (_temp_prefix("000001_000008_abc.mkv") + "x2.mkv")  # a live writer's (this process)
+    left.write_bytes(b"\0" * 1024)
+    mine.write_bytes(b"\0" * 1024)
+    records = list(load_dataset(tiny_synth, split="test").records)
+    job = RobustnessJob(Predictor(untrained_run(), device="cpu"), records, tmp_path / "out")
+    copies, broken = job._perturbed("noise", 10.0)
+    assert not broken and all(Path(r.path).is_file() for r in copies)
+    assert not left.exists() and mine.exists()

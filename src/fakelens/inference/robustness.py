@@ -271,9 +271,11 @@ class RobustnessJob:
     def _perturbed(self, name: str, severity: float) -> tuple[list[VideoRecord], set[str]]:
         """The records pointing at their perturbed copies (made now where missing), and the ids of
         videos whose copy could not be made (an unreadable source)."""
+        from fakelens.atomic import remove_stale_temporaries
         from fakelens.errors import MediaError
 
         folder = self.out / "media" / name / f"{severity:g}"
+        remove_stale_temporaries(folder)  # the copy a killed run was writing (a whole video each)
         out, broken = [], set()
         items = list(enumerate(self.records))
         if self.progress:
