@@ -132,8 +132,8 @@ def test_every_recipe_runs_offline_with_smoke(recipe, fmt, tiny_cache, offline, 
     dense = load_train_config(recipe).data.dataset == "features"
     run, cache = tmp_path / "run", tiny_cache(fmt, RECIPE_PREPROCESS.get(recipe.stem), dense)
     # full-frame 32-px crops of a 96-px frame dilute a face's change: the tiny preset's reenacted
-    # fakes differ from their originals by 1.3-2.0 grey levels, within the default equal threshold
-    # (2), so a DFDC recipe would train them as real; an equal threshold below that keeps them fake
+    # fakes differ from their originals by 1.3-2.0 grey levels: the default equal threshold (1) keeps
+    # them fake (the earlier 2 trained them as real); 0.5 keeps this test clear of that edge
     equal = ("--set", "data.face_equal_threshold=0.5") if fmt == "dfdc" else ()
     capfd.readouterr()
     assert main(["train", "--config", str(recipe), "--smoke", "--out", str(run),
