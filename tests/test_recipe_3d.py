@@ -65,6 +65,12 @@ def test_recipe_trains_on_roi_clip_windows_and_predicts(tiny_synth, tmp_path, ca
                  "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["videos"] == 2 and summary["failed"] == 0
+    # a clip-level model's timeline is per clip: said where a timeline is written (--predictions),
+    # not for a file of video scores (before: every DFDC submission of this recipe carried the note)
+    assert not any("per clip of 4 frames" in n for n in summary["notes"]), summary["notes"]
+    assert main(["predict", str(run), str(tiny_synth), "--split", "test", "--format", "csv", "--out", str(out),
+                 "--predictions", str(tmp_path / "pred" / "p.json"), "--json"]) == 0
+    assert any("per clip of 4 frames" in n for n in json.loads(capsys.readouterr().out)["notes"])
 
 
 @pytest.mark.parametrize("window,clip", [(32, 4), (30, 3), (6, 3), (7, 7), (9, 3), (2, None)])

@@ -168,9 +168,12 @@ def run(args: argparse.Namespace) -> int:
                             f"no submission written. Fix them, or pass --on-error prior to give them the training "
                             f"prior {run_.prior:.4f}:\n{lines}{more}")
     if out is None:  # nothing to write: the scores, printed
-        for note in predictor.notes:  # what the scores leave out (an untrained head's outputs)
+        for note in predictor.notes_for(timeline=False):  # what the scores leave out (an untrained head's outputs)
             print(f"note: {note}", file=sys.stderr)
         return _print_scores(result, args.json)
+    # a timeline or proposals are written (Task 2 formats, --predictions JSON): how coarse they are concerns them
+    notes = [*predictor.notes_for(timeline=SUBMISSION_FORMATS.get(args.fmt).has_proposals or bool(args.predictions)),
+             *journal.notes]
     # Failed videos (prior fallback) have no proposals: the writer gives them one short proposal at the prior.
     fallback_proposal = Proposal(run_.prior, 0.0, 0.04) if result.failures else None
     report = write_submission(args.fmt, out, result.predictions, expected, fallback_proposal=fallback_proposal)
@@ -190,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
         "device": describe_device(device),
         "seconds": {k: round(v, 3) for k, v in result.timings.items()},
         "fallback_ids": list(getattr(report, "fallback_ids", []) or []),
-        "resumed": len(done), "notes": [*predictor.notes, *journal.notes],
+        "resumed": len(done), "notes": notes,
     }
     if args.json:
         print_json(summary)
@@ -205,7 +208,7 @@ def run(args: argparse.Namespace) -> int:
         rows.append(["resumed (scored by an earlier run)", len(done)])
     rows += [[f"time: {k} (s)", v] for k, v in result.timings.items()]
     print_table("predict", ["", "value"], rows)
-    for note in [*predictor.notes, *journal.notes]:
+    for note in notes:
         print(f"note: {note}", file=sys.stderr)
     return 0
 

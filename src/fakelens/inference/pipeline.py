@@ -354,12 +354,20 @@ class Predictor:
                 "audio_logit": "the audio-fake score (extras audio_score)"}
         notes = [f"{what.get(o, o)} left out: the run never trained the head giving them ({self._why(o)})"
                  for o in what if o in self.untrained]
+        self.timeline_note: str | None = None  # said only where a timeline or proposals are output (notes_for)
         if not self.dense and heads and not ({"frame_logits", "time_logits"} & (set(heads) - self.untrained)):
             why = "their heads were not trained" if {"frame_logits", "time_logits"} & self.untrained else \
                 f"model {self.run.cfg.model.name!r} gives none"
-            notes.append(f"no per-frame or per-audio-step scores ({why}): the timeline and the temporal proposals "
-                         f"(Task 2) are per clip of {self.clip_frames} frames, each clip's P(fake) from its first new frame")
+            self.timeline_note = (f"no per-frame or per-audio-step scores ({why}): the timeline and the temporal "
+                                  f"proposals (Task 2) are per clip of {self.clip_frames} frames, each clip's "
+                                  "P(fake) from its first new frame")
+            notes.append(self.timeline_note)
         return notes
+
+    def notes_for(self, timeline: bool) -> list[str]:
+        """`notes` for an output that holds timelines or temporal proposals (`timeline`), or only
+        video scores (a DFDC submission: how coarse a timeline is does not concern it)."""
+        return [n for n in self.notes if timeline or n != self.timeline_note]
 
     # ------------------------------------------------------------------ features
 
