@@ -482,3 +482,17 @@ def test_smoke_clips_reach_a_3d_cnns_temporal_kernel(tiny_cache):
                                                              "model.image_size=32"])
     notes = match_inputs(cfg, build_datasets(cfg)[0])[1]
     assert any("data.clip_frames is 2 but model 'clip3d' convolves over time with kernels of 3" in n for n in notes)
+
+
+def test_smoke_lines_say_all_for_a_limit_that_limits_nothing():
+    """Before: 'smoke: train.limit_train_batches 1 -> 2' and 'train.limit_val_videos 0 -> 2' (1 is
+    Lightning's fraction 1.0, every batch; 0 every video): read as if smoke doubled the batches."""
+    from fakelens.train.config import load_train_config
+    from fakelens.train.smoke import smoke_overrides
+
+    _, notes = smoke_overrides(load_train_config(CONFIGS / "demo.yaml", light=True), None)
+    assert "smoke: train.limit_train_batches all -> 2" in notes and "smoke: train.limit_val_videos all -> 2" in notes
+    cfg = load_train_config(CONFIGS / "demo.yaml", ["train.limit_train_batches=0.5", "train.limit_val_videos=5"],
+                            light=True)
+    _, notes = smoke_overrides(cfg, None)
+    assert "smoke: train.limit_train_batches 0.5 -> 2" in notes and "smoke: train.limit_val_videos 5 -> 2" in notes

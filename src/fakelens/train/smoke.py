@@ -177,8 +177,18 @@ def smoke_overrides(cfg: Any, cache_config: Any | None, most_frames: int | None 
     if d.dataset == "features":
         put("data.max_steps", min(d.max_steps, SMOKE_STEPS) if d.max_steps > 0 else SMOKE_STEPS)
     overrides = [f"{key}={_text(new)}" for key, _, new in sets]
-    notes = [f"smoke: {key} {_text(old)} -> {_text(new)}" for key, old, new in sets] + extra
+    notes = [f"smoke: {key} {_shown(key, old)} -> {_shown(key, new)}" for key, old, new in sets] + extra
     return overrides, notes
+
+
+# Values of a limit that mean "no limit": a fraction 1 of the batches, 0 videos (a smoke line says
+# "all -> 2", not "1 -> 2", which reads as if smoke doubled the batches)
+_ALL = {"train.limit_train_batches": 1.0, "train.limit_val_batches": 1.0, "train.limit_val_videos": 0}
+
+
+def _shown(key: str, value: Any) -> str:
+    """A config value in a smoke line: "all" for a limit that limits nothing, else as --set writes it."""
+    return "all" if key in _ALL and value == _ALL[key] and not isinstance(value, bool) else _text(value)
 
 
 def smoke_clip_frames(model: str, min_frames: int, clip_frames: int, cache_config: Any | None,
