@@ -471,11 +471,20 @@ CASES: list[Case] = [
                           features=reported("status no_face with the Haar detector the corpus runs (no face of a few "
                                             "pixels): audio features stored, the visual ones masked",
                                             '"status": "no_face"', "visual features masked"))),
-    video_case("frames_4k", "3840x2160 frames (4K UHD, a face in a wide shot)", "uhd.mp4", _frames_4k,
-               **playable("faces found on a 640-px copy, cropped from the full frame")),
-    video_case("header_8k", "one 7680x4320 frame (8K: the header says 8K)", "8k.mp4", _header_8k, **playable(
-        web=error("refused before decoding: 'video is 7680x4320; this server analyses at most 4096 px'",
-                  "at most 4096 px", status=422))),
+    video_case("frames_4k", "3840x2160 frames (4K UHD, a face in a wide shot; 2 frames, 80 ms of audio)", "uhd.mp4",
+               _frames_4k, **playable("faces found on a 640-px copy, cropped from the full frame", predict=fallback(
+                   "scored from faces found on a 640-px copy; its 2 frames and 80 ms of audio padded to the model's "
+                   "clip and audio window, recorded in --predictions: fallback 'padded clip: 2 real frames and 2 "
+                   "padded ...; padded audio: ...'", "padded clip: 2 real frames and 2 padded",
+                   "s of audio padded with masked silence"))),
+    video_case("header_8k", "one 7680x4320 frame (8K: the header says 8K; 40 ms of audio)", "8k.mp4", _header_8k,
+               **playable(predict=fallback("scored from its one frame and 40 ms of audio, padded to the model's clip "
+                                           "and audio window, recorded in --predictions: fallback 'padded clip: 1 "
+                                           "real frame and 3 padded ...; padded audio: ...'",
+                                           "padded clip: 1 real frame and 3 padded",
+                                           "s of audio padded with masked silence"),
+                          web=error("refused before decoding: 'video is 7680x4320; this server analyses at most "
+                                    "4096 px'", "at most 4096 px", status=422))),
     video_case("rotated", "portrait frames stored sideways with a 90-degree display matrix (a phone video)",
                "phone.mp4", _rotated, **playable("decoded upright (display matrix applied)", '"rotation": 90')),
     video_case("vfr", "a variable frame rate (11-50 fps, frame to frame)", "vfr.mkv", _vfr,

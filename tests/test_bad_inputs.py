@@ -58,6 +58,13 @@ def test_bad_input(case, entry, corpus, detect_run, request):
         assert phrase in res.everything, f"{phrase!r} not said:\n{res.everything[-3000:]}"
     if want.outcome in ("error", "reported"):
         assert path.name in res.everything or case.kind == "dataset", f"{path.name!r} not named:\n{res.text[-3000:]}"
+    if entry == "predict" and case.kind == "video" and want.outcome in ("ok", "fallback"):
+        # the table's word is what --predictions records: a fallback (or one stream) is no plain "ok"
+        import json
+
+        preds = json.loads((root / "out-predict" / "predictions.json").read_text(encoding="utf-8"))
+        recorded = [p["fallback"] or p["streams"] for p in preds if p["fallback"] or p["streams"] != "audio-visual"]
+        assert bool(recorded) == (want.outcome == "fallback"), f"{want.outcome} in the table, recorded: {recorded}"
     if entry == "predict" and want.outcome == "error":
         assert not (root / "out-predict" / "prediction.txt").exists(), "a submission was written despite the error"
 
