@@ -516,6 +516,18 @@ def test_dry_run_table_names_every_target_apart_and_fits_80_columns():
     assert any(line.split()[:4] == ["visual_label", "(MIL)", "12.3M", "98.8M"] for line in lines)
 
 
+def test_target_lines_show_whole_counts_as_integers_and_say_when_counts_are_expected():
+    """Before: 'target label (video logit): 1.0 positive / 1.0 negative' for DFDC video labels, and
+    '1.4 positive / 2.6 negative' (an av model's expected clip counts) without saying so."""
+    from fakelens.train.targets import TargetCount, TargetPlan
+
+    whole = TargetPlan([TargetCount("video", "label (video logit)", 1.0, "video_label", positives=1.0, negatives=1.0)], 2, 2)
+    assert whole.lines() == ["target label (video logit): 1 positive / 1 negative, weight 1: trains"]
+    expected = TargetPlan([TargetCount("video", "label", 1.0, "video_label", positives=1.4, negatives=2.6)], 4, 4)
+    (line,) = expected.lines()
+    assert line.startswith("target label: 1.4 positive / 2.6 negative expected per epoch (")
+
+
 @pytest.mark.parametrize("layout", ["avdeepfake1m", "lavdf"])
 def test_a_visual_only_model_is_not_taught_that_the_untouched_face_of_an_audio_only_fake_is_fake(layout_cache,
                                                                                                    layout):

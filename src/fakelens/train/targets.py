@@ -78,8 +78,10 @@ class TargetPlan:
             if c.unknown:
                 unknown = (f", {c.unknown:.0f} unknown-stream values trained on the video label" if c.rule == "video_label"
                            else f", {c.unknown:.0f} unknown-stream values left out")
-            out.append(f"target {c.name}: {c.positives:.1f} positive / {c.negatives:.1f} negative{unknown}, "
-                       f"weight {c.weight:g}{extra}: {c.status}")
+            whole = all(_whole(x) for x in (c.positives, c.negatives))
+            expected = "" if whole else " expected per epoch (the items' labels over their random choices)"
+            out.append(f"target {c.name}: {_count(c.positives)} positive / {_count(c.negatives)} negative{expected}"
+                       f"{unknown}, weight {c.weight:g}{extra}: {c.status}")
         if self.videos_counted < self.videos:
             out.append(f"targets counted on {self.videos_counted} of {self.videos} training videos, scaled")
         return out
@@ -88,6 +90,15 @@ class TargetPlan:
         return {"videos_counted": self.videos_counted, "videos": self.videos, "notes": list(self.notes),
                 "targets": [c.to_dict() for c in self.counts], "disabled": list(self.disabled),
                 "pos_weights": dict(self.pos_weights)}
+
+
+def _whole(x: float) -> bool:
+    return abs(x - round(x)) < 1e-6
+
+
+def _count(x: float) -> str:
+    """A target count in a line: an integer as one ("1", not "1.0"), an expected count to 0.1."""
+    return f"{round(x)}" if _whole(x) else f"{x:.1f}"
 
 
 def _unwrap(dataset: Any) -> tuple[Any, list[int]]:
