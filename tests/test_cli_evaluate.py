@@ -131,7 +131,7 @@ def test_submission_check_lists_every_problem_and_prints_json(run_cli, tmp_path)
     for text in ("line 2, 'a.mp4': score must be a finite number in [0, 1], got 1.5",
                  "line 4, 'c.mp4': score 'high' is not a number", "id 'b.mp4' appears twice (first at line 3)",
                  "line 6: expected 2 cells", "3 of 6 expected ids missing: 'd.mp4', 'e.mp4', 'f.mp4'",
-                 "1 ids not expected (first at line 7): 'x.mp4'"):
+                 "1 id not expected (first at line 7): 'x.mp4'"):
         assert text in err, text
     code, out, _ = run_cli("submission", "check", sub, "--expect", sample, "--json")
     result = json.loads(out)

@@ -354,7 +354,7 @@ def test_videos_left_out_are_counted_with_their_reason(tiny_synth, tmp_path, cap
     assert main(["train", "--config", str(CONFIGS / "demo.yaml"), "--smoke", "--out", str(run),
                  "--set", f"data.cache={cache}"]) == 0
     err = capfd.readouterr().err
-    assert "left out of split 'train': 1 videos (1 no audio track (the model needs audio))" in err
+    assert "left out of split 'train': 1 video (1 no audio track (the model needs audio))" in err
     assert "model.audio_frames 128 ->" in err  # counted at the audio window the data has
     left = json.loads((run / "left_out.json").read_text())
     assert left == {"train": {"no audio track (the model needs audio)": [f"train/{victim.name}"]}}

@@ -73,7 +73,7 @@ def test_rows_follow_the_expected_order(tmp_path):
 
 @pytest.mark.parametrize("preds,expected,match", [
     ({"a.mp4": 0.5}, ["a.mp4", "b.mp4"], "1 of 2 expected ids missing: 'b.mp4'"),
-    ({"a.mp4": 0.5, "c.mp4": 0.5}, ["a.mp4"], "1 ids not expected: 'c.mp4'"),
+    ({"a.mp4": 0.5, "c.mp4": 0.5}, ["a.mp4"], "1 id not expected: 'c.mp4'"),
     ({"a.mp4": float("nan")}, ["a.mp4"], "finite number in \\[0, 1\\]"),
     ({"a.mp4": 1.5}, ["a.mp4"], "finite number in \\[0, 1\\], got 1.5"),
     ({"a.mp4": -0.1}, ["a.mp4"], "in \\[0, 1\\]"),
@@ -164,7 +164,7 @@ def test_strict_reading_rejects_unsorted_and_empty_lists(tmp_path):
 def test_check_against_expected_ids(tmp_path):
     p = _write(tmp_path, "p.txt", "a.mp4;0.5\nc.mp4;0.5\n")
     sub = read_submission(p)
-    with pytest.raises(SubmissionError, match="1 of 2 expected ids missing: 'b.mp4'; 1 ids not expected "
+    with pytest.raises(SubmissionError, match="1 of 2 expected ids missing: 'b.mp4'; 1 id not expected "
                                               "\\(first at line 2\\): 'c.mp4'"):
         check_submission(sub, ["a.mp4", "b.mp4"])
 
@@ -281,7 +281,7 @@ def test_score_files_list_each_problem_once(tmp_path, name, text):
     assert f"line {first + 1}, 'b.mp4': score must be a finite number in [0, 1], got 1.5" in text[0]
     assert f"line {first + 2}, 'c.mp4'" in text[1] and f"id 'a.mp4' appears twice (first at line {first})" in text[2]
     assert text[3].endswith("1 of 4 expected ids missing: 'd.mp4'")
-    assert text[4].endswith(f"1 ids not expected (first at line {first + 4}): 'z.mp4'")
+    assert text[4].endswith(f"1 id not expected (first at line {first + 4}): 'z.mp4'")
     assert sub.score_dict() == {"a.mp4": 0.25, "z.mp4": 0.1}
 
 

@@ -182,7 +182,7 @@ def test_left_out_videos_are_named_by_the_split_read_not_a_question_mark(tmp_pat
     assert left == {ALL_VIDEOS: silent}
     trainer = SimpleNamespace(strategy=SimpleNamespace(root_device="cpu"), world_size=1, precision="32-true")
     lines = start_lines(cfg, 1000, [0, 1], [0, 1], left, trainer, tmp_path / "run", True, False)
-    assert any(line.startswith("left out of every video of the cache: 1 videos (1 no audio track") for line in lines)
+    assert any(line.startswith("left out of every video of the cache: 1 video (1 no audio track") for line in lines)
     # a cache with splits: each dataset under the split it read; data.train_split='' under the splits it spans (sorted)
     cfg = TrainConfig(data=DataConfig(cache=cache(["train", "val", "test"])))
     assert set(left_out_videos(cfg, train, SimpleNamespace(left_out={"unlabelled": ["val/1.mp4"]}))) == {"train", "val"}

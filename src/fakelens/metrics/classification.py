@@ -15,6 +15,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from fakelens.errors import FakelensError
+from fakelens.words import counted
 
 ArrayLike = Sequence[float] | np.ndarray
 
@@ -92,7 +93,7 @@ class TprAtFpr:
             return None
         if self.fpr == 0:
             return f"TPR@FPR=0 allows no false positive at all, whatever the number of real videos ({self.n_negatives})"
-        return (f"TPR@FPR={self.fpr:g} rests on zero false positives: only {self.n_negatives} real videos "
+        return (f"TPR@FPR={self.fpr:g} rests on zero false positives: only {counted(self.n_negatives, 'real video')} "
                 f"(at least {math.ceil(1 / self.fpr)} are needed for one false positive to be allowed)")
 
 

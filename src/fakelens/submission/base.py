@@ -20,6 +20,7 @@ from fakelens.errors import FakelensError, FormatError, SubmissionError
 from fakelens.metrics.localization import PackedProposals
 from fakelens.registry import Registry
 from fakelens.types import Prediction, Proposal
+from fakelens.words import counted
 
 MAX_LISTED = 5
 
@@ -174,7 +175,7 @@ def check_ids(ids: Sequence[str], expected: Sequence[str], path: Path | str,
         first = seen.get(extra[0])
         line = lines[first] if first is not None and lines is not None else None
         at = f" (first at line {line})" if line is not None else ""
-        problems.append(f"{len(extra)} ids not expected{at}: {_listed(extra)}")
+        problems.append(f"{counted(len(extra), 'id')} not expected{at}: {_listed(extra)}")
     if errors is not None:
         errors += [SubmissionError(path, problem) for problem in problems]
     elif problems:

@@ -29,6 +29,7 @@ from fakelens.atomic import atomic_write_text
 from fakelens.config import save_config, to_dict
 from fakelens.errors import ConfigError, FakelensError
 from fakelens.train.config import CONFIG_NAME, TrainConfig
+from fakelens.words import counted
 
 CACHE_CONFIG_NAME = "cache_config.json"  # preprocessing parameters, reused by `fakelens predict`
 METRICS_NAME = "metrics.json"
@@ -493,7 +494,8 @@ def _fit(cfg: TrainConfig, run_dir: Path, resume: bool, train_dataset: Any, val_
         _write_metrics(run_dir / METRICS_NAME, metrics)
         best_text = (f"best {t.monitor} {score:.4f} ({metrics['best_checkpoint']})" if score is not None
                      else f"no finite {t.monitor} at any validation")
-        log.line(f"done: {metrics['epochs']} epochs, {metrics['global_step']} steps in {wall:.1f} s; {best_text}")
+        log.line(f"done: {counted(metrics['epochs'], 'epoch')}, {counted(metrics['global_step'], 'step')} in {wall:.1f} s; "
+                 f"{best_text}")
     return FitResult(run_dir, best, last_path, metrics)
 
 
@@ -603,7 +605,7 @@ def start_lines(cfg: TrainConfig, n_params: int, train_labels: Sequence[int], va
     device = str(trainer.strategy.root_device)
     world = f" x {trainer.world_size} processes" if trainer.world_size > 1 else ""
     lines = [f"{'resuming' if resume else 'training'} model {cfg.model.name!r} ({human(n_params)} parameters) on "
-             f"{device}{world}, precision {trainer.precision}, {cfg.train.epochs} epochs, monitor {cfg.train.monitor}"]
+             f"{device}{world}, precision {trainer.precision}, {counted(cfg.train.epochs, 'epoch')}, monitor {cfg.train.monitor}"]
     if given:
         source = "the validation dataset given"
     else:
@@ -611,7 +613,8 @@ def start_lines(cfg: TrainConfig, n_params: int, train_labels: Sequence[int], va
 
         source = validation_source(cfg)
     n_fake, n_val_fake = sum(train_labels), sum(val_labels)
-    lines.append(f"data: {len(train_labels)} training videos ({n_fake} fake); {len(val_labels)} validation videos "
+    lines.append(f"data: {counted(len(train_labels), 'training video')} ({n_fake} fake); "
+                 f"{counted(len(val_labels), 'validation video')} "
                  f"({n_val_fake} fake), {source}")
     for split, all_reasons in left_out.items():
         for kept in (False, True):
@@ -621,7 +624,7 @@ def start_lines(cfg: TrainConfig, n_params: int, train_labels: Sequence[int], va
             total = sum(len(ids) for ids in reasons.values())
             why = "; ".join(f"{len(ids)} {reason}" for reason, ids in reasons.items())
             head = f"face labels of {_left_out_of(split)}" if kept else f"left out of {_left_out_of(split)}"
-            lines.append(f"{head}: {total} videos ({why}); ids in {run_dir / LEFT_OUT_NAME}")
+            lines.append(f"{head}: {counted(total, 'video')} ({why}); ids in {run_dir / LEFT_OUT_NAME}")
     lines.append(f"run folder: {run_dir}")
     return lines
 
@@ -667,7 +670,7 @@ def one_class_validation(cfg: TrainConfig, n: int, n_fake: int, given: bool = Fa
 
     only = "fake" if n_fake else "real"
     where = "the validation dataset given" if given else f"validation ({validation_source(cfg)})"
-    text = (f"{where} holds {n} videos, all {only} ({n - n_fake} real, {n_fake} fake): video AUC is undefined "
+    text = (f"{where} holds {counted(n, 'video')}, all {only} ({n - n_fake} real, {n_fake} fake): video AUC is undefined "
             "and log loss would reward a constant score, so no checkpoint could be chosen on it. ")
     if given:
         return text + "Give a validation dataset with both classes."
