@@ -124,6 +124,20 @@ def test_predict_takes_videos_and_folders_of_videos_without_any_flag(tiny, capsy
     assert "give --out FILE" in capsys.readouterr().err
 
 
+def test_printed_scores_still_write_the_predictions_file_asked_for(tiny, capsys):
+    """`predict RUN VIDEOS --predictions P.json` without --out printed the scores and silently wrote
+    no P.json (the per-face scores were only ever written beside a submission)."""
+    test_dir = tiny["data"] / "test"
+    preds = tiny["root"] / "printed" / "P.json"
+    preds.parent.mkdir(exist_ok=True)
+    assert main(["predict", str(tiny["run"]), str(test_dir), "--json", "--no-progress", "--predictions", str(preds)]) == 0
+    scores = json.loads(capsys.readouterr().out)
+    doc = json.loads(preds.read_text())
+    assert {d["id"]: d["score"] for d in doc} == pytest.approx(scores)
+    assert all(d["faces"] and d["face_aggregate"] for d in doc)
+    assert sorted(p.name for p in preds.parent.iterdir()) == ["P.json"]  # no submission, no journal
+
+
 def test_a_whole_dataset_into_a_challenge_format_is_refused_before_any_work(tiny, layout_cache, capsys,
                                                                            monkeypatch):
     """predict RUN DFDC_DIR --format dfdc without --split scored every video (train, val and the

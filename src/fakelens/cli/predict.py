@@ -129,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
     if not ds.records:
         raise FakelensError(f"{args.data[0]}: no videos{f' in split {args.split!r}' if args.split else ''}")
     expected = _expected_ids(ds, args.fmt, args.data[0], out)  # a submission that cannot be written: said now
-    # Printed scores write no file at all, not even the failures report (failures are printed).
+    # Printed scores write no submission and no failures report (failures are printed); only a
+    # --predictions file, when one is named.
     failures_path = out.with_name(out.name + ".failures.json") if out is not None else None
     run_ = load_run(args.run)
     predictor = Predictor(run_, aggregate_name=args.aggregate, level=args.level, no_face=args.no_face,
@@ -167,9 +168,13 @@ def run(args: argparse.Namespace) -> int:
         raise FakelensError(f"{len(result.failures)} of {len(ds.records)} videos failed{listed}; "
                             f"no submission written. Fix them, or pass --on-error prior to give them the training "
                             f"prior {run_.prior:.4f}:\n{lines}{more}")
-    if out is None:  # nothing to write: the scores, printed
-        for note in predictor.notes_for(timeline=False):  # what the scores leave out (an untrained head's outputs)
+    if out is None:  # no submission: the scores, printed (and the --predictions file, asked for by name)
+        # a --predictions JSON holds the timeline: how coarse it is concerns it
+        for note in predictor.notes_for(timeline=bool(args.predictions)):  # what the scores leave out
             print(f"note: {note}", file=sys.stderr)
+        if args.predictions:
+            atomic_write_text(Path(args.predictions), json.dumps(_jsonable(result.predictions)) + "\n")
+            note_own_outputs([args.predictions], args.data)
         return _print_scores(result, args.json)
     # a timeline or proposals are written (Task 2 formats, --predictions JSON): how coarse they are concerns them
     notes = [*predictor.notes_for(timeline=SUBMISSION_FORMATS.get(args.fmt).has_proposals or bool(args.predictions)),
