@@ -222,3 +222,19 @@ def test_predict_skips_its_recorded_outputs_when_it_scans_a_folder(tiny, capsys)
     assert sorted(read_submission(out).ids) == [v.name for v in videos]
     (folder / ".fakelens-outputs.json").unlink()  # not recorded: a file named .mp4 is the user's video
     assert "sub.mp4" in {r.id for r in load_inputs([folder]).records}
+
+
+def test_summary_tables_show_seconds_to_a_tenth_or_hundredth(tiny, capsys):
+    """Before: 'wall time (s) 6.6400' and 'time: decode (s) 0.1036' (every float of a table to 4 decimals)."""
+    import re
+
+    resumed = tiny["root"] / "resumed-table"
+    shutil.copytree(tiny["run"], resumed)
+    capsys.readouterr()
+    assert main(["train", "--out", str(resumed), "--resume", "--set", "train.epochs=2"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"wall time \(s\)\s*│\s*\d+\.\d\s", out), out
+    scores = tiny["root"] / "table.csv"
+    assert main(["predict", str(tiny["run"]), str(tiny["data"]), "--out", str(scores), "--no-progress"]) == 0
+    times = re.findall(r"time: \w+ \(s\)\s*│\s*(\S+)", capsys.readouterr().out)
+    assert times and all(re.fullmatch(r"\d+\.\d\d", t) for t in times), times

@@ -556,7 +556,10 @@ class StoredFeatures:
 
         row = self.rows[rec.id]
         if row.get("status") == "decode_error" or not row.get("npz"):
-            raise MediaError(rec.id, row.get("message") or "the features folder could not decode it")
+            # the job's message names the file already ("PATH: cause"), as decoding it here would
+            where = str(row.get("path") or rec.path or rec.id)
+            message = row.get("message") or "the features folder could not decode it"
+            raise MediaError(where, message[len(where) + 2:] if message.startswith(f"{where}: ") else message)
         t0 = time.perf_counter()
         arrays = load_npz(self.folder, row)
         has_audio = bool(row.get("has_audio"))
