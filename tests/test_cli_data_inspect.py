@@ -33,7 +33,7 @@ def test_json_summary_of_labels(capsys):
     assert s["format"] == "avdeepfake1m" and s["detected"] is True and s["videos"] == 7
     assert s["counts"]["train"] == {"real": 1, "fake": 2, "unknown": 0, "total": 3}
     assert s["counts"]["test"]["unknown"] == 2 and s["expected_ids"] == 2
-    assert s["modality"] == {"none": 4, "visual": 1, "audio": 1, "both": 1}
+    assert s["modality"] == {"none": 2, "visual": 1, "audio": 1, "both": 1, "unlabelled": 2}  # before: "none": 4
     seg = s["segments"]
     assert (seg["fake_videos"], seg["segments"], seg["whole_video_fakes"]) == (3, 4, 0)
     assert seg["duration_s"]["min"] == pytest.approx(0.44) and seg["duration_s"]["max"] == pytest.approx(0.6)

@@ -104,7 +104,10 @@ def summarize(ds: "Dataset", probe_n: int = 20) -> dict[str, Any]:
         "sources": [str(s) for s in ds.sources],
         "videos": len(ds.records),
         "counts": counts,
-        "modality": {m.value: n for m in Modality if (n := sum(r.modality is m for r in ds.records))},
+        # an unlabelled (test) video's modality is no statement: counted as unlabelled, not as "none" (real)
+        "modality": {**{m.value: n for m in Modality
+                        if (n := sum(r.modality is m and r.label is not Label.UNKNOWN for r in ds.records))},
+                     **({"unlabelled": n} if (n := sum(r.label is Label.UNKNOWN for r in ds.records)) else {})},
         "segments": {
             "fake_videos": len(fakes),
             "fake_videos_with_segments": len(with_segments),
