@@ -346,6 +346,7 @@ def test_clips_after_the_audio_tracks_end_are_recorded_in_the_prediction(tmp_pat
     n = int(cut.extras["clips"])
     silent = int(cut.extras["clips_without_audio"])
     assert 1 <= silent < n and f"{silent} of {n} clips had none of it" in said
+    assert said.endswith("(the visual stream alone)")  # a face's or the full frame's (--no-face full_frame)
     assert cut.extras["audio_seconds"] == pytest.approx(2.0, abs=0.05)
     assert cut.extras["video_seconds"] == pytest.approx(10.0, abs=0.05)
     assert AUDIO_ENDS_FALLBACK not in (full.fallback or "") and "clips_without_audio" not in full.extras

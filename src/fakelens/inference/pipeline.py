@@ -672,7 +672,7 @@ class Predictor:
             extras.update(audio_seconds=heard, video_seconds=seconds, clips_without_audio=float(silent))
             used.append(f"{AUDIO_ENDS_FALLBACK}: the audio track ends at {heard:.2f} s of the {seconds:.2f}-s video, "
                         f"{silent} of {n} clips had none of it and were scored with their audio masked out "
-                        "(the faces alone)")
+                        "(the visual stream alone)")
         fallback = "; ".join(used) or None
         return Prediction(id=video_id, score=float(score), proposals=proposals, frame_times=frame_times,
                           frame_scores=frame_scores, audio_times=audio_times, audio_scores=audio_scores,
