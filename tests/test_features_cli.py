@@ -276,3 +276,20 @@ def test_stored_features_of_unmerged_shards_are_refused_naming_the_merge(tiny_sy
     (out / "shards").rename(tmp_path / "elsewhere")  # an interrupted job: rows, no shard indexes
     with pytest.raises(FakelensError, match="the features job did not finish"):
         StoredFeatures(out, load_config(out))
+
+
+def test_a_video_stored_features_could_not_decode_fails_with_the_jobs_message_once(edge_cases, tmp_path):
+    """`predict --features` on a video the features job could not decode: the failure reads as
+    predicting from the media would ('PATH: cause'); it was prefixed with the id again
+    ('fake/corrupt.mp4: /.../corrupt.mp4: ...', then the failure list's own 'fake/corrupt.mp4: ')."""
+    from fakelens.data.cache import load_config, record_from_row
+    from fakelens.errors import MediaError
+    from fakelens.inference.dense import StoredFeatures
+
+    out = tmp_path / "f"
+    assert main(["features", "tinycnn", str(edge_cases), "--out", str(out), "--size", "32", "--no-progress"]) == 0
+    row = next(r for r in read_index(out) if r["id"] == "fake/corrupt.mp4")
+    stored = StoredFeatures(out, load_config(out))
+    with pytest.raises(MediaError) as e:
+        stored.load(record_from_row(row))
+    assert str(e.value) == row["message"] and str(e.value).count("corrupt.mp4") == 1, str(e.value)
