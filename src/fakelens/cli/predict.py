@@ -211,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
         rows.append([f"scored from one stream (listed in {failures_path.name})", len(degraded)])
     if done:
         rows.append(["resumed (scored by an earlier run)", len(done)])
-    rows += [[f"time: {k} (s)", v] for k, v in result.timings.items()]
+    rows += [[f"time: {k} (s)", f"{v:.2f}"] for k, v in result.timings.items()]  # not 4 decimals of seconds
     print_table("predict", ["", "value"], rows)
     for note in notes:
         print(f"note: {note}", file=sys.stderr)

@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
         ["train videos (fake)", f"{m['n_train']} ({m['n_train_fake']})"],
         ["val videos (fake)", f"{m['n_val']} ({m['n_val_fake']})"],
         ["parameters", f"{m['params']:,}"],
-        ["wall time (s)", m["wall_seconds"]],
+        ["wall time (s)", f"{m['wall_seconds']:.1f}"],  # as the 'done:' line (not 4 decimals of seconds)
     ]
     print_table("smoke run finished: the setup works" if args.smoke else "training finished", ["", "value"], rows)
     return 0
