@@ -427,6 +427,8 @@ def test_real_and_fake_folders_without_splits_train_with_a_carved_validation(lay
                  "--set", "train.limit_val_videos=0"]) == 0, capfd.readouterr().err  # all the carve validated
     err = capfd.readouterr().err
     assert "carved out of every video of the cache (it has no splits)" in err
+    # real/ + fake/ folders name no originals: the carve says so, not "by original" (before)
+    assert "by original" not in err and "names no originals, so each video is a group of its own" in err
     metrics = json.loads((run / "metrics.json").read_text())
     n = len(list((cache / "index.jsonl").read_text().splitlines()))
     assert metrics["n_train"] + metrics["n_val"] == n and metrics["n_val"] > 0 and metrics["n_val_fake"] > 0

@@ -173,8 +173,27 @@ def validation_source(cfg: TrainConfig) -> str:
         return f"split {val!r} of the cache"
     of = (f"split {train!r}" if isinstance(train, str) else f"splits {', '.join(train)}") if train else ("every video of the cache (it has no splits)" if d.val_split
                                            else "every video of the cache")
-    return (f"carved out of {of}: data.val_fraction {d.val_fraction}, data.split_seed "
-            f"{d.split_seed}, by original and stratified by label{_stratum_label(cfg)}")
+    grouped = "by original and stratified" if _names_originals(cfg, train) else (
+        "stratified")
+    text = (f"carved out of {of}: data.val_fraction {d.val_fraction}, data.split_seed "
+            f"{d.split_seed}, {grouped} by label{_stratum_label(cfg)}")
+    if grouped == "stratified":
+        text += ("; the dataset names no originals, so each video is a group of its own (a fake and the real "
+                 "video it was made from can fall on both sides)")
+    return text
+
+
+def _names_originals(cfg: TrainConfig, train: Any) -> bool:
+    """Whether a training video of the cache names the original it was made from (DFDC, AV-1M):
+    the carve then keeps a fake with its original; True when the cache cannot be read (said as before)."""
+    from fakelens.data.cache import read_index
+
+    cache = Path(cfg.data.cache) if cfg.data.cache else None
+    if cache is None or not (cache / "index.jsonl").is_file():
+        return True
+    splits = {train} if isinstance(train, str) else set(train) if train else None
+    return any(row.get("original") for row in read_index(cache)
+               if row.get("npz") and (splits is None or row.get("split") in splits))
 
 
 def _stratum_label(cfg: TrainConfig) -> str:
