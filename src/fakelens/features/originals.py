@@ -46,7 +46,8 @@ def original_differences(clip: Any, original: str | Path) -> np.ndarray:
     """(F, T) float32 per face track and sampled frame of `clip` (a fake's FaceClip): the mean
     absolute difference (grey levels) between its crop and the crop cut from `original` at the
     same time around the same box; NaN where the face was not found. Raises MediaError when the
-    original cannot be decoded, ValueError when its frame size differs from the fake's."""
+    original cannot be decoded, ValueError when its frame size differs from the fake's or it ends before
+    the fake's sampled faces (more than two frames short)."""
     import cv2
 
     from fakelens.faces.extract import _crop_square_from
@@ -67,6 +68,14 @@ def original_differences(clip: Any, original: str | Path) -> np.ndarray:
     wanted = np.unique(times[found.any(axis=0)])
     if len(wanted) == 0:
         return out
+    # an original that ends before the fake's faces do (a truncated file, another cut) cannot tell
+    # an untouched face: a fake manipulated after its end would differ on the frames before by the
+    # re-encoding alone, every face 'equal', and be trained as real. A frame or two short (the
+    # encoders' rounding of the last frame) is compared on the frames it has.
+    slack = 2.0 / info.fps if info.fps else 0.1
+    if wanted[-1] > info.duration + slack:
+        raise ValueError(f"the original is shorter than the fake: it ends at {info.duration:.2f} s, the fake's "
+                         f"faces are sampled to {wanted[-1]:.2f} s")
     wanted = wanted[wanted < info.duration]
     by_time = {float(t): j for j, t in enumerate(times)}
     for t, _, ff in iter_frames_at(original, wanted, info=info, max_side=32, keep_full=True):
