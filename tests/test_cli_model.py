@@ -76,7 +76,7 @@ def test_max_params_is_read_as_people_write_it(capsys, text, value):
 
 
 def test_max_params_refuses_what_is_not_a_count(capsys):
-    for text in ("2x", "5.5", "0"):
+    for text in ("2x", "5.5", "0", "1e3k", "infM", "1.5e2G", "k"):  # 1e3k was read as 1M
         with pytest.raises(SystemExit):
             run(["info", "frame_tiny", "--max-params", text])
         assert "--max-params" in capsys.readouterr().err

@@ -133,6 +133,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
 
 
 _SUFFIXES = {"k": 1e3, "m": 1e6, "g": 1e9}
+_PLAIN_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)")  # what a unit suffix follows: 1.5 in 1.5G
 
 
 def parse_count(value: Any) -> int:
@@ -144,6 +145,8 @@ def parse_count(value: Any) -> int:
     scale = 1.0
     if text[-1:].lower() in _SUFFIXES:
         scale, text = _SUFFIXES[text[-1].lower()], text[:-1]
+        if not _PLAIN_NUMBER.fullmatch(text):  # 1e3k, infk: an exponent and a unit at once is no count
+            raise ValueError(f"not an integer: {value!r}")
     try:
         f = float(text) * scale
     except ValueError:
