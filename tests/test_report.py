@@ -286,3 +286,20 @@ def test_the_verdict_says_how_several_faces_made_the_score(capsys):
     assert faces_text(faces[:1], "max") is None
     _print_scores(PredictResult(predictions=[ev.prediction]), as_json=False)
     assert "face 1 decided" in capsys.readouterr().out
+    # a frame-level run: "each face's score: max over its own frames" (read "over frames of its own frames")
+    ev.model["level"] = "frames"
+    assert render(ev).document["verdict"]["aggregate"].endswith("; each face's score: max over its own frames")
+
+
+def test_the_faces_table_says_when_each_face_was_scored():
+    """The report's faces table gave each face's frame count and first box but not when it was seen:
+    a face present for part of the video showed as if scored throughout."""
+    import dataclasses
+
+    ev = _evidence(n_faces=2)
+    late = ev.faces[1]
+    ev.faces[1] = dataclasses.replace(late, frame_times=late.frame_times[10:], frame_scores=late.frame_scores[10:],
+                                      boxes=late.boxes[10:])
+    html = render(ev).html
+    assert "<th>seen (s)</th>" in html
+    assert "<td>0.10-3.90</td>" in html and f"<td>{ev.faces[1].frame_times[0]:.2f}-3.90</td>" in html

@@ -79,9 +79,11 @@ def aggregate_text(model: dict[str, Any], pred: Any = None) -> str | None:
     with several faces, how their scores made the video's (`faces_text`)."""
     if not model.get("aggregate"):
         return None
-    clips = f"{model['aggregate']} over {model.get('level', 'clips')}"
+    level = model.get("level", "clips")
+    clips = f"{model['aggregate']} over {level}"
     several = faces_text(pred.faces, pred.face_aggregate) if pred is not None else None
-    return clips if several is None else f"{several}; each face's score: {clips} of its own frames"
+    own = "its own frames" if level == "frames" else f"{level} of its own frames"  # not "frames of its own frames"
+    return clips if several is None else f"{several}; each face's score: {model['aggregate']} over {own}"
 
 
 def report_document(ev: Any) -> dict[str, Any]:

@@ -93,10 +93,11 @@ def report_html(doc: dict[str, Any], images: dict[str, bytes] | None = None) -> 
         if doc["faces"]:
             rows = "".join(
                 f"<tr><td>{f['index']}</td><td>{_f(f['score'])}</td><td>{len(f['frame_times'])}</td>"
+                f"<td>{_seen(f['frame_times'])}</td>"
                 f"<td>{_f(f['detection'])}</td><td>{escape(_box(f['boxes']))}</td></tr>" for f in doc["faces"])
             agg = f" (video score: {escape(doc['face_aggregate'])} over faces)" if doc["face_aggregate"] else ""
             parts.append(f'<div class="card"><h2>Faces{agg}</h2><table><tr><th>face</th><th>P(fake)</th>'
-                         f"<th>frames scored</th><th>detection</th><th>first box (x1, y1, x2, y2)</th></tr>{rows}"
+                         f"<th>frames scored</th><th>seen (s)</th><th>detection</th><th>first box (x1, y1, x2, y2)</th></tr>{rows}"
                          "</table></div>")
         if "crops.png" in images:
             sal = doc["saliency"]
@@ -122,6 +123,12 @@ def report_html(doc: dict[str, Any], images: dict[str, bytes] | None = None) -> 
             f"<title>fakelens report: {escape(name)}</title><style>{CSS}</style></head><body><main>"
             f"<h1>{escape(name)}</h1><div class=\"muted\">fakelens forensic report</div>"
             + "".join(parts) + "</main></body></html>\n")
+
+
+def _seen(times: list[float]) -> str:
+    """When a face was scored: its first and last scored frame's time (a face present for part of
+    the video is scored there only)."""
+    return f"{min(times):.2f}-{max(times):.2f}" if times else "n/a"
 
 
 def _box(boxes: list[list[float]] | None) -> str:
