@@ -120,10 +120,26 @@ def test_the_scenes_preset_fake_face_is_the_track_labelled_fake(scenes_preset):
     told = ClipDataset(root / "cache", clip_frames=4, random=False, face_equal_threshold=2.5)
     assert told.face_labels(v).tolist() == [float(f == fake_track) for f in range(2)], diffs
     p = _predictor(cfg)
+    # predict scores each face on its own frames, where that person is: the face's frames are the
+    # track's found frames, its boxes lie on the sidecar person at each of them, its span is theirs
+    feats = p.features(fake)
+    scored, _ = p.predict_features(fake.name, feats)
+    clip = feats.clip
+    assert [f.index for f in scored.faces] == [0, 1] and scored.score == max(f.score for f in scored.faces)
+    for f in scored.faces:
+        found = np.asarray(clip.found[f.index])
+        np.testing.assert_allclose(f.frame_times, np.asarray(clip.times)[found])
+        np.testing.assert_allclose(f.boxes, np.asarray(clip.boxes[f.index])[found])
+        person = _person_of_track(np.asarray(clip.boxes[f.index]), found, truth, np.asarray(clip.indices))
+        gt = truth[person, np.asarray(clip.indices)[found]]  # (T_f, 4) the person's true boxes
+        assert min(box_iou(b[None], g[None])[0, 0] for b, g in zip(f.boxes, gt)) > 0.5
+        assert len(f.frame_scores) == len(f.frame_times) and f.frame_times.min() < 0.3 and f.frame_times.max() > 1.7
     ev = Analyser(p, saliency=False).analyse(fake)
     assert ev.status == "ok", ev.error
     doc = report_document(ev)
     assert [f["index"] for f in doc["faces"]] == [0, 1] and {c["face"] for c in doc["crops"]} == {0, 1}
+    top = max(doc["faces"], key=lambda f: f["score"])
+    assert doc["verdict"]["p_fake"] == pytest.approx(top["score"]) and f"face {top['index']} decided" in doc["verdict"]["aggregate"]
 
 
 def test_two_people_one_fake_the_fake_face_is_found_labelled_and_trained_on(people):
