@@ -270,3 +270,36 @@ def test_more_workers_than_cpus_and_16_mixed_on_a_cpu_are_one_note_line_each(tmp
     assert "worker processes in total" not in err and "UserWarning" not in err
     assert not [w for w in caught if "worker" in str(w.message) or "16-mixed" in str(w.message)]
     assert load_train_config(run / "config.yaml").train.num_workers == cpus + 1
+
+
+class ThreadProbe(RandomVideos):
+    """RandomVideos that records torch's intra-op thread count whenever an item is read (num_workers
+    0: in the training process, inside trainer.fit)."""
+
+    def __init__(self, n: int, seed: int = 0):
+        super().__init__(n, seed=seed)
+        self.seen: set[int] = set()
+
+    def __getitem__(self, i: int) -> dict:
+        self.seen.add(torch.get_num_threads())
+        return super().__getitem__(i)
+
+
+def test_train_cpu_threads_is_the_thread_count_of_training_and_is_restored_after(tmp_path, capfd):
+    """train.cpu_threads: the demo localizer's epochs took 18-142 s with torch's default 2 threads on
+    2 busy cores against 4-15 s with 1; the recipe's value is what training runs with (0 = torch's
+    default, left alone), the start line says it, and the caller's thread count comes back after."""
+    from fakelens.train.engine import fit
+
+    before = torch.get_num_threads()
+    want = 2 if before != 2 else 1
+    train, val = ThreadProbe(8), ThreadProbe(4, seed=1)
+    fit(tiny_cfg(epochs=1, cpu_threads=want), tmp_path / "run", train_dataset=train, val_dataset=val)
+    assert train.seen == {want} and val.seen == {want}
+    assert torch.get_num_threads() == before
+    assert f"on cpu ({want} torch thread{'s' if want != 1 else ''})" in capfd.readouterr().err.splitlines()[0]
+    default = ThreadProbe(8)
+    fit(tiny_cfg(epochs=1), tmp_path / "default", train_dataset=default, val_dataset=ThreadProbe(4, seed=1))
+    assert default.seen == {before}
+    with pytest.raises(ConfigError, match="cpu_threads must be >= 0"):
+        load_train_config(None, ["train.cpu_threads=-1"])

@@ -22,12 +22,12 @@ near given boxes (the faces of the previous sampled frame): far cheaper than `de
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
-from typing import Iterator, Protocol, Sequence
+from typing import Protocol, Sequence
 
 import numpy as np
 
 from fakelens.errors import MissingDependencyError
+from fakelens.inference.device import torch_threads
 from fakelens.registry import Registry
 
 
@@ -94,7 +94,7 @@ class MTCNNDetector:
         import torch
 
         frames = _check_frames(frames)
-        with _torch_threads(self.threads), torch.no_grad():
+        with torch_threads(self.threads), torch.no_grad():
             return [self.cascade.detect(f) for f in frames]
 
     def refine(self, frame: np.ndarray, boxes: np.ndarray) -> np.ndarray:
@@ -102,24 +102,8 @@ class MTCNNDetector:
         import torch
 
         frame = _check_frames(frame)[0]  # (H, W, 3)
-        with _torch_threads(self.threads), torch.no_grad():
+        with torch_threads(self.threads), torch.no_grad():
             return nms(self.cascade.refine(frame, _as_boxes(boxes)), 0.5)
-
-
-@contextmanager
-def _torch_threads(n: int | None) -> Iterator[None]:
-    """Run the block with n torch intra-op threads (None: leave as is), then restore."""
-    import torch
-
-    old = torch.get_num_threads()
-    if n is None or n == old:
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 def _as_boxes(boxes) -> np.ndarray:

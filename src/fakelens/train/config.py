@@ -156,6 +156,10 @@ class RunConfig:
     strategy: str = "auto"  # auto | ddp | ...  (multi-node: also set num_nodes and launch with torchrun)
     num_nodes: int = 1
     num_workers: int = 2
+    # torch's intra-op CPU threads while training (0 = torch's default: OMP_NUM_THREADS, else one per
+    # core). Small models on a busy machine lose to 1: the demo localizer's epochs took 18-142 s with
+    # 2 threads against 4-15 s with 1 on 2 cores shared with other jobs (configs/demo_localizer.yaml)
+    cpu_threads: int = 0
     nonfinite: Literal["skip", "stop"] = "skip"  # what a non-finite loss does
     max_nonfinite: int = 20  # stop after this many skipped steps in a row
     limit_train_batches: float = 1.0  # fraction (<= 1) or count (> 1) of batches per epoch
@@ -177,6 +181,8 @@ class RunConfig:
             raise ValueError("train.epochs and train.batch_size must be >= 1")
         if self.max_params < 1:
             raise ValueError(f"train.max_params must be >= 1, got {self.max_params}")
+        if self.cpu_threads < 0:
+            raise ValueError(f"train.cpu_threads must be >= 0 (0 = torch's default), got {self.cpu_threads}")
         if self.limit_val_videos < 0:
             raise ValueError(f"train.limit_val_videos must be >= 0 (0 = every video), got {self.limit_val_videos}")
 

@@ -438,8 +438,10 @@ def _fit(cfg: TrainConfig, run_dir: Path, resume: bool, train_dataset: Any, val_
     # Validation scores whole videos as predict does: items carry their video and clip index.
     train_loader, val_loader = make_loaders(loader_cfg, train_dataset, validation_dataset(val_dataset), train_labels)
     started = time.perf_counter()
+    from fakelens.inference.device import torch_threads
+
     try:
-        with ctrl_c:
+        with ctrl_c, torch_threads(t.cpu_threads):
             trainer.fit(module, train_loader, val_loader, ckpt_path=str(last) if resume else None)
     except OSError as e:  # a checkpoint or log write on a full / unwritable disk: say where, no traceback
         from fakelens.atomic import output_error
@@ -600,9 +602,14 @@ def start_lines(cfg: TrainConfig, n_params: int, train_labels: Sequence[int], va
                 left_out: dict[str, dict[str, list[str]]], trainer: Any, run_dir: Path, given: bool,
                 resume: bool) -> list[str]:
     """What a run says before its first epoch: model, device, data, left-out videos, run folder."""
+    import torch
+
     from fakelens.train.budget import human
 
     device = str(trainer.strategy.root_device)
+    if torch.device(device).type == "cpu":
+        threads = cfg.train.cpu_threads or torch.get_num_threads()  # what fit runs with (train.cpu_threads)
+        device += f" ({threads} torch thread{'s' if threads != 1 else ''})"
     world = f" x {trainer.world_size} processes" if trainer.world_size > 1 else ""
     lines = [f"{'resuming' if resume else 'training'} model {cfg.model.name!r} ({human(n_params)} parameters) on "
              f"{device}{world}, precision {trainer.precision}, {counted(cfg.train.epochs, 'epoch')}, monitor {cfg.train.monitor}"]
