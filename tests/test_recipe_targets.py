@@ -142,6 +142,19 @@ def test_dry_run_table_fits_80_columns_and_says_why_a_head_is_disabled(layout_ca
     assert "audio_label (audio-fake head): " in text and "unknown-stream values left out; disabled" in text
 
 
+def test_dry_run_says_which_videos_train_and_validate(layout_cache, tmp_path, capsys):
+    """Before: --dry-run left out train's 'data:' line (the videos each side, their fakes, how the
+    carve was made), the one thing a user checking a carve wants."""
+    from fakelens.cli.main import main
+
+    _, cache = layout_cache("dfdc")
+    assert main(["train", "--config", str(CONFIGS / "demo.yaml"), "--set", f"data.cache={cache}", "--set",
+                 "model.image_size=32", "--set", "data.clip_frames=8", "--set", "data.val_split=",
+                 "--out", str(tmp_path / "run"), "--dry-run", "--json"]) == 0
+    (line,) = [n for n in json.loads(capsys.readouterr().out)["notes"] if n.startswith("data: ")]
+    assert "training videos (" in line and "fake); " in line and "carved out of split 'train'" in line, line
+
+
 def test_dry_run_refuses_what_train_refuses_and_writes_nothing(layout_cache, tmp_path, capsys):
     """A dry run builds and checks the data as train does: a cache of 32 px crops for a 64 px
     recipe is the same error (it used to count the targets and say all was well); with --smoke

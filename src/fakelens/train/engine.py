@@ -517,9 +517,10 @@ def dry_run(cfg: TrainConfig, train_dataset: Any = None, val_dataset: Any = None
     cfg = model_from_data(cfg)  # e.g. the feature widths of a localizer, as fit builds it
     cfg = dataclasses.replace(cfg, model=resolve_config(cfg.model))
     check_budget(cfg.model, cfg.train.max_params)  # over the budget: refused as train refuses it
-    cfg, train_dataset, _, notes, _ = _training_data(cfg, train_dataset, val_dataset, ())
+    cfg, train_dataset, val_dataset, notes, given = _training_data(cfg, train_dataset, val_dataset, ())
     plan = plan_targets(train_dataset, build_task(cfg.task, time_stride=cfg.model.audio_time_stride), cfg.data.balance)
-    plan.notes = notes
+    # which videos train and validate (a carve's fakes on both sides): what a check of a carve wants
+    plan.notes = [*notes, data_line(cfg, dataset_labels(train_dataset), dataset_labels(val_dataset), given)]
     return plan
 
 
@@ -598,6 +599,19 @@ def _left_out_of(split: str) -> str:
     return f"splits {', '.join(split.split('+'))}" if "+" in split else f"split {split!r}"
 
 
+def data_line(cfg: TrainConfig, train_labels: Sequence[int], val_labels: Sequence[int], given: bool) -> str:
+    """The 'data:' line of a run (and of --dry-run): videos trained and validated on, their fakes,
+    and where validation comes from (a split, or the carve and how it is made)."""
+    if given:
+        source = "the validation dataset given"
+    else:
+        from fakelens.train.data import validation_source
+
+        source = validation_source(cfg)
+    return (f"data: {counted(len(train_labels), 'training video')} ({sum(train_labels)} fake); "
+            f"{counted(len(val_labels), 'validation video')} ({sum(val_labels)} fake), {source}")
+
+
 def start_lines(cfg: TrainConfig, n_params: int, train_labels: Sequence[int], val_labels: Sequence[int],
                 left_out: dict[str, dict[str, list[str]]], trainer: Any, run_dir: Path, given: bool,
                 resume: bool) -> list[str]:
@@ -613,16 +627,7 @@ def start_lines(cfg: TrainConfig, n_params: int, train_labels: Sequence[int], va
     world = f" x {trainer.world_size} processes" if trainer.world_size > 1 else ""
     lines = [f"{'resuming' if resume else 'training'} model {cfg.model.name!r} ({human(n_params)} parameters) on "
              f"{device}{world}, precision {trainer.precision}, {counted(cfg.train.epochs, 'epoch')}, monitor {cfg.train.monitor}"]
-    if given:
-        source = "the validation dataset given"
-    else:
-        from fakelens.train.data import validation_source
-
-        source = validation_source(cfg)
-    n_fake, n_val_fake = sum(train_labels), sum(val_labels)
-    lines.append(f"data: {counted(len(train_labels), 'training video')} ({n_fake} fake); "
-                 f"{counted(len(val_labels), 'validation video')} "
-                 f"({n_val_fake} fake), {source}")
+    lines.append(data_line(cfg, train_labels, val_labels, given))
     for split, all_reasons in left_out.items():
         for kept in (False, True):
             reasons = {r[len(KEPT):] if kept else r: ids for r, ids in all_reasons.items() if r.startswith(KEPT) == kept}
