@@ -150,7 +150,8 @@ def test_no_face_full_frame_is_used_by_a_localizer_and_reported(localizer, tiny_
     plain, full = docs["error"]["verdict"], docs["full_frame"]["verdict"]
     assert plain["streams"] == "audio only" and plain["fallback"] is None
     assert plain["visual_p_fake"] is None and plain["audio_p_fake"] is not None  # no face seen
-    assert full["streams"] == "audio-visual" and full["fallback"] == "no_face: full frame"
+    # (its 1.36 s of audio ends before its 1.6 s of frames: the last steps' audio masked, recorded too)
+    assert full["streams"] == "audio-visual" and full["fallback"].split("; ")[0] == "no_face: full frame"
     assert full["p_fake"] != plain["p_fake"]  # the whole frame's features were seen
     codes = {n["code"] for n in docs["full_frame"]["notes"]}
     assert "full_frame_fallback" in codes and "no_visual_branch" not in codes and "streams" not in codes
@@ -432,3 +433,34 @@ def test_robustness_of_a_localizer_scores_again_when_the_fake_segments_change(lo
     fresh = RobustnessJob(pr, moved, tmp_path / "fresh").run([])
     assert (again[0].ap_iou50, again[0].ar10) == (fresh[0].ap_iou50, fresh[0].ar10)
     assert again[0].auc == first[0].auc  # the same scores; only what they are measured against moved
+
+
+def test_a_localizers_steps_after_the_audio_tracks_end_are_recorded(localizer, tiny_synth, tmp_path):
+    """A test video with its audio cut to its first 0.5 s: the localizer's later steps have their audio
+    masked out, and the prediction and the report say so (it said 'audio-visual' with no fallback);
+    the whole video records nothing."""
+    from fakelens.inference.evidence import Analyser
+    from fakelens.inference.pipeline import AUDIO_ENDS_FALLBACK, Predictor, load_run
+    from fakelens.io.audio import read_audio
+    from fakelens.io.encode import write_video
+    from fakelens.io.video import iter_frames, probe
+    from fakelens.types import Label, VideoRecord
+
+    src = sorted((tiny_synth / "test").glob("*.mp4"))[0]
+    info = probe(src)
+    audio = read_audio(src, 16_000)
+    assert len(audio) / 16_000 >= info.duration - 0.01  # the source's track is whole
+    cut = write_video(tmp_path / "cut.mp4", [rgb for _, rgb in iter_frames(src)], info.fps, audio=audio[:8000],
+                      sample_rate=16_000)
+    pr = Predictor(load_run(localizer["loc"]), device="cpu")
+    assert pr.dense
+    res = pr.predict([VideoRecord(id=p.name, path=p, label=Label.REAL) for p in (cut, src)])
+    assert not res.failures, res.failures
+    short, whole = res.predictions
+    assert short.streams == "audio-visual"
+    said = next(f for f in (short.fallback or "").split("; ") if f.startswith(AUDIO_ENDS_FALLBACK + ":"))
+    assert f"of the {info.duration:.2f}-s video" in said, said
+    assert 0.4 <= short.extras["audio_seconds"] <= 0.7 and short.extras["steps_without_audio"] >= 10
+    assert AUDIO_ENDS_FALLBACK not in (whole.fallback or "") and "steps_without_audio" not in whole.extras
+    ev = Analyser(pr, saliency=False).analyse(cut)  # detect's report says it too
+    assert any(n.code == "fallback" and AUDIO_ENDS_FALLBACK in n.message for n in ev.notes), ev.notes

@@ -466,6 +466,11 @@ class Analyser:
             notes.append(Note("no_audio", "warning", f"audio not analysed: {feats.audio_message or 'no audio'}"))
         if pred.streams in STREAM_NOTES and int(getattr(model, "dv", 1)) and int(getattr(model, "da", 1)):
             notes.append(Note("streams", "warning", STREAM_NOTES[pred.streams]))
+        from fakelens.inference.pipeline import AUDIO_ENDS_FALLBACK
+
+        early = [f for f in (pred.fallback or "").split("; ") if f.startswith(AUDIO_ENDS_FALLBACK + ":")]
+        if early:  # the full-frame fallback has its own note above
+            notes.append(Note("fallback", "warning", f"fallback used: {'; '.join(early)}"))
         return notes
 
     def _notes(self, ev: Evidence, pred: Prediction, feats: Any) -> list[Note]:

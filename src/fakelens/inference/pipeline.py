@@ -687,10 +687,19 @@ class Predictor:
         from fakelens.inference.localize import finish
 
         per_window = [{k: v[i] for k, v in outs.items()} for i in range(len(windows))]
-        loc = finish(step_inputs(feats.arrays), windows, per_window, self.run.cfg.predict)
+        steps = step_inputs(feats.arrays)
+        loc = finish(steps, windows, per_window, self.run.cfg.predict)
         seen = feats.has_face or bool(feats.fallback)  # the full-frame fallback's features are seen too
         streams = AUDIO_VISUAL if seen and feats.has_audio else (VISUAL_ONLY if seen else AUDIO_ONLY)
         extras = {"windows": float(loc.n_windows)}
+        used = [FULL_FRAME_FALLBACK] if feats.fallback else []
+        early = dense_audio_ends_early(steps, feats.arrays) if streams == AUDIO_VISUAL else None
+        if early:  # the steps after the audio track's end: scored with their audio masked out, recorded
+            ends, seconds, silent, n = early
+            extras.update(audio_seconds=ends, video_seconds=seconds, steps_without_audio=float(silent))
+            used.append(f"{AUDIO_ENDS_FALLBACK}: the audio track ends at about {ends:.2f} s of the {seconds:.2f}-s "
+                        f"video, the last {silent} of {n} steps had none of it and were scored with their audio "
+                        "masked out (the visual stream alone)")
         if self._modality_trained() and loc.visual_score is not None:
             # the modality head (visual / audio fake): an untrained one's guess is left out, and so
             # is its answer for a stream the video does not have (no face seen, no audio)
@@ -699,8 +708,8 @@ class Predictor:
             if feats.has_audio:
                 extras["audio_score"] = loc.audio_score
         return Prediction(id=video_id, score=loc.score, proposals=loc.proposals, frame_times=loc.step_times,
-                          frame_scores=loc.step_scores, streams=streams,
-                          fallback=FULL_FRAME_FALLBACK if feats.fallback else None, extras=extras)
+                          frame_scores=loc.step_scores, streams=streams, fallback="; ".join(used) or None,
+                          extras=extras)
 
     def _modality_trained(self) -> bool:
         """A localizer run trained its modality head: the task's `modality` term had a weight and
@@ -1038,6 +1047,24 @@ def audio_ends_early(feats: Any, clips: Sequence[dict[str, Any]], hop_seconds: f
         return None
     heard = round(int(mel.shape[1]) * float(hop_seconds or 0.01), 6)
     return heard, round(float(feats.clip.duration), 6), int(silent), len(av)
+
+
+def dense_audio_ends_early(steps: Any, arrays: dict[str, Any]) -> tuple[float, float, int, int] | None:
+    """(about where the audio ends, seconds of video, steps after it, steps) when a localizer's last
+    steps lie past the end of the video's audio features (fakelens.data.features.StepInputs'
+    audio_mask, False after the last feature) by more than one audio feature's spacing (a track a few
+    ms short of the video is not counted); None otherwise."""
+    heard = np.asarray(steps.audio_mask, bool)  # (T,)
+    at = np.asarray(arrays.get("audio_times", ()), np.float64)  # (A,) audio feature centres
+    if not heard.any() or heard[-1] or len(at) == 0:
+        return None
+    last = int(np.flatnonzero(heard)[-1]) + 1
+    step = steps.step_frames / steps.fps
+    spacing = float(np.median(np.diff(at))) if len(at) > 1 else step
+    if (len(heard) - last) * step <= spacing + 1e-9:
+        return None
+    ends = float(steps.indices[0]) / steps.fps + last * step
+    return round(ends, 6), round(float(steps.duration), 6), len(heard) - last, len(heard)
 
 
 def audio_column_seconds(clips: Sequence[dict[str, Any]]) -> float | None:
