@@ -8,6 +8,9 @@ from pathlib import Path
 from typing import Any
 
 
+OVER_BUDGET = 3  # `model info`'s exit status for a model over the budget
+
+
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("list", help="registered models and available backbones",
                               description="List the registered models and the backbones they can use.")
@@ -21,8 +24,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description="Count a model's parameters and MACs on its input (built on the meta device: nothing is "
         "allocated or downloaded), with torch.utils.flop_counter and with thop (the multimedia competition's "
         "counter), and check it against the parameter budget. With a recipe (--config), the input is the one "
-        "the recipe feeds (its clip length, audio window, and with data.cache the cache's). Exit status 2 "
-        "when the model is over the budget.")
+        "the recipe feeds (its clip length, audio window, and with data.cache the cache's). Exit status: 0 "
+        "within the budget, 3 over it, 2 for a wrong argument or config (so a script can tell them apart).")
     p.add_argument("name", nargs="?", default=None, help="model name (default: the config's model.name)")
     p.add_argument("--config", type=Path, default=None,
                    help="YAML recipe / run config (its model, data and train.max_params) or a bare model config")
@@ -135,7 +138,7 @@ def run_info(args: argparse.Namespace) -> int:
     warnings = [w for w in [verdict_differs(cost, max_params)] if w]
     warnings += [n for n in notes if n.startswith("train would refuse")]
     notes = [n for n in notes if n not in warnings] + list(cost.disagreement) + list(cost.notes)
-    status = 0 if within else 2
+    status = 0 if within else OVER_BUDGET  # not 2: a wrong argument or config is 2 (argparse, fakelens errors)
     if args.json:
         print_json({"model": describe(cfg), "config": to_dict(cfg), "cost": cost, "max_params": max_params,
                     "within_budget": within, "warnings": warnings, "notes": notes})
