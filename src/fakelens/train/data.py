@@ -473,7 +473,8 @@ def match_inputs(cfg: TrainConfig, train_dataset: Any) -> tuple[TrainConfig, lis
         raise ConfigError(refused[0])
     if refused:
         raise ConfigError(f"the cache {cache} does not fit the recipe in {len(refused)} ways:\n"
-                          + "\n".join(f"  {i}. {why}" for i, why in enumerate(refused, 1)))
+                          + "\n".join(f"  {i}. {why.replace(f'the cache {cache} ', 'it ', 1)}"  # named once, above
+                                      for i, why in enumerate(refused, 1)))
     if changes:
         cfg = dataclasses.replace(cfg, model=dataclasses.replace(m, **changes))
     return cfg, notes
