@@ -117,7 +117,7 @@ def test_the_run_names_the_fakes_trained_as_real(dfdc):
         world_size, precision = 1, "32-true"
 
     lines = start_lines(cfg, 10, [0, 1, 1], [], left, _Trainer(), caches[2].parent / "run", False, False)
-    said = [line for line in lines if line.startswith("face labels of split 'train': 1 videos")]
+    said = [line for line in lines if line.startswith("face labels of split 'train': 1 video (")]
     assert len(said) == 1 and "every face trained as real" in said[0] and not any(
         line.startswith("left out") for line in lines), lines
     with pytest.raises(ConfigError, match="data.face_equal_threshold must be in"):
