@@ -158,7 +158,8 @@ class RunConfig:
     num_workers: int = 2
     # torch's intra-op CPU threads while training (0 = torch's default: OMP_NUM_THREADS, else one per
     # core). Small models on a busy machine lose to 1: the demo localizer's epochs took 18-142 s with
-    # 2 threads against 4-15 s with 1 on 2 cores shared with other jobs (configs/demo_localizer.yaml)
+    # 2 threads against 4-15 s with 1 on 2 cores shared with other jobs, 3 epochs of demo.yaml 191 s
+    # against 19 s (both demo recipes set 1)
     cpu_threads: int = 0
     nonfinite: Literal["skip", "stop"] = "skip"  # what a non-finite loss does
     max_nonfinite: int = 20  # stop after this many skipped steps in a row
