@@ -57,3 +57,27 @@ def test_a_fake_is_not_judged_equal_on_a_shorter_original(tmp_path):
     assert labels != [0.0, 0.0], (labels, row["faces"], row["original_compared"])
     assert row["original_compared"] != "yes" and "shorter" in row["original_compared"], row["original_compared"]
     assert not any("late000.mp4" in ids for ids in ds.face_label_notes.values())
+
+
+def test_preprocess_says_which_fakes_were_not_compared_with_their_original(tmp_path, capsys):
+    from fakelens.cli.main import main
+
+    data = tmp_path / "data"
+    assert main(["data", "synth", str(data), "--preset", "tiny", "--layout", "dfdc", "--quiet"]) == 0
+    metas = sorted(data.glob("*/metadata.json"))
+    fakes = [(m.parent, v["original"]) for m in metas for v in json.loads(m.read_text()).values()
+             if v["label"] == "FAKE" and v.get("original")]
+    folder, original = fakes[0]
+    (folder / original).unlink()  # a download without that original
+    capsys.readouterr()
+    assert main(["preprocess", str(data), "--out", str(tmp_path / "cache"), "--frames", "4", "--size", "32",
+                 "--detector", "full_frame", "--workers", "0", "--no-progress", "--allow-missing"]) == 0
+    out = capsys.readouterr().out
+    assert "note: 1 fake(s) not compared with their original" in out, out
+    assert "not found (1)" in out, out
+    # every original there: no note
+    assert main(["data", "synth", str(tmp_path / "whole"), "--preset", "tiny", "--layout", "dfdc", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["preprocess", str(tmp_path / "whole"), "--out", str(tmp_path / "cache2"), "--frames", "4",
+                 "--size", "32", "--detector", "full_frame", "--workers", "0", "--no-progress"]) == 0
+    assert "not compared with their original" not in capsys.readouterr().out

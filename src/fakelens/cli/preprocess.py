@@ -116,4 +116,33 @@ def run(args: argparse.Namespace) -> int:
     title = f"preprocess {out}" + (f" shard {summary.shard[0]}/{summary.shard[1]}" if summary.shard else "")
     print_table(title, ["videos", "count"], rows)
     print(f"index: {summary.index}  ({summary.seconds:.1f} s)")
+    note = _uncompared_note(summary.index)
+    if note:
+        print(note)
     return 0
+
+
+def _uncompared_note(index) -> str | None:
+    """A line on the fakes that name an original but were not compared with it (missing on disk,
+    another frame size, shorter, undecodable): their faces are not told apart by the comparison
+    (one face: the video's label; several: MIL), which the index row's `original_compared` alone
+    recorded. None when every such fake was compared."""
+    from collections import Counter
+
+    from fakelens.data.cache import read_index
+
+    if index is None or index.name != "index.jsonl" or not index.exists():  # a shard's: said at --merge
+        return None
+    why = Counter()
+    for row in read_index(index.parent):
+        reason = row.get("original_compared")
+        if reason and reason != "yes":
+            # 'original 'x.mp4' not found' -> 'not found'; 'original 'x.mp4' not compared: ...' -> '...'
+            why[reason.split("' ", 1)[-1].removeprefix("not compared: ")] += 1
+    if not why:
+        return None
+    n = sum(why.values())
+    causes = "; ".join(f"{k} ({c})" for k, c in why.most_common(3)) + ("; ..." if len(why) > 3 else "")
+    return (f"note: {n} fake(s) not compared with their original, so which face is fake is not known "
+            f"(one face: the video's label; several: learned as a bag): {causes}; "
+            "each index row's original_compared says why")
