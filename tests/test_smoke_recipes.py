@@ -325,6 +325,32 @@ def test_a_cache_sampled_or_cut_otherwise_than_the_recipe_states_is_refused_with
     assert "data.crop roi cuts one region per clip window: it needs data.sampling windows" in capfd.readouterr().err
 
 
+def test_clip_windows_the_clips_do_not_divide_are_said_with_every_other_misfit(tiny_cache, tmp_path, capfd):
+    """Before: on a cache of clip windows, a data.clip_frames not dividing them was the dataset's
+    error alone (size, sampling, crop said one run later: the one-per-run F6 was about); and a cache
+    of too few frames for every clip (--fps, --all) said neither how many it holds nor the value to
+    set. Now the windows misfit is one of the numbered list, and the short one gives both values."""
+    cache = tiny_cache("dfdc", RECIPE_PREPROCESS["dfdc_3d_roi"])  # 2 windows of 6 consecutive frames, roi, 32 px
+    capfd.readouterr()
+    base = ["train", "--config", str(CONFIGS / "dfdc_3d_roi.yaml"), "--out", str(tmp_path / "run"),
+            "--set", f"data.cache={cache}", "--set", "model.pretrained=false", "--dry-run",
+            "--set", "data.face_equal_threshold=0.5"]
+    assert main(base) == 2
+    err = capfd.readouterr().err
+    assert "does not fit the recipe in 2 ways" in err and err.count(str(cache)) == 1
+    assert "holds 32 px face crops (preprocessed with --size 32) but model.image_size is 224" in err
+    assert ("holds clip windows of 6 consecutive frames (preprocessed with --windows 2 --window-frames 6) but "
+            "data.clip_frames is 32, which does not divide them") in err and "--set data.clip_frames=6" in err
+    assert main(base + ["--set", "model.image_size=32", "--set", "data.clip_frames=6"]) == 0
+    capfd.readouterr()
+    fps = tiny_cache("avdeepfake1m", RECIPE_PREPROCESS["avdf1m_task1"])  # 5 fps: 6-7 frames a 1.2-1.6 s training video
+    assert main(["train", "--config", str(CONFIGS / "demo.yaml"), "--set", f"data.cache={fps}", "--dry-run",
+                 "--set", "model.image_size=32", "--set", "data.clip_frames=16"]) == 2
+    err = " ".join(capfd.readouterr().err.split())
+    assert "has fewer sampled frames than data.clip_frames (16): at most 7 (5 frames per second)" in err, err
+    assert "--set data.clip_frames=7 or fewer" in err
+
+
 def _strip_audio(src: Path, dst: Path) -> None:
     """Remux a video without its audio track (no re-encoding)."""
     import av

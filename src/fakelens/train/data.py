@@ -225,6 +225,11 @@ def build_datasets(cfg: TrainConfig) -> tuple[Any, Any]:
     from fakelens.data.cache import check_cache
 
     check_cache(cache, [])  # its version, before any dataset reads its rows
+    from fakelens.data.cache import load_config
+
+    cc = load_config(cache)
+    if cc is not None and _clips_span_windows(cfg, cc):  # the dataset would refuse this alone: say every misfit
+        raise refusal_error(cache, cache_refusals(cfg, cc))
     cls = CACHE_DATASETS.get(d.dataset)
     kw = dataset_kwargs(cfg)
     augment = SampleAugment(cfg.augment)
@@ -399,35 +404,16 @@ def match_inputs(cfg: TrainConfig, train_dataset: Any) -> tuple[TrainConfig, lis
     notes: list[str] = []
     refused: list[str] = []  # every mismatch, said at once (not one per run)
     if "video" in inputs:
-        if m.image_size is not None and m.image_size != cc.size:
-            refused.append(
-                f"the cache {cache} holds {cc.size} px face crops (preprocessed with --size {cc.size}) but "
-                f"model.image_size is {m.image_size}: preprocess with --size {m.image_size}, or --set "
-                f"model.image_size={cc.size} to train on {cc.size} px crops")
-        if d.sampling and cc.sampling != d.sampling:
-            refused.append(
-                f"the cache {cache} samples {_sampling_words(cc)} (preprocessed with {_sampling_flags(cc)}) but "
-                f"the recipe's data.sampling is {d.sampling}: preprocess with {_SAMPLING_FLAGS[d.sampling]}, or "
-                f"--set data.sampling={cc.sampling} to train this recipe on it")
-        if d.crop and cc.crop != d.crop:
-            refused.append(
-                f"the cache {cache} holds {cc.crop} crops (preprocessed with --crop {cc.crop}) but the recipe's "
-                f"data.crop is {d.crop}: preprocess with --crop {d.crop}"
-                + (" (with --windows K)" if d.crop == "roi" else "") + f", or --set data.crop={cc.crop} to train "
-                "this recipe on them")
-        if cc.sampling == "frames" and cc.n_frames < d.clip_frames:
-            refused.append(
-                f"the cache {cache} holds {cc.n_frames} frames per video (preprocessed with --frames {cc.n_frames}) "
-                f"but data.clip_frames is {d.clip_frames}: every clip would be padded with copies of the last "
-                f"frame; preprocess with --frames {d.clip_frames} or more, or --set data.clip_frames={cc.n_frames} "
-                f"--set model.num_frames={cc.n_frames}")
+        refused += cache_refusals(cfg, cc)
         rows = _rows_of(train_dataset)
         if cc.sampling != "frames" and rows:
             short = [r for r in rows if (r.get("counts") or {}).get("frames", d.clip_frames) < d.clip_frames]
             if len(short) == len(rows):
+                most = max(int((r.get("counts") or {}).get("frames", 0)) for r in rows)
                 refused.append(
                     f"every training video of the cache {cache} has fewer sampled frames than data.clip_frames "
-                    f"({d.clip_frames}): every clip would be padded; lower data.clip_frames or sample more frames")
+                    f"({d.clip_frames}): at most {most} ({_sampling_words(cc)}); every clip would be padded: "
+                    f"--set data.clip_frames={most} or fewer, or preprocess with more frames per video")
             if short:
                 notes.append(f"{len(short)} of {len(rows)} training videos have fewer than data.clip_frames "
                              f"({d.clip_frames}) sampled frames: their clips are padded (masked)")
@@ -469,15 +455,70 @@ def match_inputs(cfg: TrainConfig, train_dataset: Any) -> tuple[TrainConfig, lis
         if cc.n_mels != m.n_mels:
             changes["n_mels"] = cc.n_mels
             notes.append(f"model.n_mels {m.n_mels} -> {cc.n_mels}: the cache's log-mels have {cc.n_mels} bands")
-    if len(refused) == 1:
-        raise ConfigError(refused[0])
     if refused:
-        raise ConfigError(f"the cache {cache} does not fit the recipe in {len(refused)} ways:\n"
-                          + "\n".join(f"  {i}. {why.replace(f'the cache {cache} ', 'it ', 1)}"  # named once, above
-                                      for i, why in enumerate(refused, 1)))
+        raise refusal_error(cache, refused)
     if changes:
         cfg = dataclasses.replace(cfg, model=dataclasses.replace(m, **changes))
     return cfg, notes
+
+
+def cache_refusals(cfg: TrainConfig, cc: Any) -> list[str]:
+    """What makes a cache of face crops (its CacheConfig `cc`) unfit for the recipe, from the two
+    configs alone, one line each with both values and the fixes: another crop size than
+    model.image_size, another frame sampling or crop kind than data.sampling / data.crop, a
+    fixed-count cache of fewer frames than data.clip_frames, clip windows that data.clip_frames
+    does not divide (a clip would span two windows). match_inputs says them with the refusals
+    that need the videos; build_datasets says them before a dataset refuses the last alone."""
+    m, d = cfg.model, cfg.data
+    cache = Path(d.cache)
+    refused: list[str] = []
+    if m.image_size is not None and m.image_size != cc.size:
+        refused.append(
+            f"the cache {cache} holds {cc.size} px face crops (preprocessed with --size {cc.size}) but "
+            f"model.image_size is {m.image_size}: preprocess with --size {m.image_size}, or --set "
+            f"model.image_size={cc.size} to train on {cc.size} px crops")
+    if d.sampling and cc.sampling != d.sampling:
+        refused.append(
+            f"the cache {cache} samples {_sampling_words(cc)} (preprocessed with {_sampling_flags(cc)}) but "
+            f"the recipe's data.sampling is {d.sampling}: preprocess with {_SAMPLING_FLAGS[d.sampling]}, or "
+            f"--set data.sampling={cc.sampling} to train this recipe on it")
+    if d.crop and cc.crop != d.crop:
+        refused.append(
+            f"the cache {cache} holds {cc.crop} crops (preprocessed with --crop {cc.crop}) but the recipe's "
+            f"data.crop is {d.crop}: preprocess with --crop {d.crop}"
+            + (" (with --windows K)" if d.crop == "roi" else "") + f", or --set data.crop={cc.crop} to train "
+            "this recipe on them")
+    if cc.sampling == "frames" and cc.n_frames < d.clip_frames:
+        refused.append(
+            f"the cache {cache} holds {cc.n_frames} frames per video (preprocessed with --frames {cc.n_frames}) "
+            f"but data.clip_frames is {d.clip_frames}: every clip would be padded with copies of the last "
+            f"frame; preprocess with --frames {d.clip_frames} or more, or --set data.clip_frames={cc.n_frames} "
+            f"--set model.num_frames={cc.n_frames}")
+    if _clips_span_windows(cfg, cc):
+        refused.append(
+            f"the cache {cache} holds clip windows of {cc.window_frames} consecutive frames (preprocessed with "
+            f"{_sampling_flags(cc)}) but data.clip_frames is {d.clip_frames}, which does not divide them: a clip "
+            f"would span two windows (other moments of the video"
+            + (", and other regions" if cc.crop == "roi" else "") + f"); --set data.clip_frames="
+            f"{cc.window_frames} (or a divisor of it), or preprocess with --window-frames a multiple of "
+            f"{d.clip_frames}")
+    return refused
+
+
+def _clips_span_windows(cfg: TrainConfig, cc: Any) -> bool:
+    """Whether data.clip_frames does not divide the cache's clip windows (a clip dataset refuses)."""
+    d = cfg.data
+    return (getattr(cc, "sampling", None) == "windows" and d.dataset in ("clips", "av", "frames")
+            and d.clip_frames >= 1 and bool(cc.window_frames % d.clip_frames))
+
+
+def refusal_error(cache: Any, refused: list[str]) -> ConfigError:
+    """One ConfigError saying every way a cache does not fit the recipe."""
+    if len(refused) == 1:
+        return ConfigError(refused[0])
+    return ConfigError(f"the cache {cache} does not fit the recipe in {len(refused)} ways:\n"
+                       + "\n".join(f"  {i}. {why.replace(f'the cache {cache} ', 'it ', 1)}"  # named once, above
+                                    for i, why in enumerate(refused, 1)))
 
 
 # How `fakelens preprocess` is asked for each frame sampling (MediaConfig.sampling)
