@@ -298,3 +298,18 @@ def test_old_caches_are_refused_and_faceless_rows_left_out(cache, tmp_path):
     assert rows[0]["id"] not in [r["id"] for r in ds.rows]
     assert ds.left_out == {"no frame with a found face (the model needs face crops)": [rows[0]["id"]]}
     assert AudioDataset(lost).left_out == {}  # an audio model still gets it
+
+
+def test_a_split_none_of_whose_videos_can_be_used_says_why_in_counts(layout_cache):
+    """Before: `train --set data.val_split=test` on DFDC (the test videos are unlabelled) said
+    "no cached videos match (split=test, statuses=None, needs face=True, audio=False)": the
+    dataset's arguments, not the reason. Now the reasons of the videos left out, counted."""
+    from fakelens.data.dataset import ClipDataset
+    from fakelens.errors import FakelensError
+
+    _, cache = layout_cache("dfdc")
+    with pytest.raises(FakelensError) as e:
+        ClipDataset(cache, "test", labeled_only=True, clip_frames=4)
+    said = str(e.value)
+    assert "no cached video of split 'test' can be used: unlabelled: 2 videos" in said, said
+    assert "a test split's labels are not public" in said and "statuses=None" not in said

@@ -161,6 +161,14 @@ class CacheDataset(Dataset):
                 continue
             rows.append(row)
         if not rows:
+            asked = "" if splits is None else f" of split {' + '.join(sorted(map(repr, splits)))}"
+            if self.left_out:  # each video of the split left out: say why, in counts
+                from fakelens.words import counted
+
+                why = "; ".join(f"{reason}: {counted(len(ids), 'video')}" for reason, ids in self.left_out.items())
+                hint = (" (a test split's labels are not public: train and validate on labelled splits, "
+                        "data.train_split / data.val_split)") if set(self.left_out) == {"unlabelled"} else ""
+                raise FakelensError(f"{self.cache_dir}: no cached video{asked} can be used: {why}{hint}")
             raise FakelensError(f"{self.cache_dir}: no cached videos match (split={split}, statuses={statuses}, "
                                 f"needs face={self.need_face}, audio={self.need_audio})")
         self.rows = rows
