@@ -108,3 +108,26 @@ def test_dense_sampling_finds_small_faces_when_the_full_frames_are_not_kept(tmp_
         assert dense.detect_side == 1280 and dense.n_upscaled >= 1
         crops = np.concatenate([c for _, c in dense.iter_crops(2)], axis=1)  # (F, T, S, S, 3)
         assert crops.shape == (1, 5, 32, 32, 3) and crops.mean() > 5  # the face, not black padding
+
+
+@pytest.mark.slow
+def test_a_small_dark_fake_face_beside_a_large_real_one_is_found_at_1080p(tmp_path):
+    """DFDC's case: a 44-px dim face (the swapped one) beside a 146-px bright one in 1080p frames.
+    The 640-px copy finds the large face only, so the no-face / small-face second pass never ran:
+    the fake face was never kept, and its video compared equal to its original (every face real)."""
+    from fakelens.data.cache import CacheConfig, preprocess, read_index
+    from fakelens.data.dataset import ClipDataset
+    from fakelens.data.formats import load_dataset
+    from fakelens.data.synthetic.scenes import write_dfdc_people
+
+    write_dfdc_people(tmp_path, n_originals=1, size=(1080, 1920), face=180.0, fake_scale=0.25,
+                      fake_brightness=0.6, duration=1.0, fps=10.0)
+    cache = tmp_path / "cache"
+    preprocess(load_dataset(tmp_path).records, cache, CacheConfig(n_frames=6, size=32, detector="mtcnn", max_faces=2),
+               progress=False)
+    rows = {r["id"]: r for r in read_index(cache)}
+    for name in ("real000.mp4", "fake000.mp4"):
+        assert [f["found"] for f in rows[name]["faces"]] == [6, 6], (name, rows[name]["faces"])
+    ds = ClipDataset(cache, clip_frames=2, random=False)
+    v = next(i for i, r in enumerate(ds.rows) if r["id"] == "fake000.mp4")
+    assert 1.0 in ds.face_labels(v).tolist(), rows["fake000.mp4"]["faces"]

@@ -37,7 +37,7 @@ import numpy as np
 
 from fakelens.faces.detectors import FaceDetector, build_detector, nms, scale_boxes
 from fakelens.faces.shots import ShotCuts
-from fakelens.faces.tracking import face_histograms, track_faces
+from fakelens.faces.tracking import box_iou, face_histograms, track_faces
 
 FALLBACKS = ("none", "full_frame")
 # Default `detect_every`: full-frame detections on every 8th sampled frame (every 2.5 s of a 10 s
@@ -152,6 +152,10 @@ class FaceFinder:
         self.n_refined = 0  # frames where faces were followed by refine
         self.n_upscaled = 0  # full detections on a larger copy (second passes and small-face videos)
         self.side = 0  # long side in pixels of the largest copy faces were looked for on
+        # one larger pass on the first full detection that finds only faces of a usual size: a small
+        # face beside a large one (a second person further away, DFDC's small dark fake beside a
+        # large real face) is missed on the small copy, and the no-face / small-face test never fires
+        self.wider = self.tries > 0  # upscale_tries=0: no larger copies at all
 
     def __call__(self, frame: np.ndarray, full=None) -> np.ndarray:
         """(H, W, 3) uint8 RGB small copy (and its `FullFrame`, or None) -> (K, 5) x1, y1, x2, y2,
@@ -175,6 +179,9 @@ class FaceFinder:
                 full_det if len(full_det) else found)
             if r == 1 and self.tries > 0 and full is not None and self._small(found):
                 found, r = self._second_pass(frame, full, found)
+            elif r == 1 and self.wider and full is not None and len(found):
+                self.wider = False
+                found, r = self._second_pass(frame, full, found, only_new=True)
         found = _unscale(found, r)
         self.prev = found
         return found
@@ -195,20 +202,27 @@ class FaceFinder:
         side = np.minimum(found[:, 2] - found[:, 0], found[:, 3] - found[:, 1])  # (K,)
         return least is not None and bool((side < SMALL_FACE * least).any())
 
-    def _second_pass(self, frame: np.ndarray, full, found: np.ndarray) -> tuple[np.ndarray, float]:
+    def _second_pass(self, frame: np.ndarray, full, found: np.ndarray,
+                     only_new: bool = False) -> tuple[np.ndarray, float]:
         """No face, or small ones, on the small copy (`found`, its pixels): look on an UPSCALE times
         larger copy; if faces are there, the video's later frames are searched at that size.
+        `only_new`: faces of a usual size were found; switch to the larger copy only when it shows
+        a face none of them covers (IoU < 0.3).
         -> (the faces of both passes in the larger copy's pixels, its scale), or (`found`, 1)."""
         image, r = self._image(frame, full, self.upscale)
         if r == 1:
             self.tries = 0  # the small copy is the full frame: no larger one to look on
+            self.wider = False
             return found, 1.0
-        self.tries -= 1
+        if not only_new:
+            self.tries -= 1
         self.n_upscaled += 1
         self.side = max(self.side, max(image.shape[:2]))
         more = self.detector.detect(image[None])[0]  # (K, 5) larger-copy pixels
         if len(more) == 0:
             return found, 1.0
+        if only_new and len(found) and not (box_iou(more[:, :4], _unscale(found, 1 / r)[:, :4]).max(axis=1) < 0.3).any():
+            return found, 1.0  # the same faces: the small copy sees them all
         self.scale = r
         self.tries = 0
         both = np.concatenate([_unscale(found, 1 / r), more]) if len(found) else more
