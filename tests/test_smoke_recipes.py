@@ -524,3 +524,6 @@ def test_smoke_lines_say_all_for_a_limit_that_limits_nothing():
                             light=True)
     _, notes = smoke_overrides(cfg, None)
     assert "smoke: train.limit_train_batches 0.5 -> 2" in notes and "smoke: train.limit_val_videos 5 -> 2" in notes
+    # a localizer's training windows: 0 is every step of a video (avdf1m_task2: before '0 -> 64')
+    _, notes = smoke_overrides(load_train_config(CONFIGS / "avdf1m_task2.yaml", light=True), None)
+    assert "smoke: data.max_steps all -> 64" in notes, notes

@@ -181,9 +181,10 @@ def smoke_overrides(cfg: Any, cache_config: Any | None, most_frames: int | None 
     return overrides, notes
 
 
-# Values of a limit that mean "no limit": a fraction 1 of the batches, 0 videos (a smoke line says
+# Values of a limit that mean "no limit": a fraction 1 of the batches, 0 videos, 0 steps (a smoke line says
 # "all -> 2", not "1 -> 2", which reads as if smoke doubled the batches)
-_ALL = {"train.limit_train_batches": 1.0, "train.limit_val_batches": 1.0, "train.limit_val_videos": 0}
+_ALL = {"train.limit_train_batches": 1.0, "train.limit_val_batches": 1.0, "train.limit_val_videos": 0,
+        "data.max_steps": 0}  # features: 0 = whole videos
 
 
 def _shown(key: str, value: Any) -> str:
