@@ -526,6 +526,9 @@ def test_target_lines_show_whole_counts_as_integers_and_say_when_counts_are_expe
     expected = TargetPlan([TargetCount("video", "label", 1.0, "video_label", positives=1.4, negatives=2.6)], 4, 4)
     (line,) = expected.lines()
     assert line.startswith("target label: 1.4 positive / 2.6 negative expected per epoch (")
+    from fakelens.train.targets import table_rows  # the --dry-run table too (before: '1.0  1.0  0.0')
+
+    assert table_rows(whole)[0][1:4] == ["1", "1", "0"] and table_rows(expected)[0][1:3] == ["1.4", "2.6"]
 
 
 @pytest.mark.parametrize("layout", ["avdeepfake1m", "lavdf"])

@@ -349,12 +349,13 @@ def row_name(c: TargetCount, shared: bool) -> str:
 
 
 def short_count(x: float) -> str:
-    """A count in at most 7 characters (the table holds 80 columns): 1234.5, 98.8k, 1234.5M."""
+    """A count in at most 7 characters (the table holds 80 columns): 1234.5, 98.8k, 1234.5M; a whole
+    one as an integer (1, as the target lines say, not 1.0)."""
     if abs(x) >= 1e6:
         return f"{x / 1e6:.1f}M"
     if abs(x) >= 1e4:
         return f"{x / 1e3:.1f}k"
-    return f"{x:.1f}"
+    return _count(x)
 
 
 def table_rows(plan: TargetPlan) -> list[list[Any]]:
