@@ -124,6 +124,19 @@ def test_every_recipe_has_a_data_format():
     assert set(RECIPE_PREPROCESS) | set(SMOKE_CLIPS) <= set(formats)
 
 
+def test_every_run_a_recipe_header_reads_is_made_in_that_header():
+    """Before: configs/lavdf.yaml's header began `fakelens features runs/lavdf_frames ...`, a run no
+    command of it (and no recipe) makes. Every runs/NAME a header's commands read (features,
+    predict, detect: not after --out) is trained there with --out runs/NAME."""
+    import re
+
+    for recipe in RECIPES:
+        header = "\n".join(line for line in recipe.read_text().splitlines() if line.startswith("#"))
+        made = set(re.findall(r"--out (runs/[\w.-]+)", header))
+        read = {m for cmd, m in re.findall(r"fakelens (features|predict|detect|robustness) (runs/[\w.-]+)", header)}
+        assert read <= made, f"{recipe.name}: reads {sorted(read - made)} that its header never trains"
+
+
 @pytest.mark.parametrize("recipe,fmt", [(p, recipe_format(p)) for p in RECIPES] + [(CONFIGS / "demo.yaml", "lavdf")],
                          ids=[p.stem for p in RECIPES] + ["demo-on-lavdf"])
 def test_every_recipe_runs_offline_with_smoke(recipe, fmt, tiny_cache, offline, tmp_path, capfd):
