@@ -327,7 +327,8 @@ def test_a_cache_sampled_or_cut_otherwise_than_the_recipe_states_is_refused_with
     assert "holds 32 px face crops (preprocessed with --size 32) but model.image_size is 224" in err
     assert "holds 4 frames per video (preprocessed with --frames 4) but data.clip_frames is 32" in err
     assert ("samples 4 frames evenly spaced over each video (preprocessed with --frames 4) but the recipe's "
-            "data.sampling is windows: preprocess with --windows K --window-frames W, or --set data.sampling=frames") in err
+            "data.sampling is windows: preprocess with --windows K --window-frames 32 (data.clip_frames, or a multiple of it), "
+            "or --set data.sampling=frames") in err  # the recipe's clip length (before: '--window-frames W')
     assert ("holds tracked crops (preprocessed with --crop tracked) but the recipe's data.crop is roi: "
             "preprocess with --crop roi (with --windows K), or --set data.crop=tracked") in err
     fits = ["--set", "model.image_size=32", "--set", "data.clip_frames=4", "--set", "data.sampling=frames",

@@ -480,7 +480,9 @@ def cache_refusals(cfg: TrainConfig, cc: Any) -> list[str]:
     if d.sampling and cc.sampling != d.sampling:
         refused.append(
             f"the cache {cache} samples {_sampling_words(cc)} (preprocessed with {_sampling_flags(cc)}) but "
-            f"the recipe's data.sampling is {d.sampling}: preprocess with {_SAMPLING_FLAGS[d.sampling]}, or "
+            f"the recipe's data.sampling is {d.sampling}: preprocess with "
+            + (f"--windows K --window-frames {d.clip_frames} (data.clip_frames, or a multiple of it)" if d.sampling == "windows"
+               else _SAMPLING_FLAGS[d.sampling]) + ", or "
             f"--set data.sampling={cc.sampling} to train this recipe on it")
     if d.crop and cc.crop != d.crop:
         refused.append(
