@@ -183,6 +183,11 @@ def test_a_bad_value_is_blamed_on_the_set_that_gave_it(tmp_path):
     with pytest.raises(ConfigError) as e:
         load_train_config(recipe, ["train.batch_size=4"])
     assert str(e.value) == f"{recipe}: train.epochs and train.batch_size must be >= 1"
+    # a check across keys names the --set it met (before: 'r.yaml: data.crop roi ...', a file that is fine alone)
+    recipe.write_text("data:\n  sampling: windows\n  crop: roi\n")
+    with pytest.raises(ConfigError) as e:
+        load_train_config(recipe, ["data.sampling=fps"])
+    assert str(e.value).startswith(f"{recipe} with --set data.sampling=fps: data.crop roi cuts one region"), str(e.value)
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])

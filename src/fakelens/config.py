@@ -265,6 +265,10 @@ def _blame(message: str, path: str | Path | None, overrides: list[str]) -> str:
     for name, text in reversed(keys):  # the last override of a key is the one in effect
         if key == name or key.startswith(name + ".") or key.startswith(name + "["):
             return f"--set {text}: {message}"
+    for name, text in reversed(keys):  # a check across keys that names an overridden one with its value
+        value = text.split("=", 1)[1].strip() if "=" in text else ""
+        if value and re.search(rf"(?<![\w.]){re.escape(name)}\W+(?:is\s+)?{re.escape(value)}(?![\w.])", message):
+            return f"{path} with --set {text}: {message}" if path else f"--set {text}: {message}"
     return f"{path}: {message}" if path else message
 
 
