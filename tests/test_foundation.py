@@ -119,6 +119,7 @@ def test_overrides_are_coerced_to_the_field_type():
 def test_a_config_error_is_reported_before_torch_is_imported(tmp_path):
     """`fakelens train` / `model info` with a wrong key, `predict` with a wrong flag: the error comes before the heavy imports
     (3-8 s of torch, timm and Lightning), measured in a fresh process."""
+    import os
     import subprocess
     import sys
     import time
@@ -178,3 +179,16 @@ def test_fixed_length_tuples_of_the_wrong_length_are_a_config_error_naming_the_k
             load_train_config(None, [f"{key}={value}"])
     cfg = load_train_config(None, ["optim.betas=[0.8,0.99]", "augment.jpeg_quality=[40,90]"])
     assert cfg.optim.betas == (0.8, 0.99) and cfg.augment.jpeg_quality == (40, 90)
+
+
+def test_python_dash_m_fakelens_is_the_fakelens_command():
+    """Before: `python -m fakelens train ...` said "No module named fakelens.__main__"."""
+    import os
+    import subprocess
+    import sys
+
+    src = str(Path(__file__).resolve().parent.parent / "src")
+    res = subprocess.run([sys.executable, "-m", "fakelens", "train", "--config", "configs/demo.yaml", "--set",
+                          "model.nope=1"], capture_output=True, text=True, cwd=Path(src).parent,
+                         env={**os.environ, "PYTHONPATH": src})
+    assert res.returncode == 2 and "unknown config key 'model.nope'" in res.stderr, res.stderr
