@@ -5,6 +5,8 @@ whatever the number of items, so the results of a 100,000-video job never pile u
 (and the pending work items are not all pickled up front). `die_with_parent` is for worker
 initializers: a worker whose parent was SIGKILLed exits instead of idling forever while
 holding its model or detector (Linux: PR_SET_PDEATHSIG, plus a getppid watch everywhere).
+`torch_threads` runs a block with a given number of torch CPU threads (a detector in a worker,
+training's train.cpu_threads) and restores the old number.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, wait
+from contextlib import contextmanager
 from typing import Callable, Iterable, Iterator, TypeVar
 
 T = TypeVar("T")
@@ -98,3 +101,19 @@ def die_with_parent(parent_pid: int, poll_seconds: float = WATCH_SECONDS) -> Non
                 os._exit(1)
 
     threading.Thread(target=watch, name="fakelens-parent-watch", daemon=True).start()
+
+
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run the block with n torch intra-op CPU threads (None or 0: leave as is), then restore."""
+    import torch
+
+    old = torch.get_num_threads()
+    if not n or n == old:
+        yield
+        return
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)

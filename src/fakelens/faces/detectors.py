@@ -27,8 +27,8 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from fakelens.errors import MissingDependencyError
-from fakelens.inference.device import torch_threads
 from fakelens.registry import Registry
+from fakelens.workers import torch_threads
 
 
 class FaceDetector(Protocol):

@@ -10,8 +10,7 @@ an error, never a silent fall back to the CPU (a 4,000-video test set would take
 from __future__ import annotations
 
 import re
-from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 from fakelens.errors import ConfigError
 
@@ -54,19 +53,3 @@ def describe_device(device: Any) -> str:
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
     return f"{device} ({torch.get_num_threads()} threads)"
-
-
-@contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Run the block with n torch intra-op CPU threads (None or 0: leave as is), then restore."""
-    import torch
-
-    old = torch.get_num_threads()
-    if not n or n == old:
-        yield
-        return
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)

@@ -438,7 +438,7 @@ def _fit(cfg: TrainConfig, run_dir: Path, resume: bool, train_dataset: Any, val_
     # Validation scores whole videos as predict does: items carry their video and clip index.
     train_loader, val_loader = make_loaders(loader_cfg, train_dataset, validation_dataset(val_dataset), train_labels)
     started = time.perf_counter()
-    from fakelens.inference.device import torch_threads
+    from fakelens.workers import torch_threads
 
     try:
         with ctrl_c, torch_threads(t.cpu_threads):
