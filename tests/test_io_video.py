@@ -425,3 +425,163 @@ def test_variable_frame_rate_duration_covers_the_last_frames(tmp_path, name):
     got = read_frames(path, info.frame_times[-3:], info=info)  # the last frames by their own times
     np.testing.assert_array_equal(got.indices, [197, 198, 199])
     assert np.abs(red(got.frames) - np.arange(197, 200)).max() < 4
+
+
+# -- RGB conversion through reused libswscale contexts: pixels as a fresh context per frame gives --
+
+
+def _textured(n: int, h: int, w: int, seed: int = 0) -> list[np.ndarray]:
+    """n (h, w, 3) frames of smooth colour plus pixel noise (chroma that varies within 2x2 blocks)."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        coarse = rng.integers(0, 256, (h // 8 + 2, w // 8 + 2, 3)).astype(np.uint8)
+        img = cv2.resize(coarse, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.int16)  # (h, w, 3)
+        img += rng.integers(-40, 41, (h, w, 3)).astype(np.int16)
+        out.append(np.clip(img, 0, 255).astype(np.uint8))
+    return out
+
+
+def _decoded(path):
+    import av
+
+    with av.open(str(path)) as container:
+        return list(container.decode(video=0))
+
+
+# (file, codec, pix_fmt, stored (h, w), rotation): even yuv420p h264 (chroma rows odd in one),
+# odd-sized yuv444p h264 (a non-yuv420p source), full-range yuvj420p, ffv1 bgr0
+_CLIPS = [
+    ("a.mp4", "h264", None, (64, 96), 0),
+    ("b.mp4", "h264", None, (50, 66), 90),
+    ("c.mp4", "h264", "yuv444p", (51, 67), 270),
+    ("d.mp4", "h264", "yuvj420p", (48, 80), 180),
+    ("e.mkv", "ffv1", None, (45, 59), 0),
+]
+
+
+@pytest.mark.parametrize("name,codec,pix_fmt,hw,rotation", _CLIPS)
+def test_converter_reusing_one_reformatter_gives_the_pixels_of_a_fresh_conversion(tmp_path, name, codec, pix_fmt,
+                                                                                   hw, rotation):
+    from fakelens.io.video import _Converter
+
+    path = write_video(tmp_path / name, _textured(4, *hw), 10.0, codec=codec, pix_fmt=pix_fmt, rotation=rotation)
+    info = probe(path)
+    frames = _decoded(path)
+    dh, dw = info.height, info.width  # displayed
+    k = -(rotation // 90)
+    # same size; downscales to odd and even sizes (area averaging); an upscale; a squeeze
+    for out_h, out_w in ((dh, dw), (dh // 2 + 1, dw // 2), (dh // 3, dw // 3 + 1), (dh * 2, dw + 3), (dh - 1, dw // 2)):
+        convert = _Converter(rotation, out_h, out_w)
+        cw, ch = (out_h, out_w) if rotation in (90, 270) else (out_w, out_h)
+        for frame in frames + frames[:1]:  # back to the first frame: the kept context is still right
+            if (frame.width, frame.height) == (cw, ch):
+                want = frame.to_ndarray(format="rgb24")
+            else:
+                down = cw < frame.width and ch < frame.height
+                want = frame.reformat(width=cw, height=ch, format="rgb24",
+                                      interpolation="AREA" if down else None).to_ndarray()
+            want = np.rot90(want, k) if k % 4 else want
+            got = convert(frame)
+            assert got.shape == (out_h, out_w, 3)
+            np.testing.assert_array_equal(got, want)
+    # a converter holds its own reformatter, used for every frame
+    a, b = _Converter(rotation, dh, dw), _Converter(rotation, dh, dw)
+    assert a.reformatter is not b.reformatter
+
+
+def _old_crop(ff, x0, y0, x1, y1):
+    """FullFrame.crop as it was before the reused reformatters: a packed I420 copy, a new frame
+    from it and VideoFrame.to_ndarray (a fresh SwsContext, automatic thread count) per crop."""
+    import av
+
+    a0, b0, a1, b1 = ff._coded_rect(x0, y0, x1, y1)
+    if ff.planes is not None:
+        e0, f0 = a0 // 2 * 2, b0 // 2 * 2
+        e1, f1 = a1 + a1 % 2, b1 + b1 % 2
+        y, u, v = ff.planes
+        packed = np.concatenate([
+            y[f0:f1, e0:e1].reshape(-1),
+            u[f0 // 2 : f1 // 2, e0 // 2 : e1 // 2].reshape(-1),
+            v[f0 // 2 : f1 // 2, e0 // 2 : e1 // 2].reshape(-1),
+        ]).reshape(-1, e1 - e0)
+        frame = av.VideoFrame.from_ndarray(packed, format="yuv420p")
+        frame.colorspace, frame.color_range = ff.colorspace, ff.color_range
+        rgb = frame.to_ndarray(format="rgb24")[b0 - f0 : b1 - f0, a0 - e0 : a1 - e0]
+    else:
+        rgb = ff.rgb[b0:b1, a0:a1]
+    k = -(ff.rotation // 90)
+    return np.ascontiguousarray(np.rot90(rgb, k) if k % 4 else rgb)
+
+
+def _crop_rects(h: int, w: int, n: int, seed: int) -> list[tuple[int, int, int, int]]:
+    """The whole frame, corners, 1-pixel strips and n random rectangles at odd and even positions."""
+    rng = np.random.default_rng(seed)
+    rects = [(0, 0, w, h), (0, 0, 1, 1), (w - 1, h - 1, w, h), (1, 0, 2, h), (0, 3, w, 4), (3, 5, w - 2, h - 3)]
+    for _ in range(n):
+        x0, y0 = int(rng.integers(0, w)), int(rng.integers(0, h))
+        rects.append((x0, y0, int(rng.integers(x0 + 1, w + 1)), int(rng.integers(y0 + 1, h + 1))))
+    return rects
+
+
+@pytest.mark.parametrize("name,codec,pix_fmt,hw,rotation", _CLIPS + [("f.mp4", "h264", None, (64, 96), 90),
+                                                                    ("g.mp4", "h264", None, (50, 66), 180),
+                                                                    ("h.mp4", "h264", None, (50, 66), 270),
+                                                                    ("i.mp4", "h264", None, (544, 608), 90)])
+def test_full_frame_crops_through_reused_reformatters_equal_the_old_crops(tmp_path, name, codec, pix_fmt, hw,
+                                                                          rotation):
+    import threading
+
+    from fakelens.io.video import FullFrame
+
+    path = write_video(tmp_path / name, _textured(3, *hw, seed=rotation), 10.0, codec=codec, pix_fmt=pix_fmt,
+                       rotation=rotation)
+    info = probe(path)
+    fulls = [FullFrame(frame, info.rotation) for frame in _decoded(path)]
+    assert (fulls[0].planes is not None) == (pix_fmt is None and codec == "h264")
+    h, w = fulls[0].shape
+    if fulls[0].planes is None:  # the whole RGB frame, made by the decode thread's reformatter
+        for frame, ff in zip(_decoded(path), fulls):
+            np.testing.assert_array_equal(ff.rgb, frame.to_ndarray(format="rgb24"))
+    # (i.mp4: crops over CROP_ONE_THREAD_PIXELS take the automatic thread count, as before)
+    cases = [(ff, r) for i, ff in enumerate(fulls) for r in _crop_rects(h, w, 40, i)]
+    for ff, r in cases:
+        np.testing.assert_array_equal(ff.crop(*r), _old_crop(ff, *r), err_msg=str(r))
+    if fulls[0].planes is not None:
+        # BT.709 and full range are passed on to libswscale as before
+        ff = fulls[0]
+        ff.colorspace, ff.color_range = 1, 2  # AVCOL_SPC_BT709, AVCOL_RANGE_JPEG
+        for r in _crop_rects(h, w, 10, 7):
+            np.testing.assert_array_equal(ff.crop(*r), _old_crop(ff, *r), err_msg=str(r))
+        ff.colorspace, ff.color_range = fulls[1].colorspace, fulls[1].color_range
+    # several threads cutting crops at once (decoding thread and main thread): each has its own
+    want = [_old_crop(ff, *r) for ff, r in cases]
+    bad: list[int] = []
+
+    def cut(order):
+        for i in order:
+            if not np.array_equal(cases[i][0].crop(*cases[i][1]), want[i]):
+                bad.append(i)
+
+    threads = [threading.Thread(target=cut, args=(range(len(cases))[::s],)) for s in (1, -1, 2, 3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not bad
+
+
+def test_each_thread_has_its_own_reformatters():
+    import threading
+
+    from fakelens.io.video import _reformatter
+
+    mine = _reformatter(1)
+    assert _reformatter(1) is mine and _reformatter(0) is not mine
+    other: list = []
+    t = threading.Thread(target=lambda: other.append(_reformatter(1)))
+    t.start()
+    t.join()
+    assert other[0] is not mine
