@@ -462,7 +462,7 @@ _CLIPS = [
 ]
 
 
-@pytest.mark.parametrize("name,codec,pix_fmt,hw,rotation", _CLIPS)
+@pytest.mark.parametrize("name,codec,pix_fmt,hw,rotation", _CLIPS + [("i.mp4", "h264", None, (544, 608), 90)])
 def test_converter_reusing_one_reformatter_gives_the_pixels_of_a_fresh_conversion(tmp_path, name, codec, pix_fmt,
                                                                                    hw, rotation):
     from fakelens.io.video import _Converter
@@ -545,7 +545,7 @@ def test_full_frame_crops_through_reused_reformatters_equal_the_old_crops(tmp_pa
     if fulls[0].planes is None:  # the whole RGB frame, made by the decode thread's reformatter
         for frame, ff in zip(_decoded(path), fulls):
             np.testing.assert_array_equal(ff.rgb, frame.to_ndarray(format="rgb24"))
-    # (i.mp4: crops over CROP_ONE_THREAD_PIXELS take the automatic thread count, as before)
+    # (i.mp4: crops over ONE_THREAD_PIXELS take the automatic thread count, as before)
     cases = [(ff, r) for i, ff in enumerate(fulls) for r in _crop_rects(h, w, 40, i)]
     for ff, r in cases:
         np.testing.assert_array_equal(ff.crop(*r), _old_crop(ff, *r), err_msg=str(r))

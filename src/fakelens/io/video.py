@@ -102,10 +102,11 @@ class VideoInfo:
         return np.where(before, j - 1, j).astype(np.int64)
 
 
-# `FullFrame.crop` converts a region of at most this many pixels with one swscale thread: for a
-# 64x64 crop a fresh context with the automatic thread count (a pool of threads) costs 0.07 ms
-# against 0.02 ms with one thread; a 1080p whole frame takes 2.1 ms with one, 1.1 with two.
-CROP_ONE_THREAD_PIXELS = 512 * 512
+# A conversion whose source and result have at most this many pixels runs in one swscale thread
+# (the pixels do not depend on the thread count): for a 64x64 crop a context with the automatic
+# count (a pool of threads) costs 0.07 ms against 0.02 ms with one thread, for a 224x224 frame
+# 0.08 against 0.05 ms; a 1080p frame takes 2.1 ms with one thread, 1.1 with two.
+ONE_THREAD_PIXELS = 512 * 512
 _local = threading.local()
 
 
@@ -122,6 +123,12 @@ def _reformatter(threads: int):
 
         cache[threads] = av.video.reformatter.VideoReformatter()
     return cache[threads]
+
+
+def _sws_threads(*pixels: int) -> int:
+    """swscale threads for a conversion between images of these pixel counts: 1 when all are
+    small (ONE_THREAD_PIXELS), else 0 (the automatic count)."""
+    return 1 if max(pixels) <= ONE_THREAD_PIXELS else 0
 
 
 class FullFrame:
@@ -144,7 +151,8 @@ class FullFrame:
             )
             self.colorspace, self.color_range = frame.colorspace, frame.color_range
         else:  # the decode thread's reformatter: a whole frame, the same size all along
-            self.rgb = _reformatter(0).reformat(frame, format="rgb24").to_ndarray()  # (ch, cw, 3) stored orientation
+            threads = _sws_threads(cw * ch)
+            self.rgb = _reformatter(threads).reformat(frame, format="rgb24", threads=threads).to_ndarray()  # (ch, cw, 3)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -192,8 +200,8 @@ class FullFrame:
                 np.frombuffer(plane, np.uint8).reshape(rows, plane.line_size)[:, :cols] = src
             frame.colorspace, frame.color_range = self.colorspace, self.color_range
             # One swscale thread for a face-sized crop (a thread pool costs more than it saves),
-            # the automatic count for whole frames (the larger copies the face finder searches).
-            threads = 1 if (e1 - e0) * (f1 - f0) <= CROP_ONE_THREAD_PIXELS else 0
+            # the automatic count for large frames (the larger copies the face finder searches).
+            threads = _sws_threads((e1 - e0) * (f1 - f0))
             rgb = _reformatter(threads).reformat(frame, format="rgb24", threads=threads).to_ndarray()
             rgb = rgb[b0 - f0 : b1 - f0, a0 - e0 : a1 - e0]  # (b1-b0, a1-a0, 3)
         else:
@@ -542,22 +550,23 @@ class _Converter:
         self.cw, self.ch = (out_h, out_w) if rotation in (90, 270) else (out_w, out_h)
         # One reformatter for all the frames: its SwsContext (and swscale's thread pool) is
         # kept while the frames' size and format stay the same, where frame.to_ndarray makes a
-        # new one per frame (224x224 h264, iter_frames_every: 0.53 -> 0.17 ms per frame decoded
-        # and converted; decoding alone 0.10).
+        # new one per frame (224x224 h264, iter_frames_every: 0.53 -> 0.12-0.15 ms per frame
+        # decoded and converted, one swscale thread; decoding alone 0.09-0.12).
         # A converter belongs to one decoding generator, so to one thread at a time.
         import av.video.reformatter
 
         self.reformatter = av.video.reformatter.VideoReformatter()
 
     def __call__(self, frame) -> np.ndarray:
+        threads = _sws_threads(frame.width * frame.height, self.cw * self.ch)
         if frame.width == self.cw and frame.height == self.ch:
-            rgb = self.reformatter.reformat(frame, format="rgb24").to_ndarray()  # (h, w, 3) stored orientation
+            rgb = self.reformatter.reformat(frame, format="rgb24", threads=threads).to_ndarray()  # (h, w, 3) stored
         else:
             # area averaging for downscales: no aliasing, and faster than the bilinear default
             # (1.4 vs 1.9 ms for 1080p -> 640x360)
             down = self.cw < frame.width and self.ch < frame.height
             rgb = self.reformatter.reformat(frame, width=self.cw, height=self.ch, format="rgb24",
-                                            interpolation="AREA" if down else None).to_ndarray()
+                                            interpolation="AREA" if down else None, threads=threads).to_ndarray()
         if self.k % 4:
             rgb = np.ascontiguousarray(np.rot90(rgb, self.k))  # (H, W, 3) displayed
         return rgb
