@@ -115,14 +115,19 @@ def test_dense_sampling_follows_quickly_with_the_boxes_of_refine(tmp_path, astro
     calls = []
     real = type(mtcnn).follow
 
+    kept = []
+
     def counted(self, frame, boxes):
         calls.append(len(boxes))
-        return real(self, frame, boxes)
+        out = real(self, frame, boxes)
+        kept.append(int(out[1].sum()))
+        return out
 
     monkeypatch.setattr(type(mtcnn), "follow", counted)
     quick = find_faces(path, every=1, find_every=4, detector=mtcnn, size=32)  # searches 0.16 s apart
     n_quick = len(calls)
     assert n_quick >= 8  # 10 searches, the keyframes' ones followed too
+    assert sum(kept) >= n_quick - 1  # the quick follow's boxes are the ones used, not refine's after it
     calls.clear()
     sparse = find_faces(path, every=1, find_every=6, detector=mtcnn, size=32)  # 0.24 s apart: refine only
     assert calls == []
@@ -133,3 +138,24 @@ def test_dense_sampling_follows_quickly_with_the_boxes_of_refine(tmp_path, astro
     assert calls == [] and quick.found.all() and slow.found.all() and sparse.found.all()
     ious = np.diag(box_iou(quick.boxes[0], slow.boxes[0]))  # (T,) frame by frame
     assert ious.min() > 0.85, ious.round(3)
+
+
+def test_quick_follow_whose_boxes_collapse_onto_one_face_searches_the_frame_again():
+    """Two followed faces whose O-net boxes land on the same face (people crossing): NMS leaves
+    one, the other counts as lost, and the frame gets a full detection that finds both again."""
+    face = np.array([[1, 1, 9, 9, 0.9], [20, 20, 28, 28, 0.8]], np.float32)
+
+    class Collapse(_Quick):
+        def follow(self, frame, boxes):
+            self.calls.append(("follow", self.frame, len(boxes)))
+            dets = np.repeat(np.array([[1, 1, 9, 9, 0.95]], np.float32), len(boxes), 0)  # both on face 0
+            return dets, np.ones(len(boxes), bool)
+
+    det = Collapse(face, {})
+    finder = FaceFinder(det, detect_every=100, quick=True)
+    det.frame = 0
+    assert len(finder(np.zeros((32, 32, 3), np.uint8))) == 2
+    det.frame = 1
+    out = finder(np.zeros((32, 32, 3), np.uint8))
+    assert [(c, f) for c, f, _ in det.calls] == [("detect", 0), ("follow", 1), ("detect", 1)]
+    assert len(out) == 2 and box_iou(out[:, :4], face[:, :4]).max(axis=0).min() > 0.99
