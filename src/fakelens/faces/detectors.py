@@ -14,7 +14,7 @@ near given boxes (the faces of the previous sampled frame): far cheaper than `de
   Driven by fakelens.faces.mtcnn (facenet's nets, OpenCV resizes, channels-last: ~2x faster
   than facenet's own `detect`); its `refine` skips the P-net image pyramid and runs R-net and
   O-net on candidates around each given box: ~2.5 ms per frame instead of 30-40 ms for a 640-px
-  `detect`; its `follow` (frames a fraction of a second apart) runs O-net alone on each box.
+  `detect`.
 - "haar": OpenCV's frontal-face Haar cascade (cv2.data.haarcascades): no torch, frontal only.
 - "full_frame": the whole frame as one box: an explicit fallback, never a silent one.
 """
@@ -104,15 +104,6 @@ class MTCNNDetector:
         frame = _check_frames(frame)[0]  # (H, W, 3)
         with torch_threads(self.threads), torch.no_grad():
             return nms(self.cascade.refine(frame, _as_boxes(boxes)), 0.5)
-
-    def follow(self, frame: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Each box's face a few frames later by O-net alone (`MTCNNCascade.follow`): (K, 5) and
-        (K,) bool kept; the boxes not kept are for `refine`."""
-        import torch
-
-        frame = _check_frames(frame)[0]  # (H, W, 3)
-        with torch_threads(self.threads), torch.no_grad():
-            return self.cascade.follow(frame, _as_boxes(boxes))
 
 
 def _as_boxes(boxes) -> np.ndarray:

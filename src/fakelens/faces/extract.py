@@ -51,12 +51,6 @@ UPSCALE_TRIES = 4
 # of a 1080p frame) are near its limit: smaller people beside them may be missed, so the second
 # pass runs on such frames too.
 SMALL_FACE = 1.5
-# Faces looked for at most this many seconds apart (dense sampling: `find_every` frames of a 25 fps
-# video, 0.16 s for 4) are followed by the detector's cheap `follow` where it has one (MTCNN: O-net
-# alone on the previous box, 1.3 ms instead of refine's 4.8 ms on 224x224 frames; centre error
-# 2.7% vs 2.1% of the face's width on a moving synthetic face, 20 s, every 4th frame); a face
-# `follow` does not keep is refined as before.
-FOLLOW_SECONDS = 0.2
 _EMPTY = np.zeros((0, 5), np.float32)
 
 
@@ -142,7 +136,7 @@ class FaceFinder:
     """
 
     def __init__(self, detector: FaceDetector, detect_every: int = DETECT_EVERY, upscale: float = UPSCALE,
-                 upscale_tries: int = UPSCALE_TRIES, quick: bool = False):
+                 upscale_tries: int = UPSCALE_TRIES):
         if int(detect_every) < 1:
             raise ValueError(f"detect_every must be >= 1, got {detect_every}")
         if upscale < 1 or upscale_tries < 0:
@@ -155,10 +149,7 @@ class FaceFinder:
         self.prev = _EMPTY  # faces of the previous frame, in the small copy's pixels
         self.n_frames = 0
         self.n_full = 0  # frames the full-frame detector ran on
-        self.n_refined = 0  # frames where faces were followed (refine, or quick follow)
-        # frames close in time (`quick`): the detector's `follow` first, `refine` for the faces it drops
-        self.quick = bool(quick) and callable(getattr(detector, "follow", None))
-        self.n_quick = 0  # frames where every face was kept by the quick `follow` alone
+        self.n_refined = 0  # frames where faces were followed by refine
         self.n_upscaled = 0  # full detections on a larger copy (second passes and small-face videos)
         self.side = 0  # long side in pixels of the largest copy faces were looked for on
         # one larger pass on the first full detection that finds only faces of a usual size: a small
@@ -176,7 +167,8 @@ class FaceFinder:
         found = _EMPTY
         lost = False
         if len(self.prev):
-            found = self._near(image, self.prev[:, :4] * r if r != 1 else self.prev[:, :4])  # (K', 5)
+            found = self.detector.refine(image, self.prev[:, :4] * r) if r != 1 else self.detector.refine(
+                image, self.prev)  # (K', 5)
             self.n_refined += 1
             lost = len(found) < len(self.prev)  # a followed face was not found near its box
         if keyframe or lost or len(found) == 0:
@@ -193,19 +185,6 @@ class FaceFinder:
         found = _unscale(found, r)
         self.prev = found
         return found
-
-    def _near(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-        """The faces near (K, 4) `boxes` in `image` (its pixels) -> (K', 5): `refine`, or with
-        `quick` the detector's `follow`, refining only the boxes it does not keep."""
-        if not self.quick:
-            return self.detector.refine(image, boxes)
-        dets, kept = self.detector.follow(image, boxes)  # (K, 5), (K,)
-        if kept.all():
-            self.n_quick += 1
-            return nms(dets, 0.5) if len(dets) > 1 else dets
-        more = self.detector.refine(image, boxes[~kept])  # (K'', 5)
-        both = np.concatenate([dets[kept], more]).astype(np.float32)
-        return nms(both, 0.5) if len(both) > 1 else both
 
     def follow(self, frame: np.ndarray, full, boxes: np.ndarray) -> np.ndarray:
         """Faces near `boxes` (K, 4+) (small-copy pixels) in another frame of this video, on a
@@ -530,9 +509,7 @@ def find_faces(
         # The full-resolution frames come along for the small-face second pass (FaceFinder) even
         # when they are not kept for the crops: a few frames are sampled, each held briefly.
         first = iter_frames_at(path, uniq, info=info, max_side=small_side, keep_full=keep_full or bool(small_side))
-    # dense sampling (faces looked for at most FOLLOW_SECONDS apart): the quick follow between searches
-    quick = every is not None and info.fps > 0 and every * find_every / info.fps <= FOLLOW_SECONDS
-    finder = FaceFinder(det, detect_every, upscale_tries=upscale_tries, quick=quick)
+    finder = FaceFinder(det, detect_every, upscale_tries=upscale_tries)
     cuts = ShotCuts()
     u_times, u_dets, fulls, u_looks = _detect_pass(first, finder, info, timings, cuts, find_every, keep_full)
     if every is not None:

@@ -7,8 +7,7 @@ channels-first path and which resamples each candidate with a separate torch cal
 with it to IoU > 0.95 (tests/test_faces.py).
 
 `refine` follows known faces: candidates around each given box skip the P-net pyramid (most of
-the cost) and go straight to R-net and O-net: ~2.5 ms per frame. `follow` is cheaper still for
-frames a fraction of a second apart (dense sampling): O-net alone on each given box, once.
+the cost) and go straight to R-net and O-net: ~2.5 ms per frame.
 """
 
 from __future__ import annotations
@@ -139,21 +138,6 @@ class MTCNNCascade:
         det = np.concatenate([cur, score[:, None]], axis=1)  # (K', 5)
         return det[_nms_min(det, 0.7)].astype(np.float32)
 
-    def follow(self, frame: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Faces still inside (K, 4) `boxes` in an (H, W, 3) uint8 frame a few frames later, by one
-        O-net pass on each box squared (no R-net candidates: ~4x cheaper than `refine`)
-        -> ((K, 5) x1, y1, x2, y2, score, (K,) bool kept). A box is kept when O-net scores a face
-        in it (> the O-net threshold) and its regressed box still overlaps the given one (IoU >= 0.5:
-        the face moved a fraction of its size); the others are for `refine`, which searches around."""
-        boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
-        if len(boxes) == 0:
-            return _EMPTY.copy(), np.zeros(0, bool)
-        sq = _squares(boxes)  # (K, 4)
-        score, reg = self._stage(self.onet, frame, sq, 48)  # (K,), (K, 4)
-        cur = _regress(sq, reg)  # (K, 4)
-        kept = (score > self.thresholds[2]) & (_pair_iou(cur, boxes) >= 0.5)  # (K,)
-        return np.concatenate([cur, score[:, None]], axis=1).astype(np.float32), kept  # (K, 5), (K,)
-
     def _stage(self, net, frame: np.ndarray, boxes: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:
         """Score (K,) and regression offsets (K, 4) of (K, 4) boxes by R-net (size 24) or O-net
         (48), on crops taken as facenet takes them: the integer box clipped to the frame, resized."""
@@ -178,15 +162,6 @@ def _regress(boxes: np.ndarray, reg: np.ndarray) -> np.ndarray:
     """MTCNN's box regression: offsets in units of the box's (inclusive-pixel) width and height."""
     wh = np.stack([boxes[:, 2] - boxes[:, 0] + 1, boxes[:, 3] - boxes[:, 1] + 1] * 2, axis=1)  # (K, 4)
     return boxes[:, :4] + reg * wh
-
-
-def _pair_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of boxes a[k] and b[k]: (K, 4), (K, 4) -> (K,)."""
-    iw = np.maximum(0.0, np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]))
-    ih = np.maximum(0.0, np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]))
-    inter = iw * ih
-    union = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]) + (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
-    return inter / np.maximum(union, 1e-9)
 
 
 def _squares(boxes: np.ndarray) -> np.ndarray:
