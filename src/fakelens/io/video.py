@@ -131,6 +131,16 @@ def _sws_threads(*pixels: int) -> int:
     return 1 if max(pixels) <= ONE_THREAD_PIXELS else 0
 
 
+def _to_rgb(frame, reformatter=None, **resize) -> np.ndarray:
+    """A PyAV frame -> (h, w, 3) uint8 RGB in libswscale, in its stored orientation; `resize`:
+    width, height, interpolation. With the swscale threads `_sws_threads` gives the source and
+    result sizes, by `reformatter` (one kept for a stream of frames) or this thread's."""
+    threads = _sws_threads(frame.width * frame.height,
+                           resize.get("width", frame.width) * resize.get("height", frame.height))
+    r = reformatter if reformatter is not None else _reformatter(threads)
+    return r.reformat(frame, format="rgb24", threads=threads, **resize).to_ndarray()
+
+
 class FullFrame:
     """One decoded frame kept at full resolution without converting it: its yuv420p planes (1.5
     bytes per pixel), turned into RGB only inside the regions `crop` asks for. Frames in other
@@ -151,8 +161,7 @@ class FullFrame:
             )
             self.colorspace, self.color_range = frame.colorspace, frame.color_range
         else:  # the decode thread's reformatter: a whole frame, the same size all along
-            threads = _sws_threads(cw * ch)
-            self.rgb = _reformatter(threads).reformat(frame, format="rgb24", threads=threads).to_ndarray()  # (ch, cw, 3)
+            self.rgb = _to_rgb(frame)  # (ch, cw, 3) stored orientation
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -201,9 +210,7 @@ class FullFrame:
             frame.colorspace, frame.color_range = self.colorspace, self.color_range
             # One swscale thread for a face-sized crop (a thread pool costs more than it saves),
             # the automatic count for large frames (the larger copies the face finder searches).
-            threads = _sws_threads((e1 - e0) * (f1 - f0))
-            rgb = _reformatter(threads).reformat(frame, format="rgb24", threads=threads).to_ndarray()
-            rgb = rgb[b0 - f0 : b1 - f0, a0 - e0 : a1 - e0]  # (b1-b0, a1-a0, 3)
+            rgb = _to_rgb(frame)[b0 - f0 : b1 - f0, a0 - e0 : a1 - e0]  # (b1-b0, a1-a0, 3)
         else:
             rgb = self.rgb[b0:b1, a0:a1]
         k = -(self.rotation // 90)
@@ -558,15 +565,14 @@ class _Converter:
         self.reformatter = av.video.reformatter.VideoReformatter()
 
     def __call__(self, frame) -> np.ndarray:
-        threads = _sws_threads(frame.width * frame.height, self.cw * self.ch)
         if frame.width == self.cw and frame.height == self.ch:
-            rgb = self.reformatter.reformat(frame, format="rgb24", threads=threads).to_ndarray()  # (h, w, 3) stored
+            rgb = _to_rgb(frame, self.reformatter)  # (h, w, 3) stored orientation
         else:
             # area averaging for downscales: no aliasing, and faster than the bilinear default
             # (1.4 vs 1.9 ms for 1080p -> 640x360)
             down = self.cw < frame.width and self.ch < frame.height
-            rgb = self.reformatter.reformat(frame, width=self.cw, height=self.ch, format="rgb24",
-                                            interpolation="AREA" if down else None, threads=threads).to_ndarray()
+            rgb = _to_rgb(frame, self.reformatter, width=self.cw, height=self.ch,
+                          interpolation="AREA" if down else None)
         if self.k % 4:
             rgb = np.ascontiguousarray(np.rot90(rgb, self.k))  # (H, W, 3) displayed
         return rgb
